@@ -1,0 +1,301 @@
+//! JSON-lines codec: one object per `\n`-terminated line, same message set as the binary format.
+//!
+//! Decoding finds the newline within [`Limits::max_frame`] bytes (a longer line is fatal: the
+//! stream cannot be resynchronised without buffering it), then parses the line into a flat struct
+//! of borrowed fields. Strings without escapes borrow from the read buffer; only a string with
+//! escapes is copied. Unknown fields are ignored so newer clients work with older servers.
+
+use super::{
+    ClientMsg, DecodeError, DecodeErrorKind as K, ErrorCode, Limits, MsgType, ServerMsg,
+    SystemKind,
+};
+use bytes::{BufMut, BytesMut};
+use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+
+/// Finds the next complete line. Returns the line (without `\n`, trailing `\r` trimmed) and the
+/// bytes it used. Blank lines are skipped and counted in the length.
+fn next_line<'a>(buf: &'a [u8], limits: &Limits) -> Result<Option<(&'a [u8], usize)>, DecodeError> {
+    let mut start = 0;
+    loop {
+        let rest = &buf[start..];
+        let window = &rest[..rest.len().min(limits.max_frame + 1)];
+        match window.iter().position(|&b| b == b'\n') {
+            Some(i) => {
+                let line = trim_ascii(&rest[..i]);
+                let used = start + i + 1;
+                if line.is_empty() {
+                    start = used;
+                    continue;
+                }
+                return Ok(Some((line, used)));
+            }
+            None if window.len() > limits.max_frame => {
+                return Err(DecodeError::fatal(K::FrameTooLarge {
+                    len: rest.len(),
+                    max: limits.max_frame,
+                }));
+            }
+            None => return Ok(None),
+        }
+    }
+}
+
+fn trim_ascii(mut s: &[u8]) -> &[u8] {
+    while let [first, rest @ ..] = s {
+        if !first.is_ascii_whitespace() {
+            break;
+        }
+        s = rest;
+    }
+    while let [rest @ .., last] = s {
+        if !last.is_ascii_whitespace() {
+            break;
+        }
+        s = rest;
+    }
+    s
+}
+
+/// Every field any message may carry; which ones are required depends on `type`.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Fields<'a> {
+    #[serde(borrow, rename = "type")]
+    ty: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    username: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    credential: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    text: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    to: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    from: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    room: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    user: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    reason: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    users: Option<Vec<Cow<'a, str>>>,
+    #[serde(borrow)]
+    rooms: Option<Vec<RoomEntry<'a>>>,
+    id: Option<u64>,
+    ts: Option<u64>,
+    token: Option<u64>,
+    code: Option<u8>,
+    history: Option<bool>,
+}
+
+#[derive(Deserialize, Serialize)]
+struct RoomEntry<'a> {
+    #[serde(borrow)]
+    name: Cow<'a, str>,
+    users: u32,
+}
+
+fn req<T>(v: Option<T>, field: &'static str) -> Result<T, K> {
+    v.ok_or(K::MissingField(field))
+}
+
+/// Parses one line into its fields and type; errors are recoverable (the line is skipped).
+fn parse<'a>(buf: &'a [u8], limits: &Limits) -> Result<Option<(Fields<'a>, MsgType, usize)>, DecodeError> {
+    let Some((line, used)) = next_line(buf, limits)? else { return Ok(None) };
+    let fields: Fields<'a> = serde_json::from_slice(line).map_err(|e| {
+        let kind = if e.to_string().contains("invalid unicode") || std::str::from_utf8(line).is_err() {
+            K::BadUtf8("line")
+        } else {
+            K::Malformed(format!("JSON: {e}"))
+        };
+        DecodeError::skip(kind, used)
+    })?;
+    let ty = req(fields.ty.as_deref(), "type").map_err(|k| DecodeError::skip(k, used))?;
+    let t = MsgType::from_json_name(ty).ok_or_else(|| DecodeError::skip(K::UnknownType(ty.to_string()), used))?;
+    for (name, text) in [("text", &fields.text), ("reason", &fields.reason)] {
+        if let Some(s) = text {
+            if s.len() > limits.max_text {
+                let k = K::FieldTooLong { field: name, len: s.len(), max: limits.max_text };
+                return Err(DecodeError::skip(k, used));
+            }
+        }
+    }
+    Ok(Some((fields, t, used)))
+}
+
+/// Decodes one client→server message from the front of `buf`.
+pub fn decode_client<'a>(buf: &'a [u8], limits: &Limits) -> Result<Option<(ClientMsg<'a>, usize)>, DecodeError> {
+    let Some((f, t, used)) = parse(buf, limits)? else { return Ok(None) };
+    let msg = client_from_fields(f, t);
+    msg.map(|m| Some((m, used))).map_err(|k| DecodeError::skip(k, used))
+}
+
+fn client_from_fields(f: Fields<'_>, t: MsgType) -> Result<ClientMsg<'_>, K> {
+    Ok(match t {
+        MsgType::Login => ClientMsg::Login { username: req(f.username, "username")?, credential: f.credential },
+        MsgType::RoomMsg => ClientMsg::RoomMsg { text: req(f.text, "text")? },
+        MsgType::PrivateMsg => ClientMsg::PrivateMsg { to: req(f.to, "to")?, text: req(f.text, "text")? },
+        MsgType::JoinRoom => ClientMsg::JoinRoom { room: req(f.room, "room")? },
+        MsgType::ListUsers => ClientMsg::ListUsers,
+        MsgType::ListRooms => ClientMsg::ListRooms,
+        MsgType::Ping => ClientMsg::Ping { token: f.token.unwrap_or(0) },
+        MsgType::Pong => ClientMsg::Pong { token: f.token.unwrap_or(0) },
+        other => return Err(K::WrongDirection(other.json_name())),
+    })
+}
+
+/// Decodes one server→client message from the front of `buf`.
+pub fn decode_server<'a>(buf: &'a [u8], limits: &Limits) -> Result<Option<(ServerMsg<'a>, usize)>, DecodeError> {
+    let Some((f, t, used)) = parse(buf, limits)? else { return Ok(None) };
+    let msg = server_from_fields(f, t);
+    msg.map(|m| Some((m, used))).map_err(|k| DecodeError::skip(k, used))
+}
+
+fn server_from_fields(f: Fields<'_>, t: MsgType) -> Result<ServerMsg<'_>, K> {
+    let code = |c: Option<u8>| ErrorCode::from_u8(c.unwrap_or(ErrorCode::Internal as u8));
+    Ok(match t {
+        MsgType::LoginAck => ServerMsg::LoginAck { username: req(f.username, "username")?, room: req(f.room, "room")? },
+        MsgType::LoginReject => ServerMsg::LoginReject { code: code(f.code), reason: req(f.reason, "reason")? },
+        MsgType::RoomMsg => ServerMsg::RoomMsg {
+            id: req(f.id, "id")?,
+            ts_ms: req(f.ts, "ts")?,
+            room: req(f.room, "room")?,
+            from: req(f.from, "from")?,
+            text: req(f.text, "text")?,
+            history: f.history.unwrap_or(false),
+        },
+        MsgType::PrivateMsgDelivery => ServerMsg::PrivateMsgDelivery {
+            ts_ms: req(f.ts, "ts")?,
+            from: req(f.from, "from")?,
+            to: req(f.to, "to")?,
+            text: req(f.text, "text")?,
+        },
+        MsgType::JoinRoom => ServerMsg::JoinRoom { room: req(f.room, "room")? },
+        MsgType::ListUsers => ServerMsg::ListUsers { room: req(f.room, "room")?, users: req(f.users, "users")? },
+        MsgType::ListRooms => ServerMsg::ListRooms {
+            rooms: req(f.rooms, "rooms")?.into_iter().map(|r| (r.name, r.users)).collect(),
+        },
+        MsgType::SystemMsg => ServerMsg::SystemMsg {
+            kind: SystemKind::from_json_name(f.kind.as_deref().unwrap_or("info")),
+            room: f.room.unwrap_or_default(),
+            user: f.user.unwrap_or_default(),
+            text: req(f.text, "text")?,
+        },
+        MsgType::ErrorMsg => ServerMsg::ErrorMsg { code: code(f.code), text: req(f.text, "text")? },
+        MsgType::RoomMsgAck => ServerMsg::RoomMsgAck { id: req(f.id, "id")?, ts_ms: req(f.ts, "ts")? },
+        MsgType::Ping => ServerMsg::Ping { token: f.token.unwrap_or(0) },
+        MsgType::Pong => ServerMsg::Pong { token: f.token.unwrap_or(0) },
+        other => return Err(K::WrongDirection(other.json_name())),
+    })
+}
+
+/// The encoder's view of a message: only the fields that type carries, in a fixed order.
+#[derive(Serialize, Default)]
+struct Out<'a> {
+    #[serde(rename = "type")]
+    ty: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kind: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ts: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    username: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    credential: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    room: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    from: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    to: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    users: Option<&'a [Cow<'a, str>]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rooms: Option<Vec<RoomEntry<'a>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    history: bool,
+}
+
+fn write(out: &mut BytesMut, o: &Out<'_>) {
+    let mut w = out.writer();
+    // Serializing plain strings and integers into memory cannot fail.
+    let _ = serde_json::to_writer(&mut w, o);
+    w.into_inner().put_u8(b'\n');
+}
+
+/// Appends the JSON line of a client message.
+pub fn encode_client(msg: &ClientMsg<'_>, out: &mut BytesMut) {
+    let mut o = Out { ty: msg.msg_type().json_name(), ..Out::default() };
+    match msg {
+        ClientMsg::Login { username, credential } => {
+            o.username = Some(username);
+            o.credential = credential.as_deref();
+        }
+        ClientMsg::RoomMsg { text } => o.text = Some(text),
+        ClientMsg::PrivateMsg { to, text } => {
+            o.to = Some(to);
+            o.text = Some(text);
+        }
+        ClientMsg::JoinRoom { room } => o.room = Some(room),
+        ClientMsg::ListUsers | ClientMsg::ListRooms => {}
+        ClientMsg::Ping { token } | ClientMsg::Pong { token } => o.token = Some(*token),
+    }
+    write(out, &o);
+}
+
+/// Appends the JSON line of a server message.
+pub fn encode_server(msg: &ServerMsg<'_>, out: &mut BytesMut) {
+    let mut o = Out { ty: msg.msg_type().json_name(), ..Out::default() };
+    match msg {
+        ServerMsg::LoginAck { username, room } => {
+            o.username = Some(username);
+            o.room = Some(room);
+        }
+        ServerMsg::LoginReject { code, reason } => {
+            o.code = Some(*code as u8);
+            o.reason = Some(reason);
+        }
+        ServerMsg::RoomMsg { id, ts_ms, room, from, text, history } => {
+            (o.id, o.ts, o.room, o.from, o.text) = (Some(*id), Some(*ts_ms), Some(&**room), Some(&**from), Some(&**text));
+            o.history = *history;
+        }
+        ServerMsg::PrivateMsgDelivery { ts_ms, from, to, text } => {
+            (o.ts, o.from, o.to, o.text) = (Some(*ts_ms), Some(&**from), Some(&**to), Some(&**text));
+        }
+        ServerMsg::JoinRoom { room } => o.room = Some(room),
+        ServerMsg::ListUsers { room, users } => {
+            o.room = Some(room);
+            o.users = Some(users);
+        }
+        ServerMsg::ListRooms { rooms } => {
+            o.rooms = Some(rooms.iter().map(|(n, c)| RoomEntry { name: Cow::Borrowed(n), users: *c }).collect());
+        }
+        ServerMsg::SystemMsg { kind, room, user, text } => {
+            o.kind = Some(kind.json_name());
+            (o.room, o.user, o.text) = (Some(&**room), Some(&**user), Some(&**text));
+        }
+        ServerMsg::ErrorMsg { code, text } => {
+            o.code = Some(*code as u8);
+            o.text = Some(text);
+        }
+        ServerMsg::RoomMsgAck { id, ts_ms } => (o.id, o.ts) = (Some(*id), Some(*ts_ms)),
+        ServerMsg::Ping { token } | ServerMsg::Pong { token } => o.token = Some(*token),
+    }
+    write(out, &o);
+}
