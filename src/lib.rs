@@ -1,1 +1,33 @@
+//! chatproto: a LAN chat server speaking ChatProto v1.0 binary and JSON lines, plain or TLS,
+//! on one port, built on one mio event loop per core.
+//!
+//! Map of the crate:
+//! - [`protocol`]: the sans-IO message model and its binary and JSON codecs (never sees a socket).
+//! - [`buffer`]: the per-connection read buffer and the bounded outbound queue of shared `Bytes`.
+//! - [`transport`]: the plain/TLS seam: read into a buffer, write a queue, report the outcome.
+//! - [`tls`]: every rustls call lives here (server config, certificates, the TLS pump).
+//! - [`connection`]: one client's phase, buffers and session.
+//! - [`room`]: rooms and their members, for fan-out.
+//! - [`hub`]: the chat semantics: login, rooms, private messages, lists, presence.
+//! - [`server`]: one shard: mio poll, slab of connections, accept, dispatch, flush, sweep.
+//! - [`config`]: server settings and their defaults.
+//! - [`net`]: socket setup (socket2).
+//! - [`stats`]: counters the loop publishes once per turn.
+//! - [`client`]: the blocking client connection used by `chat-client` and tests.
+
+pub mod buffer;
+pub mod client;
+pub mod config;
+pub mod connection;
+pub mod hub;
+pub mod net;
 pub mod protocol;
+pub mod room;
+pub mod server;
+pub mod stats;
+pub mod tls;
+pub mod transport;
+
+pub use config::ServerConfig;
+pub use protocol::{ClientMsg, ServerMsg, WireFormat};
+pub use server::{Server, ServerHandle};

@@ -5,8 +5,8 @@
 //! in the returned message borrows from the input slice.
 
 use super::{
-    ClientMsg, DecodeError, DecodeErrorKind as K, ErrorCode, Limits, MsgType, ServerMsg,
-    SystemKind, FLAG_HISTORY, HEADER_LEN, KNOWN_FLAGS, MAGIC, VERSION,
+    ClientMsg, DecodeError, DecodeErrorKind as K, ErrorCode, Limits, MsgType, ServerMsg, SystemKind, FLAG_HISTORY,
+    HEADER_LEN, KNOWN_FLAGS, MAGIC, VERSION,
 };
 use bytes::{BufMut, BytesMut};
 use std::borrow::Cow;
@@ -67,10 +67,7 @@ fn frame<'a>(buf: &'a [u8], limits: &Limits) -> Result<Option<(Header, &'a [u8],
 }
 
 /// Decodes one client→server message. See the module docs for the error contract.
-pub fn decode_client<'a>(
-    buf: &'a [u8],
-    limits: &Limits,
-) -> Result<Option<(ClientMsg<'a>, usize)>, DecodeError> {
+pub fn decode_client<'a>(buf: &'a [u8], limits: &Limits) -> Result<Option<(ClientMsg<'a>, usize)>, DecodeError> {
     let Some((h, body, total)) = frame(buf, limits)? else { return Ok(None) };
     let mut r = Reader { buf: body, limits };
     let msg = (|| {
@@ -97,10 +94,7 @@ pub fn decode_client<'a>(
 }
 
 /// Decodes one server→client message. See the module docs for the error contract.
-pub fn decode_server<'a>(
-    buf: &'a [u8],
-    limits: &Limits,
-) -> Result<Option<(ServerMsg<'a>, usize)>, DecodeError> {
+pub fn decode_server<'a>(buf: &'a [u8], limits: &Limits) -> Result<Option<(ServerMsg<'a>, usize)>, DecodeError> {
     let Some((h, body, total)) = frame(buf, limits)? else { return Ok(None) };
     let mut r = Reader { buf: body, limits };
     let msg = (|| {

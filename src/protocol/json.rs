@@ -5,10 +5,7 @@
 //! of borrowed fields. Strings without escapes borrow from the read buffer; only a string with
 //! escapes is copied. Unknown fields are ignored so newer clients work with older servers.
 
-use super::{
-    ClientMsg, DecodeError, DecodeErrorKind as K, ErrorCode, Limits, MsgType, ServerMsg,
-    SystemKind,
-};
+use super::{ClientMsg, DecodeError, DecodeErrorKind as K, ErrorCode, Limits, MsgType, ServerMsg, SystemKind};
 use bytes::{BufMut, BytesMut};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
@@ -31,10 +28,7 @@ fn next_line<'a>(buf: &'a [u8], limits: &Limits) -> Result<Option<(&'a [u8], usi
                 return Ok(Some((line, used)));
             }
             None if window.len() > limits.max_frame => {
-                return Err(DecodeError::fatal(K::FrameTooLarge {
-                    len: rest.len(),
-                    max: limits.max_frame,
-                }));
+                return Err(DecodeError::fatal(K::FrameTooLarge { len: rest.len(), max: limits.max_frame }));
             }
             None => return Ok(None),
         }
@@ -176,9 +170,9 @@ fn server_from_fields(f: Fields<'_>, t: MsgType) -> Result<ServerMsg<'_>, K> {
         },
         MsgType::JoinRoom => ServerMsg::JoinRoom { room: req(f.room, "room")? },
         MsgType::ListUsers => ServerMsg::ListUsers { room: req(f.room, "room")?, users: req(f.users, "users")? },
-        MsgType::ListRooms => ServerMsg::ListRooms {
-            rooms: req(f.rooms, "rooms")?.into_iter().map(|r| (r.name, r.users)).collect(),
-        },
+        MsgType::ListRooms => {
+            ServerMsg::ListRooms { rooms: req(f.rooms, "rooms")?.into_iter().map(|r| (r.name, r.users)).collect() }
+        }
         MsgType::SystemMsg => ServerMsg::SystemMsg {
             kind: SystemKind::from_json_name(f.kind.as_deref().unwrap_or("info")),
             room: f.room.unwrap_or_default(),
@@ -272,7 +266,8 @@ pub fn encode_server(msg: &ServerMsg<'_>, out: &mut BytesMut) {
             o.reason = Some(reason);
         }
         ServerMsg::RoomMsg { id, ts_ms, room, from, text, history } => {
-            (o.id, o.ts, o.room, o.from, o.text) = (Some(*id), Some(*ts_ms), Some(&**room), Some(&**from), Some(&**text));
+            (o.id, o.ts, o.room, o.from, o.text) =
+                (Some(*id), Some(*ts_ms), Some(&**room), Some(&**from), Some(&**text));
             o.history = *history;
         }
         ServerMsg::PrivateMsgDelivery { ts_ms, from, to, text } => {

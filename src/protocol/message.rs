@@ -321,7 +321,9 @@ impl ServerMsg<'_> {
     /// A copy that owns its strings, for keeping a message past its read buffer.
     pub fn into_owned(self) -> ServerMsg<'static> {
         match self {
-            ServerMsg::LoginAck { username, room } => ServerMsg::LoginAck { username: own(&username), room: own(&room) },
+            ServerMsg::LoginAck { username, room } => {
+                ServerMsg::LoginAck { username: own(&username), room: own(&room) }
+            }
             ServerMsg::LoginReject { code, reason } => ServerMsg::LoginReject { code, reason: own(&reason) },
             ServerMsg::RoomMsg { id, ts_ms, room, from, text, history } => {
                 ServerMsg::RoomMsg { id, ts_ms, room: own(&room), from: own(&from), text: own(&text), history }

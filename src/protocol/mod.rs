@@ -189,16 +189,15 @@ impl DecodeErrorKind {
         match self {
             DecodeErrorKind::BadMagic(_) => ErrorCode::BadMagic,
             DecodeErrorKind::BadVersion(_) => ErrorCode::BadVersion,
-            DecodeErrorKind::UnknownType(_) | DecodeErrorKind::WrongDirection(_) => {
-                ErrorCode::UnknownType
-            }
+            DecodeErrorKind::UnknownType(_) | DecodeErrorKind::WrongDirection(_) => ErrorCode::UnknownType,
             DecodeErrorKind::BadFlags(_) => ErrorCode::BadFlags,
             DecodeErrorKind::FrameTooLarge { .. } => ErrorCode::FrameTooLarge,
-            DecodeErrorKind::Malformed(_) | DecodeErrorKind::MissingField(_) => {
-                ErrorCode::Malformed
-            }
+            DecodeErrorKind::Malformed(_) | DecodeErrorKind::MissingField(_) => ErrorCode::Malformed,
             DecodeErrorKind::BadUtf8(_) => ErrorCode::BadUtf8,
             DecodeErrorKind::FieldTooLong { .. } => ErrorCode::FieldTooLong,
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,75 @@
+//! Server settings: every knob with its default, in one place.
+
+use crate::protocol::Limits;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything a server shard needs to know. `Default` serves a LAN out of the box.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Address to listen on. Default `0.0.0.0:5555`.
+    pub bind: SocketAddr,
+    /// Frame and field size limits enforced by the decoders.
+    pub limits: Limits,
+    /// Per-connection cap on bytes waiting to be written (our queue plus TLS's buffer). A client
+    /// whose backlog passes it is a slow consumer and is disconnected; the room keeps flowing.
+    pub max_outbound_bytes: usize,
+    /// Most connections served at once; past it, new connections get ERROR_MSG SERVER_FULL.
+    pub max_connections: usize,
+    /// A connection that has not logged in by then is closed (slowloris defence).
+    pub login_timeout: Duration,
+    /// TLS: where the certificate and key are, and whether plaintext is refused.
+    pub tls: TlsSettings,
+}
+
+/// TLS settings. TLS is always offered on the same port; the first byte (0x16) selects it.
+#[derive(Clone, Debug)]
+pub struct TlsSettings {
+    /// Offer TLS at all. Default true.
+    pub enabled: bool,
+    /// Refuse plaintext connections.
+    pub tls_only: bool,
+    /// PEM certificate chain. Default `certs/server.crt`.
+    pub cert: PathBuf,
+    /// PEM private key. Default `certs/server.key`.
+    pub key: PathBuf,
+    /// A TLS handshake not done by then is abandoned.
+    pub handshake_timeout: Duration,
+}
+
+impl Default for TlsSettings {
+    fn default() -> Self {
+        TlsSettings {
+            enabled: true,
+            tls_only: false,
+            cert: PathBuf::from("certs/server.crt"),
+            key: PathBuf::from("certs/server.key"),
+            handshake_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            bind: SocketAddr::from(([0, 0, 0, 0], 5555)),
+            limits: Limits::default(),
+            max_outbound_bytes: 1024 * 1024,
+            max_connections: 100_000,
+            login_timeout: Duration::from_secs(30),
+            tls: TlsSettings::default(),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// A config for tests: loopback, an OS-chosen port, TLS off.
+    pub fn loopback() -> Self {
+        ServerConfig {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            tls: TlsSettings { enabled: false, ..TlsSettings::default() },
+            ..ServerConfig::default()
+        }
+    }
+}

@@ -1,0 +1,44 @@
+//! Socket setup with socket2: listeners with the options a busy chat server wants.
+
+use socket2::{Domain, Protocol, Socket, Type};
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+
+/// Accept backlog: deep enough that a connection storm (thousands of bots connecting at once)
+/// waits in the kernel rather than being refused. The kernel caps it at `net.core.somaxconn`.
+pub const BACKLOG: i32 = 4096;
+
+/// Binds a non-blocking listener on `addr`. With `reuse_port`, several listeners (one per shard)
+/// can bind the same address and the kernel spreads connections over them.
+pub fn listen(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
+    if addr.is_ipv6() {
+        // Accept IPv4 too on a wildcard IPv6 bind, as users expect from "::".
+        let _ = socket.set_only_v6(false);
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    Ok(socket.into())
+}
+
+/// True for errors that mean "out of file descriptors" (EMFILE, ENFILE): accept must back off.
+pub fn is_fd_exhaustion(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE))
+}
+
+/// True for `WouldBlock`: the non-blocking call has nothing more to do now.
+pub fn would_block(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::WouldBlock
+}
+
+/// True for errors that concern only the connection being accepted (it was reset or aborted
+/// before we got to it); accepting carries on.
+pub fn is_transient_accept_error(e: &io::Error) -> bool {
+    matches!(e.kind(), io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset | io::ErrorKind::Interrupted)
+        || matches!(e.raw_os_error(), Some(libc::EPROTO) | Some(libc::ENOBUFS) | Some(libc::ENOMEM))
+}

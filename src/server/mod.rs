@@ -1,0 +1,256 @@
+//! One server shard: a mio `Poll`, a listener, a slab of connections, and the hub.
+//!
+//! A loop turn: poll → for each event, accept (listener) or read and dispatch (connection) →
+//! flush every connection that got output this turn, once, with vectored writes → close the
+//! connections marked for closing (their presence notices are flushed in the same turn) →
+//! timers → publish counters. The loop never parses bytes: decoding is the protocol module's,
+//! semantics the hub's.
+
+mod accept;
+mod io;
+
+use crate::buffer::ReadArena;
+use crate::config::ServerConfig;
+use crate::connection::Peers;
+use crate::hub::Hub;
+use crate::stats::{Stats, StatsSnapshot};
+use crate::tls::{Acceptor, CertSource, TlsError};
+use crate::transport::WireCount;
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token, Waker};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Token of the listening socket. Connection tokens are slab keys, far below these.
+const LISTENER: Token = Token(usize::MAX - 1);
+/// Token of the waker that other threads use to reach the loop.
+const WAKER: Token = Token(usize::MAX - 2);
+/// How often deadlines are checked.
+const TICK: Duration = Duration::from_millis(250);
+
+/// Errors that stop a server.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("event loop: {0}")]
+    Poll(#[from] std::io::Error),
+    #[error("TLS: {0}")]
+    Tls(#[from] TlsError),
+    #[error("the server thread panicked")]
+    Panicked,
+}
+
+/// A cheap, cloneable handle to a running server: stop it, read its counters.
+#[derive(Clone)]
+pub struct ServerHandle {
+    waker: Arc<Waker>,
+    stop: Arc<AtomicBool>,
+    stats: Arc<Stats>,
+}
+
+impl ServerHandle {
+    /// Asks the server to shut down gracefully: tell clients, flush, close, return from `run`.
+    pub fn shutdown(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = self.waker.wake();
+    }
+
+    /// The server's counters now.
+    pub fn stats(&self) -> StatsSnapshot {
+        self.stats.snapshot()
+    }
+}
+
+/// One event-loop shard and everything it owns.
+pub struct Server {
+    poll: Poll,
+    listener: TcpListener,
+    addr: SocketAddr,
+    config: ServerConfig,
+    /// TLS sessions are started from this; `None` when TLS is off.
+    acceptor: Option<Acceptor>,
+    peers: Peers,
+    hub: Hub,
+    /// The shared read buffer frames are decoded from in place.
+    arena: ReadArena,
+    /// Connections whose read was cut short by the per-turn budget; read again next turn.
+    retry_reads: Vec<usize>,
+    /// Connections to close after this turn's flush.
+    closing: Vec<usize>,
+    /// Accepting is paused until then (fd exhaustion back-off).
+    accept_paused_until: Option<Instant>,
+    /// When deadlines were last checked.
+    last_tick: Instant,
+    /// Bytes across all sockets.
+    wire: WireCount,
+    /// Totals published to `stats` each turn.
+    totals: StatsSnapshot,
+    handle: ServerHandle,
+}
+
+impl Server {
+    /// Binds `config.bind` and prepares the loop (and TLS, generating a self-signed
+    /// certificate when the configured files are missing).
+    pub fn bind(config: ServerConfig) -> Result<Server, ServerError> {
+        let std_listener =
+            crate::net::listen(config.bind, false).map_err(|source| ServerError::Bind { addr: config.bind, source })?;
+        Server::from_listener(std_listener, config)
+    }
+
+    /// Serves an already-bound listener (tests bind `127.0.0.1:0` themselves).
+    pub fn from_listener(listener: std::net::TcpListener, config: ServerConfig) -> Result<Server, ServerError> {
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let mut listener = TcpListener::from_std(listener);
+        let poll = Poll::new()?;
+        poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let acceptor = if config.tls.enabled { Some(load_tls(&config)?) } else { None };
+        let handle = ServerHandle { waker, stop: Arc::new(AtomicBool::new(false)), stats: Arc::new(Stats::default()) };
+        Ok(Server {
+            poll,
+            listener,
+            addr,
+            acceptor,
+            peers: Peers::new(config.max_outbound_bytes),
+            hub: Hub::new(),
+            arena: ReadArena::new(config.limits.max_frame),
+            retry_reads: Vec::new(),
+            closing: Vec::new(),
+            accept_paused_until: None,
+            last_tick: Instant::now(),
+            wire: WireCount::default(),
+            totals: StatsSnapshot::default(),
+            handle,
+            config,
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// A handle to stop the server and read its counters.
+    pub fn handle(&self) -> ServerHandle {
+        self.handle.clone()
+    }
+
+    /// Runs the loop until [`ServerHandle::shutdown`].
+    pub fn run(mut self) -> Result<(), ServerError> {
+        let mut events = Events::with_capacity(1024);
+        tracing::info!(addr = %self.addr, tls = self.acceptor.is_some(), "listening on {}", self.addr);
+        loop {
+            let timeout = self.poll_timeout();
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e.into());
+            }
+            self.hub.set_now(now_ms());
+            for key in std::mem::take(&mut self.retry_reads) {
+                self.read_ready(key);
+            }
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept_ready(),
+                    WAKER => {}
+                    Token(key) => self.conn_ready(key, event),
+                }
+            }
+            if self.handle.stop.load(Ordering::SeqCst) {
+                self.shutdown();
+                return Ok(());
+            }
+            self.flush_and_close();
+            self.tick();
+            self.publish();
+        }
+    }
+
+    fn poll_timeout(&self) -> Duration {
+        if !self.retry_reads.is_empty() {
+            return Duration::ZERO;
+        }
+        let mut t = TICK.saturating_sub(self.last_tick.elapsed());
+        if let Some(at) = self.accept_paused_until {
+            t = t.min(at.saturating_duration_since(Instant::now()));
+        }
+        t
+    }
+
+    /// Copies the loop's totals into the shared counters.
+    fn publish(&mut self) {
+        let t = &mut self.totals;
+        t.connections_open = self.peers.conns.len() as u64;
+        t.logins = self.hub.counters.logins;
+        t.room_msgs = self.hub.counters.room_msgs;
+        t.deliveries = self.hub.counters.deliveries;
+        t.private_msgs = self.hub.counters.private_msgs;
+        t.bytes_in = self.wire.read;
+        t.bytes_out = self.wire.written;
+        t.frames_out = self.peers.frames_queued;
+        t.slow_consumer_disconnects = self.peers.slow_consumers;
+        self.handle.stats.publish(t);
+    }
+}
+
+fn load_tls(config: &ServerConfig) -> Result<Acceptor, ServerError> {
+    let (acceptor, source) = Acceptor::load_or_generate(&config.tls.cert, &config.tls.key)?;
+    if source == CertSource::Generated {
+        tracing::warn!(
+            cert = %config.tls.cert.display(),
+            key = %config.tls.key.display(),
+            "no certificate found: generated a self-signed one for localhost and this host (testing only, see certs/README.md)"
+        );
+    }
+    Ok(acceptor)
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// A server running on its own thread, for tests, benches and the load generator.
+pub struct RunningServer {
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    /// Handle to stop it and read counters.
+    pub handle: ServerHandle,
+    thread: Option<JoinHandle<Result<(), ServerError>>>,
+}
+
+impl RunningServer {
+    /// Shuts the server down and waits for its thread.
+    pub fn stop(mut self) -> Result<(), ServerError> {
+        self.stop_inner()
+    }
+
+    fn stop_inner(&mut self) -> Result<(), ServerError> {
+        self.handle.shutdown();
+        match self.thread.take() {
+            Some(t) => t.join().map_err(|_| ServerError::Panicked)?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        let _ = self.stop_inner();
+    }
+}
+
+/// Binds per `config` and runs the server on a new thread.
+pub fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
+    let server = Server::bind(config)?;
+    let (addr, handle) = (server.local_addr(), server.handle());
+    let thread = std::thread::Builder::new().name("chat-shard-0".into()).spawn(move || server.run())?;
+    Ok(RunningServer { addr, handle, thread: Some(thread) })
+}

@@ -1,0 +1,98 @@
+//! Server counters, published by the event loop once per turn and readable from any thread.
+//!
+//! The loop keeps plain integers and stores them into these atomics at the end of each turn, so
+//! the hot path never touches an atomic per message.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// Shared counters (totals since start unless noted).
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Connections open now.
+    pub connections_open: AtomicU64,
+    /// Connections accepted.
+    pub connections_total: AtomicU64,
+    /// TLS connections accepted (handshake started).
+    pub tls_connections: AtomicU64,
+    /// Successful logins.
+    pub logins: AtomicU64,
+    /// Bytes read from sockets (ciphertext under TLS).
+    pub bytes_in: AtomicU64,
+    /// Bytes written to sockets (ciphertext under TLS).
+    pub bytes_out: AtomicU64,
+    /// Frames decoded from clients.
+    pub frames_in: AtomicU64,
+    /// Frames queued to clients.
+    pub frames_out: AtomicU64,
+    /// Room messages accepted.
+    pub room_msgs: AtomicU64,
+    /// Room-message deliveries (one per recipient).
+    pub deliveries: AtomicU64,
+    /// Private messages delivered.
+    pub private_msgs: AtomicU64,
+    /// Connections cut off for reading too slowly.
+    pub slow_consumer_disconnects: AtomicU64,
+    /// Bad frames answered with ERROR_MSG.
+    pub protocol_errors: AtomicU64,
+    /// Accepts refused or postponed because of fd exhaustion or the connection limit.
+    pub accept_refusals: AtomicU64,
+}
+
+/// A copy of [`Stats`] at one moment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StatsSnapshot {
+    pub connections_open: u64,
+    pub connections_total: u64,
+    pub tls_connections: u64,
+    pub logins: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub frames_in: u64,
+    pub frames_out: u64,
+    pub room_msgs: u64,
+    pub deliveries: u64,
+    pub private_msgs: u64,
+    pub slow_consumer_disconnects: u64,
+    pub protocol_errors: u64,
+    pub accept_refusals: u64,
+}
+
+impl Stats {
+    /// Reads every counter.
+    pub fn snapshot(&self) -> StatsSnapshot {
+        StatsSnapshot {
+            connections_open: self.connections_open.load(Relaxed),
+            connections_total: self.connections_total.load(Relaxed),
+            tls_connections: self.tls_connections.load(Relaxed),
+            logins: self.logins.load(Relaxed),
+            bytes_in: self.bytes_in.load(Relaxed),
+            bytes_out: self.bytes_out.load(Relaxed),
+            frames_in: self.frames_in.load(Relaxed),
+            frames_out: self.frames_out.load(Relaxed),
+            room_msgs: self.room_msgs.load(Relaxed),
+            deliveries: self.deliveries.load(Relaxed),
+            private_msgs: self.private_msgs.load(Relaxed),
+            slow_consumer_disconnects: self.slow_consumer_disconnects.load(Relaxed),
+            protocol_errors: self.protocol_errors.load(Relaxed),
+            accept_refusals: self.accept_refusals.load(Relaxed),
+        }
+    }
+
+    /// Stores a loop's totals.
+    pub fn publish(&self, s: &StatsSnapshot) {
+        self.connections_open.store(s.connections_open, Relaxed);
+        self.connections_total.store(s.connections_total, Relaxed);
+        self.tls_connections.store(s.tls_connections, Relaxed);
+        self.logins.store(s.logins, Relaxed);
+        self.bytes_in.store(s.bytes_in, Relaxed);
+        self.bytes_out.store(s.bytes_out, Relaxed);
+        self.frames_in.store(s.frames_in, Relaxed);
+        self.frames_out.store(s.frames_out, Relaxed);
+        self.room_msgs.store(s.room_msgs, Relaxed);
+        self.deliveries.store(s.deliveries, Relaxed);
+        self.private_msgs.store(s.private_msgs, Relaxed);
+        self.slow_consumer_disconnects.store(s.slow_consumer_disconnects, Relaxed);
+        self.protocol_errors.store(s.protocol_errors, Relaxed);
+        self.accept_refusals.store(s.accept_refusals, Relaxed);
+    }
+}
