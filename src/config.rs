@@ -1,5 +1,6 @@
 //! Server settings: every knob with its default, in one place.
 
+use crate::limits::RateLimit;
 use crate::protocol::Limits;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -17,8 +18,19 @@ pub struct ServerConfig {
     pub max_outbound_bytes: usize,
     /// Most connections served at once; past it, new connections get ERROR_MSG SERVER_FULL.
     pub max_connections: usize,
+    /// Most connections from one source address; loopback is exempt when
+    /// `exempt_loopback` is set (load tests run on the server's own host).
+    pub max_per_address: u32,
+    /// Exempt 127.0.0.0/8 and ::1 from `max_per_address`.
+    pub exempt_loopback: bool,
     /// A connection that has not logged in by then is closed (slowloris defence).
     pub login_timeout: Duration,
+    /// After this long without a frame from the client, the server sends PING.
+    pub idle_ping: Duration,
+    /// After this long without a frame from the client (PONG included), it is closed.
+    pub idle_timeout: Duration,
+    /// Per-connection message rate limit.
+    pub rate_limit: RateLimit,
     /// TLS: where the certificate and key are, and whether plaintext is refused.
     pub tls: TlsSettings,
 }
@@ -57,7 +69,12 @@ impl Default for ServerConfig {
             limits: Limits::default(),
             max_outbound_bytes: 1024 * 1024,
             max_connections: 100_000,
+            max_per_address: 1024,
+            exempt_loopback: true,
             login_timeout: Duration::from_secs(30),
+            idle_ping: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(120),
+            rate_limit: RateLimit::default(),
             tls: TlsSettings::default(),
         }
     }

@@ -3,6 +3,7 @@
 //! flush, and a connection whose backlog passes its cap is cut off as a slow consumer.
 
 use crate::buffer::{OutQueue, Pending};
+use crate::limits::TokenBucket;
 use crate::protocol::{ErrorCode, ServerMsg, WireFormat};
 use crate::room::Membership;
 use crate::transport::Transport;
@@ -25,7 +26,9 @@ pub enum CloseReason {
     TlsError,
     /// The outbound backlog passed its cap.
     SlowConsumer,
-    /// A login or handshake deadline passed.
+    /// Far over the message rate limit.
+    Flooding,
+    /// A login, handshake or idle deadline passed.
     Timeout,
     /// The server is at its connection limit.
     ServerFull,
@@ -65,11 +68,19 @@ pub struct Connection {
     pub closing: Option<CloseReason>,
     /// When the connection was accepted (login and handshake deadlines).
     pub opened: Instant,
+    /// When the last bytes arrived from the client (idle ping and timeout).
+    pub last_rx: Instant,
+    /// True after an idle PING was sent and nothing has arrived since.
+    pub ping_sent: bool,
+    /// The message rate limiter.
+    pub bucket: TokenBucket,
+    /// True when this connection is counted in the per-address table (release on close).
+    pub counted: bool,
 }
 
 impl Connection {
     /// A fresh connection over `transport`.
-    pub fn new(transport: Transport, peer: SocketAddr, now: Instant) -> Self {
+    pub fn new(transport: Transport, peer: SocketAddr, now: Instant, bucket: TokenBucket) -> Self {
         Connection {
             transport,
             peer,
@@ -81,6 +92,10 @@ impl Connection {
             dirty: false,
             closing: None,
             opened: now,
+            last_rx: now,
+            ping_sent: false,
+            bucket,
+            counted: false,
         }
     }
 

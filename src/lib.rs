@@ -8,6 +8,7 @@
 //! - [`tls`]: every rustls call lives here (server config, certificates, the TLS pump).
 //! - [`connection`]: one client's phase, buffers and session.
 //! - [`room`]: rooms and their members, for fan-out.
+//! - [`limits`]: abuse limits: message rate (token bucket) and connections per address.
 //! - [`hub`]: the chat semantics: login, rooms, private messages, lists, presence.
 //! - [`server`]: one shard: mio poll, slab of connections, accept, dispatch, flush, sweep.
 //! - [`config`]: server settings and their defaults.
@@ -20,6 +21,7 @@ pub mod client;
 pub mod config;
 pub mod connection;
 pub mod hub;
+pub mod limits;
 pub mod net;
 pub mod protocol;
 pub mod room;

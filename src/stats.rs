@@ -34,8 +34,10 @@ pub struct Stats {
     pub slow_consumer_disconnects: AtomicU64,
     /// Bad frames answered with ERROR_MSG.
     pub protocol_errors: AtomicU64,
-    /// Accepts refused or postponed because of fd exhaustion or the connection limit.
+    /// Accepts refused or postponed because of fd exhaustion or the connection limits.
     pub accept_refusals: AtomicU64,
+    /// Frames refused by the rate limit.
+    pub rate_limited: AtomicU64,
 }
 
 /// A copy of [`Stats`] at one moment.
@@ -55,6 +57,7 @@ pub struct StatsSnapshot {
     pub slow_consumer_disconnects: u64,
     pub protocol_errors: u64,
     pub accept_refusals: u64,
+    pub rate_limited: u64,
 }
 
 impl Stats {
@@ -75,6 +78,7 @@ impl Stats {
             slow_consumer_disconnects: self.slow_consumer_disconnects.load(Relaxed),
             protocol_errors: self.protocol_errors.load(Relaxed),
             accept_refusals: self.accept_refusals.load(Relaxed),
+            rate_limited: self.rate_limited.load(Relaxed),
         }
     }
 
@@ -94,5 +98,6 @@ impl Stats {
         self.slow_consumer_disconnects.store(s.slow_consumer_disconnects, Relaxed);
         self.protocol_errors.store(s.protocol_errors, Relaxed);
         self.accept_refusals.store(s.accept_refusals, Relaxed);
+        self.rate_limited.store(s.rate_limited, Relaxed);
     }
 }

@@ -6,6 +6,7 @@ use chatproto::server::Server;
 use clap::Parser;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// A LAN chat server speaking ChatProto v1.0 binary and JSON lines, plain or TLS, on one port.
 #[derive(Parser, Debug)]
@@ -38,9 +39,24 @@ struct Args {
     /// Most connections at once.
     #[arg(long, default_value_t = 100_000)]
     max_connections: usize,
+    /// Most connections from one address (loopback is exempt unless --limit-loopback).
+    #[arg(long, default_value_t = 1024)]
+    max_per_address: u32,
+    /// Apply --max-per-address to loopback clients too.
+    #[arg(long)]
+    limit_loopback: bool,
     /// Seconds a connection may take to log in.
     #[arg(long, default_value_t = 30)]
     login_timeout: u64,
+    /// Seconds of client silence before the server sends PING; it closes after twice that.
+    #[arg(long, default_value_t = 60)]
+    idle_ping: u64,
+    /// Sustained messages per second per connection (0 = unlimited).
+    #[arg(long, default_value_t = 100.0)]
+    msg_rate: f64,
+    /// Messages a connection may send in a burst.
+    #[arg(long, default_value_t = 200.0)]
+    msg_burst: f64,
     /// Log filter (error, warn, info, debug, trace, or a RUST_LOG-style directive).
     #[arg(long, default_value = "info", env = "RUST_LOG")]
     log_level: String,
@@ -56,7 +72,13 @@ fn main() -> anyhow::Result<()> {
     config.limits.max_frame = args.max_frame;
     config.max_outbound_bytes = args.max_outbound;
     config.max_connections = args.max_connections;
-    config.login_timeout = std::time::Duration::from_secs(args.login_timeout);
+    config.max_per_address = args.max_per_address;
+    config.exempt_loopback = !args.limit_loopback;
+    config.login_timeout = Duration::from_secs(args.login_timeout);
+    config.idle_ping = Duration::from_secs(args.idle_ping.max(1));
+    config.idle_timeout = config.idle_ping * 2;
+    config.rate_limit.rate = args.msg_rate;
+    config.rate_limit.burst = args.msg_burst.max(1.0);
     config.tls.enabled = !args.no_tls;
     config.tls.tls_only = args.tls_only;
     config.tls.cert = args.cert;

@@ -2,11 +2,20 @@
 
 use super::Server;
 use crate::connection::{CloseReason, Connection};
+use crate::limits::TokenBucket;
 use crate::net::{is_fd_exhaustion, is_transient_accept_error, would_block};
 use crate::protocol::{ErrorCode, ServerMsg, SystemKind};
 use crate::transport::Transport;
 use mio::{Interest, Token};
 use std::time::{Duration, Instant};
+
+/// How often the summary line is logged.
+const SUMMARY_EVERY: Duration = Duration::from_secs(10);
+
+/// A PING token: the send time in ms, which a client may echo for round-trip measurement.
+fn now_token() -> u64 {
+    super::now_ms()
+}
 
 /// How long accepting pauses after the process ran out of file descriptors.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -41,18 +50,31 @@ impl Server {
             self.totals.connections_total += 1;
             if self.peers.conns.len() >= self.config.max_connections {
                 self.totals.accept_refusals += 1;
-                refuse_full(sock);
+                refuse(sock, "the server is full");
+                continue;
+            }
+            let ip = peer.ip();
+            let counted = !(self.config.exempt_loopback && ip.is_loopback());
+            if counted && !self.per_address.admit(ip, self.config.max_per_address) {
+                self.totals.accept_refusals += 1;
+                refuse(sock, "too many connections from your address");
                 continue;
             }
             let entry = self.peers.conns.vacant_entry();
             let key = entry.key();
-            let mut conn = Connection::new(Transport::new(sock), peer, Instant::now());
+            let now = Instant::now();
+            let bucket = TokenBucket::new(&self.config.rate_limit, now);
+            let mut conn = Connection::new(Transport::new(sock), peer, now, bucket);
+            conn.counted = counted;
             if let Err(e) = self.poll.registry().register(
                 &mut conn.transport.sock,
                 Token(key),
                 Interest::READABLE | Interest::WRITABLE,
             ) {
                 tracing::error!(%peer, "register failed: {e}");
+                if counted {
+                    self.per_address.release(ip);
+                }
                 continue;
             }
             entry.insert(conn);
@@ -71,6 +93,8 @@ impl Server {
             return;
         }
         self.last_tick = now;
+        self.idle_check(now);
+        self.log_summary(now);
         let (login, handshake) = (self.config.login_timeout, self.config.tls.handshake_timeout);
         let expired: Vec<(usize, bool)> = self
             .peers
@@ -97,6 +121,57 @@ impl Server {
         }
     }
 
+    /// Pings connections that went quiet, and closes those that stayed quiet.
+    fn idle_check(&mut self, now: Instant) {
+        let (ping_after, close_after) = (self.config.idle_ping, self.config.idle_timeout);
+        let mut ping = Vec::new();
+        let mut close = Vec::new();
+        for (key, c) in self.peers.conns.iter() {
+            let quiet = now.saturating_duration_since(c.last_rx);
+            if c.closing.is_some() || c.session.is_none() {
+                continue;
+            }
+            if quiet > close_after {
+                close.push(key);
+            } else if quiet > ping_after && !c.ping_sent {
+                ping.push(key);
+            }
+        }
+        for key in ping {
+            self.peers.conns[key].ping_sent = true;
+            self.peers.send(key, &ServerMsg::Ping { token: now_token() });
+        }
+        for key in close {
+            let text = format!("nothing received for {} s", close_after.as_secs());
+            self.peers.close_with(key, CloseReason::Timeout, ErrorCode::Timeout, &text);
+        }
+    }
+
+    /// One info line per interval with what changed; silent when nothing happened.
+    fn log_summary(&mut self, now: Instant) {
+        let (at, before) = self.last_summary;
+        let secs = now.duration_since(at).as_secs_f64();
+        if secs < SUMMARY_EVERY.as_secs_f64() {
+            return;
+        }
+        let t = self.totals;
+        if t.frames_in != before.frames_in || t.connections_total != before.connections_total {
+            let rate = |a: u64, b: u64| (a - b) as f64 / secs;
+            tracing::info!(
+                connections = t.connections_open,
+                users = self.hub.online(),
+                msgs_per_s = format!("{:.0}", rate(t.frames_in, before.frames_in)),
+                deliveries_per_s = format!("{:.0}", rate(t.deliveries, before.deliveries)),
+                in_kib_per_s = format!("{:.1}", rate(t.bytes_in, before.bytes_in) / 1024.0),
+                out_kib_per_s = format!("{:.1}", rate(t.bytes_out, before.bytes_out) / 1024.0),
+                slow_consumers = t.slow_consumer_disconnects,
+                rate_limited = t.rate_limited,
+                "summary"
+            );
+        }
+        self.last_summary = (now, t);
+    }
+
     /// Stops accepting, tells every client, flushes what it can, and closes everything.
     pub(super) fn shutdown(&mut self) {
         let _ = self.poll.registry().deregister(&mut self.listener);
@@ -119,12 +194,12 @@ impl Server {
     }
 }
 
-/// Tells a connection over the limit why it is refused, best effort, in JSON (the only format
+/// Tells a connection over a limit why it is refused, best effort, in JSON (the only format
 /// a person at `nc` can read; binary clients see a non-ChatProto byte and report it).
-fn refuse_full(mut sock: mio::net::TcpStream) {
+fn refuse(mut sock: mio::net::TcpStream, why: &str) {
     use std::io::Write;
     let mut buf = bytes::BytesMut::new();
-    let msg = ServerMsg::ErrorMsg { code: ErrorCode::ServerFull, text: "the server is full".into() };
+    let msg = ServerMsg::ErrorMsg { code: ErrorCode::ServerFull, text: why.into() };
     crate::protocol::WireFormat::Json.encode_server(&msg, &mut buf);
     let _ = sock.write(&buf);
 }

@@ -3,6 +3,7 @@
 
 use super::Server;
 use crate::connection::CloseReason;
+use crate::limits::Verdict;
 use crate::protocol::{ErrorCode, WireFormat};
 use crate::transport::Opening;
 use mio::event::Event;
@@ -111,7 +112,11 @@ impl Server {
         while !self.arena.is_full() {
             match conn.transport.read(self.arena.spare(), &mut self.wire) {
                 Ok(0) => return ReadEnd::Close(CloseReason::PeerClosed),
-                Ok(n) => self.arena.filled(n),
+                Ok(n) => {
+                    self.arena.filled(n);
+                    conn.last_rx = self.now;
+                    conn.ping_sent = false;
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return ReadEnd::Drained,
                 Err(e) if e.kind() == io::ErrorKind::InvalidData => {
                     tracing::debug!(peer = %conn.peer, "TLS error: {e}");
@@ -156,7 +161,20 @@ impl Server {
                 Ok(Some((msg, used))) => {
                     off += used;
                     self.totals.frames_in += 1;
-                    self.hub.handle(&mut self.peers, key, msg);
+                    let conn = &mut self.peers.conns[key];
+                    match conn.bucket.check(&self.config.rate_limit, self.now) {
+                        Verdict::Allow => self.hub.handle(&mut self.peers, key, msg),
+                        Verdict::Refuse => {
+                            self.totals.rate_limited += 1;
+                            let text = "slow down: over the message rate limit; this message was dropped";
+                            self.peers.send_error(key, ErrorCode::RateLimited, text);
+                        }
+                        Verdict::Disconnect => {
+                            self.totals.rate_limited += 1;
+                            let text = "disconnected for flooding: far over the message rate limit";
+                            self.peers.close_with(key, CloseReason::Flooding, ErrorCode::RateLimited, text);
+                        }
+                    }
                     if self.peers.conns[key].closing.is_some() {
                         break;
                     }
@@ -224,6 +242,9 @@ impl Server {
         self.hub.disconnect(&mut self.peers, key);
         let mut conn = self.peers.conns.remove(key);
         let reason = conn.closing.unwrap_or(CloseReason::PeerClosed);
+        if conn.counted {
+            self.per_address.release(conn.peer.ip());
+        }
         tracing::debug!(peer = %conn.peer, ?reason, "closed");
         conn.transport.close(&mut self.wire);
         let _ = self.poll.registry().deregister(&mut conn.transport.sock);

@@ -13,6 +13,7 @@ use crate::buffer::ReadArena;
 use crate::config::ServerConfig;
 use crate::connection::Peers;
 use crate::hub::Hub;
+use crate::limits::PerAddress;
 use crate::stats::{Stats, StatsSnapshot};
 use crate::tls::{Acceptor, CertSource, TlsError};
 use crate::transport::WireCount;
@@ -86,6 +87,12 @@ pub struct Server {
     accept_paused_until: Option<Instant>,
     /// When deadlines were last checked.
     last_tick: Instant,
+    /// The time of this loop turn (one clock read per turn, not per message).
+    now: Instant,
+    /// Open connections per source address.
+    per_address: PerAddress,
+    /// When the last summary line was logged, and the totals then.
+    last_summary: (Instant, StatsSnapshot),
     /// Bytes across all sockets.
     wire: WireCount,
     /// Totals published to `stats` each turn.
@@ -124,6 +131,9 @@ impl Server {
             closing: Vec::new(),
             accept_paused_until: None,
             last_tick: Instant::now(),
+            now: Instant::now(),
+            per_address: PerAddress::default(),
+            last_summary: (Instant::now(), StatsSnapshot::default()),
             wire: WireCount::default(),
             totals: StatsSnapshot::default(),
             handle,
@@ -153,6 +163,7 @@ impl Server {
                 }
                 return Err(e.into());
             }
+            self.now = Instant::now();
             self.hub.set_now(now_ms());
             for key in std::mem::take(&mut self.retry_reads) {
                 self.read_ready(key);
