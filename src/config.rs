@@ -33,6 +33,10 @@ pub struct ServerConfig {
     pub rate_limit: RateLimit,
     /// TLS: where the certificate and key are, and whether plaintext is refused.
     pub tls: TlsSettings,
+    /// Event-loop shards (SO_REUSEPORT listeners); 0 means one per CPU core.
+    pub shards: usize,
+    /// Serve Prometheus metrics over HTTP on this address (off when `None`).
+    pub metrics: Option<SocketAddr>,
 }
 
 /// TLS settings. TLS is always offered on the same port; the first byte (0x16) selects it.
@@ -76,16 +80,27 @@ impl Default for ServerConfig {
             idle_timeout: Duration::from_secs(120),
             rate_limit: RateLimit::default(),
             tls: TlsSettings::default(),
+            shards: 0,
+            metrics: None,
         }
     }
 }
 
 impl ServerConfig {
+    /// The number of shards to run: `shards`, or the number of CPU cores when it is 0.
+    pub fn shard_count(&self) -> usize {
+        match self.shards {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
+
     /// A config for tests: loopback, an OS-chosen port, TLS off.
     pub fn loopback() -> Self {
         ServerConfig {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             tls: TlsSettings { enabled: false, ..TlsSettings::default() },
+            shards: 1,
             ..ServerConfig::default()
         }
     }

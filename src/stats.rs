@@ -38,6 +38,14 @@ pub struct Stats {
     pub accept_refusals: AtomicU64,
     /// Frames refused by the rate limit.
     pub rate_limited: AtomicU64,
+    /// Open connections speaking binary (format known).
+    pub open_binary: AtomicU64,
+    /// Open connections speaking JSON (format known).
+    pub open_json: AtomicU64,
+    /// Open TLS connections.
+    pub open_tls: AtomicU64,
+    /// Bytes waiting in outbound queues now.
+    pub queued_bytes: AtomicU64,
 }
 
 /// A copy of [`Stats`] at one moment.
@@ -58,6 +66,20 @@ pub struct StatsSnapshot {
     pub protocol_errors: u64,
     pub accept_refusals: u64,
     pub rate_limited: u64,
+    pub open_binary: u64,
+    pub open_json: u64,
+    pub open_tls: u64,
+    pub queued_bytes: u64,
+}
+
+impl StatsSnapshot {
+    /// Field-wise sum, for totals over shards.
+    pub fn add(&mut self, o: &StatsSnapshot) {
+        macro_rules! sum { ($($f:ident),*) => { $( self.$f += o.$f; )* } }
+        sum!(connections_open, connections_total, tls_connections, logins, bytes_in, bytes_out, frames_in,
+             frames_out, room_msgs, deliveries, private_msgs, slow_consumer_disconnects, protocol_errors,
+             accept_refusals, rate_limited, open_binary, open_json, open_tls, queued_bytes);
+    }
 }
 
 impl Stats {
@@ -79,6 +101,10 @@ impl Stats {
             protocol_errors: self.protocol_errors.load(Relaxed),
             accept_refusals: self.accept_refusals.load(Relaxed),
             rate_limited: self.rate_limited.load(Relaxed),
+            open_binary: self.open_binary.load(Relaxed),
+            open_json: self.open_json.load(Relaxed),
+            open_tls: self.open_tls.load(Relaxed),
+            queued_bytes: self.queued_bytes.load(Relaxed),
         }
     }
 
@@ -99,5 +125,9 @@ impl Stats {
         self.protocol_errors.store(s.protocol_errors, Relaxed);
         self.accept_refusals.store(s.accept_refusals, Relaxed);
         self.rate_limited.store(s.rate_limited, Relaxed);
+        self.open_binary.store(s.open_binary, Relaxed);
+        self.open_json.store(s.open_json, Relaxed);
+        self.open_tls.store(s.open_tls, Relaxed);
+        self.queued_bytes.store(s.queued_bytes, Relaxed);
     }
 }

@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use chatproto::config::ServerConfig;
-use chatproto::server::Server;
+use chatproto::server::Cluster;
 use clap::Parser;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -84,8 +84,8 @@ fn main() -> anyhow::Result<()> {
     config.tls.cert = args.cert;
     config.tls.key = args.key;
     raise_fd_limit();
-    let server = Server::bind(config)?;
-    server.run()?;
+    let cluster = Cluster::bind(config)?;
+    cluster.run()?;
     Ok(())
 }
 

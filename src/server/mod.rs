@@ -7,7 +7,10 @@
 //! semantics the hub's.
 
 mod accept;
+mod cluster;
 mod io;
+
+pub use cluster::{Cluster, ClusterHandle};
 
 use crate::buffer::ReadArena;
 use crate::config::ServerConfig;
