@@ -1,10 +1,12 @@
-//! The chat semantics: login, rooms, room and private messages, lists and presence notices.
+//! The chat semantics of one shard: login, rooms, room and private messages, lists, presence.
 //!
 //! The hub sees decoded messages and connection keys, never sockets or bytes. A room message is
-//! encoded at most once per wire format present in the room, and every member's queue gets a
-//! clone of that shared `Bytes` (a refcount, not a copy).
+//! encoded at most once per wire format; every local member's queue gets a clone of that shared
+//! `Bytes` (a refcount, not a copy), and every other shard hosting members of the room gets the
+//! same `Bytes` in its next batch, never re-encoded.
 
 use crate::connection::{Peers, Session};
+use crate::directory::{Directory, Frames, Remote, UserEntry};
 use crate::protocol::validate::{check_room, check_username, DEFAULT_ROOM};
 use crate::protocol::{ClientMsg, ErrorCode, ServerMsg, SystemKind, WireFormat};
 use crate::room::{Membership, RoomId, Rooms};
@@ -21,41 +23,45 @@ pub struct HubCounters {
     pub room_msgs: u64,
     /// Private messages delivered.
     pub private_msgs: u64,
-    /// Room-message deliveries queued (one per recipient).
+    /// Room-message deliveries queued here (one per local recipient).
     pub deliveries: u64,
 }
 
-/// Users and rooms of one server.
+/// One shard's users and rooms, plus its link to the others.
 pub struct Hub {
-    /// Online users by case-folded name. Invariant: each key's connection has a session.
-    users: HashMap<Box<str>, usize>,
-    /// Rooms and their members.
+    /// This shard's number.
+    shard: usize,
+    /// Users and rooms across shards.
+    dir: Arc<Directory>,
+    /// Local users by case-folded name (the fast path for private messages).
+    local_users: HashMap<Box<str>, usize>,
+    /// Rooms with local members.
     rooms: Rooms,
-    /// The id the next room message gets; ids are unique and increasing per server.
-    next_id: u64,
+    /// Sequence of the next room message here; ids are `seq * shards + shard`, so unique.
+    next_seq: u64,
     /// Milliseconds since the Unix epoch, refreshed once per loop turn by [`Hub::set_now`].
     now_ms: u64,
     /// Scratch for case folding, reused to avoid an allocation per lookup.
     fold_buf: String,
+    /// Work for other shards, sent once per loop turn by [`Hub::send_remote`].
+    outbox: Vec<Vec<Remote>>,
     /// What the hub has done so far.
     pub counters: HubCounters,
 }
 
-impl Default for Hub {
-    fn default() -> Self {
-        Hub::new()
-    }
-}
-
 impl Hub {
-    /// An empty hub with the default room.
-    pub fn new() -> Self {
+    /// The hub of shard `shard`.
+    pub fn new(shard: usize, dir: Arc<Directory>) -> Self {
+        let outbox = (0..dir.shard_count()).map(|_| Vec::new()).collect();
         Hub {
-            users: HashMap::new(),
-            rooms: Rooms::new(DEFAULT_ROOM),
-            next_id: 1,
+            shard,
+            dir,
+            local_users: HashMap::new(),
+            rooms: Rooms::default(),
+            next_seq: 1,
             now_ms: 0,
             fold_buf: String::new(),
+            outbox,
             counters: HubCounters::default(),
         }
     }
@@ -65,9 +71,9 @@ impl Hub {
         self.now_ms = now_ms;
     }
 
-    /// Number of users online.
+    /// Number of users logged in on this shard.
     pub fn online(&self) -> usize {
-        self.users.len()
+        self.local_users.len()
     }
 
     /// Handles one decoded message from connection `key`.
@@ -86,7 +92,7 @@ impl Hub {
             ClientMsg::JoinRoom { room } => self.join(peers, key, &room),
             ClientMsg::ListUsers => self.list_users(peers, key),
             ClientMsg::ListRooms => {
-                let rooms = self.rooms.list().into_iter().map(|(n, c)| (n.into(), c)).collect();
+                let rooms = self.dir.rooms().into_iter().map(|(n, c)| (n.to_string().into(), c)).collect();
                 peers.send(key, &ServerMsg::ListRooms { rooms });
             }
         }
@@ -99,14 +105,13 @@ impl Hub {
         if let Err(e) = check_username(username) {
             return reject(peers, ErrorCode::InvalidUsername, format!("invalid user name: {e}"));
         }
-        let folded: Box<str> = fold(&mut self.fold_buf, username).into();
-        if self.users.contains_key(&folded) {
+        let name: Arc<str> = username.into();
+        let folded = fold(&mut self.fold_buf, username);
+        if !self.dir.login(folded, UserEntry { name: name.clone(), shard: self.shard, key }) {
             return reject(peers, ErrorCode::UsernameTaken, format!("the name {username:?} is taken"));
         }
-        self.users.insert(folded, key);
-        let room = self.rooms.find(DEFAULT_ROOM).unwrap_or_else(|| self.rooms.get_or_create(DEFAULT_ROOM));
-        let membership = self.rooms.join(room, key);
-        let name: Arc<str> = username.into();
+        self.local_users.insert(folded.into(), key);
+        let (room, membership) = self.enter_room(key, &name, DEFAULT_ROOM);
         if let Some(conn) = peers.conns.get_mut(key) {
             conn.session = Some(Session { name: name.clone(), membership });
         }
@@ -121,39 +126,63 @@ impl Hub {
         }
         let Some(session) = peers.conns[key].session.as_ref() else { return };
         let (from, room) = (session.name.clone(), session.membership.room);
-        let (id, ts_ms) = (self.next_id, self.now_ms);
-        self.next_id += 1;
-        let room_name = &self.rooms.room(room).name;
+        let id = self.next_seq * self.dir.shard_count() as u64 + self.shard as u64;
+        let ts_ms = self.now_ms;
+        self.next_seq += 1;
+        let room_name = self.rooms.room(room).name.clone();
         let msg = ServerMsg::RoomMsg {
             id,
             ts_ms,
-            room: (&**room_name).into(),
+            room: (&*room_name).into(),
             from: (&*from).into(),
             text: text.into(),
             history: false,
         };
-        self.counters.deliveries += self.fanout(peers, room, Some(key), &msg);
+        self.broadcast(peers, room, Some(key), &msg);
         self.counters.room_msgs += 1;
         peers.send(key, &ServerMsg::RoomMsgAck { id, ts_ms });
     }
 
-    /// Queues `msg` for every member of `room` but `except`, encoding it at most once per format.
+    /// Delivers `msg` to every member of `room` on every shard, except local `except`.
+    fn broadcast(&mut self, peers: &mut Peers, room: RoomId, except: Option<usize>, msg: &ServerMsg<'_>) {
+        let mut encoded = [None, None];
+        self.counters.deliveries += self.fanout(peers, room, except, &mut encoded, Some(msg));
+        let others = self.rooms.room(room).shared.shards() & !(1u64 << self.shard);
+        if others == 0 {
+            return;
+        }
+        let frames = Frames {
+            binary: encoded[0].take().unwrap_or_else(|| peers.encode(WireFormat::Binary, msg)),
+            json: encoded[1].take().unwrap_or_else(|| peers.encode(WireFormat::Json, msg)),
+        };
+        let name = &self.rooms.room(room).name;
+        for shard in (0..self.outbox.len()).filter(|s| others & (1 << s) != 0) {
+            self.outbox[shard].push(Remote::Room { room: name.clone(), frames: frames.clone() });
+        }
+    }
+
+    /// Queues a frame for every local member of `room` but `except`. `encoded` holds the frame
+    /// per format (index 0 binary, 1 JSON); an empty slot is filled by encoding `msg` once.
     /// Returns the number of recipients.
-    fn fanout(&self, peers: &mut Peers, room: RoomId, except: Option<usize>, msg: &ServerMsg<'_>) -> u64 {
-        let mut encoded: [Option<Bytes>; 2] = [None, None];
+    fn fanout(
+        &self,
+        peers: &mut Peers,
+        room: RoomId,
+        except: Option<usize>,
+        encoded: &mut [Option<Bytes>; 2],
+        msg: Option<&ServerMsg<'_>>,
+    ) -> u64 {
         let mut n = 0;
         for &member in &self.rooms.room(room).members {
             if Some(member) == except {
                 continue;
             }
             let Some(format) = peers.conns.get(member).and_then(|c| c.format) else { continue };
-            let slot = match format {
-                WireFormat::Binary => 0,
-                WireFormat::Json => 1,
-            };
-            let frame = match &encoded[slot] {
-                Some(f) => f.clone(),
-                None => encoded[slot].insert(peers.encode(format, msg)).clone(),
+            let slot = &mut encoded[slot(format)];
+            let frame = match (&*slot, msg) {
+                (Some(f), _) => f.clone(),
+                (None, Some(msg)) => slot.insert(peers.encode(format, msg)).clone(),
+                (None, None) => continue,
             };
             peers.push(member, frame);
             n += 1;
@@ -161,26 +190,64 @@ impl Hub {
         n
     }
 
+    /// Handles work another shard sent: deliver pre-encoded frames to local members.
+    pub fn remote(&mut self, peers: &mut Peers, work: Remote) {
+        match work {
+            Remote::Room { room, frames } => {
+                let Some(id) = self.rooms.find(&room) else { return };
+                let mut encoded = [Some(frames.binary), Some(frames.json)];
+                self.counters.deliveries += self.fanout(peers, id, None, &mut encoded, None);
+            }
+            Remote::Direct { key, user, frames } => {
+                let Some(conn) = peers.conns.get(key) else { return };
+                if conn.name() != Some(&*user) {
+                    return;
+                }
+                let frame = match conn.format {
+                    Some(WireFormat::Binary) => frames.binary,
+                    _ => frames.json,
+                };
+                peers.push(key, frame);
+            }
+        }
+    }
+
+    /// Sends this turn's batches to the other shards (one wake-up per shard per turn).
+    pub fn send_remote(&mut self) {
+        for (shard, batch) in self.outbox.iter_mut().enumerate() {
+            if !batch.is_empty() {
+                self.dir.send(shard, std::mem::take(batch));
+            }
+        }
+    }
+
     fn private_msg(&mut self, peers: &mut Peers, key: usize, to: &str, text: &str) {
         if text.is_empty() {
             return peers.send_error(key, ErrorCode::EmptyText, "empty message");
         }
-        let Some(&target) = self.users.get(fold(&mut self.fold_buf, to)) else {
+        let folded = fold(&mut self.fold_buf, to);
+        let target = match self.local_users.get(folded) {
+            Some(&k) => peers.conns.get(k).and_then(|c| c.session.as_ref()).map(|s| (self.shard, k, s.name.clone())),
+            None => self.dir.find_user(folded).map(|e| (e.shard, e.key, e.name)),
+        };
+        let Some((shard, target, to_name)) = target else {
             return peers.send_error(key, ErrorCode::UnknownUser, &format!("no user named {to:?} is online"));
         };
-        let from = match peers.conns[key].name() {
-            Some(n) => n.to_string(),
-            None => return,
-        };
-        let to_name = peers.conns[target].name().unwrap_or(to).to_string();
+        let Some(from) = peers.conns[key].session.as_ref().map(|s| s.name.clone()) else { return };
         let msg = ServerMsg::PrivateMsgDelivery {
             ts_ms: self.now_ms,
-            from: from.into(),
-            to: to_name.into(),
+            from: (&*from).into(),
+            to: (&*to_name).into(),
             text: text.into(),
         };
-        peers.send(target, &msg);
-        if target != key {
+        if shard == self.shard {
+            peers.send(target, &msg);
+        } else {
+            let frames =
+                Frames { binary: peers.encode(WireFormat::Binary, &msg), json: peers.encode(WireFormat::Json, &msg) };
+            self.outbox[shard].push(Remote::Direct { key: target, user: to_name.clone(), frames });
+        }
+        if (shard, target) != (self.shard, key) {
             peers.send(key, &msg);
         }
         self.counters.private_msgs += 1;
@@ -196,8 +263,7 @@ impl Hub {
             return peers.send(key, &ServerMsg::JoinRoom { room: room.into() });
         }
         self.leave_room(peers, key, old, SystemKind::Leave);
-        let id = self.rooms.get_or_create(room);
-        let membership = self.rooms.join(id, key);
+        let (id, membership) = self.enter_room(key, &name, room);
         if let Some(s) = peers.conns[key].session.as_mut() {
             s.membership = membership;
         }
@@ -205,41 +271,45 @@ impl Hub {
         self.presence(peers, id, key, SystemKind::Join, &name);
     }
 
+    /// Adds `key` (user `name`) to `room` here and in the directory.
+    fn enter_room(&mut self, key: usize, name: &Arc<str>, room: &str) -> (RoomId, Membership) {
+        let (canonical, shared) = self.dir.join(room, self.shard, name);
+        let id = self.rooms.get_or_create(&canonical, shared);
+        (id, self.rooms.join(id, key))
+    }
+
     /// Takes `key` out of its room, fixing the moved member's index, and tells the room.
     fn leave_room(&mut self, peers: &mut Peers, key: usize, m: Membership, kind: SystemKind) {
-        let name = peers.conns[key].session.as_ref().map(|s| s.name.clone());
+        let Some(name) = peers.conns[key].session.as_ref().map(|s| s.name.clone()) else { return };
         // Announce before the room can vanish with its last member.
-        if let Some(name) = &name {
-            self.presence(peers, m.room, key, kind, name);
-        }
+        self.presence(peers, m.room, key, kind, &name);
+        let room_name = self.rooms.room(m.room).name.clone();
         if let Some(moved) = self.rooms.leave(m) {
             if let Some(s) = peers.conns.get_mut(moved).and_then(|c| c.session.as_mut()) {
                 s.membership.index = m.index;
             }
         }
+        self.dir.leave(&room_name, self.shard, &name);
     }
 
     /// Tells everyone in `room` but `who` that `who` joined, left or disconnected.
-    fn presence(&self, peers: &mut Peers, room: RoomId, who: usize, kind: SystemKind, name: &str) {
-        let room_name = &*self.rooms.room(room).name;
+    fn presence(&mut self, peers: &mut Peers, room: RoomId, who: usize, kind: SystemKind, name: &str) {
+        let room_name = self.rooms.room(room).name.clone();
         let verb = match kind {
             SystemKind::Join => "joined",
             SystemKind::Leave => "left",
             _ => "disconnected from",
         };
         let text = format!("{name} {verb} {room_name}");
-        let msg = ServerMsg::SystemMsg { kind, room: room_name.into(), user: name.into(), text: text.into() };
-        self.fanout(peers, room, Some(who), &msg);
+        let msg = ServerMsg::SystemMsg { kind, room: (&*room_name).into(), user: name.into(), text: text.into() };
+        self.broadcast(peers, room, Some(who), &msg);
     }
 
     fn list_users(&self, peers: &mut Peers, key: usize) {
         let Some(session) = peers.conns[key].session.as_ref() else { return };
-        let room = self.rooms.room(session.membership.room);
-        let mut users: Vec<_> =
-            room.members.iter().filter_map(|&m| peers.conns.get(m)?.name().map(|n| n.to_string().into())).collect();
-        users.sort_unstable();
-        let msg = ServerMsg::ListUsers { room: (&*room.name).into(), users };
-        peers.send(key, &msg);
+        let room = &self.rooms.room(session.membership.room).name;
+        let users = self.dir.members(room).iter().map(|n| n.to_string().into()).collect();
+        peers.send(key, &ServerMsg::ListUsers { room: (&**room).into(), users });
     }
 
     /// Forgets connection `key`: leaves its room with a disconnect notice and frees its name.
@@ -248,11 +318,20 @@ impl Hub {
         let Some(session) = peers.conns.get(key).and_then(|c| c.session.as_ref()) else { return };
         let (name, m) = (session.name.clone(), session.membership);
         self.leave_room(peers, key, m, SystemKind::Disconnect);
-        let folded: Box<str> = fold(&mut self.fold_buf, &name).into();
-        self.users.remove(&folded);
+        let folded = fold(&mut self.fold_buf, &name);
+        self.local_users.remove(folded);
+        self.dir.logout(folded);
         if let Some(conn) = peers.conns.get_mut(key) {
             conn.session = None;
         }
+    }
+}
+
+/// Index of a format in the per-format encoding slots.
+fn slot(format: WireFormat) -> usize {
+    match format {
+        WireFormat::Binary => 0,
+        WireFormat::Json => 1,
     }
 }
 

@@ -10,6 +10,7 @@
 //! - [`room`]: rooms and their members, for fan-out.
 //! - [`limits`]: abuse limits: message rate (token bucket) and connections per address.
 //! - [`hub`]: the chat semantics: login, rooms, private messages, lists, presence.
+//! - [`directory`]: what shards share: user names, rooms across shards, links between loops.
 //! - [`server`]: one shard: mio poll, slab of connections, accept, dispatch, flush, sweep.
 //! - [`config`]: server settings and their defaults.
 //! - [`net`]: socket setup (socket2).
@@ -20,6 +21,7 @@ pub mod buffer;
 pub mod client;
 pub mod config;
 pub mod connection;
+pub mod directory;
 pub mod hub;
 pub mod limits;
 pub mod net;

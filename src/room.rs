@@ -1,13 +1,17 @@
-//! Rooms and their members: the index fan-out walks.
+//! This shard's rooms and their local members: the index fan-out walks.
 //!
 //! Members are kept in a plain `Vec` of connection keys, so a room message is one linear walk.
 //! Each member remembers its position ([`Membership::index`]), so leaving is an O(1)
 //! `swap_remove`; the member moved into the hole is reported back so its position can be fixed.
+//! A room exists here while it has local members; the [`Directory`](crate::directory) knows the
+//! room across shards.
 
+use crate::directory::RoomShared;
 use slab::Slab;
 use std::collections::HashMap;
+use std::sync::Arc;
 
-/// Index of a room in [`Rooms`]. Stable while the room exists.
+/// Index of a room in [`Rooms`]. Stable while the room has local members.
 pub type RoomId = usize;
 
 /// Where a connection sits: its room and its position in that room's member list.
@@ -19,46 +23,38 @@ pub struct Membership {
     pub index: usize,
 }
 
-/// One room.
+/// One room, as seen from this shard.
 #[derive(Debug)]
 pub struct Room {
-    /// The room's name, as first created.
-    pub name: Box<str>,
-    /// Connection keys of the members, in no particular order.
+    /// The room's name (shared with the directory).
+    pub name: Arc<str>,
+    /// Keys of the local members, in no particular order. Never empty while the room exists.
     pub members: Vec<usize>,
-    /// Kept when empty (the default room); other rooms vanish with their last member.
-    persistent: bool,
+    /// Which other shards host members (read lock-free per message).
+    pub shared: Arc<RoomShared>,
 }
 
-/// All rooms, by id and by name.
-#[derive(Debug)]
+/// This shard's rooms, by id and by name.
+#[derive(Debug, Default)]
 pub struct Rooms {
     /// Rooms by id.
     rooms: Slab<Room>,
     /// Ids by exact name. Invariant: holds exactly the rooms in `rooms`.
-    by_name: HashMap<Box<str>, RoomId>,
+    by_name: HashMap<Arc<str>, RoomId>,
 }
 
 impl Rooms {
-    /// A registry holding the persistent default room.
-    pub fn new(default_room: &str) -> Self {
-        let mut rooms = Rooms { rooms: Slab::new(), by_name: HashMap::new() };
-        let id = rooms.get_or_create(default_room);
-        rooms.rooms[id].persistent = true;
-        rooms
-    }
-
-    /// The room called `name`, created if new.
-    pub fn get_or_create(&mut self, name: &str) -> RoomId {
+    /// The local room called `name`, created (with the directory's shared state) if new here.
+    pub fn get_or_create(&mut self, name: &Arc<str>, shared: Arc<RoomShared>) -> RoomId {
         if let Some(&id) = self.by_name.get(name) {
             return id;
         }
-        let id = self.rooms.insert(Room { name: name.into(), members: Vec::new(), persistent: false });
-        self.by_name.insert(name.into(), id);
+        let id = self.rooms.insert(Room { name: name.clone(), members: Vec::new(), shared });
+        self.by_name.insert(name.clone(), id);
         id
     }
 
-    /// The room called `name`, if it exists.
+    /// The local room called `name`, if it has local members.
     pub fn find(&self, name: &str) -> Option<RoomId> {
         self.by_name.get(name).copied()
     }
@@ -76,31 +72,24 @@ impl Rooms {
     }
 
     /// Removes the member at `m`. Returns the key of the member moved into its place, whose
-    /// membership index must become `m.index`. An emptied, non-persistent room is deleted.
+    /// membership index must become `m.index`. A room left without local members is dropped.
     pub fn leave(&mut self, m: Membership) -> Option<usize> {
         let room = &mut self.rooms[m.room];
         room.members.swap_remove(m.index);
         let moved = room.members.get(m.index).copied();
-        if room.members.is_empty() && !room.persistent {
+        if room.members.is_empty() {
             let room = self.rooms.remove(m.room);
             self.by_name.remove(&room.name);
         }
         moved
     }
 
-    /// Every room with its member count, sorted by name.
-    pub fn list(&self) -> Vec<(&str, u32)> {
-        let mut v: Vec<_> = self.rooms.iter().map(|(_, r)| (&*r.name, r.members.len() as u32)).collect();
-        v.sort_unstable();
-        v
-    }
-
-    /// Number of rooms.
+    /// Number of rooms with local members.
     pub fn len(&self) -> usize {
         self.rooms.len()
     }
 
-    /// True when there are no rooms (never: the default room persists).
+    /// True when no room has local members.
     pub fn is_empty(&self) -> bool {
         self.rooms.is_empty()
     }
@@ -112,8 +101,8 @@ mod tests {
 
     #[test]
     fn join_leave_keeps_indices_consistent() {
-        let mut rooms = Rooms::new("general");
-        let g = rooms.find("general").unwrap();
+        let mut rooms = Rooms::default();
+        let g = rooms.get_or_create(&"general".into(), Arc::default());
         let a = rooms.join(g, 10);
         let _b = rooms.join(g, 11);
         let c = rooms.join(g, 12);
@@ -125,13 +114,13 @@ mod tests {
     }
 
     #[test]
-    fn empty_rooms_vanish_but_default_stays() {
-        let mut rooms = Rooms::new("general");
-        let t = rooms.get_or_create("tech");
+    fn rooms_without_local_members_vanish() {
+        let mut rooms = Rooms::default();
+        let t = rooms.get_or_create(&"tech".into(), Arc::default());
         let m = rooms.join(t, 1);
-        assert_eq!(rooms.list(), vec![("general", 0), ("tech", 1)]);
+        assert_eq!(rooms.find("tech"), Some(t));
         rooms.leave(m);
         assert_eq!(rooms.find("tech"), None);
-        assert_eq!(rooms.list(), vec![("general", 0)]);
+        assert!(rooms.is_empty());
     }
 }

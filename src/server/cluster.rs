@@ -1,10 +1,14 @@
 //! Several shards behind one address: each shard is a [`Server`] with its own SO_REUSEPORT
 //! listener, loop thread, slab and room members; the kernel spreads connections over them.
 
-use super::{Server, ServerError, ServerHandle};
+use super::{load_tls, Parts, Server, ServerError, ServerHandle};
 use crate::config::ServerConfig;
+use crate::directory::{Directory, MAX_SHARDS};
+use crate::net::listen;
+use crate::protocol::validate::DEFAULT_ROOM;
 use crate::stats::StatsSnapshot;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// All shards of one server.
 pub struct Cluster {
@@ -39,13 +43,37 @@ impl ClusterHandle {
 }
 
 impl Cluster {
-    /// Binds every shard's listener on `config.bind`.
-    pub fn bind(config: ServerConfig) -> Result<Cluster, ServerError> {
-        // Rooms do not span shards yet: run one shard until they do.
-        let server = Server::bind(config)?;
-        let addr = server.local_addr();
-        let handle = ClusterHandle { shards: vec![server.handle()] };
-        Ok(Cluster { shards: vec![server], addr, handle })
+    /// Binds `config.shard_count()` listeners on `config.bind` with SO_REUSEPORT (the first
+    /// picks the port when it is 0) and links the shards through one directory. The connection
+    /// limit is split evenly between shards.
+    pub fn bind(mut config: ServerConfig) -> Result<Cluster, ServerError> {
+        let n = config.shard_count().clamp(1, MAX_SHARDS);
+        config.max_connections = config.max_connections.div_ceil(n);
+        let acceptor = if config.tls.enabled { Some(load_tls(&config)?) } else { None };
+        let bind_err = |addr, source| ServerError::Bind { addr, source };
+        let first = listen(config.bind, n > 1).map_err(|e| bind_err(config.bind, e))?;
+        let addr = first.local_addr()?;
+        let mut listeners = vec![first];
+        for _ in 1..n {
+            listeners.push(listen(addr, true).map_err(|e| bind_err(addr, e))?);
+        }
+        let mut parts = Vec::with_capacity(n);
+        let mut links = Vec::with_capacity(n);
+        for l in listeners {
+            let (p, link) = Parts::new(l, acceptor.clone())?;
+            parts.push(p);
+            links.push(link);
+        }
+        let dir = Arc::new(Directory::new(links, DEFAULT_ROOM));
+        let shards: Vec<Server> =
+            parts.into_iter().enumerate().map(|(i, p)| p.finish(i, dir.clone(), config.clone())).collect();
+        let handle = ClusterHandle { shards: shards.iter().map(Server::handle).collect() };
+        Ok(Cluster { shards, addr, handle })
+    }
+
+    /// Number of shards.
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
     }
 
     /// The address the shards listen on.

@@ -15,8 +15,10 @@ pub use cluster::{Cluster, ClusterHandle};
 use crate::buffer::ReadArena;
 use crate::config::ServerConfig;
 use crate::connection::Peers;
+use crate::directory::{Directory, Remote, ShardLink};
 use crate::hub::Hub;
 use crate::limits::PerAddress;
+use crate::protocol::validate::DEFAULT_ROOM;
 use crate::stats::{Stats, StatsSnapshot};
 use crate::tls::{Acceptor, CertSource, TlsError};
 use crate::transport::WireCount;
@@ -24,6 +26,7 @@ use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{channel, Receiver};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -80,6 +83,8 @@ pub struct Server {
     acceptor: Option<Acceptor>,
     peers: Peers,
     hub: Hub,
+    /// Work from other shards (room messages and private messages for local members).
+    inbox: Receiver<Vec<Remote>>,
     /// The shared read buffer frames are decoded from in place.
     arena: ReadArena,
     /// Connections whose read was cut short by the per-turn budget; read again next turn.
@@ -104,44 +109,20 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds `config.bind` and prepares the loop (and TLS, generating a self-signed
-    /// certificate when the configured files are missing).
+    /// Binds `config.bind` and prepares a single-shard server (and TLS, generating a
+    /// self-signed certificate when the configured files are missing).
     pub fn bind(config: ServerConfig) -> Result<Server, ServerError> {
         let std_listener =
             crate::net::listen(config.bind, false).map_err(|source| ServerError::Bind { addr: config.bind, source })?;
         Server::from_listener(std_listener, config)
     }
 
-    /// Serves an already-bound listener (tests bind `127.0.0.1:0` themselves).
+    /// Serves an already-bound listener as a single shard (tests bind `127.0.0.1:0` themselves).
     pub fn from_listener(listener: std::net::TcpListener, config: ServerConfig) -> Result<Server, ServerError> {
-        listener.set_nonblocking(true)?;
-        let addr = listener.local_addr()?;
-        let mut listener = TcpListener::from_std(listener);
-        let poll = Poll::new()?;
-        poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
-        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let acceptor = if config.tls.enabled { Some(load_tls(&config)?) } else { None };
-        let handle = ServerHandle { waker, stop: Arc::new(AtomicBool::new(false)), stats: Arc::new(Stats::default()) };
-        Ok(Server {
-            poll,
-            listener,
-            addr,
-            acceptor,
-            peers: Peers::new(config.max_outbound_bytes),
-            hub: Hub::new(),
-            arena: ReadArena::new(config.limits.max_frame),
-            retry_reads: Vec::new(),
-            closing: Vec::new(),
-            accept_paused_until: None,
-            last_tick: Instant::now(),
-            now: Instant::now(),
-            per_address: PerAddress::default(),
-            last_summary: (Instant::now(), StatsSnapshot::default()),
-            wire: WireCount::default(),
-            totals: StatsSnapshot::default(),
-            handle,
-            config,
-        })
+        let (parts, link) = Parts::new(listener, acceptor)?;
+        let dir = Arc::new(Directory::new(vec![link], DEFAULT_ROOM));
+        Ok(parts.finish(0, dir, config))
     }
 
     /// The address actually bound (useful with port 0).
@@ -168,6 +149,9 @@ impl Server {
             }
             self.now = Instant::now();
             self.hub.set_now(now_ms());
+            while let Ok(batch) = self.inbox.try_recv() {
+                batch.into_iter().for_each(|work| self.hub.remote(&mut self.peers, work));
+            }
             for key in std::mem::take(&mut self.retry_reads) {
                 self.read_ready(key);
             }
@@ -184,6 +168,7 @@ impl Server {
             }
             self.flush_and_close();
             self.tick();
+            self.hub.send_remote();
             self.publish();
         }
     }
@@ -215,7 +200,65 @@ impl Server {
     }
 }
 
-fn load_tls(config: &ServerConfig) -> Result<Acceptor, ServerError> {
+/// A shard before it knows its siblings: everything but the hub.
+pub(crate) struct Parts {
+    poll: Poll,
+    listener: TcpListener,
+    addr: SocketAddr,
+    waker: Arc<Waker>,
+    inbox: Receiver<Vec<Remote>>,
+    acceptor: Option<Acceptor>,
+}
+
+impl Parts {
+    /// Registers the listener with a new poll; returns the parts and the link siblings use.
+    pub(crate) fn new(
+        listener: std::net::TcpListener,
+        acceptor: Option<Acceptor>,
+    ) -> Result<(Parts, ShardLink), ServerError> {
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let mut listener = TcpListener::from_std(listener);
+        let poll = Poll::new()?;
+        poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let (tx, inbox) = channel();
+        let link = ShardLink { tx, waker: waker.clone() };
+        Ok((Parts { poll, listener, addr, waker, inbox, acceptor }, link))
+    }
+
+    /// Completes shard `shard` of the server whose directory is `dir`.
+    pub(crate) fn finish(self, shard: usize, dir: Arc<Directory>, config: ServerConfig) -> Server {
+        let handle = ServerHandle {
+            waker: self.waker,
+            stop: Arc::new(AtomicBool::new(false)),
+            stats: Arc::new(Stats::default()),
+        };
+        Server {
+            poll: self.poll,
+            listener: self.listener,
+            addr: self.addr,
+            acceptor: self.acceptor,
+            peers: Peers::new(config.max_outbound_bytes),
+            hub: Hub::new(shard, dir),
+            inbox: self.inbox,
+            arena: ReadArena::new(config.limits.max_frame),
+            retry_reads: Vec::new(),
+            closing: Vec::new(),
+            accept_paused_until: None,
+            last_tick: Instant::now(),
+            now: Instant::now(),
+            per_address: PerAddress::default(),
+            last_summary: (Instant::now(), StatsSnapshot::default()),
+            wire: WireCount::default(),
+            totals: StatsSnapshot::default(),
+            handle,
+            config,
+        }
+    }
+}
+
+pub(crate) fn load_tls(config: &ServerConfig) -> Result<Acceptor, ServerError> {
     let (acceptor, source) = Acceptor::load_or_generate(&config.tls.cert, &config.tls.key)?;
     if source == CertSource::Generated {
         tracing::warn!(
@@ -231,12 +274,13 @@ fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
-/// A server running on its own thread, for tests, benches and the load generator.
+/// A server (all its shards) running on background threads, for tests, benches and the load
+/// generator.
 pub struct RunningServer {
     /// The address it listens on.
     pub addr: SocketAddr,
-    /// Handle to stop it and read counters.
-    pub handle: ServerHandle,
+    /// Handle to stop it and read counters (summed over shards).
+    pub handle: ClusterHandle,
     thread: Option<JoinHandle<Result<(), ServerError>>>,
 }
 
@@ -261,10 +305,11 @@ impl Drop for RunningServer {
     }
 }
 
-/// Binds per `config` and runs the server on a new thread.
+/// Binds per `config` (with `config.shards` shards; [`ServerConfig::loopback`] has one) and runs
+/// the server on background threads.
 pub fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
-    let server = Server::bind(config)?;
-    let (addr, handle) = (server.local_addr(), server.handle());
-    let thread = std::thread::Builder::new().name("chat-shard-0".into()).spawn(move || server.run())?;
+    let cluster = Cluster::bind(config)?;
+    let (addr, handle) = (cluster.local_addr(), cluster.handle());
+    let thread = std::thread::Builder::new().name("chat-shard-0".into()).spawn(move || cluster.run())?;
     Ok(RunningServer { addr, handle, thread: Some(thread) })
 }
