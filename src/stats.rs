@@ -76,9 +76,27 @@ impl StatsSnapshot {
     /// Field-wise sum, for totals over shards.
     pub fn add(&mut self, o: &StatsSnapshot) {
         macro_rules! sum { ($($f:ident),*) => { $( self.$f += o.$f; )* } }
-        sum!(connections_open, connections_total, tls_connections, logins, bytes_in, bytes_out, frames_in,
-             frames_out, room_msgs, deliveries, private_msgs, slow_consumer_disconnects, protocol_errors,
-             accept_refusals, rate_limited, open_binary, open_json, open_tls, queued_bytes);
+        sum!(
+            connections_open,
+            connections_total,
+            tls_connections,
+            logins,
+            bytes_in,
+            bytes_out,
+            frames_in,
+            frames_out,
+            room_msgs,
+            deliveries,
+            private_msgs,
+            slow_consumer_disconnects,
+            protocol_errors,
+            accept_refusals,
+            rate_limited,
+            open_binary,
+            open_json,
+            open_tls,
+            queued_bytes
+        );
     }
 }
 

@@ -93,6 +93,7 @@ impl Server {
             return;
         }
         self.last_tick = now;
+        self.totals.queued_bytes = self.peers.conns.iter().map(|(_, c)| c.out.queued() as u64).sum();
         self.idle_check(now);
         self.log_summary(now);
         let (login, handshake) = (self.config.login_timeout, self.config.tls.handshake_timeout);

@@ -90,6 +90,7 @@ impl Server {
             (Opening::Tls, Some(acceptor)) => {
                 conn.transport.start_tls(acceptor);
                 self.totals.tls_connections += 1;
+                self.totals.open_tls += 1;
                 true
             }
             (Opening::Tls, None) => {
@@ -142,6 +143,10 @@ impl Server {
             None => match WireFormat::detect(data[0]) {
                 Some(f) => {
                     self.peers.conns[key].format = Some(f);
+                    match f {
+                        WireFormat::Binary => self.totals.open_binary += 1,
+                        WireFormat::Json => self.totals.open_json += 1,
+                    }
                     f
                 }
                 None => {
@@ -244,6 +249,14 @@ impl Server {
         let reason = conn.closing.unwrap_or(CloseReason::PeerClosed);
         if conn.counted {
             self.per_address.release(conn.peer.ip());
+        }
+        match conn.format {
+            Some(WireFormat::Binary) => self.totals.open_binary -= 1,
+            Some(WireFormat::Json) => self.totals.open_json -= 1,
+            None => {}
+        }
+        if conn.transport.is_tls() {
+            self.totals.open_tls -= 1;
         }
         tracing::debug!(peer = %conn.peer, ?reason, "closed");
         conn.transport.close(&mut self.wire);
