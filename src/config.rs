@@ -31,6 +31,9 @@ pub struct ServerConfig {
     pub idle_timeout: Duration,
     /// Per-connection message rate limit.
     pub rate_limit: RateLimit,
+    /// Rooms with more members than this get no join/leave/disconnect notices ("auditorium"
+    /// mode: 6,000 joins would otherwise mean 18 million notices). 0 means no limit.
+    pub presence_limit: usize,
     /// TLS: where the certificate and key are, and whether plaintext is refused.
     pub tls: TlsSettings,
     /// Event-loop shards (SO_REUSEPORT listeners); 0 means one per CPU core.
@@ -79,6 +82,7 @@ impl Default for ServerConfig {
             idle_ping: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(120),
             rate_limit: RateLimit::default(),
+            presence_limit: 1000,
             tls: TlsSettings::default(),
             shards: 0,
             metrics: None,

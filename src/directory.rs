@@ -170,6 +170,11 @@ impl Directory {
         }
     }
 
+    /// Members of `room` on all shards.
+    pub fn room_size(&self, room: &str) -> usize {
+        self.lock().rooms.get(room).map_or(0, |r| r.members.len())
+    }
+
     /// Member names of `room`, sorted.
     pub fn members(&self, room: &str) -> Vec<Arc<str>> {
         self.lock().rooms.get(room).map(|r| r.members.iter().cloned().collect()).unwrap_or_default()

@@ -45,13 +45,17 @@ pub struct Hub {
     fold_buf: String,
     /// Work for other shards, sent once per loop turn by [`Hub::send_remote`].
     outbox: Vec<Vec<Remote>>,
+    /// Rooms larger than this get no presence notices (0: no limit).
+    presence_limit: usize,
+    /// Set during shutdown: nobody is left to tell about departures.
+    quiet: bool,
     /// What the hub has done so far.
     pub counters: HubCounters,
 }
 
 impl Hub {
     /// The hub of shard `shard`.
-    pub fn new(shard: usize, dir: Arc<Directory>) -> Self {
+    pub fn new(shard: usize, dir: Arc<Directory>, presence_limit: usize) -> Self {
         let outbox = (0..dir.shard_count()).map(|_| Vec::new()).collect();
         Hub {
             shard,
@@ -62,6 +66,8 @@ impl Hub {
             now_ms: 0,
             fold_buf: String::new(),
             outbox,
+            presence_limit,
+            quiet: false,
             counters: HubCounters::default(),
         }
     }
@@ -292,9 +298,18 @@ impl Hub {
         self.dir.leave(&room_name, self.shard, &name);
     }
 
-    /// Tells everyone in `room` but `who` that `who` joined, left or disconnected.
+    /// Stops presence notices (shutdown: every connection is closing).
+    pub fn set_quiet(&mut self) {
+        self.quiet = true;
+    }
+
+    /// Tells everyone in `room` but `who` that `who` joined, left or disconnected — unless the
+    /// room is over the presence limit or the server is shutting down.
     fn presence(&mut self, peers: &mut Peers, room: RoomId, who: usize, kind: SystemKind, name: &str) {
         let room_name = self.rooms.room(room).name.clone();
+        if self.quiet || (self.presence_limit > 0 && self.dir.room_size(&room_name) > self.presence_limit) {
+            return;
+        }
         let verb = match kind {
             SystemKind::Join => "joined",
             SystemKind::Leave => "left",

@@ -176,6 +176,7 @@ impl Server {
     /// Stops accepting, tells every client, flushes what it can, and closes everything.
     pub(super) fn shutdown(&mut self) {
         let _ = self.poll.registry().deregister(&mut self.listener);
+        self.hub.set_quiet();
         let notice = ServerMsg::SystemMsg {
             kind: SystemKind::Info,
             room: "".into(),

@@ -240,7 +240,7 @@ impl Parts {
             addr: self.addr,
             acceptor: self.acceptor,
             peers: Peers::new(config.max_outbound_bytes),
-            hub: Hub::new(shard, dir),
+            hub: Hub::new(shard, dir, config.presence_limit),
             inbox: self.inbox,
             arena: ReadArena::new(config.limits.max_frame),
             retry_reads: Vec::new(),
