@@ -27,8 +27,10 @@ fn next_line<'a>(buf: &'a [u8], limits: &Limits) -> Result<Option<(&'a [u8], usi
                 }
                 return Ok(Some((line, used)));
             }
-            None if window.len() > limits.max_frame => {
-                return Err(DecodeError::fatal(K::FrameTooLarge { len: rest.len(), max: limits.max_frame }));
+            // Blank lines before an unfinished line count toward its length: otherwise a flood
+            // of newlines would be skipped, never consumed, and fill the read buffer for good.
+            None if window.len() > limits.max_frame || buf.len() > limits.max_frame => {
+                return Err(DecodeError::fatal(K::FrameTooLarge { len: buf.len(), max: limits.max_frame }));
             }
             None => return Ok(None),
         }
@@ -56,27 +58,27 @@ fn trim_ascii(mut s: &[u8]) -> &[u8] {
 #[serde(default)]
 struct Fields<'a> {
     #[serde(borrow, rename = "type")]
-    ty: Option<Cow<'a, str>>,
+    ty: Option<B<'a>>,
     #[serde(borrow)]
-    username: Option<Cow<'a, str>>,
+    username: Option<B<'a>>,
     #[serde(borrow)]
-    credential: Option<Cow<'a, str>>,
+    credential: Option<B<'a>>,
     #[serde(borrow)]
-    text: Option<Cow<'a, str>>,
+    text: Option<B<'a>>,
     #[serde(borrow)]
-    to: Option<Cow<'a, str>>,
+    to: Option<B<'a>>,
     #[serde(borrow)]
-    from: Option<Cow<'a, str>>,
+    from: Option<B<'a>>,
     #[serde(borrow)]
-    room: Option<Cow<'a, str>>,
+    room: Option<B<'a>>,
     #[serde(borrow)]
-    user: Option<Cow<'a, str>>,
+    user: Option<B<'a>>,
     #[serde(borrow)]
-    reason: Option<Cow<'a, str>>,
+    reason: Option<B<'a>>,
     #[serde(borrow)]
-    kind: Option<Cow<'a, str>>,
+    kind: Option<B<'a>>,
     #[serde(borrow)]
-    users: Option<Vec<Cow<'a, str>>>,
+    users: Option<Vec<B<'a>>>,
     #[serde(borrow)]
     rooms: Option<Vec<RoomEntry<'a>>>,
     id: Option<u64>,
@@ -84,6 +86,18 @@ struct Fields<'a> {
     token: Option<u64>,
     code: Option<u8>,
     history: Option<bool>,
+}
+
+/// A string that borrows from the input when it has no escapes. serde borrows a bare
+/// `Cow<str>` marked `#[serde(borrow)]`, but not one inside `Option` or `Vec` (serde#2016),
+/// so fields wrap it in this newtype.
+#[derive(Deserialize)]
+#[serde(transparent)]
+struct B<'a>(#[serde(borrow)] Cow<'a, str>);
+
+/// The string of an optional field.
+fn s<'a>(v: Option<B<'a>>) -> Option<Cow<'a, str>> {
+    v.map(|b| b.0)
 }
 
 #[derive(Deserialize, Serialize)]
@@ -108,12 +122,12 @@ fn parse<'a>(buf: &'a [u8], limits: &Limits) -> Result<Option<(Fields<'a>, MsgTy
         };
         DecodeError::skip(kind, used)
     })?;
-    let ty = req(fields.ty.as_deref(), "type").map_err(|k| DecodeError::skip(k, used))?;
+    let ty = req(fields.ty.as_ref().map(|t| &*t.0), "type").map_err(|k| DecodeError::skip(k, used))?;
     let t = MsgType::from_json_name(ty).ok_or_else(|| DecodeError::skip(K::UnknownType(ty.to_string()), used))?;
     for (name, text) in [("text", &fields.text), ("reason", &fields.reason)] {
         if let Some(s) = text {
-            if s.len() > limits.max_text {
-                let k = K::FieldTooLong { field: name, len: s.len(), max: limits.max_text };
+            if s.0.len() > limits.max_text {
+                let k = K::FieldTooLong { field: name, len: s.0.len(), max: limits.max_text };
                 return Err(DecodeError::skip(k, used));
             }
         }
@@ -130,10 +144,10 @@ pub fn decode_client<'a>(buf: &'a [u8], limits: &Limits) -> Result<Option<(Clien
 
 fn client_from_fields(f: Fields<'_>, t: MsgType) -> Result<ClientMsg<'_>, K> {
     Ok(match t {
-        MsgType::Login => ClientMsg::Login { username: req(f.username, "username")?, credential: f.credential },
-        MsgType::RoomMsg => ClientMsg::RoomMsg { text: req(f.text, "text")? },
-        MsgType::PrivateMsg => ClientMsg::PrivateMsg { to: req(f.to, "to")?, text: req(f.text, "text")? },
-        MsgType::JoinRoom => ClientMsg::JoinRoom { room: req(f.room, "room")? },
+        MsgType::Login => ClientMsg::Login { username: req(s(f.username), "username")?, credential: s(f.credential) },
+        MsgType::RoomMsg => ClientMsg::RoomMsg { text: req(s(f.text), "text")? },
+        MsgType::PrivateMsg => ClientMsg::PrivateMsg { to: req(s(f.to), "to")?, text: req(s(f.text), "text")? },
+        MsgType::JoinRoom => ClientMsg::JoinRoom { room: req(s(f.room), "room")? },
         MsgType::ListUsers => ClientMsg::ListUsers,
         MsgType::ListRooms => ClientMsg::ListRooms,
         MsgType::Ping => ClientMsg::Ping { token: f.token.unwrap_or(0) },
@@ -152,34 +166,39 @@ pub fn decode_server<'a>(buf: &'a [u8], limits: &Limits) -> Result<Option<(Serve
 fn server_from_fields(f: Fields<'_>, t: MsgType) -> Result<ServerMsg<'_>, K> {
     let code = |c: Option<u8>| ErrorCode::from_u8(c.unwrap_or(ErrorCode::Internal as u8));
     Ok(match t {
-        MsgType::LoginAck => ServerMsg::LoginAck { username: req(f.username, "username")?, room: req(f.room, "room")? },
-        MsgType::LoginReject => ServerMsg::LoginReject { code: code(f.code), reason: req(f.reason, "reason")? },
+        MsgType::LoginAck => {
+            ServerMsg::LoginAck { username: req(s(f.username), "username")?, room: req(s(f.room), "room")? }
+        }
+        MsgType::LoginReject => ServerMsg::LoginReject { code: code(f.code), reason: req(s(f.reason), "reason")? },
         MsgType::RoomMsg => ServerMsg::RoomMsg {
             id: req(f.id, "id")?,
             ts_ms: req(f.ts, "ts")?,
-            room: req(f.room, "room")?,
-            from: req(f.from, "from")?,
-            text: req(f.text, "text")?,
+            room: req(s(f.room), "room")?,
+            from: req(s(f.from), "from")?,
+            text: req(s(f.text), "text")?,
             history: f.history.unwrap_or(false),
         },
         MsgType::PrivateMsgDelivery => ServerMsg::PrivateMsgDelivery {
             ts_ms: req(f.ts, "ts")?,
-            from: req(f.from, "from")?,
-            to: req(f.to, "to")?,
-            text: req(f.text, "text")?,
+            from: req(s(f.from), "from")?,
+            to: req(s(f.to), "to")?,
+            text: req(s(f.text), "text")?,
         },
-        MsgType::JoinRoom => ServerMsg::JoinRoom { room: req(f.room, "room")? },
-        MsgType::ListUsers => ServerMsg::ListUsers { room: req(f.room, "room")?, users: req(f.users, "users")? },
+        MsgType::JoinRoom => ServerMsg::JoinRoom { room: req(s(f.room), "room")? },
+        MsgType::ListUsers => ServerMsg::ListUsers {
+            room: req(s(f.room), "room")?,
+            users: req(f.users, "users")?.into_iter().map(|b| b.0).collect(),
+        },
         MsgType::ListRooms => {
             ServerMsg::ListRooms { rooms: req(f.rooms, "rooms")?.into_iter().map(|r| (r.name, r.users)).collect() }
         }
         MsgType::SystemMsg => ServerMsg::SystemMsg {
-            kind: SystemKind::from_json_name(f.kind.as_deref().unwrap_or("info")),
-            room: f.room.unwrap_or_default(),
-            user: f.user.unwrap_or_default(),
-            text: req(f.text, "text")?,
+            kind: SystemKind::from_json_name(f.kind.as_ref().map_or("info", |k| &*k.0)),
+            room: s(f.room).unwrap_or_default(),
+            user: s(f.user).unwrap_or_default(),
+            text: req(s(f.text), "text")?,
         },
-        MsgType::ErrorMsg => ServerMsg::ErrorMsg { code: code(f.code), text: req(f.text, "text")? },
+        MsgType::ErrorMsg => ServerMsg::ErrorMsg { code: code(f.code), text: req(s(f.text), "text")? },
         MsgType::RoomMsgAck => ServerMsg::RoomMsgAck { id: req(f.id, "id")?, ts_ms: req(f.ts, "ts")? },
         MsgType::Ping => ServerMsg::Ping { token: f.token.unwrap_or(0) },
         MsgType::Pong => ServerMsg::Pong { token: f.token.unwrap_or(0) },
