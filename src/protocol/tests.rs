@@ -789,9 +789,12 @@ fn json_blank_lines_are_skipped_and_counted() {
 
 /// A connection that sends nothing but newlines must not make the reader buffer them forever:
 /// like every other `Ok(None)`, the blank-line case should mean "need more bytes", which can only
-/// be true while at most `max_frame + 1` bytes are buffered.
+/// be true while at most `max_frame + 1` bytes are buffered. Today `next_line` skips the blank
+/// lines, finds no further line, and returns `Ok(None)` without reporting what it skipped, so the
+/// caller keeps every blank byte: the server's read arena fills with them, `dispatch` never
+/// consumes anything, and the connection is retried every turn without progress.
 #[test]
-#[ignore = "bug: JSON decoder returns Ok(None) for any amount of blank lines, so a caller can never drain them (unbounded read buffer)"]
+
 fn json_blank_line_flood_is_bounded() {
     let l = Limits { max_frame: 16, max_text: 8 };
     let flood = vec![b'\n'; 1000];
@@ -839,7 +842,7 @@ fn json_escaped_strings_decode_owned() {
 
 /// The module docs promise that strings without escapes borrow from the read buffer.
 #[test]
-#[ignore = "bug: JSON fields are Option<Cow<str>>; serde's #[serde(borrow)] only borrows a bare Cow<str>, so every JSON string is copied (Cow::Owned)"]
+
 fn json_unescaped_strings_borrow() {
     let buf = "{\"type\":\"private_msg\",\"to\":\"bob\",\"text\":\"héllo\"}\n".as_bytes();
     let (msg, _) = WireFormat::Json.decode_client(buf, &limits()).unwrap().unwrap();
@@ -1029,7 +1032,15 @@ fn dump_fields(frame: &[u8], at: &mut usize, fields: &[Field], rows: &mut Vec<(u
         }
         let start = *at;
         let (len, note) = match *field {
-            Field::U8(n) => (1, format!("{n} = {}", frame[start])),
+            Field::U8(n) => {
+                let b = frame[start];
+                let meaning = match n {
+                    "code" => format!("{:?}", ErrorCode::from_u8(b)),
+                    "kind" => SystemKind::from_u8(b).json_name().to_string(),
+                    _ => String::new(),
+                };
+                (1, format!("{n} = {b} ({meaning})"))
+            }
             Field::U32(n) => {
                 (4, format!("{n} = {} (u32)", u32::from_be_bytes(frame[start..start + 4].try_into().unwrap())))
             }
@@ -1088,7 +1099,8 @@ fn binary_dump(frame: &[u8], fields: &[Field], t: MsgType) -> String {
     dump_fields(frame, &mut at, fields, &mut rows);
     assert_eq!(at, frame.len(), "layout for {t:?} does not cover the frame");
     let width = rows.iter().map(|r| r.1.len()).max().unwrap_or(0);
-    let mut s = format!("{} | {}\n\n", hex(&frame[..HEADER_LEN]), hex(&frame[HEADER_LEN..]));
+    let body = if frame.len() == HEADER_LEN { "(empty body)".to_string() } else { hex(&frame[HEADER_LEN..]) };
+    let mut s = format!("{} | {body}\n\n", hex(&frame[..HEADER_LEN]));
     for (off, h, note) in rows {
         // Long fields wrap at 16 bytes per row.
         let bytes: Vec<&str> = h.split(' ').collect();
@@ -1175,6 +1187,28 @@ fn doc_examples_round_trip() {
             let b = enc_server(f, m);
             assert_eq!(f.decode_server(&b, &limits()).unwrap(), Some((m.clone(), b.len())));
         }
+    }
+}
+
+/// `docs/PROTOCOL.md` shows every example frame as `header | body` and every JSON line verbatim:
+/// they must still be what the encoder produces.
+#[test]
+fn protocol_doc_matches_the_encoder() {
+    let doc = include_str!("../../docs/PROTOCOL.md");
+    let frame_line = |b: &[u8]| {
+        let body = if b.len() == HEADER_LEN { "(empty body)".to_string() } else { hex(&b[HEADER_LEN..]) };
+        format!("{} | {body}", hex(&b[..HEADER_LEN]))
+    };
+    let (client, server) = doc_examples();
+    let frames = client
+        .iter()
+        .map(|m| (enc_client(WireFormat::Binary, m), enc_client(WireFormat::Json, m)))
+        .chain(server.iter().map(|m| (enc_server(WireFormat::Binary, m), enc_server(WireFormat::Json, m))));
+    for (bin, json) in frames {
+        let line = frame_line(&bin);
+        assert!(doc.contains(&line), "docs/PROTOCOL.md lacks the frame {line}");
+        let text = std::str::from_utf8(&json[..json.len() - 1]).unwrap();
+        assert!(doc.contains(text), "docs/PROTOCOL.md lacks the JSON line {text}");
     }
 }
 
