@@ -1,0 +1,291 @@
+//! The client's command language: one typed line in, one [`Command`] out.
+//!
+//! Pure and I/O-free so that every alias and every mistake is unit-tested. The command set and
+//! aliases are the ChatProto seed's, exactly:
+//!
+//! | Command                  | Aliases                     |
+//! |--------------------------|-----------------------------|
+//! | `/join <room>`           | `/j`                        |
+//! | `/msg <user> <message>`  | `/m`, `/pm`, `/dm`, `/whisper` |
+//! | `/users`                 | `/who`, `/list`             |
+//! | `/rooms`                 | `/r`                        |
+//! | `/help`                  | `/h`, `/?`                  |
+//! | `/quit`                  | `/exit`, `/q`               |
+//!
+//! plus `/time` (reserved: parsed, but ChatProto v1.0 has no message for it yet). A line not
+//! starting with `/` is a message to the current room; `//text` sends `/text` literally.
+
+use crate::protocol::validate::{check_room, check_username, NameError};
+
+/// Help text shown by `/help`: every command with its aliases.
+pub const HELP: &str = "\
+Commands (anything else you type is sent to your current room):
+  /join <room>            switch to <room>, creating it if new     aliases: /j
+  /msg <user> <message>   private message to <user>                aliases: /m /pm /dm /whisper
+  /users                  list the users in your room              aliases: /who /list
+  /rooms                  list all rooms and their sizes           aliases: /r
+  /time                   server time (not supported by servers yet)
+  /help                   show this help                           aliases: /h /?
+  /quit                   disconnect and exit                      aliases: /exit /q
+  //text                  send a message that starts with '/' (sends \"/text\")
+If a message arrives while you are typing, press Ctrl-R to redisplay your line.";
+
+/// What one input line asks the client to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// Send this text to the current room (a plain line, or `//text` unescaped to `/text`).
+    Say(String),
+    /// `/join <room>`: switch rooms.
+    Join(String),
+    /// `/msg <user> <message>`: a private message.
+    Msg {
+        /// The recipient's user name.
+        to: String,
+        /// The message text, with inner spacing kept.
+        text: String,
+    },
+    /// `/users`: list the members of the current room.
+    Users,
+    /// `/rooms`: list every room.
+    Rooms,
+    /// `/time`: reserved; the protocol has no message for it yet.
+    Time,
+    /// `/help`: print [`HELP`].
+    Help,
+    /// `/quit`: disconnect and exit.
+    Quit,
+    /// A blank line: nothing to do.
+    Empty,
+    /// The line was a mistake; the error explains how to fix it.
+    Invalid(UsageError),
+}
+
+/// Why a line could not be turned into a command. `Display` is the message shown to the user.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum UsageError {
+    /// `/something` that is not a command.
+    #[error("unknown command '/{0}'; type /help for the list (to send a line starting with '/', type '//')")]
+    Unknown(String),
+    /// A command was given without an argument it needs.
+    #[error("missing {what}; usage: {usage}")]
+    Missing {
+        /// What was left out, e.g. "room name".
+        what: &'static str,
+        /// The command's usage line.
+        usage: &'static str,
+    },
+    /// The room name breaks the naming rules.
+    #[error("invalid room name '{name}': {reason}")]
+    BadRoom {
+        /// The name as typed.
+        name: String,
+        /// Which rule it breaks.
+        reason: NameError,
+    },
+    /// The user name breaks the naming rules.
+    #[error("invalid user name '{name}': {reason}")]
+    BadUser {
+        /// The name as typed.
+        name: String,
+        /// Which rule it breaks.
+        reason: NameError,
+    },
+}
+
+const JOIN_USAGE: &str = "/join <room>";
+const MSG_USAGE: &str = "/msg <user> <message>";
+
+/// Parses one line of user input (without its trailing newline) into a [`Command`].
+///
+/// Command words are case-insensitive (`/JOIN` works). Extra words after commands that take
+/// no argument are ignored. Names are checked with the protocol's naming rules so mistakes are
+/// explained locally instead of by a server error.
+pub fn parse_line(line: &str) -> Command {
+    let line = line.trim_end_matches(['\r', '\n']);
+    if line.trim().is_empty() {
+        return Command::Empty;
+    }
+    let Some(rest) = line.strip_prefix('/') else {
+        return Command::Say(line.to_string());
+    };
+    if rest.starts_with('/') {
+        // `//text` is an escaped slash: send "/text" as a room message.
+        return Command::Say(rest.to_string());
+    }
+    let (word, args) = split_word(rest);
+    match word.to_ascii_lowercase().as_str() {
+        "join" | "j" => parse_join(args),
+        "msg" | "m" | "pm" | "dm" | "whisper" => parse_msg(args),
+        "users" | "who" | "list" => Command::Users,
+        "rooms" | "r" => Command::Rooms,
+        "time" => Command::Time,
+        "help" | "h" | "?" => Command::Help,
+        "quit" | "exit" | "q" => Command::Quit,
+        _ => Command::Invalid(UsageError::Unknown(word.to_string())),
+    }
+}
+
+/// Splits off the first whitespace-delimited word; the rest has its leading whitespace removed
+/// but its inner spacing kept.
+fn split_word(s: &str) -> (&str, &str) {
+    let s = s.trim_start();
+    match s.find(char::is_whitespace) {
+        Some(i) => (&s[..i], s[i..].trim_start()),
+        None => (s, ""),
+    }
+}
+
+fn parse_join(args: &str) -> Command {
+    let room = args.trim();
+    if room.is_empty() {
+        return Command::Invalid(UsageError::Missing { what: "room name", usage: JOIN_USAGE });
+    }
+    match check_room(room) {
+        Ok(()) => Command::Join(room.to_string()),
+        Err(reason) => Command::Invalid(UsageError::BadRoom { name: room.to_string(), reason }),
+    }
+}
+
+fn parse_msg(args: &str) -> Command {
+    let (to, text) = split_word(args);
+    if to.is_empty() {
+        return Command::Invalid(UsageError::Missing { what: "user name", usage: MSG_USAGE });
+    }
+    if let Err(reason) = check_username(to) {
+        return Command::Invalid(UsageError::BadUser { name: to.to_string(), reason });
+    }
+    let text = text.trim_end();
+    if text.is_empty() {
+        return Command::Invalid(UsageError::Missing { what: "message text", usage: MSG_USAGE });
+    }
+    Command::Msg { to: to.to_string(), text: text.to_string() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(to: &str, text: &str) -> Command {
+        Command::Msg { to: to.into(), text: text.into() }
+    }
+
+    #[test]
+    fn plain_text_is_a_room_message() {
+        assert_eq!(parse_line("hello everyone!"), Command::Say("hello everyone!".into()));
+        assert_eq!(parse_line("  indented"), Command::Say("  indented".into()));
+        assert_eq!(parse_line("a / b"), Command::Say("a / b".into()));
+        assert_eq!(parse_line("hi\r\n"), Command::Say("hi".into()));
+    }
+
+    #[test]
+    fn double_slash_sends_a_literal_slash() {
+        assert_eq!(parse_line("//shrug"), Command::Say("/shrug".into()));
+        assert_eq!(parse_line("//join x"), Command::Say("/join x".into()));
+        assert_eq!(parse_line("//"), Command::Say("/".into()));
+    }
+
+    #[test]
+    fn blank_lines_do_nothing() {
+        assert_eq!(parse_line(""), Command::Empty);
+        assert_eq!(parse_line("   \t"), Command::Empty);
+        assert_eq!(parse_line("\n"), Command::Empty);
+    }
+
+    #[test]
+    fn join_and_alias() {
+        for w in ["/join", "/j", "/JOIN", "/J"] {
+            assert_eq!(parse_line(&format!("{w} tech-talk")), Command::Join("tech-talk".into()));
+        }
+        assert_eq!(parse_line("/join   spaced  "), Command::Join("spaced".into()));
+    }
+
+    #[test]
+    fn join_errors() {
+        let missing = Command::Invalid(UsageError::Missing { what: "room name", usage: JOIN_USAGE });
+        assert_eq!(parse_line("/join"), missing);
+        assert_eq!(parse_line("/j   "), missing);
+        match parse_line("/join two words") {
+            Command::Invalid(UsageError::BadRoom { name, reason: NameError::BadChar }) => {
+                assert_eq!(name, "two words")
+            }
+            other => panic!("{other:?}"),
+        }
+        let long = "r".repeat(33);
+        assert!(matches!(
+            parse_line(&format!("/join {long}")),
+            Command::Invalid(UsageError::BadRoom { reason: NameError::TooLong(33, 32), .. })
+        ));
+    }
+
+    #[test]
+    fn msg_and_every_alias() {
+        for w in ["/msg", "/m", "/pm", "/dm", "/whisper", "/Msg", "/WHISPER"] {
+            assert_eq!(parse_line(&format!("{w} bob Hey, are you around?")), msg("bob", "Hey, are you around?"));
+        }
+        assert_eq!(parse_line("/msg bob   two  spaces "), msg("bob", "two  spaces"));
+        assert_eq!(parse_line("/msg\tbob\thi"), msg("bob", "hi"));
+    }
+
+    #[test]
+    fn msg_errors() {
+        let no_user = Command::Invalid(UsageError::Missing { what: "user name", usage: MSG_USAGE });
+        let no_text = Command::Invalid(UsageError::Missing { what: "message text", usage: MSG_USAGE });
+        assert_eq!(parse_line("/msg"), no_user);
+        assert_eq!(parse_line("/pm  "), no_user);
+        assert_eq!(parse_line("/msg bob"), no_text);
+        assert_eq!(parse_line("/dm bob    "), no_text);
+        assert!(matches!(
+            parse_line(&format!("/msg {} hi", "x".repeat(21))),
+            Command::Invalid(UsageError::BadUser { reason: NameError::TooLong(21, 20), .. })
+        ));
+    }
+
+    #[test]
+    fn no_argument_commands_and_aliases() {
+        for w in ["/users", "/who", "/list", "/USERS"] {
+            assert_eq!(parse_line(w), Command::Users, "{w}");
+        }
+        for w in ["/rooms", "/r", "/Rooms"] {
+            assert_eq!(parse_line(w), Command::Rooms, "{w}");
+        }
+        for w in ["/help", "/h", "/?", "/HELP"] {
+            assert_eq!(parse_line(w), Command::Help, "{w}");
+        }
+        for w in ["/quit", "/exit", "/q", "/Quit"] {
+            assert_eq!(parse_line(w), Command::Quit, "{w}");
+        }
+        assert_eq!(parse_line("/time"), Command::Time);
+        // Trailing words are tolerated.
+        assert_eq!(parse_line("/quit now"), Command::Quit);
+        assert_eq!(parse_line("/users  "), Command::Users);
+    }
+
+    #[test]
+    fn unknown_commands() {
+        assert_eq!(parse_line("/dance"), Command::Invalid(UsageError::Unknown("dance".into())));
+        assert_eq!(parse_line("/"), Command::Invalid(UsageError::Unknown(String::new())));
+        assert_eq!(parse_line("/ hi"), Command::Invalid(UsageError::Unknown("hi".into())));
+        assert_eq!(parse_line("/joinroom x"), Command::Invalid(UsageError::Unknown("joinroom".into())));
+    }
+
+    #[test]
+    fn usage_messages_are_helpful() {
+        let unknown = UsageError::Unknown("dance".into()).to_string();
+        assert!(unknown.contains("/help") && unknown.contains("'//'"), "{unknown}");
+        let missing = UsageError::Missing { what: "room name", usage: JOIN_USAGE }.to_string();
+        assert_eq!(missing, "missing room name; usage: /join <room>");
+        let bad = UsageError::BadRoom { name: "a b".into(), reason: NameError::BadChar }.to_string();
+        assert!(bad.contains("'a b'") && bad.contains("space"), "{bad}");
+    }
+
+    #[test]
+    fn help_lists_every_command_and_alias() {
+        for w in [
+            "/join", "/j", "/msg", "/m ", "/pm", "/dm", "/whisper", "/users", "/who", "/list", "/rooms", "/r", "/help",
+            "/h", "/?", "/quit", "/exit", "/q", "/time", "//",
+        ] {
+            assert!(HELP.contains(w), "HELP lacks {w}");
+        }
+    }
+}

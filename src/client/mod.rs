@@ -1,0 +1,754 @@
+//! A blocking ChatProto client, shared by the `chat-client` binary and the integration tests.
+//!
+//! * [`Client`] is one connection: [`Client::connect`], [`Client::login`], then
+//!   [`Client::send`] / [`Client::recv`] / [`Client::recv_timeout`]. It owns its read buffer and
+//!   decodes with the crate's codec, so tests drive a real server with the real wire format.
+//! * [`Client::spawn`] hands the connection to a network thread that alternates between sending
+//!   queued messages and reading frames (with a short read timeout), so a UI can read its input
+//!   and show incoming messages at the same time. The returned [`Session`] queues messages.
+//! * [`commands`] parses what the user types; [`render`] turns server messages into lines.
+//!
+//! ```no_run
+//! use chatproto::client::{Client, ConnectOptions};
+//! use chatproto::protocol::ClientMsg;
+//! # fn main() -> Result<(), chatproto::client::ClientError> {
+//! let mut c = Client::connect(&ConnectOptions::new("127.0.0.1", 5555))?;
+//! let info = c.login("alice", None)?;
+//! c.send(&ClientMsg::RoomMsg { text: "hi".into() })?;
+//! let reply = c.recv()?; // blocks; or c.recv_timeout(Duration)
+//! # let _ = (info, reply); Ok(()) }
+//! ```
+
+pub mod commands;
+pub mod render;
+
+use crate::protocol::validate::{check_username, NameError};
+use crate::protocol::{ClientMsg, ErrorCode, Limits, ServerMsg, WireFormat};
+use crate::tls::{self, ClientStream, ClientTrust, TlsError};
+use bytes::BytesMut;
+use std::borrow::Cow;
+use std::collections::VecDeque;
+use std::io::{self, ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+/// How long the network thread waits for incoming bytes before checking its outgoing queue;
+/// the worst-case delay before a typed message is sent.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(50);
+/// Largest frame the client accepts: generous, since LIST_USERS of a big room is large.
+pub const CLIENT_MAX_FRAME: usize = 4 * 1024 * 1024;
+/// Bytes asked of the socket per read.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Where and how to connect.
+#[derive(Clone, Debug)]
+pub struct ConnectOptions {
+    /// Host name or IP address of the server.
+    pub host: String,
+    /// TCP port of the server.
+    pub port: u16,
+    /// Wire format to speak; the server detects it from the first byte.
+    pub format: WireFormat,
+    /// `Some` to wrap the connection in TLS, verifying the server as the trust says.
+    pub tls: Option<ClientTrust>,
+    /// Limit for the TCP connect, the TLS handshake, waiting for the login reply and each
+    /// blocked write. DNS resolution is not covered (the system resolver has its own timeout).
+    pub connect_timeout: Duration,
+}
+
+impl ConnectOptions {
+    /// Plain binary ChatProto to `host:port`, with a 10 s timeout.
+    pub fn new(host: impl Into<String>, port: u16) -> Self {
+        ConnectOptions {
+            host: host.into(),
+            port,
+            format: WireFormat::Binary,
+            tls: None,
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// `host:port`, with brackets around an IPv6 literal, as shown in messages.
+    pub fn addr_string(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// Everything that can go wrong, split the way a user needs to act on it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The host name could not be resolved to an address.
+    #[error("could not resolve host '{host}': {source}")]
+    Dns {
+        /// The name that failed.
+        host: String,
+        /// The resolver's error.
+        source: io::Error,
+    },
+    /// Nothing listens on that address (TCP RST).
+    #[error("connection refused by {addr}: is the server running on {addr}?")]
+    Refused {
+        /// `host:port`.
+        addr: String,
+    },
+    /// A connect, login or write did not finish in time.
+    #[error("timed out {during} {addr} (after {} s)", after.as_secs_f32())]
+    Timeout {
+        /// `host:port`.
+        addr: String,
+        /// What was being waited for, e.g. "connecting to".
+        during: &'static str,
+        /// The limit that passed.
+        after: Duration,
+    },
+    /// Any other failure to connect (network unreachable, ...).
+    #[error("could not connect to {addr}: {source}")]
+    Connect {
+        /// `host:port`.
+        addr: String,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The TLS handshake failed, e.g. the certificate could not be verified.
+    #[error("TLS with {host} failed: {source}")]
+    Tls {
+        /// The name the certificate was checked against.
+        host: String,
+        /// What TLS reported.
+        source: TlsError,
+    },
+    /// The server refused the login (LOGIN_REJECT, or an ERROR_MSG in reply to LOGIN).
+    #[error("login rejected ({}): {reason}", render::code_name(*code))]
+    LoginRejected {
+        /// The server's error code.
+        code: ErrorCode,
+        /// The server's explanation.
+        reason: String,
+    },
+    /// The user name breaks the naming rules; checked before anything is sent.
+    #[error("invalid user name '{name}': {reason}")]
+    InvalidUsername {
+        /// The name given.
+        name: String,
+        /// Which rule it breaks.
+        reason: NameError,
+    },
+    /// The server sent bytes that are not ChatProto (framing lost).
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// The server closed the connection.
+    #[error("the server closed the connection")]
+    Closed,
+    /// The connection failed after it was set up (reset, broken pipe, ...).
+    #[error("connection lost: {0}")]
+    Io(#[source] io::Error),
+}
+
+impl ClientError {
+    /// True when trying again later may succeed: the network or the server may come back, a
+    /// lingering session may time out. False for a bad certificate, a bad name or passkey.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ClientError::LoginRejected { code, .. } => matches!(
+                code,
+                ErrorCode::UsernameTaken
+                    | ErrorCode::ServerFull
+                    | ErrorCode::ShuttingDown
+                    | ErrorCode::Timeout
+                    | ErrorCode::RateLimited
+            ),
+            ClientError::Tls { .. } | ClientError::InvalidUsername { .. } => false,
+            _ => true,
+        }
+    }
+}
+
+/// What LOGIN_ACK said: the name the server knows us by and the room we start in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoginInfo {
+    /// The user name as the server registered it.
+    pub username: String,
+    /// The room the server put us in (normally `general`).
+    pub room: String,
+}
+
+/// One connection to a ChatProto server. See the module docs for the call sequence.
+pub struct Client {
+    /// Plaintext side of the connection: the TCP stream itself, or the TLS stream over it.
+    stream: Box<dyn ClientStream>,
+    /// A second handle on the same socket, for timeouts and shutdown (TLS owns the first).
+    tcp: TcpStream,
+    /// Encoding spoken on this connection.
+    format: WireFormat,
+    /// Decoder limits: [`CLIENT_MAX_FRAME`] for frames and text.
+    limits: Limits,
+    /// Bytes read and not yet decoded are `rbuf[rpos..]`. Invariant: `rpos <= rbuf.len()`.
+    rbuf: Vec<u8>,
+    /// Start of the undecoded bytes in `rbuf`.
+    rpos: usize,
+    /// Scratch space for encoding one outgoing message.
+    wbuf: BytesMut,
+    /// Decoded messages not yet returned (e.g. frames that arrived before LOGIN_ACK).
+    pending: VecDeque<ServerMsg<'static>>,
+    /// Answer PING with PONG inside `recv` and hide the PING (default true).
+    auto_pong: bool,
+    /// The read timeout currently set on the socket, to skip redundant system calls.
+    read_timeout: Option<Duration>,
+    /// `host:port`, for error messages.
+    addr: String,
+    /// Limit for login replies, from [`ConnectOptions::connect_timeout`].
+    io_timeout: Duration,
+    /// Frames skipped because this client could not decode them (e.g. a newer server's types).
+    skipped: u64,
+}
+
+impl Client {
+    /// Resolves, connects (trying every address), sets TCP_NODELAY and, if asked, completes the
+    /// TLS handshake. Errors tell DNS, refusal, timeout, TLS and other failures apart.
+    pub fn connect(opts: &ConnectOptions) -> Result<Client, ClientError> {
+        let addr = opts.addr_string();
+        let addrs: Vec<SocketAddr> = (opts.host.as_str(), opts.port)
+            .to_socket_addrs()
+            .map_err(|source| ClientError::Dns { host: opts.host.clone(), source })?
+            .collect();
+        let tcp = connect_any(&addrs, opts, &addr)?;
+        let setup = |e| ClientError::Connect { addr: addr.clone(), source: e };
+        tcp.set_nodelay(true).map_err(setup)?;
+        tcp.set_write_timeout(Some(opts.connect_timeout)).map_err(setup)?;
+        let stream: Box<dyn ClientStream> = match &opts.tls {
+            None => Box::new(tcp.try_clone().map_err(setup)?),
+            Some(trust) => {
+                // The handshake reads too: bound it by the connect timeout.
+                tcp.set_read_timeout(Some(opts.connect_timeout)).map_err(setup)?;
+                let raw = tcp.try_clone().map_err(setup)?;
+                tls::client_connect(raw, &opts.host, trust)
+                    .map_err(|source| ClientError::Tls { host: opts.host.clone(), source })?
+            }
+        };
+        let read_timeout = opts.tls.as_ref().map(|_| opts.connect_timeout);
+        Ok(Client {
+            stream,
+            tcp,
+            format: opts.format,
+            limits: Limits { max_frame: CLIENT_MAX_FRAME, max_text: CLIENT_MAX_FRAME },
+            rbuf: Vec::with_capacity(READ_CHUNK),
+            rpos: 0,
+            wbuf: BytesMut::with_capacity(1024),
+            pending: VecDeque::new(),
+            auto_pong: true,
+            read_timeout,
+            addr,
+            io_timeout: opts.connect_timeout,
+            skipped: 0,
+        })
+    }
+
+    /// Sends LOGIN and waits (up to the connect timeout) for LOGIN_ACK or LOGIN_REJECT. Other
+    /// frames that arrive first are kept, in order, for later `recv` calls. After a rejection
+    /// the connection stays usable for another attempt.
+    pub fn login(&mut self, username: &str, credential: Option<&str>) -> Result<LoginInfo, ClientError> {
+        check_username(username).map_err(|reason| ClientError::InvalidUsername { name: username.into(), reason })?;
+        self.send(&ClientMsg::Login { username: Cow::Borrowed(username), credential: credential.map(Cow::Borrowed) })?;
+        let deadline = Instant::now() + self.io_timeout;
+        let mut early = Vec::new();
+        let result = loop {
+            let Some(msg) = self.recv_until(Some(deadline))? else {
+                break Err(self.timeout("waiting for the login reply from", self.io_timeout));
+            };
+            match msg {
+                ServerMsg::LoginAck { username, room } => {
+                    break Ok(LoginInfo { username: username.into(), room: room.into() })
+                }
+                ServerMsg::LoginReject { code, reason } | ServerMsg::ErrorMsg { code, text: reason } => {
+                    break Err(ClientError::LoginRejected { code, reason: reason.into() })
+                }
+                other => early.push(other),
+            }
+        };
+        for msg in early.into_iter().rev() {
+            self.pending.push_front(msg);
+        }
+        result
+    }
+
+    /// Encodes and writes one message, flushing it to the network.
+    pub fn send(&mut self, msg: &ClientMsg<'_>) -> Result<(), ClientError> {
+        self.wbuf.clear();
+        self.format.encode_client(msg, &mut self.wbuf);
+        let res = self.stream.write_all(&self.wbuf).and_then(|()| self.stream.flush());
+        res.map_err(|e| self.io_error(e, "sending to"))
+    }
+
+    /// Blocks until the next server message. With auto-pong on (the default) PINGs are answered
+    /// here and not returned.
+    pub fn recv(&mut self) -> Result<ServerMsg<'static>, ClientError> {
+        loop {
+            if let Some(msg) = self.recv_until(None)? {
+                return Ok(msg);
+            }
+        }
+    }
+
+    /// Like [`recv`](Self::recv), but gives up after `timeout` with `Ok(None)`. A partly received
+    /// frame stays buffered for the next call.
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Option<ServerMsg<'static>>, ClientError> {
+        self.recv_until(Some(Instant::now() + timeout))
+    }
+
+    /// Chooses whether `recv` answers server PINGs itself (true, the default) or returns them.
+    pub fn set_auto_pong(&mut self, on: bool) {
+        self.auto_pong = on;
+    }
+
+    /// The wire format this connection speaks.
+    pub fn format(&self) -> WireFormat {
+        self.format
+    }
+
+    /// Our end of the TCP connection.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.tcp.local_addr()
+    }
+
+    /// How many frames were skipped because this client could not decode them.
+    pub fn skipped_frames(&self) -> u64 {
+        self.skipped
+    }
+
+    /// Closes the connection (both directions) without waiting for the server.
+    pub fn close(self) {
+        let _ = self.tcp.shutdown(Shutdown::Both);
+    }
+
+    /// Moves the connection to a network thread that forwards each incoming message to
+    /// `on_event` and sends what the returned [`Session`] queues. The thread stops when
+    /// `on_event` returns false, when the session is dropped, or after reporting
+    /// [`Event::Closed`]. Messages already buffered (e.g. during login) are delivered first.
+    pub fn spawn<F>(self, on_event: F) -> Session
+    where
+        F: FnMut(Event) -> bool + Send + 'static,
+    {
+        let (tx, rx) = mpsc::channel();
+        let thread = thread::Builder::new().name("chat-net".into()).spawn(move || self.run(rx, on_event)).ok();
+        Session { outgoing: Some(tx), thread }
+    }
+
+    /// [`spawn`](Self::spawn) with the events delivered on a channel.
+    pub fn spawn_channel(self) -> (Session, Receiver<Event>) {
+        let (tx, rx) = mpsc::channel();
+        let session = self.spawn(move |ev| tx.send(ev).is_ok());
+        (session, rx)
+    }
+
+    /// The network thread's loop: drain the outgoing queue, then read for up to
+    /// [`POLL_INTERVAL`]; repeat.
+    fn run<F: FnMut(Event) -> bool>(mut self, rx: Receiver<ClientMsg<'static>>, mut on_event: F) {
+        loop {
+            match self.pump(&rx) {
+                Ok(Pumped::Message(msg)) => {
+                    if !on_event(Event::Message(msg)) {
+                        break;
+                    }
+                }
+                Ok(Pumped::Idle) => {}
+                Ok(Pumped::Dropped) => break,
+                Err(e) => {
+                    on_event(Event::Closed(e));
+                    break;
+                }
+            }
+        }
+        self.close();
+    }
+
+    /// One round of the network thread: send everything queued, then wait briefly for a message.
+    fn pump(&mut self, rx: &Receiver<ClientMsg<'static>>) -> Result<Pumped, ClientError> {
+        loop {
+            match rx.try_recv() {
+                Ok(msg) => self.send(&msg)?,
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => return Ok(Pumped::Dropped),
+            }
+        }
+        Ok(match self.recv_timeout(POLL_INTERVAL)? {
+            Some(msg) => Pumped::Message(msg),
+            None => Pumped::Idle,
+        })
+    }
+
+    /// The receive loop behind `recv`, `recv_timeout` and `login`: buffered messages first,
+    /// then decoded frames, then the socket; `Ok(None)` once `deadline` has passed.
+    fn recv_until(&mut self, deadline: Option<Instant>) -> Result<Option<ServerMsg<'static>>, ClientError> {
+        loop {
+            if let Some(msg) = self.pending.pop_front() {
+                return Ok(Some(msg));
+            }
+            while let Some(msg) = self.decode_next()? {
+                if let Some(msg) = self.answer_ping(msg)? {
+                    return Ok(Some(msg));
+                }
+            }
+            let timeout = match deadline {
+                None => None,
+                Some(d) => match d.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => Some(left),
+                    _ => return Ok(None),
+                },
+            };
+            self.set_read_timeout(timeout)?;
+            self.fill()?;
+        }
+    }
+
+    /// Answers a PING when auto-pong is on; returns the message if the caller should see it.
+    fn answer_ping(&mut self, msg: ServerMsg<'static>) -> Result<Option<ServerMsg<'static>>, ClientError> {
+        match msg {
+            ServerMsg::Ping { token } if self.auto_pong => {
+                self.send(&ClientMsg::Pong { token })?;
+                Ok(None)
+            }
+            other => Ok(Some(other)),
+        }
+    }
+
+    /// Decodes the next complete frame from the read buffer, skipping frames the codec says
+    /// can be skipped (unknown types from a newer server). `Ok(None)` means "need more bytes".
+    fn decode_next(&mut self) -> Result<Option<ServerMsg<'static>>, ClientError> {
+        loop {
+            match self.format.decode_server(&self.rbuf[self.rpos..], &self.limits) {
+                Ok(Some((msg, used))) => {
+                    let msg = msg.into_owned();
+                    self.rpos += used;
+                    return Ok(Some(msg));
+                }
+                Ok(None) => return Ok(None),
+                Err(e) => match e.skip {
+                    Some(n) => {
+                        tracing::debug!(error = %e, "skipping undecodable frame");
+                        self.rpos += n;
+                        self.skipped += 1;
+                    }
+                    None => return Err(ClientError::Protocol(e.to_string())),
+                },
+            }
+        }
+    }
+
+    /// Reads once from the socket into the buffer. A read timeout is not an error (the caller
+    /// checks its deadline); end of stream is [`ClientError::Closed`].
+    fn fill(&mut self) -> Result<(), ClientError> {
+        if self.rpos > 0 {
+            self.rbuf.copy_within(self.rpos.., 0);
+            self.rbuf.truncate(self.rbuf.len() - self.rpos);
+            self.rpos = 0;
+        }
+        let old = self.rbuf.len();
+        self.rbuf.resize(old + READ_CHUNK, 0);
+        let res = self.stream.read(&mut self.rbuf[old..]);
+        let n = *res.as_ref().unwrap_or(&0);
+        self.rbuf.truncate(old + n);
+        match res {
+            // A TLS peer that closes without close_notify reads as UnexpectedEof: still a close.
+            Ok(0) => Err(ClientError::Closed),
+            Err(e) if e.kind() == ErrorKind::UnexpectedEof => Err(ClientError::Closed),
+            Ok(_) => Ok(()),
+            Err(e) if is_timeout(&e) || e.kind() == ErrorKind::Interrupted => Ok(()),
+            Err(e) => Err(self.io_error(e, "reading from")),
+        }
+    }
+
+    fn set_read_timeout(&mut self, timeout: Option<Duration>) -> Result<(), ClientError> {
+        // Round up to whole milliseconds so tiny leftovers do not cause a burst of system calls.
+        let timeout = timeout.map(|t| t.max(Duration::from_millis(1)));
+        if timeout != self.read_timeout {
+            self.tcp.set_read_timeout(timeout).map_err(ClientError::Io)?;
+            self.read_timeout = timeout;
+        }
+        Ok(())
+    }
+
+    fn io_error(&self, e: io::Error, during: &'static str) -> ClientError {
+        if is_timeout(&e) {
+            self.timeout(during, self.io_timeout)
+        } else {
+            ClientError::Io(e)
+        }
+    }
+
+    fn timeout(&self, during: &'static str, after: Duration) -> ClientError {
+        ClientError::Timeout { addr: self.addr.clone(), during, after }
+    }
+}
+
+/// A socket timeout shows up as `WouldBlock` on Unix and `TimedOut` on Windows.
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
+}
+
+/// Tries each resolved address in turn; the error is the last address's, classified.
+fn connect_any(addrs: &[SocketAddr], opts: &ConnectOptions, addr: &str) -> Result<TcpStream, ClientError> {
+    let mut last = io::Error::new(ErrorKind::NotFound, "the name resolved to no addresses");
+    if addrs.is_empty() {
+        return Err(ClientError::Dns { host: opts.host.clone(), source: last });
+    }
+    for a in addrs {
+        match TcpStream::connect_timeout(a, opts.connect_timeout) {
+            Ok(tcp) => return Ok(tcp),
+            Err(e) => last = e,
+        }
+    }
+    Err(match last.kind() {
+        ErrorKind::ConnectionRefused => ClientError::Refused { addr: addr.to_string() },
+        k if k == ErrorKind::TimedOut || k == ErrorKind::WouldBlock => {
+            ClientError::Timeout { addr: addr.to_string(), during: "connecting to", after: opts.connect_timeout }
+        }
+        _ => ClientError::Connect { addr: addr.to_string(), source: last },
+    })
+}
+
+/// Outcome of one round of the network thread.
+enum Pumped {
+    /// A message arrived.
+    Message(ServerMsg<'static>),
+    /// Nothing arrived within [`POLL_INTERVAL`].
+    Idle,
+    /// The [`Session`] was dropped: close the connection.
+    Dropped,
+}
+
+/// What the network thread reports to the UI.
+#[derive(Debug)]
+pub enum Event {
+    /// A message from the server.
+    Message(ServerMsg<'static>),
+    /// The connection failed or was closed by the server; no events follow.
+    Closed(ClientError),
+}
+
+/// Handle on a connection owned by a network thread (see [`Client::spawn`]). Dropping it
+/// closes the connection and waits for the thread to finish (at most [`POLL_INTERVAL`]).
+pub struct Session {
+    /// Queue of messages for the network thread to send; `None` once closed.
+    outgoing: Option<Sender<ClientMsg<'static>>>,
+    /// The network thread, joined on close.
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Session {
+    /// Queues a message for sending. Returns false if the network thread has stopped (the
+    /// connection is gone; the reason was delivered as [`Event::Closed`]).
+    pub fn send(&self, msg: ClientMsg<'static>) -> bool {
+        self.thread.is_some() && self.outgoing.as_ref().is_some_and(|tx| tx.send(msg).is_ok())
+    }
+
+    /// Closes the connection and waits for the network thread to exit. Messages queued before
+    /// the call are sent first.
+    pub fn close(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        self.outgoing = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::SystemKind;
+    use std::net::TcpListener;
+
+    /// A one-connection fake server on loopback running `script` on the accepted socket.
+    fn fake_server<F>(script: F) -> (ConnectOptions, JoinHandle<()>)
+    where
+        F: FnOnce(TcpStream) + Send + 'static,
+    {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let t = thread::spawn(move || {
+            let (sock, _) = listener.accept().expect("accept");
+            script(sock)
+        });
+        let mut opts = ConnectOptions::new("127.0.0.1", port);
+        opts.connect_timeout = Duration::from_secs(5);
+        (opts, t)
+    }
+
+    /// Reads one client message the way the server will.
+    fn read_client(sock: &mut TcpStream, fmt: WireFormat, buf: &mut Vec<u8>) -> ClientMsg<'static> {
+        loop {
+            if let Some((m, n)) = fmt.decode_client(buf, &Limits::default()).expect("decode") {
+                let m = m.into_owned();
+                buf.drain(..n);
+                return m;
+            }
+            let mut chunk = [0u8; 4096];
+            let n = sock.read(&mut chunk).expect("read");
+            assert!(n > 0, "client hung up");
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    fn write_server(sock: &mut TcpStream, fmt: WireFormat, msg: &ServerMsg<'_>) {
+        let mut out = BytesMut::new();
+        fmt.encode_server(msg, &mut out);
+        sock.write_all(&out).expect("write");
+    }
+
+    fn ack() -> ServerMsg<'static> {
+        ServerMsg::LoginAck { username: "alice".into(), room: "general".into() }
+    }
+
+    fn notice() -> ServerMsg<'static> {
+        let text = "welcome".into();
+        ServerMsg::SystemMsg { kind: SystemKind::Info, room: "".into(), user: "".into(), text }
+    }
+
+    #[test]
+    fn login_buffers_early_frames_in_both_formats() {
+        for fmt in [WireFormat::Binary, WireFormat::Json] {
+            let (mut opts, t) = fake_server(move |mut s| {
+                let mut buf = Vec::new();
+                let login = read_client(&mut s, fmt, &mut buf);
+                let want = ClientMsg::Login { username: "alice".into(), credential: Some("k".into()) };
+                assert_eq!(login, want);
+                write_server(&mut s, fmt, &notice());
+                write_server(&mut s, fmt, &ack());
+            });
+            opts.format = fmt;
+            let mut c = Client::connect(&opts).expect("connect");
+            let info = c.login("alice", Some("k")).expect("login");
+            assert_eq!(info, LoginInfo { username: "alice".into(), room: "general".into() });
+            assert_eq!(c.recv().expect("early frame"), notice());
+            assert!(matches!(c.recv(), Err(ClientError::Closed)));
+            t.join().expect("server");
+        }
+    }
+
+    #[test]
+    fn login_rejected_carries_code_and_reason() {
+        let (opts, t) = fake_server(|mut s| {
+            read_client(&mut s, WireFormat::Binary, &mut Vec::new());
+            let reason = "name in use".into();
+            write_server(
+                &mut s,
+                WireFormat::Binary,
+                &ServerMsg::LoginReject { code: ErrorCode::UsernameTaken, reason },
+            );
+        });
+        let mut c = Client::connect(&opts).expect("connect");
+        match c.login("alice", None) {
+            Err(ClientError::LoginRejected { code: ErrorCode::UsernameTaken, reason }) => {
+                assert_eq!(reason, "name in use")
+            }
+            other => panic!("{other:?}"),
+        }
+        t.join().expect("server");
+        assert!(matches!(c.login("bad name", None), Err(ClientError::InvalidUsername { .. })));
+    }
+
+    #[test]
+    fn login_times_out_when_the_server_is_silent() {
+        let (mut opts, t) = fake_server(|s| {
+            thread::sleep(Duration::from_millis(600));
+            drop(s);
+        });
+        opts.connect_timeout = Duration::from_millis(200);
+        let mut c = Client::connect(&opts).expect("connect");
+        let err = c.login("alice", None).expect_err("should time out");
+        assert!(matches!(err, ClientError::Timeout { during: "waiting for the login reply from", .. }), "{err}");
+        t.join().expect("server");
+    }
+
+    #[test]
+    fn pings_are_answered_and_partial_frames_wait() {
+        let (opts, t) = fake_server(|mut s| {
+            write_server(&mut s, WireFormat::Binary, &ServerMsg::Ping { token: 7 });
+            assert_eq!(read_client(&mut s, WireFormat::Binary, &mut Vec::new()), ClientMsg::Pong { token: 7 });
+            let mut out = BytesMut::new();
+            WireFormat::Binary.encode_server(&notice(), &mut out);
+            s.write_all(&out[..5]).expect("write");
+            thread::sleep(Duration::from_millis(150));
+            s.write_all(&out[5..]).expect("write");
+        });
+        let mut c = Client::connect(&opts).expect("connect");
+        assert!(c.recv_timeout(Duration::from_millis(100)).expect("recv").is_none());
+        assert_eq!(c.recv().expect("recv"), notice());
+        t.join().expect("server");
+    }
+
+    #[test]
+    fn protocol_garbage_is_fatal() {
+        let (opts, t) = fake_server(|mut s| s.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n").expect("write"));
+        let mut c = Client::connect(&opts).expect("connect");
+        assert!(matches!(c.recv(), Err(ClientError::Protocol(_))));
+        t.join().expect("server");
+    }
+
+    #[test]
+    fn session_sends_and_delivers_events() {
+        let (opts, t) = fake_server(|mut s| {
+            let mut buf = Vec::new();
+            let got = read_client(&mut s, WireFormat::Binary, &mut buf);
+            assert_eq!(got, ClientMsg::RoomMsg { text: "hi".into() });
+            write_server(&mut s, WireFormat::Binary, &ServerMsg::RoomMsgAck { id: 1, ts_ms: 2 });
+        });
+        let c = Client::connect(&opts).expect("connect");
+        let (session, events) = c.spawn_channel();
+        assert!(session.send(ClientMsg::RoomMsg { text: "hi".into() }));
+        let first = events.recv_timeout(Duration::from_secs(5)).expect("event");
+        assert!(matches!(first, Event::Message(ServerMsg::RoomMsgAck { id: 1, ts_ms: 2 })));
+        let second = events.recv_timeout(Duration::from_secs(5)).expect("event");
+        assert!(matches!(second, Event::Closed(ClientError::Closed)), "{second:?}");
+        t.join().expect("server");
+        session.close();
+    }
+
+    #[test]
+    fn connect_errors_are_classified() {
+        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("bind").port();
+        let err = Client::connect(&ConnectOptions::new("127.0.0.1", port)).err();
+        assert!(matches!(err, Some(ClientError::Refused { .. })), "{err:?}");
+        let msg = err.map(|e| e.to_string()).unwrap_or_default();
+        assert!(msg.contains(&format!("is the server running on 127.0.0.1:{port}")), "{msg}");
+        let err = Client::connect(&ConnectOptions::new("no-such-host.invalid", 5555)).err();
+        assert!(matches!(err, Some(ClientError::Dns { .. })), "{err:?}");
+    }
+
+    #[test]
+    fn tls_failures_are_reported_as_tls() {
+        let (mut opts, t) = fake_server(drop);
+        opts.tls = Some(ClientTrust::SystemRoots);
+        let err = Client::connect(&opts).err();
+        assert!(matches!(err, Some(ClientError::Tls { .. })), "{err:?}");
+        assert!(!err.map(|e| e.is_transient()).unwrap_or(true));
+        t.join().expect("server");
+    }
+
+    #[test]
+    fn transient_errors() {
+        let rejected = |code| ClientError::LoginRejected { code, reason: String::new() };
+        assert!(rejected(ErrorCode::UsernameTaken).is_transient());
+        assert!(rejected(ErrorCode::ShuttingDown).is_transient());
+        assert!(!rejected(ErrorCode::AuthFailed).is_transient());
+        assert!(!rejected(ErrorCode::InvalidUsername).is_transient());
+        assert!(ClientError::Closed.is_transient());
+        assert!(ClientError::Refused { addr: String::new() }.is_transient());
+    }
+}

@@ -1,0 +1,201 @@
+//! How the terminal client shows each server message: pure functions from a [`ServerMsg`] to
+//! the text to print, so that every format is unit-tested.
+//!
+//! ```text
+//! [general] bob: hi                 live room message
+//! [general] (history) bob: hi       replayed on joining
+//! [PM from bob] hi                  private message to me
+//! [PM to bob] hi                    the server's echo of a private message I sent
+//! * alice joined general            SYSTEM_MSG presence notices
+//! ! error (UNKNOWN_USER): text      ERROR_MSG
+//! ```
+
+use crate::protocol::{ErrorCode, ServerMsg, SystemKind};
+use std::fmt::Write as _;
+
+/// The text to print for `msg`, seen by the user `me`; `None` for messages with nothing to show
+/// (ROOM_MSG_ACK, PING, PONG). Multi-line results (lists) contain `\n` but no trailing newline.
+///
+/// A ROOM_MSG_ACK shows nothing here because it lacks the text; the interactive client prints
+/// the acknowledged message itself from what it sent (see [`own_message`]).
+pub fn render(msg: &ServerMsg<'_>, me: &str) -> Option<String> {
+    let s = match msg {
+        ServerMsg::LoginAck { username, room } => {
+            format!("Welcome, {username}! You are in room '{room}'; type /help for commands.")
+        }
+        ServerMsg::LoginReject { code, reason } => {
+            format!("! login rejected ({}): {reason}", code_name(*code))
+        }
+        ServerMsg::RoomMsg { room, from, text, history, .. } => {
+            let tag = if *history { " (history)" } else { "" };
+            format!("[{room}]{tag} {from}: {text}")
+        }
+        ServerMsg::PrivateMsgDelivery { from, to, text, .. } => {
+            if from.as_ref() == me {
+                format!("[PM to {to}] {text}")
+            } else {
+                format!("[PM from {from}] {text}")
+            }
+        }
+        ServerMsg::JoinRoom { room } => format!("* you are now in '{room}'"),
+        ServerMsg::ListUsers { room, users } => render_users(room, users, me),
+        ServerMsg::ListRooms { rooms } => render_rooms(rooms),
+        ServerMsg::SystemMsg { kind, room, user, text } => render_system(*kind, room, user, text),
+        ServerMsg::ErrorMsg { code, text } => format!("! error ({}): {text}", code_name(*code)),
+        ServerMsg::RoomMsgAck { .. } | ServerMsg::Ping { .. } | ServerMsg::Pong { .. } => return None,
+    };
+    Some(s)
+}
+
+/// The line for a room message I sent, once the server acknowledged it: same format as
+/// everyone else's messages, so my own lines read like the room's.
+pub fn own_message(room: &str, me: &str, text: &str) -> String {
+    format!("[{room}] {me}: {text}")
+}
+
+/// `Users in general (3): alice (you), bob, carol`
+fn render_users(room: &str, users: &[impl AsRef<str>], me: &str) -> String {
+    let mut s = format!("Users in {room} ({}): ", users.len());
+    for (i, u) in users.iter().enumerate() {
+        if i > 0 {
+            s.push_str(", ");
+        }
+        s.push_str(u.as_ref());
+        if u.as_ref() == me {
+            s.push_str(" (you)");
+        }
+    }
+    if users.is_empty() {
+        s.push_str("nobody");
+    }
+    s
+}
+
+/// `Rooms (2):` then one aligned line per room: `  general    3 users`.
+fn render_rooms(rooms: &[(impl AsRef<str>, u32)]) -> String {
+    let mut s = format!("Rooms ({}):", rooms.len());
+    let width = rooms.iter().map(|(r, _)| r.as_ref().chars().count()).max().unwrap_or(0);
+    for (room, n) in rooms {
+        let room = room.as_ref();
+        let pad = width - room.chars().count();
+        let noun = if *n == 1 { "user" } else { "users" };
+        let _ = write!(s, "\n  {room}{:pad$}  {n} {noun}", "");
+    }
+    s
+}
+
+/// Presence notices are built from kind, user and room; the server's text is the fallback
+/// (and the body of INFO and ALERT notices).
+fn render_system(kind: SystemKind, room: &str, user: &str, text: &str) -> String {
+    if user.is_empty() || matches!(kind, SystemKind::Info | SystemKind::Alert) {
+        return match kind {
+            SystemKind::Alert => format!("*** ALERT: {text}"),
+            _ => format!("* {text}"),
+        };
+    }
+    match kind {
+        SystemKind::Join => format!("* {user} joined {room}"),
+        SystemKind::Leave => format!("* {user} left {room}"),
+        SystemKind::Disconnect => format!("* {user} disconnected from {room}"),
+        _ => format!("* {text}"),
+    }
+}
+
+/// The error code's protocol name, e.g. `USERNAME_TAKEN`, derived from the variant name so that
+/// codes added later get a name without touching this function.
+pub fn code_name(code: ErrorCode) -> String {
+    let debug = format!("{code:?}");
+    let mut out = String::with_capacity(debug.len() + 4);
+    for (i, c) in debug.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_uppercase());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::borrow::Cow;
+
+    fn c(s: &str) -> Cow<'_, str> {
+        Cow::Borrowed(s)
+    }
+
+    fn show(m: ServerMsg<'_>) -> String {
+        render(&m, "alice").expect("should render")
+    }
+
+    #[test]
+    fn room_messages() {
+        let msg = |history| ServerMsg::RoomMsg {
+            id: 1,
+            ts_ms: 0,
+            room: c("general"),
+            from: c("bob"),
+            text: c("hi"),
+            history,
+        };
+        assert_eq!(show(msg(false)), "[general] bob: hi");
+        assert_eq!(show(msg(true)), "[general] (history) bob: hi");
+        assert_eq!(own_message("general", "alice", "yo"), "[general] alice: yo");
+    }
+
+    #[test]
+    fn private_messages_by_direction() {
+        let to_me = ServerMsg::PrivateMsgDelivery { ts_ms: 0, from: c("bob"), to: c("alice"), text: c("hi") };
+        assert_eq!(show(to_me), "[PM from bob] hi");
+        let echo = ServerMsg::PrivateMsgDelivery { ts_ms: 0, from: c("alice"), to: c("bob"), text: c("hi") };
+        assert_eq!(show(echo), "[PM to bob] hi");
+    }
+
+    #[test]
+    fn login_and_join() {
+        let ack = show(ServerMsg::LoginAck { username: c("alice"), room: c("general") });
+        assert!(ack.contains("alice") && ack.contains("general") && ack.contains("/help"), "{ack}");
+        let rej = ServerMsg::LoginReject { code: ErrorCode::UsernameTaken, reason: c("in use") };
+        assert_eq!(show(rej), "! login rejected (USERNAME_TAKEN): in use");
+        assert_eq!(show(ServerMsg::JoinRoom { room: c("tech") }), "* you are now in 'tech'");
+    }
+
+    #[test]
+    fn system_kinds() {
+        let sys = |kind, user, text| ServerMsg::SystemMsg { kind, room: c("general"), user: c(user), text: c(text) };
+        assert_eq!(show(sys(SystemKind::Join, "bob", "")), "* bob joined general");
+        assert_eq!(show(sys(SystemKind::Leave, "bob", "")), "* bob left general");
+        assert_eq!(show(sys(SystemKind::Disconnect, "bob", "x")), "* bob disconnected from general");
+        assert_eq!(show(sys(SystemKind::Info, "", "welcome")), "* welcome");
+        assert_eq!(show(sys(SystemKind::Alert, "admin", "reboot at 5")), "*** ALERT: reboot at 5");
+        // No user: fall back to the server's text.
+        assert_eq!(show(sys(SystemKind::Join, "", "someone came")), "* someone came");
+    }
+
+    #[test]
+    fn errors() {
+        let e = ServerMsg::ErrorMsg { code: ErrorCode::UnknownUser, text: c("no such user: zed") };
+        assert_eq!(show(e), "! error (UNKNOWN_USER): no such user: zed");
+        assert_eq!(code_name(ErrorCode::RateLimited), "RATE_LIMITED");
+        assert_eq!(code_name(ErrorCode::Internal), "INTERNAL");
+        assert_eq!(code_name(ErrorCode::BadUtf8), "BAD_UTF8");
+    }
+
+    #[test]
+    fn lists() {
+        let users = ServerMsg::ListUsers { room: c("general"), users: vec![c("alice"), c("bob")] };
+        assert_eq!(show(users), "Users in general (2): alice (you), bob");
+        let empty = ServerMsg::ListUsers { room: c("x"), users: vec![] };
+        assert_eq!(show(empty), "Users in x (0): nobody");
+        let rooms = ServerMsg::ListRooms { rooms: vec![(c("general"), 3), (c("tech"), 1)] };
+        assert_eq!(show(rooms), "Rooms (2):\n  general  3 users\n  tech     1 user");
+        assert_eq!(show(ServerMsg::ListRooms { rooms: vec![] }), "Rooms (0):");
+    }
+
+    #[test]
+    fn silent_messages() {
+        assert_eq!(render(&ServerMsg::RoomMsgAck { id: 1, ts_ms: 2 }, "alice"), None);
+        assert_eq!(render(&ServerMsg::Ping { token: 1 }, "alice"), None);
+        assert_eq!(render(&ServerMsg::Pong { token: 1 }, "alice"), None);
+    }
+}
