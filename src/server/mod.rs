@@ -230,7 +230,7 @@ impl Parts {
     /// Completes shard `shard` of the server whose directory is `dir`.
     pub(crate) fn finish(self, shard: usize, dir: Arc<Directory>, config: ServerConfig) -> Server {
         let handle = ServerHandle {
-            waker: self.waker,
+            waker: self.waker.clone(),
             stop: Arc::new(AtomicBool::new(false)),
             stats: Arc::new(Stats::default()),
         };
@@ -240,7 +240,7 @@ impl Parts {
             addr: self.addr,
             acceptor: self.acceptor,
             peers: Peers::new(config.max_outbound_bytes),
-            hub: Hub::new(shard, dir, config.presence_limit),
+            hub: Hub::new(shard, dir, config.presence_limit, self.waker.clone()),
             inbox: self.inbox,
             arena: ReadArena::new(config.limits.max_frame),
             retry_reads: Vec::new(),
