@@ -13,6 +13,8 @@
 //! - [`directory`]: what shards share: user names, rooms across shards, links between loops.
 //! - [`server`]: one shard: mio poll, slab of connections, accept, dispatch, flush, sweep.
 //! - [`config`]: server settings and their defaults.
+//! - [`settings`]: the command line and TOML config file of `chat-server`, merged into a config.
+//! - [`metrics`]: the Prometheus endpoint, served from shard 0's loop.
 //! - [`net`]: socket setup (socket2).
 //! - [`stats`]: counters the loop publishes once per turn.
 //! - [`client`]: the blocking client connection used by `chat-client` and tests.
@@ -24,10 +26,12 @@ pub mod connection;
 pub mod directory;
 pub mod hub;
 pub mod limits;
+pub mod metrics;
 pub mod net;
 pub mod protocol;
 pub mod room;
 pub mod server;
+pub mod settings;
 pub mod stats;
 pub mod tls;
 pub mod transport;

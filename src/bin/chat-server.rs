@@ -1,92 +1,86 @@
 //! `chat-server`: the ChatProto server. Binary and JSON clients, plain or TLS, on one port.
+//!
+//! Settings come from the command line and an optional TOML file (see `chatproto::settings`).
+//! SIGINT or SIGTERM shuts down gracefully (clients are told, queues flushed, exit 0); if that
+//! takes longer than [`GRACE`], or a second signal arrives, the process exits at once.
 
 use anyhow::Context;
-use chatproto::config::ServerConfig;
-use chatproto::server::Cluster;
-use clap::Parser;
-use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
-use std::time::Duration;
+use chatproto::server::{Cluster, ClusterHandle};
+use chatproto::settings::Settings;
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
-/// A LAN chat server speaking ChatProto v1.0 binary and JSON lines, plain or TLS, on one port.
-#[derive(Parser, Debug)]
-#[command(version, about)]
-struct Args {
-    /// TCP port to listen on.
-    #[arg(long, short, default_value_t = 5555)]
-    port: u16,
-    /// Address to bind (0.0.0.0 serves the whole LAN; 127.0.0.1 this machine only).
-    #[arg(long, short, default_value = "0.0.0.0")]
-    bind: IpAddr,
-    /// Certificate chain (PEM). Generated, self-signed, if it and the key are missing.
-    #[arg(long, default_value = "certs/server.crt")]
-    cert: PathBuf,
-    /// Private key (PEM).
-    #[arg(long, default_value = "certs/server.key")]
-    key: PathBuf,
-    /// Refuse plaintext connections.
-    #[arg(long, conflicts_with = "no_tls")]
-    tls_only: bool,
-    /// Do not offer TLS (no certificate needed).
-    #[arg(long)]
-    no_tls: bool,
-    /// Largest frame or JSON line accepted, in bytes.
-    #[arg(long, default_value_t = 64 * 1024)]
-    max_frame: usize,
-    /// Per-connection outbound backlog, in bytes, before a slow reader is disconnected.
-    #[arg(long, default_value_t = 1024 * 1024)]
-    max_outbound: usize,
-    /// Most connections at once.
-    #[arg(long, default_value_t = 100_000)]
-    max_connections: usize,
-    /// Most connections from one address (loopback is exempt unless --limit-loopback).
-    #[arg(long, default_value_t = 1024)]
-    max_per_address: u32,
-    /// Apply --max-per-address to loopback clients too.
-    #[arg(long)]
-    limit_loopback: bool,
-    /// Seconds a connection may take to log in.
-    #[arg(long, default_value_t = 30)]
-    login_timeout: u64,
-    /// Seconds of client silence before the server sends PING; it closes after twice that.
-    #[arg(long, default_value_t = 60)]
-    idle_ping: u64,
-    /// Sustained messages per second per connection (0 = unlimited).
-    #[arg(long, default_value_t = 100.0)]
-    msg_rate: f64,
-    /// Messages a connection may send in a burst.
-    #[arg(long, default_value_t = 200.0)]
-    msg_burst: f64,
-    /// Log filter (error, warn, info, debug, trace, or a RUST_LOG-style directive).
-    #[arg(long, default_value = "info", env = "RUST_LOG")]
-    log_level: String,
+/// How long a graceful shutdown may take before the process exits anyway.
+const GRACE: Duration = Duration::from_secs(5);
+/// Exit status for a configuration error (as in sysexits' EX_CONFIG).
+const EXIT_CONFIG: u8 = 78;
+
+fn main() -> ExitCode {
+    let settings = match Settings::from_env() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("chat-server: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(&settings.log_level))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    match serve(&settings) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
-fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&args.log_level).context("invalid --log-level")?)
-        .with_writer(std::io::stderr)
-        .init();
-    let mut config = ServerConfig { bind: SocketAddr::new(args.bind, args.port), ..ServerConfig::default() };
-    config.limits.max_frame = args.max_frame;
-    config.max_outbound_bytes = args.max_outbound;
-    config.max_connections = args.max_connections;
-    config.max_per_address = args.max_per_address;
-    config.exempt_loopback = !args.limit_loopback;
-    config.login_timeout = Duration::from_secs(args.login_timeout);
-    config.idle_ping = Duration::from_secs(args.idle_ping.max(1));
-    config.idle_timeout = config.idle_ping * 2;
-    config.rate_limit.rate = args.msg_rate;
-    config.rate_limit.burst = args.msg_burst.max(1.0);
-    config.tls.enabled = !args.no_tls;
-    config.tls.tls_only = args.tls_only;
-    config.tls.cert = args.cert;
-    config.tls.key = args.key;
+fn serve(settings: &Settings) -> anyhow::Result<()> {
+    if let Some(path) = &settings.config {
+        tracing::info!(config = %path.display(), "settings read from {}", path.display());
+    }
     raise_fd_limit();
-    let cluster = Cluster::bind(config)?;
+    let cluster = Cluster::bind(settings.server_config())?;
+    let signals = Signals::new([SIGINT, SIGTERM]).context("installing signal handlers")?;
+    let handle = cluster.handle();
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || on_signals(signals, handle))
+        .context("starting the signal thread")?;
     cluster.run()?;
+    tracing::info!("stopped");
     Ok(())
+}
+
+/// Waits for SIGINT or SIGTERM and asks the cluster to shut down; then exits the process if a
+/// second signal comes or the shutdown overruns [`GRACE`].
+fn on_signals(mut signals: Signals, cluster: ClusterHandle) {
+    let Some(first) = signals.forever().next() else { return };
+    tracing::info!(signal = signal_name(first), "shutting down (a second signal exits at once)");
+    cluster.shutdown();
+    let deadline = Instant::now() + GRACE;
+    while Instant::now() < deadline {
+        if let Some(second) = signals.pending().next() {
+            tracing::warn!(signal = signal_name(second), "second signal: exiting without finishing the shutdown");
+            std::process::exit(128 + second);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    tracing::warn!("shutdown took longer than {} s: exiting anyway", GRACE.as_secs());
+    std::process::exit(0);
+}
+
+fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        SIGINT => "SIGINT",
+        SIGTERM => "SIGTERM",
+        _ => "signal",
+    }
 }
 
 /// Raises the soft open-files limit to the hard limit: 6,000+ clients need more than the usual

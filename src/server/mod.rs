@@ -105,6 +105,10 @@ pub struct Server {
     wire: WireCount,
     /// Totals published to `stats` each turn.
     totals: StatsSnapshot,
+    /// The Prometheus endpoint and every shard's handle (shard 0 only, when `config.metrics`).
+    metrics: Option<(crate::metrics::MetricsEndpoint, Vec<ServerHandle>)>,
+    /// When the shard was built (for `chatproto_uptime_seconds`).
+    started: Instant,
     handle: ServerHandle,
 }
 
@@ -159,6 +163,7 @@ impl Server {
                 match event.token() {
                     LISTENER => self.accept_ready(),
                     WAKER => {}
+                    t if self.metrics.as_ref().is_some_and(|(m, _)| m.owns(t)) => self.metrics_ready(event),
                     Token(key) => self.conn_ready(key, event),
                 }
             }
@@ -182,6 +187,19 @@ impl Server {
             t = t.min(at.saturating_duration_since(Instant::now()));
         }
         t
+    }
+
+    /// Serves the metrics endpoint's event; renders every shard's latest published counters.
+    fn metrics_ready(&mut self, event: &mio::event::Event) {
+        let Some((endpoint, shards)) = self.metrics.as_mut() else { return };
+        let started = self.started;
+        endpoint.ready(self.poll.registry(), event, &mut || {
+            let per: Vec<StatsSnapshot> = shards.iter().map(ServerHandle::stats).collect();
+            let mut total = StatsSnapshot::default();
+            per.iter().for_each(|s| total.add(s));
+            let extra = crate::metrics::Extra { uptime_seconds: started.elapsed().as_secs_f64(), ..Default::default() };
+            crate::metrics::render(&total, &per, &extra)
+        });
     }
 
     /// Copies the loop's totals into the shared counters.
@@ -252,6 +270,8 @@ impl Parts {
             last_summary: (Instant::now(), StatsSnapshot::default()),
             wire: WireCount::default(),
             totals: StatsSnapshot::default(),
+            metrics: None,
+            started: Instant::now(),
             handle,
             config,
         }

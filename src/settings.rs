@@ -1,0 +1,512 @@
+//! `chat-server`'s settings: the command line, the TOML config file, and how they merge.
+//!
+//! Precedence, lowest first: built-in defaults < config file (`--config FILE`) < environment
+//! (`RUST_LOG` for `log_level`) < command line. The defaults live in one place, the `#[arg]`
+//! attributes of [`Settings`], so `--help` shows them. Every command-line option has a config
+//! key of the same name with `_` for `-` (`--max-per-address` is `max_per_address`).
+//!
+//! A config file is checked strictly: an unknown key (a typo), a value of the wrong type or out of
+//! range is an error that names the file, the line and the key, and the server does not start.
+//!
+//! ```
+//! use chatproto::settings::Settings;
+//! let s = Settings::parse_args(["chat-server", "--port", "6000", "--no-tls"]).unwrap();
+//! let config = s.server_config();
+//! assert_eq!(config.bind.port(), 6000);
+//! assert!(!config.tls.enabled);
+//! ```
+
+use crate::config::ServerConfig;
+use crate::directory::MAX_SHARDS;
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
+use serde::Deserialize;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Calls `$m!` with every setting that has both a command-line option and a config key.
+macro_rules! each_setting {
+    ($m:ident) => {
+        $m!(
+            port,
+            bind,
+            cert,
+            key,
+            tls_only,
+            no_tls,
+            max_frame,
+            max_outbound,
+            max_connections,
+            max_per_address,
+            limit_loopback,
+            login_timeout,
+            idle_ping,
+            msg_rate,
+            msg_burst,
+            shards,
+            metrics,
+            log_level
+        )
+    };
+}
+
+/// A LAN chat server speaking ChatProto v1.0 binary and JSON lines, plain or TLS, on one port.
+///
+/// Every option can also be set in a TOML file given with --config (key = option name with `_`
+/// for `-`); the command line wins over the file.
+#[derive(Parser, Clone, Debug, PartialEq)]
+#[command(name = "chat-server", version, about, long_about = None)]
+pub struct Settings {
+    /// TOML config file; see chat-server.example.toml.
+    #[arg(long, short, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// TCP port to listen on.
+    #[arg(long, short, default_value_t = 5555)]
+    pub port: u16,
+    /// Address to bind (0.0.0.0 serves the whole LAN; 127.0.0.1 this machine only).
+    #[arg(long, short, value_name = "ADDR", default_value = "0.0.0.0")]
+    pub bind: IpAddr,
+    /// Certificate chain (PEM). Generated, self-signed, if it and the key are missing.
+    #[arg(long, value_name = "FILE", default_value = "certs/server.crt")]
+    pub cert: PathBuf,
+    /// Private key (PEM).
+    #[arg(long, value_name = "FILE", default_value = "certs/server.key")]
+    pub key: PathBuf,
+    /// Refuse plaintext connections.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_value_t = false, default_missing_value = "true")]
+    pub tls_only: bool,
+    /// Do not offer TLS (no certificate needed).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_value_t = false, default_missing_value = "true")]
+    pub no_tls: bool,
+    /// Largest frame or JSON line accepted, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024)]
+    pub max_frame: usize,
+    /// Per-connection outbound backlog, in bytes, before a slow reader is disconnected.
+    #[arg(long, value_name = "BYTES", default_value_t = 1024 * 1024)]
+    pub max_outbound: usize,
+    /// Most connections at once.
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    pub max_connections: usize,
+    /// Most connections from one address (loopback is exempt unless --limit-loopback).
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    pub max_per_address: u32,
+    /// Apply --max-per-address to loopback clients too.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_value_t = false, default_missing_value = "true")]
+    pub limit_loopback: bool,
+    /// Seconds a connection may take to log in.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub login_timeout: u64,
+    /// Seconds of client silence before the server sends PING; it closes after twice that.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub idle_ping: u64,
+    /// Sustained messages per second per connection (0 = unlimited).
+    #[arg(long, value_name = "PER_SEC", default_value_t = 100.0)]
+    pub msg_rate: f64,
+    /// Messages a connection may send in a burst.
+    #[arg(long, value_name = "N", default_value_t = 200.0)]
+    pub msg_burst: f64,
+    /// Event-loop shards (0 = one per CPU core).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub shards: usize,
+    /// Serve Prometheus metrics over HTTP at ADDR/metrics, e.g. 127.0.0.1:9555 ("off" = don't).
+    #[arg(long, value_name = "ADDR", default_value = "off")]
+    pub metrics: MetricsAddr,
+    /// Log filter (error, warn, info, debug, trace, or a RUST_LOG-style directive).
+    #[arg(long, value_name = "FILTER", default_value = "info", env = "RUST_LOG")]
+    pub log_level: String,
+}
+
+/// Where the metrics endpoint listens, or `off`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct MetricsAddr(pub Option<SocketAddr>);
+
+impl FromStr for MetricsAddr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "" | "off" | "none" | "false" => Ok(MetricsAddr(None)),
+            a => a
+                .parse()
+                .map(|a| MetricsAddr(Some(a)))
+                .map_err(|_| format!("`{a}` is not an address with a port (like 127.0.0.1:9555) or \"off\"")),
+        }
+    }
+}
+
+impl TryFrom<String> for MetricsAddr {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl fmt::Display for MetricsAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(a) => write!(f, "{a}"),
+            None => f.write_str("off"),
+        }
+    }
+}
+
+/// The config file's contents: every key optional, unknown keys refused.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSettings {
+    pub port: Option<u16>,
+    pub bind: Option<IpAddr>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub tls_only: Option<bool>,
+    pub no_tls: Option<bool>,
+    pub max_frame: Option<usize>,
+    pub max_outbound: Option<usize>,
+    pub max_connections: Option<usize>,
+    pub max_per_address: Option<u32>,
+    pub limit_loopback: Option<bool>,
+    pub login_timeout: Option<u64>,
+    pub idle_ping: Option<u64>,
+    pub msg_rate: Option<f64>,
+    pub msg_burst: Option<f64>,
+    pub shards: Option<usize>,
+    pub metrics: Option<MetricsAddr>,
+    pub log_level: Option<String>,
+}
+
+/// Why the settings cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SettingsError {
+    /// The command line itself is wrong (clap prints it with usage; `--help` lands here too).
+    #[error(transparent)]
+    Cli(#[from] clap::Error),
+    /// The config file could not be read.
+    #[error("cannot read config file {}: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    /// The config file is not valid TOML, has an unknown key, or a value of the wrong type.
+    #[error("config file {}{}: {}{message}", path.display(), line.map(|l| format!(", line {l}")).unwrap_or_default(), key.as_ref().map(|k| format!("key `{k}`: ")).unwrap_or_default())]
+    Parse { path: PathBuf, line: Option<usize>, key: Option<String>, message: String },
+    /// A value is out of range, or two settings contradict each other.
+    #[error("invalid setting `{key}` ({origin}): {problem}")]
+    Invalid { key: &'static str, origin: String, problem: String },
+}
+
+impl FileSettings {
+    /// Reads and parses a config file.
+    pub fn load(path: &Path) -> Result<FileSettings, SettingsError> {
+        let text = std::fs::read_to_string(path).map_err(|source| SettingsError::Read { path: path.into(), source })?;
+        FileSettings::parse(&text, path)
+    }
+
+    /// Parses config text; `path` is only for messages.
+    pub fn parse(text: &str, path: &Path) -> Result<FileSettings, SettingsError> {
+        toml::from_str(text).map_err(|e| {
+            let (line, key) = match e.span() {
+                Some(span) => locate(text, span.start),
+                None => (None, None),
+            };
+            SettingsError::Parse { path: path.into(), line, key, message: e.message().trim_end().to_string() }
+        })
+    }
+
+    /// Whether the file sets `key`.
+    fn has(&self, key: &str) -> bool {
+        macro_rules! has {
+            ($($f:ident),*) => { match key { $( stringify!($f) => self.$f.is_some(), )* _ => false } };
+        }
+        each_setting!(has)
+    }
+}
+
+/// The 1-based line of byte `at`, and the key assigned on that line if it is a `key = value` line.
+fn locate(text: &str, at: usize) -> (Option<usize>, Option<String>) {
+    let at = at.min(text.len());
+    let line_no = text[..at].matches('\n').count() + 1;
+    let line = text.lines().nth(line_no - 1).unwrap_or("");
+    let key = line.split_once('=').map(|(k, _)| k.trim().trim_matches(|c| c == '"' || c == '\'').to_string());
+    let key = key.filter(|k| !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'));
+    (Some(line_no), key)
+}
+
+impl Settings {
+    /// Parses the process's command line and merges the config file it names. On a command-line
+    /// error or `--help`, prints and exits as clap does.
+    pub fn from_env() -> Result<Settings, SettingsError> {
+        Settings::from_matches(&Settings::command().get_matches())
+    }
+
+    /// Parses `args` (the first is the program name) and merges the config file they name.
+    pub fn parse_args<I, T>(args: I) -> Result<Settings, SettingsError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        Settings::from_matches(&Settings::command().try_get_matches_from(args)?)
+    }
+
+    /// Builds settings from parsed arguments: defaults, then the config file, then whatever the
+    /// command line or environment gave explicitly. Checks ranges.
+    pub fn from_matches(matches: &ArgMatches) -> Result<Settings, SettingsError> {
+        let mut settings = Settings::from_arg_matches(matches)?;
+        let file = match &settings.config {
+            Some(path) => FileSettings::load(path)?,
+            None => FileSettings::default(),
+        };
+        settings.merge_file(&file, matches);
+        if let Err((key, problem)) = settings.check() {
+            let origin = if matches.value_source(key) == Some(ValueSource::EnvVariable) {
+                "environment variable RUST_LOG".to_string()
+            } else if explicit(matches, key) {
+                format!("--{}", key.replace('_', "-"))
+            } else if file.has(key) {
+                format!("config file {}", settings.config.as_deref().unwrap_or(Path::new("?")).display())
+            } else {
+                "default".to_string()
+            };
+            return Err(SettingsError::Invalid { key, origin, problem });
+        }
+        Ok(settings)
+    }
+
+    /// Takes each value the file sets, unless the command line (or environment) set it.
+    pub fn merge_file(&mut self, file: &FileSettings, matches: &ArgMatches) {
+        macro_rules! merge {
+            ($($f:ident),*) => { $(
+                if let (Some(v), false) = (&file.$f, explicit(matches, stringify!($f))) {
+                    self.$f = v.clone();
+                }
+            )* };
+        }
+        each_setting!(merge);
+    }
+
+    /// Range checks after merging: the offending key and what is wrong with it.
+    fn check(&self) -> Result<(), (&'static str, String)> {
+        fn need(ok: bool, key: &'static str, problem: impl FnOnce() -> String) -> Result<(), (&'static str, String)> {
+            if ok {
+                Ok(())
+            } else {
+                Err((key, problem()))
+            }
+        }
+        need(!(self.tls_only && self.no_tls), "tls_only", || "tls_only and no_tls cannot both be true".into())?;
+        need(self.max_frame >= 256, "max_frame", || format!("{} is below the minimum of 256 bytes", self.max_frame))?;
+        need(self.max_outbound >= 1024, "max_outbound", || {
+            format!("{} is below the minimum of 1024 bytes", self.max_outbound)
+        })?;
+        need(self.max_connections >= 1, "max_connections", || "must be at least 1".into())?;
+        need(self.max_per_address >= 1, "max_per_address", || "must be at least 1".into())?;
+        need(self.login_timeout >= 1, "login_timeout", || "must be at least 1 second".into())?;
+        need(self.idle_ping >= 1, "idle_ping", || "must be at least 1 second".into())?;
+        need(self.msg_rate.is_finite() && self.msg_rate >= 0.0, "msg_rate", || {
+            format!("{} is not a rate (0 or more per second; 0 = unlimited)", self.msg_rate)
+        })?;
+        need(self.msg_burst.is_finite() && self.msg_burst >= 1.0, "msg_burst", || {
+            format!("{} is not a burst (1 or more messages)", self.msg_burst)
+        })?;
+        need(self.shards <= MAX_SHARDS, "shards", || format!("{} shards is more than {MAX_SHARDS}", self.shards))?;
+        need(tracing_subscriber::EnvFilter::try_new(&self.log_level).is_ok(), "log_level", || {
+            format!("`{}` is not a log filter (error, warn, info, debug, trace, or RUST_LOG syntax)", self.log_level)
+        })?;
+        Ok(())
+    }
+
+    /// The server configuration these settings describe.
+    pub fn server_config(&self) -> ServerConfig {
+        let mut config = ServerConfig { bind: SocketAddr::new(self.bind, self.port), ..ServerConfig::default() };
+        config.limits.max_frame = self.max_frame;
+        config.max_outbound_bytes = self.max_outbound;
+        config.max_connections = self.max_connections;
+        config.max_per_address = self.max_per_address;
+        config.exempt_loopback = !self.limit_loopback;
+        config.login_timeout = Duration::from_secs(self.login_timeout);
+        config.idle_ping = Duration::from_secs(self.idle_ping.max(1));
+        config.idle_timeout = config.idle_ping * 2;
+        config.rate_limit.rate = self.msg_rate;
+        config.rate_limit.burst = self.msg_burst.max(1.0);
+        config.tls.enabled = !self.no_tls;
+        config.tls.tls_only = self.tls_only;
+        config.tls.cert = self.cert.clone();
+        config.tls.key = self.key.clone();
+        config.shards = self.shards;
+        config.metrics = self.metrics.0;
+        config
+    }
+}
+
+/// Whether the command line or the environment gave `id`, rather than its default.
+fn explicit(matches: &ArgMatches, id: &str) -> bool {
+    matches!(matches.value_source(id), Some(ValueSource::CommandLine | ValueSource::EnvVariable))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(text: &str) -> Result<FileSettings, SettingsError> {
+        FileSettings::parse(text, Path::new("test.toml"))
+    }
+
+    fn merged(args: &[&str], text: &str) -> Settings {
+        let mut argv = vec!["chat-server"];
+        argv.extend_from_slice(args);
+        let matches = Settings::command().try_get_matches_from(argv).unwrap();
+        let mut s = Settings::from_arg_matches(&matches).unwrap();
+        s.merge_file(&file(text).unwrap(), &matches);
+        s.check().unwrap();
+        s
+    }
+
+    #[test]
+    fn defaults_match_server_config_defaults() {
+        let s = Settings::parse_args(["chat-server"]).unwrap();
+        let (got, want) = (s.server_config(), ServerConfig::default());
+        assert_eq!(got.bind, want.bind);
+        assert_eq!(got.limits, want.limits);
+        assert_eq!(got.max_outbound_bytes, want.max_outbound_bytes);
+        assert_eq!(got.max_connections, want.max_connections);
+        assert_eq!(got.max_per_address, want.max_per_address);
+        assert_eq!(got.exempt_loopback, want.exempt_loopback);
+        assert_eq!(
+            (got.login_timeout, got.idle_ping, got.idle_timeout),
+            (want.login_timeout, want.idle_ping, want.idle_timeout)
+        );
+        assert_eq!((got.rate_limit.rate, got.rate_limit.burst), (want.rate_limit.rate, want.rate_limit.burst));
+        assert_eq!((got.tls.enabled, got.tls.tls_only), (want.tls.enabled, want.tls.tls_only));
+        assert_eq!((&got.tls.cert, &got.tls.key), (&want.tls.cert, &want.tls.key));
+        assert_eq!((got.shards, got.metrics), (want.shards, want.metrics));
+    }
+
+    #[test]
+    fn file_overrides_defaults_and_command_line_overrides_file() {
+        let text = r#"
+            port = 6000
+            bind = "127.0.0.1"
+            max_frame = 4096
+            tls_only = true
+            metrics = "127.0.0.1:9555"
+            msg_rate = 5
+            log_level = "debug"
+        "#;
+        let s = merged(&["--port", "7000", "--tls-only=false", "--log-level", "warn"], text);
+        assert_eq!(s.port, 7000, "command line wins");
+        assert_eq!(s.bind, IpAddr::from([127, 0, 0, 1]), "file beats default");
+        assert_eq!(s.max_frame, 4096);
+        assert!(!s.tls_only, "--tls-only=false overrides the file's true");
+        assert_eq!(s.metrics, MetricsAddr(Some("127.0.0.1:9555".parse().unwrap())));
+        assert_eq!(s.msg_rate, 5.0, "an integer is accepted for a float");
+        assert_eq!(s.log_level, "warn");
+        assert_eq!(s.max_connections, 100_000, "untouched keys keep their defaults");
+        let c = s.server_config();
+        assert_eq!(c.bind, "127.0.0.1:7000".parse().unwrap());
+        assert_eq!(c.limits.max_frame, 4096);
+        assert_eq!(c.metrics, Some("127.0.0.1:9555".parse().unwrap()));
+    }
+
+    #[test]
+    fn bare_flags_still_work_and_metrics_can_be_turned_off() {
+        let s = merged(&["--no-tls", "--limit-loopback", "--metrics", "off"], "metrics = \"127.0.0.1:1\"");
+        assert!(s.no_tls && s.limit_loopback);
+        assert_eq!(s.metrics, MetricsAddr(None));
+        assert!(!s.server_config().tls.enabled);
+    }
+
+    #[test]
+    fn every_setting_has_a_config_key() {
+        // A file setting every key parses, and each key is reported as set.
+        let text = r#"
+            port = 1
+            bind = "::1"
+            cert = "a.crt"
+            key = "a.key"
+            tls_only = false
+            no_tls = true
+            max_frame = 1024
+            max_outbound = 2048
+            max_connections = 10
+            max_per_address = 2
+            limit_loopback = true
+            login_timeout = 3
+            idle_ping = 4
+            msg_rate = 0.5
+            msg_burst = 2.0
+            shards = 2
+            metrics = "[::1]:9555"
+            log_level = "trace"
+        "#;
+        let f = file(text).unwrap();
+        macro_rules! all_set { ($($k:ident),*) => { $( assert!(f.has(stringify!($k)), stringify!($k)); )* }; }
+        each_setting!(all_set);
+        // And every option of the command line (but --config) is a key.
+        for arg in Settings::command().get_arguments() {
+            let id = arg.get_id().as_str();
+            assert!(id == "config" || f.has(id), "--{id} has no config key");
+        }
+    }
+
+    #[test]
+    fn example_file_lists_every_key_with_its_default() {
+        let example = include_str!("../chat-server.example.toml");
+        assert!(file(example).unwrap() == FileSettings::default(), "everything is commented out");
+        // Uncomment every `#key = value` line.
+        let uncommented: String = example
+            .lines()
+            .map(|l| match l.strip_prefix('#') {
+                Some(rest) if rest.split_once(" = ").is_some_and(|(k, _)| !k.contains(' ')) => rest,
+                _ => l,
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let f = file(&uncommented).unwrap();
+        macro_rules! all_set { ($($k:ident),*) => { $( assert!(f.has(stringify!($k)), "example lacks {}", stringify!($k)); )* }; }
+        each_setting!(all_set);
+        let matches = Settings::command().try_get_matches_from(["chat-server", "--log-level", "info"]).unwrap();
+        let defaults = Settings::from_arg_matches(&matches).unwrap();
+        let mut s = defaults.clone();
+        s.merge_file(&f, &Settings::command().try_get_matches_from(["chat-server"]).unwrap());
+        assert_eq!(s, defaults, "the example's values are the defaults");
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = file("port = 5555\nmax_conections = 10\n").unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, SettingsError::Parse { line: Some(2), .. }), "{msg}");
+        assert!(msg.contains("max_conections") && msg.contains("test.toml"), "{msg}");
+    }
+
+    #[test]
+    fn wrong_type_is_named() {
+        let err = file("bind = \"127.0.0.1\"\nport = \"five\"\n").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("key `port`") && msg.contains("line 2"), "{msg}");
+        let msg = file("metrics = \"localhost\"").unwrap_err().to_string();
+        assert!(msg.contains("key `metrics`") && msg.contains("or \"off\""), "{msg}");
+        let msg = file("port = 70000").unwrap_err().to_string();
+        assert!(msg.contains("key `port`"), "{msg}");
+        let msg = file("port = [").unwrap_err().to_string();
+        assert!(msg.contains("test.toml, line 1"), "{msg}");
+    }
+
+    #[test]
+    fn out_of_range_names_key_and_origin() {
+        let dir = std::env::temp_dir().join(format!("chatproto-settings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("range.toml");
+        std::fs::write(&path, "msg_burst = 0.5\n").unwrap();
+        let err = Settings::parse_args(["chat-server", "--config", path.to_str().unwrap()]).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("`msg_burst`") && msg.contains("range.toml"), "{msg}");
+        let err = Settings::parse_args(["chat-server", "--idle-ping", "0"]).unwrap_err();
+        assert!(err.to_string().contains("`idle_ping` (--idle-ping)"), "{err}");
+        let err = Settings::parse_args(["chat-server", "--tls-only", "--no-tls"]).unwrap_err();
+        assert!(err.to_string().contains("cannot both"), "{err}");
+        let err = Settings::parse_args(["chat-server", "--config", "/nonexistent/chat.toml"]).unwrap_err();
+        assert!(err.to_string().contains("cannot read config file /nonexistent/chat.toml"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
