@@ -1,5 +1,7 @@
 //! Server settings: every knob with its default, in one place.
 
+use crate::auth::AuthMode;
+use crate::history::HistoryMode;
 use crate::limits::RateLimit;
 use crate::protocol::Limits;
 use std::net::SocketAddr;
@@ -40,6 +42,62 @@ pub struct ServerConfig {
     pub shards: usize,
     /// Serve Prometheus metrics over HTTP on this address (off when `None`).
     pub metrics: Option<SocketAddr>,
+    /// Authentication, history and admin settings (the seed features).
+    pub features: FeatureSettings,
+}
+
+/// Settings of the features brought by the seed systems: authentication, persistent history,
+/// the admin console.
+#[derive(Clone, Debug)]
+pub struct FeatureSettings {
+    /// How clients authenticate: `open` (a name is enough), `passkey`, or `accounts`.
+    pub auth: AuthMode,
+    /// The passkey for `AuthMode::Passkey`; `None` generates a random one at start.
+    pub passkey: Option<String>,
+    /// Where message history lives: in RAM, or in SQLite at `history_path`.
+    pub history: HistoryMode,
+    /// The SQLite history database; relative paths are under `data_dir`.
+    pub history_path: PathBuf,
+    /// Messages per room replayed on joining it (0 turns replay off).
+    pub history_len: usize,
+    /// Directory for databases and uploaded files. Created if missing.
+    pub data_dir: PathBuf,
+    /// The accounts database for `AuthMode::Accounts`; relative paths are under `data_dir`.
+    pub accounts_path: PathBuf,
+    /// Argon2id memory cost in KiB (OWASP's minimum for argon2id is 19 MiB, the default).
+    pub argon2_memory_kib: u32,
+    /// The user name that, logged in with `admin_password`, may run admin commands.
+    pub admin_user: Option<String>,
+    /// The admin's password. Admin commands are off unless both admin settings are set.
+    pub admin_password: Option<String>,
+}
+
+impl Default for FeatureSettings {
+    fn default() -> Self {
+        FeatureSettings {
+            auth: AuthMode::Open,
+            passkey: None,
+            history: HistoryMode::Sqlite,
+            history_path: PathBuf::from("history.db"),
+            history_len: 50,
+            data_dir: PathBuf::from("data"),
+            accounts_path: PathBuf::from("accounts.db"),
+            argon2_memory_kib: 19 * 1024,
+            admin_user: None,
+            admin_password: None,
+        }
+    }
+}
+
+impl FeatureSettings {
+    /// `path`, under `data_dir` when relative.
+    pub fn in_data_dir(&self, path: &std::path::Path) -> PathBuf {
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.data_dir.join(path)
+        }
+    }
 }
 
 /// TLS settings. TLS is always offered on the same port; the first byte (0x16) selects it.
@@ -86,6 +144,7 @@ impl Default for ServerConfig {
             tls: TlsSettings::default(),
             shards: 0,
             metrics: None,
+            features: FeatureSettings::default(),
         }
     }
 }
@@ -99,12 +158,15 @@ impl ServerConfig {
         }
     }
 
-    /// A config for tests: loopback, an OS-chosen port, TLS off.
+    /// A config for tests: loopback, an OS-chosen port, TLS off, history in memory and not replayed
+    /// (`features.history_len` 0), so frames seen are exactly ChatProto v1.0's.
     pub fn loopback() -> Self {
         ServerConfig {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             tls: TlsSettings { enabled: false, ..TlsSettings::default() },
             shards: 1,
+            // Plain v1.0 semantics unless a test asks for more: no replay on joining.
+            features: FeatureSettings { history: HistoryMode::Memory, history_len: 0, ..FeatureSettings::default() },
             ..ServerConfig::default()
         }
     }

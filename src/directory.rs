@@ -5,6 +5,7 @@
 //! a user on another shard — never for a room message. The room-message path reads only the
 //! room's [`RoomShared::shards`] mask, an atomic, to know which other shards host members.
 
+use crate::features::{Done, Features};
 use bytes::Bytes;
 use mio::Waker;
 use std::collections::{BTreeSet, HashMap};
@@ -46,9 +47,16 @@ pub enum Remote {
     Room { room: Arc<str>, frames: Frames },
     /// Deliver to local connection `key` if it is still `user` (keys are reused).
     Direct { key: usize, user: Arc<str>, frames: Frames },
+    /// Deliver to every logged-in local connection (admin alerts).
+    All { frames: Frames },
+    /// Close local connection `key` if it is still `user` (admin kick).
+    Kick { key: usize, user: Arc<str> },
+    /// The result of work done off the loop (hashing, disk, console).
+    Done(Done),
 }
 
 /// How to reach a shard: its inbox and the waker of its loop.
+#[derive(Clone, Debug)]
 pub struct ShardLink {
     /// Batches of work for the shard.
     pub tx: Sender<Vec<Remote>>,
@@ -94,12 +102,43 @@ pub struct Directory {
     links: Vec<ShardLink>,
     /// The room that is never deleted.
     default_room: Arc<str>,
+    /// Authentication, history and admin services shared by every shard.
+    features: Arc<Features>,
 }
 
 impl Directory {
     /// A directory for shards reachable through `links`.
     pub fn new(links: Vec<ShardLink>, default_room: &str) -> Self {
-        Directory { inner: Mutex::default(), links, default_room: default_room.into() }
+        let features = Arc::new(Features::default());
+        features.attach(links.clone());
+        Directory { inner: Mutex::default(), links, default_room: default_room.into(), features }
+    }
+
+    /// Uses `features` (started by [`Features::start`]) instead of the defaults, and lets its
+    /// worker threads answer the shards.
+    pub fn with_features(mut self, features: Arc<Features>) -> Self {
+        features.attach(self.links.clone());
+        self.features = features;
+        self
+    }
+
+    /// The shared feature services.
+    pub fn features(&self) -> &Arc<Features> {
+        &self.features
+    }
+
+    /// Every room with its members' names, sorted by room (admin `users`).
+    pub fn users_by_room(&self) -> Vec<(Arc<str>, Vec<Arc<str>>)> {
+        let inner = self.lock();
+        let mut v: Vec<_> =
+            inner.rooms.iter().map(|(n, r)| (n.clone(), r.members.iter().cloned().collect::<Vec<_>>())).collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Number of users online on all shards.
+    pub fn online(&self) -> usize {
+        self.lock().users.len()
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {

@@ -1,18 +1,25 @@
 //! The chat semantics of one shard: login, rooms, room and private messages, lists, presence.
+//! The seed features (authentication, history replay, admin commands, TIME) are in [`ext`],
+//! their shared services in [`crate::features`].
 //!
 //! The hub sees decoded messages and connection keys, never sockets or bytes. A room message is
 //! encoded at most once per wire format; every local member's queue gets a clone of that shared
 //! `Bytes` (a refcount, not a copy), and every other shard hosting members of the room gets the
 //! same `Bytes` in its next batch, never re-encoded.
 
+mod ext;
+
 use crate::connection::{Peers, Session};
 use crate::directory::{Directory, Frames, Remote, UserEntry};
+use crate::features::{Features, StatsSource};
 use crate::protocol::validate::{check_room, check_username, DEFAULT_ROOM};
 use crate::protocol::{ClientMsg, ErrorCode, ServerMsg, SystemKind, WireFormat};
 use crate::room::{Membership, RoomId, Rooms};
+use crate::stats::StatsSnapshot;
 use bytes::Bytes;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Instant;
 
 /// Counters the hub keeps (published by the server loop).
 #[derive(Clone, Copy, Debug, Default)]
@@ -52,6 +59,18 @@ pub struct Hub {
     /// Wakes this shard's loop; worker threads doing slow work (hashing, disk) use it to
     /// report back, and [`Hub::on_turn`] picks their results up.
     waker: Arc<mio::Waker>,
+    /// Authentication, history and admin services shared by all shards.
+    features: Arc<Features>,
+    /// Connections waiting for the accounts worker, with the nonce their answer must carry.
+    pending_auth: HashMap<usize, u64>,
+    /// Next pending-auth nonce.
+    next_nonce: u64,
+    /// Connections logged in as the admin.
+    admins: HashSet<usize>,
+    /// Server-wide counters for the admin `stats` command (else the features' source).
+    stats_source: Option<StatsSource>,
+    /// The counters at the previous `stats` command, for rates.
+    last_stats: Option<(Instant, StatsSnapshot)>,
     /// What the hub has done so far.
     pub counters: HubCounters,
 }
@@ -60,20 +79,34 @@ impl Hub {
     /// The hub of shard `shard`.
     pub fn new(shard: usize, dir: Arc<Directory>, presence_limit: usize, waker: Arc<mio::Waker>) -> Self {
         let outbox = (0..dir.shard_count()).map(|_| Vec::new()).collect();
+        let features = dir.features().clone();
+        // Ids stay unique across restarts: start above every id already in the history.
+        let next_seq = features.history.max_id() / dir.shard_count().max(1) as u64 + 1;
         Hub {
             shard,
             dir,
             local_users: HashMap::new(),
             rooms: Rooms::default(),
-            next_seq: 1,
+            next_seq,
             now_ms: 0,
             fold_buf: String::new(),
             outbox,
             presence_limit,
             quiet: false,
             waker,
+            features,
+            pending_auth: HashMap::new(),
+            next_nonce: 1,
+            admins: HashSet::new(),
+            stats_source: None,
+            last_stats: None,
             counters: HubCounters::default(),
         }
+    }
+
+    /// Gives the admin `stats` command the server-wide counters (summed over shards).
+    pub fn set_stats_source(&mut self, f: StatsSource) {
+        self.stats_source = Some(f);
     }
 
     /// Called once per loop turn, after the turn's events: picks up results of off-loop work.
@@ -95,8 +128,15 @@ impl Hub {
     pub fn handle(&mut self, peers: &mut Peers, key: usize, msg: ClientMsg<'_>) {
         let logged_in = peers.conns.get(key).is_some_and(|c| c.session.is_some());
         match msg {
-            ClientMsg::Login { username, .. } if !logged_in => self.login(peers, key, &username),
-            ClientMsg::Login { .. } => peers.send_error(key, ErrorCode::AlreadyLoggedIn, "you are already logged in"),
+            ClientMsg::Login { username, credential } if !logged_in => {
+                self.login_request(peers, key, &username, credential.as_deref(), false)
+            }
+            ClientMsg::Register { username, password } if !logged_in => {
+                self.login_request(peers, key, &username, Some(&password), true)
+            }
+            ClientMsg::Login { .. } | ClientMsg::Register { .. } => {
+                peers.send_error(key, ErrorCode::AlreadyLoggedIn, "you are already logged in")
+            }
             ClientMsg::Ping { token } => peers.send(key, &ServerMsg::Pong { token }),
             ClientMsg::Pong { .. } => {}
             _ if !logged_in => {
@@ -110,10 +150,14 @@ impl Hub {
                 let rooms = self.dir.rooms().into_iter().map(|(n, c)| (n.to_string().into(), c)).collect();
                 peers.send(key, &ServerMsg::ListRooms { rooms });
             }
+            ClientMsg::Time => peers.send(key, &ServerMsg::Time { ts_ms: self.now_ms }),
+            ClientMsg::Admin { command } => self.admin_from_client(peers, key, &command),
         }
     }
 
-    fn login(&mut self, peers: &mut Peers, key: usize, username: &str) {
+    /// Logs `key` in as `username` once authenticated: claims the name, enters the default
+    /// room, acknowledges, replays the room's history, tells the room.
+    fn finish_login(&mut self, peers: &mut Peers, key: usize, username: &str, admin: bool) {
         let reject = |peers: &mut Peers, code, reason: String| {
             peers.send(key, &ServerMsg::LoginReject { code, reason: reason.into() });
         };
@@ -131,7 +175,11 @@ impl Hub {
             conn.session = Some(Session { name: name.clone(), membership });
         }
         self.counters.logins += 1;
+        if admin {
+            self.admins.insert(key);
+        }
         peers.send(key, &ServerMsg::LoginAck { username: username.into(), room: DEFAULT_ROOM.into() });
+        self.replay(peers, key, DEFAULT_ROOM);
         self.presence(peers, room, key, SystemKind::Join, &name);
     }
 
@@ -155,7 +203,7 @@ impl Hub {
         };
         self.broadcast(peers, room, Some(key), &msg);
         self.counters.room_msgs += 1;
-        peers.send(key, &ServerMsg::RoomMsgAck { id, ts_ms });
+        self.record(peers, key, (id, ts_ms), room_name, from, text);
     }
 
     /// Delivers `msg` to every member of `room` on every shard, except local `except`.
@@ -224,6 +272,13 @@ impl Hub {
                 };
                 peers.push(key, frame);
             }
+            Remote::All { frames } => self.deliver_all(peers, &frames),
+            Remote::Kick { key, user } => {
+                if peers.conns.get(key).and_then(|c| c.name()) == Some(&*user) {
+                    ext::kick(peers, key);
+                }
+            }
+            Remote::Done(done) => self.done(peers, done),
         }
     }
 
@@ -283,6 +338,7 @@ impl Hub {
             s.membership = membership;
         }
         peers.send(key, &ServerMsg::JoinRoom { room: room.into() });
+        self.replay(peers, key, room);
         self.presence(peers, id, key, SystemKind::Join, &name);
     }
 
@@ -339,6 +395,8 @@ impl Hub {
     /// Forgets connection `key`: leaves its room with a disconnect notice and frees its name.
     /// Call before removing the connection from `peers`.
     pub fn disconnect(&mut self, peers: &mut Peers, key: usize) {
+        self.pending_auth.remove(&key);
+        self.admins.remove(&key);
         let Some(session) = peers.conns.get(key).and_then(|c| c.session.as_ref()) else { return };
         let (name, m) = (session.name.clone(), session.membership);
         self.leave_room(peers, key, m, SystemKind::Disconnect);

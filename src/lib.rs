@@ -18,12 +18,20 @@
 //! - [`net`]: socket setup (socket2).
 //! - [`stats`]: counters the loop publishes once per turn.
 //! - [`client`]: the blocking client connection used by `chat-client` and tests.
+//! - [`features`]: the services shards share for the seed features, and how workers answer.
+//! - [`auth`]: auth modes (open, passkey, accounts), throttling, the argon2id accounts worker.
+//! - [`history`]: room history in RAM or SQLite (WAL, group-committing writer thread).
+//! - [`admin`]: the admin command set and the server console on stdin.
 
+pub mod admin;
+pub mod auth;
 pub mod buffer;
 pub mod client;
 pub mod config;
 pub mod connection;
 pub mod directory;
+pub mod features;
+pub mod history;
 pub mod hub;
 pub mod limits;
 pub mod metrics;

@@ -22,6 +22,8 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
 use serde::Deserialize;
 use std::fmt;
+use crate::auth::AuthMode;
+use crate::history::HistoryMode;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -48,7 +50,16 @@ macro_rules! each_setting {
             msg_burst,
             shards,
             metrics,
-            log_level
+            log_level,
+            presence_limit,
+            auth,
+            passkey,
+            history,
+            history_len,
+            data_dir,
+            admin_user,
+            admin_password,
+            console
         )
     };
 }
@@ -117,6 +128,33 @@ pub struct Settings {
     /// Log filter (error, warn, info, debug, trace, or a RUST_LOG-style directive).
     #[arg(long, value_name = "FILTER", default_value = "info", env = "RUST_LOG")]
     pub log_level: String,
+    /// Rooms with more members get no join/leave notices (0 = no limit).
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub presence_limit: usize,
+    /// Authentication: open (a name is enough), passkey, or accounts (register + password).
+    #[arg(long, value_name = "MODE", default_value = "open")]
+    pub auth: String,
+    /// The passkey for --auth passkey (empty: generate one at start and print it).
+    #[arg(long, value_name = "KEY", default_value = "")]
+    pub passkey: String,
+    /// Where room history lives: sqlite (survives restarts) or memory.
+    #[arg(long, value_name = "MODE", default_value = "sqlite")]
+    pub history: String,
+    /// Messages per room replayed on joining it (0 = no replay).
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    pub history_len: usize,
+    /// Directory for the history and accounts databases.
+    #[arg(long, value_name = "DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+    /// User name allowed to run admin commands once logged in with --admin-password.
+    #[arg(long, value_name = "NAME", default_value = "")]
+    pub admin_user: String,
+    /// Password of the admin user (prefer the environment variable).
+    #[arg(long, value_name = "PASSWORD", default_value = "", env = "CHATPROTO_ADMIN_PASSWORD", hide_env_values = true)]
+    pub admin_password: String,
+    /// Read admin commands from standard input (users, rooms, alert TEXT, kick USER, time, stats).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_value_t = false, default_missing_value = "true")]
+    pub console: bool,
 }
 
 /// Where the metrics endpoint listens, or `off`.
@@ -175,6 +213,15 @@ pub struct FileSettings {
     pub shards: Option<usize>,
     pub metrics: Option<MetricsAddr>,
     pub log_level: Option<String>,
+    pub presence_limit: Option<usize>,
+    pub auth: Option<String>,
+    pub passkey: Option<String>,
+    pub history: Option<String>,
+    pub history_len: Option<usize>,
+    pub data_dir: Option<PathBuf>,
+    pub admin_user: Option<String>,
+    pub admin_password: Option<String>,
+    pub console: Option<bool>,
 }
 
 /// Why the settings cannot be used.
@@ -308,6 +355,15 @@ impl Settings {
         need(self.msg_burst.is_finite() && self.msg_burst >= 1.0, "msg_burst", || {
             format!("{} is not a burst (1 or more messages)", self.msg_burst)
         })?;
+        need(self.auth.parse::<AuthMode>().is_ok(), "auth", || {
+            format!("`{}` is not an auth mode (open, passkey, accounts)", self.auth)
+        })?;
+        need(self.history.parse::<HistoryMode>().is_ok(), "history", || {
+            format!("`{}` is not a history mode (sqlite, memory)", self.history)
+        })?;
+        need(self.admin_user.is_empty() == self.admin_password.is_empty(), "admin_user", || {
+            "admin_user and admin_password go together".into()
+        })?;
         need(self.shards <= MAX_SHARDS, "shards", || format!("{} shards is more than {MAX_SHARDS}", self.shards))?;
         need(tracing_subscriber::EnvFilter::try_new(&self.log_level).is_ok(), "log_level", || {
             format!("`{}` is not a log filter (error, warn, info, debug, trace, or RUST_LOG syntax)", self.log_level)
@@ -334,6 +390,15 @@ impl Settings {
         config.tls.key = self.key.clone();
         config.shards = self.shards;
         config.metrics = self.metrics.0;
+        config.presence_limit = self.presence_limit;
+        let f = &mut config.features;
+        f.auth = self.auth.parse().unwrap_or(f.auth);
+        f.passkey = Some(self.passkey.clone()).filter(|k| !k.is_empty());
+        f.history = self.history.parse().unwrap_or(f.history);
+        f.history_len = self.history_len;
+        f.data_dir = self.data_dir.clone();
+        f.admin_user = Some(self.admin_user.clone()).filter(|u| !u.is_empty());
+        f.admin_password = Some(self.admin_password.clone()).filter(|p| !p.is_empty());
         config
     }
 }
@@ -416,6 +481,19 @@ mod tests {
     }
 
     #[test]
+    fn feature_settings_map_to_the_config_and_bad_modes_are_named() {
+        let s = merged(&["--auth", "passkey", "--history", "memory"], "passkey = \"sesame\"\nhistory_len = 7");
+        let f = s.server_config().features;
+        assert_eq!((f.auth, f.history, f.history_len), (AuthMode::Passkey, HistoryMode::Memory, 7));
+        assert_eq!(f.passkey.as_deref(), Some("sesame"));
+        assert_eq!((f.admin_user, f.admin_password), (None, None), "empty means unset");
+        let err = Settings::parse_args(["chat-server", "--auth", "ldap"]).unwrap_err().to_string();
+        assert!(err.contains("auth") && err.contains("ldap"), "{err}");
+        let err = Settings::parse_args(["chat-server", "--admin-user", "root"]).unwrap_err().to_string();
+        assert!(err.contains("admin_user"), "{err}");
+    }
+
+    #[test]
     fn every_setting_has_a_config_key() {
         // A file setting every key parses, and each key is reported as set.
         let text = r#"
@@ -437,6 +515,15 @@ mod tests {
             shards = 2
             metrics = "[::1]:9555"
             log_level = "trace"
+            presence_limit = 10
+            auth = "passkey"
+            passkey = "k"
+            history = "memory"
+            history_len = 5
+            data_dir = "d"
+            admin_user = "root"
+            admin_password = "pw"
+            console = true
         "#;
         let f = file(text).unwrap();
         macro_rules! all_set { ($($k:ident),*) => { $( assert!(f.has(stringify!($k)), stringify!($k)); )* }; }

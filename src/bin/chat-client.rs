@@ -1,7 +1,7 @@
 //! `chat-client`: a terminal client for ChatProto servers.
 //!
 //! ```text
-//! chat-client <username> [host] [port] [--json] [--tls] [--ca FILE] [--insecure] [--passkey KEY]
+//! chat-client <username> [host] [port] [--json] [--tls] [--ca FILE] [--insecure] [--passkey KEY] [--register]
 //! ```
 //!
 //! Lines typed go to the current room; `/help` lists the commands. Incoming messages print on
@@ -48,8 +48,12 @@ struct Args {
     #[arg(long)]
     insecure: bool,
     /// Passkey (or password) for servers that require one.
-    #[arg(long, value_name = "KEY")]
+    #[arg(long, visible_alias = "password", value_name = "KEY")]
     passkey: Option<String>,
+    /// Create the account (servers with `--auth accounts`) with the --password given, then log
+    /// in; reconnects log in normally.
+    #[arg(long, requires = "passkey")]
+    register: bool,
     /// Seconds allowed for connecting, the TLS handshake and the login reply.
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     timeout: u64,
@@ -94,7 +98,12 @@ fn main() -> ExitCode {
 
 fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let opts = args.connect_options();
-    let (client, info) = match connect_and_login(&opts, &args.username, args.passkey.as_deref()) {
+    let first = if args.register {
+        register(&opts, &args.username, args.passkey.as_deref().unwrap_or(""))
+    } else {
+        connect_and_login(&opts, &args.username, args.passkey.as_deref())
+    };
+    let (client, info) = match first {
         Ok(ok) => ok,
         Err(e) => {
             eprintln!("error: {}", describe(&e, args));
@@ -118,6 +127,13 @@ fn connect_and_login(
 ) -> Result<(Client, LoginInfo), ClientError> {
     let mut client = Client::connect(opts)?;
     let info = client.login(username, passkey)?;
+    Ok((client, info))
+}
+
+/// Connects and creates an account, which also logs in.
+fn register(opts: &ConnectOptions, username: &str, password: &str) -> Result<(Client, LoginInfo), ClientError> {
+    let mut client = Client::connect(opts)?;
+    let info = client.register(username, password)?;
     Ok((client, info))
 }
 
@@ -153,7 +169,9 @@ fn describe(e: &ClientError, args: &Args) -> String {
         ClientError::LoginRejected { code: ErrorCode::UsernameTaken, .. } => {
             "someone is using that name; pick another".into()
         }
-        ClientError::LoginRejected { code: ErrorCode::AuthFailed, .. } => "check the passkey (--passkey KEY)".into(),
+        ClientError::LoginRejected { code: ErrorCode::AuthFailed, .. } => {
+            "check the passkey or password (--passkey KEY, --password PW; --register creates an account)".into()
+        }
         ClientError::InvalidUsername { .. } => "user names are 1-20 characters with no spaces".into(),
         ClientError::Closed | ClientError::Protocol(_) if args.tls || args.ca.is_some() || args.insecure => {
             "is this a ChatProto server on the right port?".into()
@@ -399,10 +417,8 @@ impl App {
                 self.out.line(HELP);
                 return Flow::Continue;
             }
-            Command::Time => {
-                self.out.line("! /time is not supported by this server yet");
-                return Flow::Continue;
-            }
+            Command::Time => ClientMsg::Time,
+            Command::Admin(command) => ClientMsg::Admin { command: command.into() },
             Command::Invalid(e) => {
                 self.out.line(&format!("! {e}"));
                 return Flow::Continue;
@@ -455,7 +471,10 @@ impl App {
                 self.room = room.to_string();
                 self.outstanding.answered(false);
             }
-            ServerMsg::ListUsers { .. } | ServerMsg::ListRooms { .. } => {
+            ServerMsg::ListUsers { .. }
+            | ServerMsg::ListRooms { .. }
+            | ServerMsg::Time { .. }
+            | ServerMsg::Admin { .. } => {
                 self.outstanding.answered(false);
             }
             ServerMsg::PrivateMsgDelivery { from, .. } if *from == self.me => {

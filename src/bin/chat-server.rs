@@ -46,6 +46,14 @@ fn serve(settings: &Settings) -> anyhow::Result<()> {
     }
     raise_fd_limit();
     let cluster = Cluster::bind(settings.server_config())?;
+    let features = cluster.features();
+    if let Some(key) = features.generated_passkey() {
+        // Printed, not logged: the admin hands it to the users (the usk2003 seed's behaviour).
+        println!("passkey: {key}");
+    }
+    if settings.console {
+        chatproto::admin::spawn_console(features).context("starting the admin console")?;
+    }
     let signals = Signals::new([SIGINT, SIGTERM]).context("installing signal handlers")?;
     let handle = cluster.handle();
     std::thread::Builder::new()

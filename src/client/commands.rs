@@ -12,7 +12,7 @@
 //! | `/help`                  | `/h`, `/?`                  |
 //! | `/quit`                  | `/exit`, `/q`               |
 //!
-//! plus `/time` (reserved: parsed, but ChatProto v1.0 has no message for it yet). A line not
+//! plus `/time` (the TIME extension) and `/admin <command>` (admin sessions only). A line not
 //! starting with `/` is a message to the current room; `//text` sends `/text` literally.
 
 use crate::protocol::validate::{check_room, check_username, NameError};
@@ -24,7 +24,9 @@ Commands (anything else you type is sent to your current room):
   /msg <user> <message>   private message to <user>                aliases: /m /pm /dm /whisper
   /users                  list the users in your room              aliases: /who /list
   /rooms                  list all rooms and their sizes           aliases: /r
-  /time                   server time (not supported by servers yet)
+  /time                   the server's clock
+  /admin <command>        admin console (admin login only): users, rooms, alert TEXT,
+                          kick USER, time, stats, help
   /help                   show this help                           aliases: /h /?
   /quit                   disconnect and exit                      aliases: /exit /q
   //text                  send a message that starts with '/' (sends \"/text\")
@@ -48,8 +50,10 @@ pub enum Command {
     Users,
     /// `/rooms`: list every room.
     Rooms,
-    /// `/time`: reserved; the protocol has no message for it yet.
+    /// `/time`: ask for the server's clock.
     Time,
+    /// `/admin <command>`: an admin console command (the server checks the privilege).
+    Admin(String),
     /// `/help`: print [`HELP`].
     Help,
     /// `/quit`: disconnect and exit.
@@ -120,6 +124,7 @@ pub fn parse_line(line: &str) -> Command {
         "users" | "who" | "list" => Command::Users,
         "rooms" | "r" => Command::Rooms,
         "time" => Command::Time,
+        "admin" => Command::Admin(if args.trim().is_empty() { "help".to_string() } else { args.trim().to_string() }),
         "help" | "h" | "?" => Command::Help,
         "quit" | "exit" | "q" => Command::Quit,
         _ => Command::Invalid(UsageError::Unknown(word.to_string())),

@@ -255,7 +255,21 @@ impl Client {
     /// the connection stays usable for another attempt.
     pub fn login(&mut self, username: &str, credential: Option<&str>) -> Result<LoginInfo, ClientError> {
         check_username(username).map_err(|reason| ClientError::InvalidUsername { name: username.into(), reason })?;
-        self.send(&ClientMsg::Login { username: Cow::Borrowed(username), credential: credential.map(Cow::Borrowed) })?;
+        self.await_login(&ClientMsg::Login {
+            username: Cow::Borrowed(username),
+            credential: credential.map(Cow::Borrowed),
+        })
+    }
+
+    /// Sends REGISTER (create an account on an `--auth accounts` server, and log in with it) and
+    /// waits for LOGIN_ACK or LOGIN_REJECT, like [`Client::login`].
+    pub fn register(&mut self, username: &str, password: &str) -> Result<LoginInfo, ClientError> {
+        check_username(username).map_err(|reason| ClientError::InvalidUsername { name: username.into(), reason })?;
+        self.await_login(&ClientMsg::Register { username: Cow::Borrowed(username), password: Cow::Borrowed(password) })
+    }
+
+    fn await_login(&mut self, msg: &ClientMsg<'_>) -> Result<LoginInfo, ClientError> {
+        self.send(msg)?;
         let deadline = Instant::now() + self.io_timeout;
         let mut early = Vec::new();
         let result = loop {

@@ -42,6 +42,8 @@ pub fn render(msg: &ServerMsg<'_>, me: &str) -> Option<String> {
         ServerMsg::ListRooms { rooms } => render_rooms(rooms),
         ServerMsg::SystemMsg { kind, room, user, text } => render_system(*kind, room, user, text),
         ServerMsg::ErrorMsg { code, text } => format!("! error ({}): {text}", code_name(*code)),
+        ServerMsg::Time { ts_ms } => format!("* server time: {}", crate::admin::format_utc(*ts_ms)),
+        ServerMsg::Admin { text } => format!("[admin] {text}"),
         ServerMsg::RoomMsgAck { .. } | ServerMsg::Ping { .. } | ServerMsg::Pong { .. } => return None,
     };
     Some(s)

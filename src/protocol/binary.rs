@@ -85,6 +85,9 @@ pub fn decode_client<'a>(buf: &'a [u8], limits: &Limits) -> Result<Option<(Clien
             MsgType::ListRooms => ClientMsg::ListRooms,
             MsgType::Ping => ClientMsg::Ping { token: r.u64()? },
             MsgType::Pong => ClientMsg::Pong { token: r.u64()? },
+            MsgType::Time => ClientMsg::Time,
+            MsgType::Admin => ClientMsg::Admin { command: r.text("command")? },
+            MsgType::Register => ClientMsg::Register { username: r.name("username")?, password: r.name("password")? },
             other => return Err(K::WrongDirection(other.json_name())),
         };
         r.finish()?;
@@ -146,6 +149,8 @@ pub fn decode_server<'a>(buf: &'a [u8], limits: &Limits) -> Result<Option<(Serve
             MsgType::RoomMsgAck => ServerMsg::RoomMsgAck { id: r.u64()?, ts_ms: r.u64()? },
             MsgType::Ping => ServerMsg::Ping { token: r.u64()? },
             MsgType::Pong => ServerMsg::Pong { token: r.u64()? },
+            MsgType::Time => ServerMsg::Time { ts_ms: r.u64()? },
+            MsgType::Admin => ServerMsg::Admin { text: r.text("text")? },
             other => return Err(K::WrongDirection(other.json_name())),
         };
         r.finish()?;
@@ -268,8 +273,13 @@ pub fn encode_client(msg: &ClientMsg<'_>, out: &mut BytesMut) {
             put_text(out, text);
         }
         ClientMsg::JoinRoom { room } => put_name(out, room),
-        ClientMsg::ListUsers | ClientMsg::ListRooms => {}
+        ClientMsg::ListUsers | ClientMsg::ListRooms | ClientMsg::Time => {}
         ClientMsg::Ping { token } | ClientMsg::Pong { token } => out.put_u64(*token),
+        ClientMsg::Admin { command } => put_text(out, command),
+        ClientMsg::Register { username, password } => {
+            put_name(out, username);
+            put_name(out, password);
+        }
     }
     end(out, start);
 }
@@ -329,6 +339,8 @@ pub fn encode_server(msg: &ServerMsg<'_>, out: &mut BytesMut) {
             out.put_u64(*ts_ms);
         }
         ServerMsg::Ping { token } | ServerMsg::Pong { token } => out.put_u64(*token),
+        ServerMsg::Time { ts_ms } => out.put_u64(*ts_ms),
+        ServerMsg::Admin { text } => put_text(out, text),
     }
     end(out, start);
 }

@@ -152,6 +152,12 @@ fn client_from_fields(f: Fields<'_>, t: MsgType) -> Result<ClientMsg<'_>, K> {
         MsgType::ListRooms => ClientMsg::ListRooms,
         MsgType::Ping => ClientMsg::Ping { token: f.token.unwrap_or(0) },
         MsgType::Pong => ClientMsg::Pong { token: f.token.unwrap_or(0) },
+        MsgType::Time => ClientMsg::Time,
+        MsgType::Admin => ClientMsg::Admin { command: req(s(f.text), "text")? },
+        MsgType::Register => ClientMsg::Register {
+            username: req(s(f.username), "username")?,
+            password: req(s(f.credential), "credential")?,
+        },
         other => return Err(K::WrongDirection(other.json_name())),
     })
 }
@@ -202,6 +208,8 @@ fn server_from_fields(f: Fields<'_>, t: MsgType) -> Result<ServerMsg<'_>, K> {
         MsgType::RoomMsgAck => ServerMsg::RoomMsgAck { id: req(f.id, "id")?, ts_ms: req(f.ts, "ts")? },
         MsgType::Ping => ServerMsg::Ping { token: f.token.unwrap_or(0) },
         MsgType::Pong => ServerMsg::Pong { token: f.token.unwrap_or(0) },
+        MsgType::Time => ServerMsg::Time { ts_ms: req(f.ts, "ts")? },
+        MsgType::Admin => ServerMsg::Admin { text: req(s(f.text), "text")? },
         other => return Err(K::WrongDirection(other.json_name())),
     })
 }
@@ -266,8 +274,13 @@ pub fn encode_client(msg: &ClientMsg<'_>, out: &mut BytesMut) {
             o.text = Some(text);
         }
         ClientMsg::JoinRoom { room } => o.room = Some(room),
-        ClientMsg::ListUsers | ClientMsg::ListRooms => {}
+        ClientMsg::ListUsers | ClientMsg::ListRooms | ClientMsg::Time => {}
         ClientMsg::Ping { token } | ClientMsg::Pong { token } => o.token = Some(*token),
+        ClientMsg::Admin { command } => o.text = Some(command),
+        ClientMsg::Register { username, password } => {
+            o.username = Some(username);
+            o.credential = Some(password);
+        }
     }
     write(out, &o);
 }
@@ -310,6 +323,8 @@ pub fn encode_server(msg: &ServerMsg<'_>, out: &mut BytesMut) {
         }
         ServerMsg::RoomMsgAck { id, ts_ms } => (o.id, o.ts) = (Some(*id), Some(*ts_ms)),
         ServerMsg::Ping { token } | ServerMsg::Pong { token } => o.token = Some(*token),
+        ServerMsg::Time { ts_ms } => o.ts = Some(*ts_ms),
+        ServerMsg::Admin { text } => o.text = Some(text),
     }
     write(out, &o);
 }

@@ -22,11 +22,17 @@ pub enum MsgType {
     Ping = 0x20,
     /// Extension: keepalive answer, echoes the ping's token.
     Pong = 0x21,
+    /// Extension: the server's clock (request from a client, answer from the server).
+    Time = 0x22,
+    /// Extension: an admin console command (client) or its answer (server).
+    Admin = 0x23,
+    /// Extension: create an account and log in with it (`--auth accounts`).
+    Register = 0x24,
 }
 
 impl MsgType {
     /// Every defined type, for tests and tables.
-    pub const ALL: [MsgType; 14] = [
+    pub const ALL: [MsgType; 17] = [
         MsgType::Login,
         MsgType::LoginAck,
         MsgType::LoginReject,
@@ -41,6 +47,9 @@ impl MsgType {
         MsgType::RoomMsgAck,
         MsgType::Ping,
         MsgType::Pong,
+        MsgType::Time,
+        MsgType::Admin,
+        MsgType::Register,
     ];
 
     /// The type for a wire code, if defined.
@@ -65,6 +74,9 @@ impl MsgType {
             MsgType::RoomMsgAck => "room_msg_ack",
             MsgType::Ping => "ping",
             MsgType::Pong => "pong",
+            MsgType::Time => "time",
+            MsgType::Admin => "admin",
+            MsgType::Register => "register",
         }
     }
 
@@ -121,12 +133,14 @@ pub enum ErrorCode {
     Timeout = 20,
     /// The server is shutting down.
     ShuttingDown = 21,
+    /// The request needs a privilege this session lacks (admin commands).
+    Forbidden = 22,
     /// Anything else.
     Internal = 255,
 }
 
 impl ErrorCode {
-    const ALL: [ErrorCode; 22] = [
+    const ALL: [ErrorCode; 23] = [
         ErrorCode::BadMagic,
         ErrorCode::BadVersion,
         ErrorCode::UnknownType,
@@ -148,6 +162,7 @@ impl ErrorCode {
         ErrorCode::AuthFailed,
         ErrorCode::Timeout,
         ErrorCode::ShuttingDown,
+        ErrorCode::Forbidden,
         ErrorCode::Internal,
     ];
 
@@ -227,6 +242,12 @@ pub enum ClientMsg<'a> {
     Ping { token: u64 },
     /// PONG: answer to a server PING.
     Pong { token: u64 },
+    /// TIME: asks for the server's clock.
+    Time,
+    /// ADMIN: one admin console command line, e.g. `alert lunch is served` (admins only).
+    Admin { command: Str<'a> },
+    /// REGISTER: create an account `username` with `password` and log in with it.
+    Register { username: Str<'a>, password: Str<'a> },
 }
 
 impl ClientMsg<'_> {
@@ -241,6 +262,9 @@ impl ClientMsg<'_> {
             ClientMsg::ListRooms => MsgType::ListRooms,
             ClientMsg::Ping { .. } => MsgType::Ping,
             ClientMsg::Pong { .. } => MsgType::Pong,
+            ClientMsg::Time => MsgType::Time,
+            ClientMsg::Admin { .. } => MsgType::Admin,
+            ClientMsg::Register { .. } => MsgType::Register,
         }
     }
 }
@@ -273,6 +297,10 @@ pub enum ServerMsg<'a> {
     Ping { token: u64 },
     /// PONG answering a client PING.
     Pong { token: u64 },
+    /// TIME: the server's clock, ms since the Unix epoch.
+    Time { ts_ms: u64 },
+    /// ADMIN: the answer to an admin command, as text (one or more lines).
+    Admin { text: Str<'a> },
 }
 
 impl ServerMsg<'_> {
@@ -291,6 +319,8 @@ impl ServerMsg<'_> {
             ServerMsg::RoomMsgAck { .. } => MsgType::RoomMsgAck,
             ServerMsg::Ping { .. } => MsgType::Ping,
             ServerMsg::Pong { .. } => MsgType::Pong,
+            ServerMsg::Time { .. } => MsgType::Time,
+            ServerMsg::Admin { .. } => MsgType::Admin,
         }
     }
 }
@@ -313,6 +343,11 @@ impl ClientMsg<'_> {
             ClientMsg::ListRooms => ClientMsg::ListRooms,
             ClientMsg::Ping { token } => ClientMsg::Ping { token },
             ClientMsg::Pong { token } => ClientMsg::Pong { token },
+            ClientMsg::Time => ClientMsg::Time,
+            ClientMsg::Admin { command } => ClientMsg::Admin { command: own(&command) },
+            ClientMsg::Register { username, password } => {
+                ClientMsg::Register { username: own(&username), password: own(&password) }
+            }
         }
     }
 }
@@ -345,6 +380,8 @@ impl ServerMsg<'_> {
             ServerMsg::RoomMsgAck { id, ts_ms } => ServerMsg::RoomMsgAck { id, ts_ms },
             ServerMsg::Ping { token } => ServerMsg::Ping { token },
             ServerMsg::Pong { token } => ServerMsg::Pong { token },
+            ServerMsg::Time { ts_ms } => ServerMsg::Time { ts_ms },
+            ServerMsg::Admin { text } => ServerMsg::Admin { text: own(&text) },
         }
     }
 }

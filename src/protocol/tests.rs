@@ -114,6 +114,9 @@ fn client_msg() -> impl Strategy<Value = ClientMsg<'static>> {
         Just(ClientMsg::ListRooms),
         any::<u64>().prop_map(|token| ClientMsg::Ping { token }),
         any::<u64>().prop_map(|token| ClientMsg::Pong { token }),
+        Just(ClientMsg::Time),
+        text().prop_map(|t| ClientMsg::Admin { command: owned(t) }),
+        (name(), name()).prop_map(|(u, p)| ClientMsg::Register { username: owned(u), password: owned(p) }),
     ]
 }
 
@@ -149,6 +152,8 @@ fn server_msg() -> impl Strategy<Value = ServerMsg<'static>> {
         (any::<u64>(), any::<u64>()).prop_map(|(id, ts_ms)| ServerMsg::RoomMsgAck { id, ts_ms }),
         any::<u64>().prop_map(|token| ServerMsg::Ping { token }),
         any::<u64>().prop_map(|token| ServerMsg::Pong { token }),
+        any::<u64>().prop_map(|ts_ms| ServerMsg::Time { ts_ms }),
+        text().prop_map(|t| ServerMsg::Admin { text: owned(t) }),
     ]
 }
 
@@ -494,14 +499,14 @@ fn binary_oversized_length_is_fatal_from_the_header_alone() {
 
 #[test]
 fn binary_unknown_type_skips_the_whole_frame() {
-    for ty in [0u8, 13, 0x1f, 0x22, 0xff] {
+    for ty in [0u8, 13, 0x1f, 0x3f, 0xff] {
         let frame = raw_frame(ty, 0, b"abc");
         let e = client_err(WireFormat::Binary, &frame, DecodeErrorKind::UnknownType(ty.to_string()), Some(12));
         assert_eq!(e.code(), ErrorCode::UnknownType);
         server_err(WireFormat::Binary, &frame, DecodeErrorKind::UnknownType(ty.to_string()), Some(12));
     }
     // After the skip the next frame decodes: the stream is still in sync.
-    let mut stream = raw_frame(0x22, 0, b"future extension");
+    let mut stream = raw_frame(0x3f, 0, b"future extension");
     let skip = stream.len();
     stream.extend(enc_client(WireFormat::Binary, &ClientMsg::ListUsers));
     let e = WireFormat::Binary.decode_client(&stream, &limits()).unwrap_err();
@@ -691,7 +696,7 @@ fn error_codes_and_kinds_round_trip_through_their_bytes() {
         assert!(c as u8 == b || c == ErrorCode::Internal, "byte {b}");
         assert_eq!(ErrorCode::from_u8(c as u8), c);
     }
-    assert_eq!(ErrorCode::from_u8(22), ErrorCode::Internal);
+    assert_eq!(ErrorCode::from_u8(23), ErrorCode::Internal);
     assert_eq!(ErrorCode::from_u8(0), ErrorCode::Internal);
     for b in 0..=4u8 {
         assert_eq!(SystemKind::from_u8(b) as u8, b);
@@ -703,7 +708,7 @@ fn error_codes_and_kinds_round_trip_through_their_bytes() {
         assert_eq!(MsgType::from_code(t as u8), Some(t));
         assert_eq!(MsgType::from_json_name(t.json_name()), Some(t));
     }
-    assert_eq!(MsgType::from_code(0x22), None);
+    assert_eq!(MsgType::from_code(0x3f), None);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1002,6 +1007,8 @@ fn layout_client(t: MsgType) -> &'static [Field] {
         MsgType::PrivateMsg => &[Name("to"), Text("text")],
         MsgType::JoinRoom => &[Name("room")],
         MsgType::Ping | MsgType::Pong => &[U64("token")],
+        MsgType::Admin => &[Text("command")],
+        MsgType::Register => &[Name("username"), Name("password")],
         _ => &[],
     }
 }
@@ -1020,6 +1027,8 @@ fn layout_server(t: MsgType) -> &'static [Field] {
         MsgType::ErrorMsg => &[U8("code"), Text("text")],
         MsgType::RoomMsgAck => &[U64("id"), U64("ts")],
         MsgType::Ping | MsgType::Pong => &[U64("token")],
+        MsgType::Time => &[U64("ts")],
+        MsgType::Admin => &[Text("text")],
         _ => &[],
     }
 }
@@ -1137,6 +1146,9 @@ fn doc_examples() -> (Vec<ClientMsg<'static>>, Vec<ServerMsg<'static>>) {
         ClientMsg::ListRooms,
         ClientMsg::Ping { token: 1 },
         ClientMsg::Pong { token: 7 },
+        ClientMsg::Time,
+        ClientMsg::Admin { command: owned("alert lunch") },
+        ClientMsg::Register { username: owned("alice"), password: owned("s3cret") },
     ];
     let server = vec![
         ServerMsg::LoginAck { username: owned("alice"), room: owned("general") },
@@ -1171,6 +1183,8 @@ fn doc_examples() -> (Vec<ClientMsg<'static>>, Vec<ServerMsg<'static>>) {
         ServerMsg::RoomMsgAck { id: 42, ts_ms: ts },
         ServerMsg::Ping { token: 7 },
         ServerMsg::Pong { token: 1 },
+        ServerMsg::Time { ts_ms: ts },
+        ServerMsg::Admin { text: owned("2 users online") },
     ];
     (client, server)
 }

@@ -4,6 +4,7 @@
 use super::{load_tls, Parts, Server, ServerError, ServerHandle};
 use crate::config::ServerConfig;
 use crate::directory::{Directory, MAX_SHARDS};
+use crate::features::Features;
 use crate::net::listen;
 use crate::protocol::validate::DEFAULT_ROOM;
 use crate::stats::StatsSnapshot;
@@ -15,6 +16,7 @@ pub struct Cluster {
     shards: Vec<Server>,
     addr: SocketAddr,
     handle: ClusterHandle,
+    features: Arc<Features>,
 }
 
 /// Handle to every shard: stop them all, read their counters.
@@ -64,7 +66,8 @@ impl Cluster {
             parts.push(p);
             links.push(link);
         }
-        let dir = Arc::new(Directory::new(links, DEFAULT_ROOM));
+        let features = Features::start(&config)?;
+        let dir = Arc::new(Directory::new(links, DEFAULT_ROOM).with_features(features.clone()));
         let mut shards: Vec<Server> =
             parts.into_iter().enumerate().map(|(i, p)| p.finish(i, dir.clone(), config.clone())).collect();
         let handle = ClusterHandle { shards: shards.iter().map(Server::handle).collect() };
@@ -75,7 +78,9 @@ impl Cluster {
             tracing::info!("metrics at http://{}/metrics", endpoint.local_addr());
             shards[0].metrics = Some((endpoint, handle.shards.clone()));
         }
-        Ok(Cluster { shards, addr, handle })
+        let stats = handle.clone();
+        features.set_stats_source(Arc::new(move || stats.stats()));
+        Ok(Cluster { shards, addr, handle, features })
     }
 
     /// Number of shards.
@@ -86,6 +91,11 @@ impl Cluster {
     /// The address the shards listen on.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The shared feature services (passkey, history, accounts, admin console).
+    pub fn features(&self) -> Arc<Features> {
+        self.features.clone()
     }
 
     /// A handle to all shards.

@@ -48,6 +48,8 @@ pub enum ServerError {
     Poll(#[from] std::io::Error),
     #[error("TLS: {0}")]
     Tls(#[from] TlsError),
+    #[error(transparent)]
+    Features(#[from] crate::features::FeatureError),
     #[error("the server thread panicked")]
     Panicked,
 }
@@ -125,7 +127,8 @@ impl Server {
     pub fn from_listener(listener: std::net::TcpListener, config: ServerConfig) -> Result<Server, ServerError> {
         let acceptor = if config.tls.enabled { Some(load_tls(&config)?) } else { None };
         let (parts, link) = Parts::new(listener, acceptor)?;
-        let dir = Arc::new(Directory::new(vec![link], DEFAULT_ROOM));
+        let features = crate::features::Features::start(&config)?;
+        let dir = Arc::new(Directory::new(vec![link], DEFAULT_ROOM).with_features(features));
         Ok(parts.finish(0, dir, config))
     }
 
@@ -301,6 +304,8 @@ pub struct RunningServer {
     pub addr: SocketAddr,
     /// Handle to stop it and read counters (summed over shards).
     pub handle: ClusterHandle,
+    /// The shared feature services (for the admin console).
+    pub features: Arc<crate::features::Features>,
     thread: Option<JoinHandle<Result<(), ServerError>>>,
 }
 
@@ -329,7 +334,7 @@ impl Drop for RunningServer {
 /// the server on background threads.
 pub fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
     let cluster = Cluster::bind(config)?;
-    let (addr, handle) = (cluster.local_addr(), cluster.handle());
+    let (addr, handle, features) = (cluster.local_addr(), cluster.handle(), cluster.features());
     let thread = std::thread::Builder::new().name("chat-shard-0".into()).spawn(move || cluster.run())?;
-    Ok(RunningServer { addr, handle, thread: Some(thread) })
+    Ok(RunningServer { addr, handle, features, thread: Some(thread) })
 }

@@ -279,7 +279,13 @@ struct ServerProcess {
 
 impl ServerProcess {
     fn start(args: &[&str]) -> ServerProcess {
+        // Run in a fresh directory: the server writes relative paths (data/, certs/) there.
+        static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("chatproto-ops-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
+            .current_dir(&dir)
             .args(args)
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())

@@ -1,0 +1,162 @@
+//! The admin command set, shared by the server's console (stdin) and clients logged in as the
+//! admin (ADMIN messages): parse a line into an [`AdminCommand`]; the hub executes it.
+//!
+//! | Command         | Does                                                        |
+//! |-----------------|-------------------------------------------------------------|
+//! | `users`         | every online user, by room                                  |
+//! | `rooms`         | every room and its member count                             |
+//! | `alert TEXT`    | SYSTEM_MSG `alert` to everyone on every shard               |
+//! | `kick USER`     | disconnects USER (ERROR_MSG FORBIDDEN first)                |
+//! | `time`          | the server's clock                                          |
+//! | `stats`         | connections, messages/s, bytes/s, slow-consumer disconnects |
+//! | `help`          | this list                                                   |
+//!
+//! The console ([`spawn_console`]) reads lines from stdin, sends each command to shard 0 as
+//! [`Done::Console`] through the shard's inbox and waker, and prints the reply it gets back.
+
+use crate::features::{Done, Features};
+use std::io::{BufRead, Write};
+use std::sync::mpsc::{channel, Sender};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Help text for the admin command set.
+pub const ADMIN_HELP: &str = "admin commands: users | rooms | alert TEXT | kick USER | time | stats | help";
+
+/// How long the console waits for the server's answer.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One admin command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AdminCommand {
+    /// List online users by room.
+    Users,
+    /// List rooms and member counts.
+    Rooms,
+    /// Broadcast an alert to everyone.
+    Alert(String),
+    /// Disconnect a user.
+    Kick(String),
+    /// The server's clock.
+    Time,
+    /// Live counters.
+    Stats,
+    /// The command list.
+    Help,
+}
+
+/// Why a command line was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AdminError {
+    #[error("unknown admin command {0:?}; {ADMIN_HELP}")]
+    Unknown(String),
+    #[error("`{0}` needs an argument: {1}")]
+    Missing(&'static str, &'static str),
+}
+
+/// Parses one command line (a leading `/` is allowed, so `/users` works on the console too).
+pub fn parse(line: &str) -> Result<AdminCommand, AdminError> {
+    let line = line.trim().trim_start_matches('/');
+    let (word, rest) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+    let rest = rest.trim();
+    let need = |name, what| if rest.is_empty() { Err(AdminError::Missing(name, what)) } else { Ok(rest.to_string()) };
+    Ok(match word.to_ascii_lowercase().as_str() {
+        "users" | "who" | "list" => AdminCommand::Users,
+        "rooms" => AdminCommand::Rooms,
+        "alert" | "broadcast" => AdminCommand::Alert(need("alert", "the alert text")?),
+        "kick" => AdminCommand::Kick(need("kick", "the user name")?),
+        "time" => AdminCommand::Time,
+        "stats" => AdminCommand::Stats,
+        "help" | "?" | "" => AdminCommand::Help,
+        other => return Err(AdminError::Unknown(other.to_string())),
+    })
+}
+
+/// `2023-11-14 22:13:20.000 UTC` for milliseconds since the Unix epoch (civil-from-days, no
+/// time-zone database needed).
+pub fn format_utc(ts_ms: u64) -> String {
+    let (days, ms) = ((ts_ms / 86_400_000) as i64, ts_ms % 86_400_000);
+    // Howard Hinnant's days-to-civil algorithm.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (h, m, s, milli) = (ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, ms % 1000);
+    format!("{year:04}-{month:02}-{day:02} {h:02}:{m:02}:{s:02}.{milli:03} UTC")
+}
+
+/// A console command on its way to shard 0, with where to send the answer.
+#[derive(Debug)]
+pub struct AdminRequest {
+    /// The command.
+    pub command: AdminCommand,
+    /// Receives the answer text.
+    pub reply: Sender<String>,
+}
+
+/// Runs one command through shard 0 and waits (bounded) for its answer.
+pub fn execute(features: &Features, command: AdminCommand) -> String {
+    let (tx, rx) = channel();
+    if !features.links().send(0, Done::Console(AdminRequest { command, reply: tx })) {
+        return "the server is not running".to_string();
+    }
+    rx.recv_timeout(REPLY_TIMEOUT).unwrap_or_else(|_| "no answer from the server".to_string())
+}
+
+/// Reads commands from `input` until it ends and writes each answer to `output`.
+pub fn run_console(features: &Features, input: impl BufRead, mut output: impl Write) -> std::io::Result<()> {
+    for line in input.lines() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let answer = match parse(&line) {
+            Ok(cmd) => execute(features, cmd),
+            Err(e) => e.to_string(),
+        };
+        writeln!(output, "{answer}")?;
+        output.flush()?;
+    }
+    Ok(())
+}
+
+/// Starts the server console on its own thread: admin commands typed on stdin, answers on
+/// stdout. The thread ends when stdin does.
+pub fn spawn_console(features: Arc<Features>) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new().name("chat-console".into()).spawn(move || {
+        let stdin = std::io::stdin();
+        if let Err(e) = run_console(&features, stdin.lock(), std::io::stdout()) {
+            tracing::warn!("console: {e}");
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_command_set() {
+        assert_eq!(parse("users"), Ok(AdminCommand::Users));
+        assert_eq!(parse("/rooms"), Ok(AdminCommand::Rooms));
+        assert_eq!(parse("alert  lunch is served "), Ok(AdminCommand::Alert("lunch is served".into())));
+        assert_eq!(parse("KICK bob"), Ok(AdminCommand::Kick("bob".into())));
+        assert_eq!(parse("time"), Ok(AdminCommand::Time));
+        assert_eq!(parse("stats"), Ok(AdminCommand::Stats));
+        assert_eq!(parse("kick"), Err(AdminError::Missing("kick", "the user name")));
+        assert!(matches!(parse("reboot"), Err(AdminError::Unknown(_))));
+    }
+
+    #[test]
+    fn formats_utc() {
+        assert_eq!(format_utc(0), "1970-01-01 00:00:00.000 UTC");
+        assert_eq!(format_utc(1_700_000_000_123), "2023-11-14 22:13:20.123 UTC");
+        assert_eq!(format_utc(951_782_400_000), "2000-02-29 00:00:00.000 UTC");
+    }
+}
