@@ -6,7 +6,7 @@ use crate::buffer::{OutQueue, Pending};
 use crate::limits::TokenBucket;
 use crate::protocol::{ErrorCode, ServerMsg, WireFormat};
 use crate::room::Membership;
-use crate::transport::Transport;
+use crate::transport::{Transport, WireCount};
 use bytes::{Bytes, BytesMut};
 use slab::Slab;
 use std::net::SocketAddr;
@@ -125,6 +125,8 @@ pub struct Peers {
     pub slow_consumers: u64,
     /// Frames queued for delivery so far.
     pub frames_queued: u64,
+    /// Bytes across all sockets of this shard.
+    pub wire: WireCount,
 }
 
 /// How much arena to reserve at a time.
@@ -140,6 +142,7 @@ impl Peers {
             arena: BytesMut::with_capacity(ARENA_CHUNK),
             slow_consumers: 0,
             frames_queued: 0,
+            wire: WireCount::default(),
         }
     }
 
@@ -152,12 +155,34 @@ impl Peers {
         self.arena.split().freeze()
     }
 
-    /// Queues a shared frame for `key` and marks it for flushing. A connection past its cap is
-    /// cut off: its backlog is dropped, an ERROR_MSG SLOW_CONSUMER is queued, and it closes.
+    /// Queues a shared frame for `key` and marks it for flushing (the write happens once per
+    /// loop turn). When the frame would take the backlog past its cap, the socket is first
+    /// offered what is queued, so only what the peer has really not taken counts; a connection
+    /// still past its cap is cut off: its backlog is dropped, an ERROR_MSG SLOW_CONSUMER is
+    /// queued, and it closes.
     pub fn push(&mut self, key: usize, frame: Bytes) {
         let Some(conn) = self.conns.get_mut(key) else { return };
         if conn.closing.is_some() {
             return;
+        }
+        let cap = self.max_outbound.saturating_sub(conn.transport.buffered());
+        if conn.out.push(frame.clone(), cap).is_ok() {
+            self.frames_queued += 1;
+            self.mark_dirty(key);
+            return;
+        }
+        if conn.writable {
+            if let Err(e) = conn.transport.flush(&mut conn.out, &mut self.wire) {
+                if e.kind() != std::io::ErrorKind::WouldBlock {
+                    conn.out.clear();
+                    conn.closing = Some(CloseReason::IoError);
+                    self.mark_dirty(key);
+                    return;
+                }
+            }
+            if !conn.out.is_empty() || conn.transport.has_pending_output() {
+                conn.writable = false;
+            }
         }
         let cap = self.max_outbound.saturating_sub(conn.transport.buffered());
         if conn.out.push(frame, cap).is_err() {

@@ -44,7 +44,8 @@ pub struct Frames {
 #[derive(Debug)]
 pub enum Remote {
     /// Deliver to every local member of `room`.
-    Room { room: Arc<str>, frames: Frames },
+    /// `chat`: a room message (counted as deliveries), not a presence notice.
+    Room { room: Arc<str>, frames: Frames, chat: bool },
     /// Deliver to local connection `key` if it is still `user` (keys are reused).
     Direct { key: usize, user: Arc<str>, frames: Frames },
     /// Deliver to every logged-in local connection (admin alerts).

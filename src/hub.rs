@@ -201,15 +201,19 @@ impl Hub {
             text: text.into(),
             history: false,
         };
-        self.broadcast(peers, room, Some(key), &msg);
+        self.broadcast(peers, room, Some(key), &msg, true);
         self.counters.room_msgs += 1;
         self.record(peers, key, (id, ts_ms), room_name, from, text);
     }
 
     /// Delivers `msg` to every member of `room` on every shard, except local `except`.
-    fn broadcast(&mut self, peers: &mut Peers, room: RoomId, except: Option<usize>, msg: &ServerMsg<'_>) {
+    /// `chat` says whether it is a room message, counted in `deliveries` (presence notices are not).
+    fn broadcast(&mut self, peers: &mut Peers, room: RoomId, except: Option<usize>, msg: &ServerMsg<'_>, chat: bool) {
         let mut encoded = [None, None];
-        self.counters.deliveries += self.fanout(peers, room, except, &mut encoded, Some(msg));
+        let n = self.fanout(peers, room, except, &mut encoded, Some(msg));
+        if chat {
+            self.counters.deliveries += n;
+        }
         let others = self.rooms.room(room).shared.shards() & !(1u64 << self.shard);
         if others == 0 {
             return;
@@ -220,7 +224,7 @@ impl Hub {
         };
         let name = &self.rooms.room(room).name;
         for shard in (0..self.outbox.len()).filter(|s| others & (1 << s) != 0) {
-            self.outbox[shard].push(Remote::Room { room: name.clone(), frames: frames.clone() });
+            self.outbox[shard].push(Remote::Room { room: name.clone(), frames: frames.clone(), chat });
         }
     }
 
@@ -256,10 +260,13 @@ impl Hub {
     /// Handles work another shard sent: deliver pre-encoded frames to local members.
     pub fn remote(&mut self, peers: &mut Peers, work: Remote) {
         match work {
-            Remote::Room { room, frames } => {
+            Remote::Room { room, frames, chat } => {
                 let Some(id) = self.rooms.find(&room) else { return };
                 let mut encoded = [Some(frames.binary), Some(frames.json)];
-                self.counters.deliveries += self.fanout(peers, id, None, &mut encoded, None);
+                let n = self.fanout(peers, id, None, &mut encoded, None);
+                if chat {
+                    self.counters.deliveries += n;
+                }
             }
             Remote::Direct { key, user, frames } => {
                 let Some(conn) = peers.conns.get(key) else { return };
@@ -382,7 +389,7 @@ impl Hub {
         };
         let text = format!("{name} {verb} {room_name}");
         let msg = ServerMsg::SystemMsg { kind, room: (&*room_name).into(), user: name.into(), text: text.into() };
-        self.broadcast(peers, room, Some(who), &msg);
+        self.broadcast(peers, room, Some(who), &msg, false);
     }
 
     fn list_users(&self, peers: &mut Peers, key: usize) {

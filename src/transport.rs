@@ -36,8 +36,8 @@ pub enum Opening {
     Closed,
     /// A TLS ClientHello.
     Tls,
-    /// Plaintext (binary or JSON, decided by the decoder layer).
-    Plain,
+    /// Plaintext starting with this byte (binary or JSON, decided by the decoder layer).
+    Plain(u8),
 }
 
 impl Transport {
@@ -63,7 +63,7 @@ impl Transport {
             return match self.sock.peek(&mut b) {
                 Ok(0) => Ok(Opening::Closed),
                 Ok(_) if b[0] == TLS_HANDSHAKE => Ok(Opening::Tls),
-                Ok(_) => Ok(Opening::Plain),
+                Ok(_) => Ok(Opening::Plain(b[0])),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Opening::Nothing),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => Err(e),

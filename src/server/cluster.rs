@@ -72,8 +72,8 @@ impl Cluster {
             parts.into_iter().enumerate().map(|(i, p)| p.finish(i, dir.clone(), config.clone())).collect();
         let handle = ClusterHandle { shards: shards.iter().map(Server::handle).collect() };
         if let Some(maddr) = config.metrics {
-            let mut endpoint =
-                crate::metrics::MetricsEndpoint::bind(maddr).map_err(|source| ServerError::Bind { addr: maddr, source })?;
+            let mut endpoint = crate::metrics::MetricsEndpoint::bind(maddr)
+                .map_err(|source| ServerError::Bind { addr: maddr, source })?;
             endpoint.register(shards[0].poll.registry())?;
             tracing::info!("metrics at http://{}/metrics", endpoint.local_addr());
             shards[0].metrics = Some((endpoint, handle.shards.clone()));

@@ -98,12 +98,25 @@ impl Server {
                 self.peers.mark_dirty(key);
                 false
             }
-            (Opening::Plain, _) if tls_only => {
+            (Opening::Plain(first), _) if tls_only => {
+                // Answer in the client's own format when it is recognisably ChatProto.
+                if let Some(f) = WireFormat::detect(first) {
+                    self.set_format(key, f);
+                }
                 let text = "this server accepts TLS connections only";
                 self.peers.close_with(key, CloseReason::Framing, ErrorCode::AuthFailed, text);
                 false
             }
-            (Opening::Plain, _) => true,
+            (Opening::Plain(_), _) => true,
+        }
+    }
+
+    /// Records the connection's wire format (once) and counts it in the open-by-protocol gauges.
+    fn set_format(&mut self, key: usize, format: WireFormat) {
+        self.peers.conns[key].format = Some(format);
+        match format {
+            WireFormat::Binary => self.totals.open_binary += 1,
+            WireFormat::Json => self.totals.open_json += 1,
         }
     }
 
@@ -111,7 +124,7 @@ impl Server {
     fn fill(&mut self, key: usize) -> ReadEnd {
         let conn = &mut self.peers.conns[key];
         while !self.arena.is_full() {
-            match conn.transport.read(self.arena.spare(), &mut self.wire) {
+            match conn.transport.read(self.arena.spare(), &mut self.peers.wire) {
                 Ok(0) => return ReadEnd::Close(CloseReason::PeerClosed),
                 Ok(n) => {
                     self.arena.filled(n);
@@ -134,32 +147,24 @@ impl Server {
 
     /// Decodes every complete frame in the arena and hands it to the hub.
     fn dispatch(&mut self, key: usize) {
-        let data = self.arena.data();
-        if data.is_empty() {
-            return;
-        }
+        let Some(&first) = self.arena.data().first() else { return };
         let format = match self.peers.conns[key].format {
             Some(f) => f,
-            None => match WireFormat::detect(data[0]) {
+            None => match WireFormat::detect(first) {
                 Some(f) => {
-                    self.peers.conns[key].format = Some(f);
-                    match f {
-                        WireFormat::Binary => self.totals.open_binary += 1,
-                        WireFormat::Json => self.totals.open_json += 1,
-                    }
+                    self.set_format(key, f);
                     f
                 }
                 None => {
-                    let text = format!(
-                        "not ChatProto: the first byte 0x{:02x} is neither 0x43 (binary) nor '{{' (JSON)",
-                        data[0]
-                    );
+                    let text =
+                        format!("not ChatProto: the first byte 0x{first:02x} is neither 0x43 (binary) nor '{{' (JSON)");
                     self.totals.protocol_errors += 1;
                     self.peers.close_with(key, CloseReason::Framing, ErrorCode::BadMagic, &text);
                     return;
                 }
             },
         };
+        let data = self.arena.data();
         let mut off = 0;
         while off < data.len() {
             match format.decode_client(&data[off..], &self.config.limits) {
@@ -222,7 +227,7 @@ impl Server {
         let Some(conn) = self.peers.conns.get_mut(key) else { return };
         conn.dirty = false;
         if conn.writable {
-            if let Err(e) = conn.transport.flush(&mut conn.out, &mut self.wire) {
+            if let Err(e) = conn.transport.flush(&mut conn.out, &mut self.peers.wire) {
                 if e.kind() != io::ErrorKind::WouldBlock {
                     tracing::debug!(peer = %conn.peer, "write error: {e}");
                     conn.out.clear();
@@ -259,7 +264,7 @@ impl Server {
             self.totals.open_tls -= 1;
         }
         tracing::debug!(peer = %conn.peer, ?reason, "closed");
-        conn.transport.close(&mut self.wire);
+        conn.transport.close(&mut self.peers.wire);
         let _ = self.poll.registry().deregister(&mut conn.transport.sock);
     }
 }

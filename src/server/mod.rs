@@ -21,7 +21,6 @@ use crate::limits::PerAddress;
 use crate::protocol::validate::DEFAULT_ROOM;
 use crate::stats::{Stats, StatsSnapshot};
 use crate::tls::{Acceptor, CertSource, TlsError};
-use crate::transport::WireCount;
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 use std::net::SocketAddr;
@@ -103,8 +102,6 @@ pub struct Server {
     per_address: PerAddress,
     /// When the last summary line was logged, and the totals then.
     last_summary: (Instant, StatsSnapshot),
-    /// Bytes across all sockets.
-    wire: WireCount,
     /// Totals published to `stats` each turn.
     totals: StatsSnapshot,
     /// The Prometheus endpoint and every shard's handle (shard 0 only, when `config.metrics`).
@@ -213,8 +210,8 @@ impl Server {
         t.room_msgs = self.hub.counters.room_msgs;
         t.deliveries = self.hub.counters.deliveries;
         t.private_msgs = self.hub.counters.private_msgs;
-        t.bytes_in = self.wire.read;
-        t.bytes_out = self.wire.written;
+        t.bytes_in = self.peers.wire.read;
+        t.bytes_out = self.peers.wire.written;
         t.frames_out = self.peers.frames_queued;
         t.slow_consumer_disconnects = self.peers.slow_consumers;
         self.handle.stats.publish(t);
@@ -271,7 +268,6 @@ impl Parts {
             now: Instant::now(),
             per_address: PerAddress::default(),
             last_summary: (Instant::now(), StatsSnapshot::default()),
-            wire: WireCount::default(),
             totals: StatsSnapshot::default(),
             metrics: None,
             started: Instant::now(),

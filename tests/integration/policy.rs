@@ -122,10 +122,6 @@ fn a_tls_only_server_refuses_plaintext_json() {
 }
 
 #[test]
-#[ignore = "bug (minor): a TLS-only server answers a plaintext *binary* client's first frame with a \
-            JSON ERROR_MSG AUTH_FAILED (src/server/io.rs Server::open, Opening::Plain with tls_only: \
-            close_with before the format is detected, so reply_format() is JSON), which a binary \
-            client cannot decode (it reads bad magic 0x7b22), although the first byte (0x43) was seen"]
 fn a_tls_only_server_refuses_plaintext_binary_in_binary() {
     tls_only_refuses(WireFormat::Binary);
 }

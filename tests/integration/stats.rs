@@ -75,9 +75,6 @@ fn counters_match_what_the_clients_saw() {
 }
 
 #[test]
-#[ignore = "bug: `deliveries` (documented as room-message deliveries, one per recipient) also counts \
-            presence notices: src/hub.rs Hub::presence goes through Hub::broadcast, which adds its \
-            fan-out to counters.deliveries"]
 fn deliveries_count_room_message_recipients_only() {
     let server = server();
     let mut clients = three_clients(&server);
