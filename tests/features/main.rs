@@ -271,9 +271,13 @@ fn accounts_register_login_and_refuse_duplicates() {
 fn login_attempts_are_throttled_per_user() {
     let dir = TempDir::new("throttle");
     let s = server_with(accounts_config(&dir));
+    let mut observer = Client::connect(s.addr, WireFormat::Json);
+    assert!(matches!(register_reply(&mut observer, "obs", "observer password"), ServerMsg::LoginAck { .. }));
     let mut c = Client::connect(s.addr, WireFormat::Json);
     assert!(matches!(register_reply(&mut c, "bob", "bob's password"), ServerMsg::LoginAck { .. }));
     drop(c);
+    // Wait until the server has seen bob leave: until then the name is still taken.
+    observer.recv_until(|m| matches!(m, ServerMsg::SystemMsg { kind: SystemKind::Disconnect, user, .. } if user == "bob"));
     let mut attacker = Client::connect(s.addr, WireFormat::Binary);
     let mut codes = Vec::new();
     for i in 0..7 {
