@@ -70,6 +70,12 @@ pub struct FeatureSettings {
     pub admin_user: Option<String>,
     /// The admin's password. Admin commands are off unless both admin settings are set.
     pub admin_password: Option<String>,
+    /// File sharing on (files live in `data_dir/files`, created on the first upload).
+    pub files: bool,
+    /// Largest file accepted for upload, in bytes.
+    pub max_file_size: u64,
+    /// Most bytes all shared files may take on disk together.
+    pub files_quota: u64,
 }
 
 impl Default for FeatureSettings {
@@ -85,6 +91,9 @@ impl Default for FeatureSettings {
             argon2_memory_kib: 19 * 1024,
             admin_user: None,
             admin_password: None,
+            files: true,
+            max_file_size: 16 * 1024 * 1024,
+            files_quota: 1024 * 1024 * 1024,
         }
     }
 }

@@ -11,6 +11,7 @@ use crate::admin::AdminRequest;
 use crate::auth::{random_passkey, Accounts, AuthError, AuthMode, AuthVerdict, Throttle};
 use crate::config::ServerConfig;
 use crate::directory::{Remote, ShardLink};
+use crate::files::{FileDone, FileStore, FilesError};
 use crate::history::{DurableAcks, History, HistoryError, HistoryMode};
 use crate::stats::StatsSnapshot;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -28,6 +29,8 @@ pub enum Done {
     Durable(DurableAcks),
     /// A command typed on the server's console (always sent to shard 0).
     Console(AdminRequest),
+    /// The file worker stored or refused an upload, or read a chunk of a download.
+    File(FileDone),
 }
 
 /// The shards' inboxes, known once the shards exist (workers start before them).
@@ -56,6 +59,8 @@ pub enum FeatureError {
     History(#[from] HistoryError),
     #[error(transparent)]
     Auth(#[from] AuthError),
+    #[error(transparent)]
+    Files(#[from] FilesError),
 }
 
 /// The shared feature services of one server.
@@ -74,6 +79,8 @@ pub struct Features {
     accounts: Option<Accounts>,
     /// Login attempt limits (accounts and passkey modes).
     pub throttle: Throttle,
+    /// Shared files and their worker, when file sharing is on.
+    pub files: Option<FileStore>,
     /// The shards' inboxes, for workers' answers.
     links: Arc<Links>,
     /// Server-wide counters for `stats`, when the server provided them.
@@ -106,6 +113,7 @@ impl Features {
             history,
             accounts: None,
             throttle: Throttle::default(),
+            files: None,
             links,
             stats: Mutex::new(None),
             started: Instant::now(),
@@ -133,7 +141,11 @@ impl Features {
         }
         if fs.auth == AuthMode::Accounts {
             let path = fs.in_data_dir(&fs.accounts_path);
-            f.accounts = Some(Accounts::start(&path, fs.argon2_memory_kib, links)?);
+            f.accounts = Some(Accounts::start(&path, fs.argon2_memory_kib, links.clone())?);
+        }
+        if fs.files {
+            let dir = fs.data_dir.join("files");
+            f.files = Some(FileStore::open(dir, fs.max_file_size, fs.files_quota, links.clone())?);
         }
         if let (Some(user), Some(pw)) = (&fs.admin_user, &fs.admin_password) {
             f.admin = Some((user.to_lowercase(), pw.clone()));

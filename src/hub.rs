@@ -8,6 +8,7 @@
 //! same `Bytes` in its next batch, never re-encoded.
 
 mod ext;
+mod files;
 
 use crate::connection::{Peers, Session};
 use crate::directory::{Directory, Frames, Remote, UserEntry};
@@ -67,6 +68,10 @@ pub struct Hub {
     next_nonce: u64,
     /// Connections logged in as the admin.
     admins: HashSet<usize>,
+    /// File uploads in progress, by connection.
+    uploads: HashMap<usize, files::Upload>,
+    /// File downloads in progress, by connection.
+    downloads: HashMap<usize, files::Download>,
     /// Server-wide counters for the admin `stats` command (else the features' source).
     stats_source: Option<StatsSource>,
     /// The counters at the previous `stats` command, for rates.
@@ -98,6 +103,8 @@ impl Hub {
             pending_auth: HashMap::new(),
             next_nonce: 1,
             admins: HashSet::new(),
+            uploads: HashMap::new(),
+            downloads: HashMap::new(),
             stats_source: None,
             last_stats: None,
             counters: HubCounters::default(),
@@ -110,8 +117,9 @@ impl Hub {
     }
 
     /// Called once per loop turn, after the turn's events: picks up results of off-loop work.
-    pub fn on_turn(&mut self, _peers: &mut Peers) {
+    pub fn on_turn(&mut self, peers: &mut Peers) {
         let _ = &self.waker;
+        self.pump_downloads(peers);
     }
 
     /// Sets the timestamp stamped on messages this loop turn.
@@ -152,6 +160,11 @@ impl Hub {
             }
             ClientMsg::Time => peers.send(key, &ServerMsg::Time { ts_ms: self.now_ms }),
             ClientMsg::Admin { command } => self.admin_from_client(peers, key, &command),
+            ClientMsg::FileOffer { name, size, sha256 } => self.file_offer(peers, key, &name, size, sha256),
+            ClientMsg::FileChunk { id, offset, data } => self.file_chunk(peers, key, id, offset, &data),
+            ClientMsg::FileDone { id, sha256 } => self.file_done(peers, key, id, sha256),
+            ClientMsg::ListFiles => self.list_files(peers, key),
+            ClientMsg::FileGet { id } => self.file_get(peers, key, id),
         }
     }
 
@@ -404,6 +417,7 @@ impl Hub {
     pub fn disconnect(&mut self, peers: &mut Peers, key: usize) {
         self.pending_auth.remove(&key);
         self.admins.remove(&key);
+        self.drop_transfers(key);
         let Some(session) = peers.conns.get(key).and_then(|c| c.session.as_ref()) else { return };
         let (name, m) = (session.name.clone(), session.membership);
         self.leave_room(peers, key, m, SystemKind::Disconnect);

@@ -22,6 +22,7 @@
 //! - [`auth`]: auth modes (open, passkey, accounts), throttling, the argon2id accounts worker.
 //! - [`history`]: room history in RAM or SQLite (WAL, group-committing writer thread).
 //! - [`admin`]: the admin command set and the server console on stdin.
+//! - [`files`]: shared files: ids, caps and quota, metadata sidecars, the disk worker thread.
 
 pub mod admin;
 pub mod auth;
@@ -31,6 +32,7 @@ pub mod config;
 pub mod connection;
 pub mod directory;
 pub mod features;
+pub mod files;
 pub mod history;
 pub mod hub;
 pub mod limits;

@@ -59,7 +59,10 @@ macro_rules! each_setting {
             data_dir,
             admin_user,
             admin_password,
-            console
+            console,
+            no_files,
+            max_file_size,
+            files_quota
         )
     };
 }
@@ -143,7 +146,7 @@ pub struct Settings {
     /// Messages per room replayed on joining it (0 = no replay).
     #[arg(long, value_name = "N", default_value_t = 50)]
     pub history_len: usize,
-    /// Directory for the history and accounts databases.
+    /// Directory for the history and accounts databases and shared files.
     #[arg(long, value_name = "DIR", default_value = "data")]
     pub data_dir: PathBuf,
     /// User name allowed to run admin commands once logged in with --admin-password.
@@ -155,6 +158,15 @@ pub struct Settings {
     /// Read admin commands from standard input (users, rooms, alert TEXT, kick USER, time, stats).
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_value_t = false, default_missing_value = "true")]
     pub console: bool,
+    /// Turn file sharing off.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_value_t = false, default_missing_value = "true")]
+    pub no_files: bool,
+    /// Largest file a client may upload, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub max_file_size: u64,
+    /// Disk space all shared files may use together, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 1024 * 1024 * 1024)]
+    pub files_quota: u64,
 }
 
 /// Where the metrics endpoint listens, or `off`.
@@ -222,6 +234,9 @@ pub struct FileSettings {
     pub admin_user: Option<String>,
     pub admin_password: Option<String>,
     pub console: Option<bool>,
+    pub no_files: Option<bool>,
+    pub max_file_size: Option<u64>,
+    pub files_quota: Option<u64>,
 }
 
 /// Why the settings cannot be used.
@@ -399,6 +414,9 @@ impl Settings {
         f.data_dir = self.data_dir.clone();
         f.admin_user = Some(self.admin_user.clone()).filter(|u| !u.is_empty());
         f.admin_password = Some(self.admin_password.clone()).filter(|p| !p.is_empty());
+        f.files = !self.no_files;
+        f.max_file_size = self.max_file_size;
+        f.files_quota = self.files_quota;
         config
     }
 }
@@ -524,6 +542,9 @@ mod tests {
             admin_user = "root"
             admin_password = "pw"
             console = true
+            no_files = true
+            max_file_size = 1024
+            files_quota = 4096
         "#;
         let f = file(text).unwrap();
         macro_rules! all_set { ($($k:ident),*) => { $( assert!(f.has(stringify!($k)), stringify!($k)); )* }; }

@@ -10,16 +10,19 @@
 //! end of input, 1 when connecting or logging in fails.
 
 use chatproto::client::commands::{parse_line, Command, HELP};
-use chatproto::client::render::{own_message, render};
+use chatproto::client::render::{human_size, own_message, render};
+use chatproto::client::transfer::{self, default_dest, offer_name, progress_line, Download, Progress};
 use chatproto::client::{Client, ClientError, ConnectOptions, Event, LoginInfo, Session};
 use chatproto::protocol::{ClientMsg, ErrorCode, Limits, ServerMsg, WireFormat};
 use chatproto::tls::{ClientTrust, TlsError};
 use clap::Parser;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -205,6 +208,36 @@ enum Input {
     Eof,
     /// Something from the network thread.
     Net(Event),
+    /// Something from an upload's worker thread.
+    Upload(UploadEvent),
+}
+
+/// What an upload's worker thread reports.
+enum UploadEvent {
+    /// The file was read and hashed: offer it.
+    Hashed { size: u64, sha256: [u8; 32] },
+    /// A chunk (or the final FILE_DONE) to send.
+    Send(ClientMsg<'static>),
+    /// Bytes sent so far.
+    Sent(u64),
+    /// Reading the file failed.
+    Failed(String),
+}
+
+/// The upload in progress (one at a time).
+struct Upload {
+    /// The file being sent.
+    path: PathBuf,
+    /// The name it is offered under.
+    name: String,
+    /// Size and digest, once hashed.
+    hashed: Option<(u64, [u8; 32])>,
+    /// The server's id, once accepted.
+    id: Option<u64>,
+    /// Tells the sending thread to stop.
+    cancel: Arc<AtomicBool>,
+    /// Percentages already shown.
+    progress: Progress,
 }
 
 /// Reads standard input on its own thread so typing never blocks incoming messages.
@@ -346,6 +379,12 @@ struct App {
     backoff: Backoff,
     /// Requests awaiting their reply.
     outstanding: Outstanding,
+    /// The upload in progress, if any.
+    upload: Option<Upload>,
+    /// The download in progress, if any.
+    download: Option<Download>,
+    /// Names and sizes of files seen in notifications and lists, by id.
+    known_files: HashMap<u64, (String, u64)>,
     tx: Sender<Input>,
     rx: Receiver<Input>,
     out: Printer,
@@ -364,6 +403,9 @@ impl App {
             connected_at: Instant::now(),
             backoff: Backoff::new(),
             outstanding: Outstanding::default(),
+            upload: None,
+            download: None,
+            known_files: HashMap::new(),
             tx,
             rx,
             out: Printer { tty: io::stdin().is_terminal() && io::stdout().is_terminal() },
@@ -389,6 +431,7 @@ impl App {
                 }
                 Input::Eof => return self.quit(),
                 Input::Net(Event::Message(msg)) => self.on_message(msg),
+                Input::Upload(ev) => self.on_upload_event(ev),
                 Input::Net(Event::Closed(e)) => {
                     if let Some(code) = self.on_closed(e) {
                         return code;
@@ -428,6 +471,9 @@ impl App {
             Command::Msg { to, text } => ClientMsg::PrivateMsg { to: to.into(), text: text.into() },
             Command::Users => ClientMsg::ListUsers,
             Command::Rooms => ClientMsg::ListRooms,
+            Command::Files => ClientMsg::ListFiles,
+            Command::Send(path) => return self.start_upload(path),
+            Command::Get { id, dest } => return self.start_download(id, dest),
         };
         self.send(msg);
         Flow::Continue
@@ -480,6 +526,39 @@ impl App {
             ServerMsg::PrivateMsgDelivery { from, .. } if *from == self.me => {
                 self.outstanding.answered(false);
             }
+            ServerMsg::FileAccept { id } => {
+                self.outstanding.answered(false);
+                self.upload_accepted(*id);
+            }
+            ServerMsg::ListFiles { files, .. } => {
+                self.outstanding.answered(false);
+                for f in files {
+                    self.known_files.insert(f.id, (f.name.to_string(), f.size));
+                }
+            }
+            ServerMsg::FileAvailable { id, name, size, from, .. } => {
+                self.known_files.insert(*id, (name.to_string(), *size));
+                if *from == self.me && self.upload.as_ref().is_some_and(|u| u.id == Some(*id)) {
+                    self.outstanding.answered(false);
+                    if let Some(u) = self.upload.take() {
+                        self.out.line(&format!("↑ {}: 100%, shared as file {id}", u.name));
+                    }
+                }
+            }
+            ServerMsg::FileChunk { id, offset, data } => return self.download_chunk(*id, *offset, data),
+            ServerMsg::FileDone { id, sha256 } => {
+                if let Some(d) = self.download.take_if(|d| d.id == *id) {
+                    self.outstanding.answered(false);
+                    match d.finish(sha256) {
+                        Ok(line) => self.out.line(&line),
+                        Err(e) => self.out.line(&format!("! download failed: {e}")),
+                    }
+                }
+            }
+            ServerMsg::ErrorMsg { code: ErrorCode::FileRefused, text } => {
+                self.outstanding.failed();
+                self.file_refused(text);
+            }
             ServerMsg::ErrorMsg { .. } => {
                 if let Some(Req::Room { text }) = self.outstanding.failed() {
                     extra = Some(format!("  (your message \"{}\" was not delivered)", preview(&text)));
@@ -495,10 +574,154 @@ impl App {
         }
     }
 
+    /// `/send PATH`: hash the file on a worker thread, then offer it.
+    fn start_upload(&mut self, path: PathBuf) -> Flow {
+        if self.upload.is_some() {
+            self.out.line("! an upload is already running; wait for it to finish");
+            return Flow::Continue;
+        }
+        let name = offer_name(&path);
+        let cancel = Arc::new(AtomicBool::new(false));
+        let tx = self.tx.clone();
+        let p = path.clone();
+        let spawned = thread::Builder::new().name("upload-hash".into()).spawn(move || {
+            let ev = match transfer::hash_file(&p) {
+                Ok((size, sha256)) => UploadEvent::Hashed { size, sha256 },
+                Err(e) => UploadEvent::Failed(format!("cannot read {}: {e}", p.display())),
+            };
+            let _ = tx.send(Input::Upload(ev));
+        });
+        if let Err(e) = spawned {
+            self.out.line(&format!("! cannot start the upload: {e}"));
+            return Flow::Continue;
+        }
+        self.out.line(&format!("↑ {name}: reading {}", path.display()));
+        self.upload = Some(Upload { path, name, hashed: None, id: None, cancel, progress: Progress::default() });
+        Flow::Continue
+    }
+
+    fn on_upload_event(&mut self, ev: UploadEvent) {
+        match ev {
+            UploadEvent::Hashed { size, sha256 } => {
+                let Some(u) = self.upload.as_mut() else { return };
+                u.hashed = Some((size, sha256));
+                let line = format!("↑ {}: offering {} to the room", u.name, human_size(size));
+                let offer = ClientMsg::FileOffer { name: u.name.clone().into(), size, sha256 };
+                self.out.line(&line);
+                self.send(offer);
+            }
+            UploadEvent::Send(msg) => {
+                let done = matches!(msg, ClientMsg::FileDone { .. });
+                if !self.session.as_ref().is_some_and(|s| s.send(msg)) {
+                    if let Some(u) = self.upload.take() {
+                        u.cancel.store(true, Ordering::Relaxed);
+                    }
+                } else if done {
+                    self.outstanding.push(Req::Other);
+                }
+            }
+            UploadEvent::Sent(n) => {
+                let Some(u) = self.upload.as_mut() else { return };
+                let Some((size, _)) = u.hashed else { return };
+                if let Some(pct) = u.progress.update(n, size).filter(|p| *p < 100) {
+                    let line = progress_line("↑", &u.name, pct, n, size);
+                    self.out.line(&line);
+                }
+            }
+            UploadEvent::Failed(e) => {
+                if let Some(u) = self.upload.take() {
+                    u.cancel.store(true, Ordering::Relaxed);
+                }
+                self.out.line(&format!("! upload failed: {e}"));
+            }
+        }
+    }
+
+    /// FILE_ACCEPT: start the thread that reads and sends the chunks (paced for the rate limit).
+    fn upload_accepted(&mut self, id: u64) {
+        let Some(u) = self.upload.as_mut().filter(|u| u.id.is_none()) else { return };
+        let Some(hashed) = u.hashed else { return };
+        u.id = Some(id);
+        let (tx, path, cancel) = (self.tx.clone(), u.path.clone(), u.cancel.clone());
+        let spawned = thread::Builder::new().name("upload".into()).spawn(move || {
+            let send = |m| tx.send(Input::Upload(UploadEvent::Send(m))).is_ok();
+            let progress = |n| {
+                let _ = tx.send(Input::Upload(UploadEvent::Sent(n)));
+            };
+            if let Err(e) = transfer::send_file(&path, id, hashed, &cancel, send, progress) {
+                let _ = tx.send(Input::Upload(UploadEvent::Failed(format!("reading {}: {e}", path.display()))));
+            }
+        });
+        if let Err(e) = spawned {
+            self.upload = None;
+            self.out.line(&format!("! cannot start the upload: {e}"));
+        }
+    }
+
+    /// `/get ID [DEST]`: create the destination, then ask for the file.
+    fn start_download(&mut self, id: u64, dest: Option<PathBuf>) -> Flow {
+        if self.download.is_some() {
+            self.out.line("! a download is already running; wait for it to finish");
+            return Flow::Continue;
+        }
+        let known = self.known_files.get(&id).cloned();
+        let dest = dest.unwrap_or_else(|| default_dest(known.as_ref().map(|k| k.0.as_str()), id, |p| p.exists()));
+        let name = known.as_ref().map_or_else(|| format!("file {id}"), |k| k.0.clone());
+        match Download::create(id, dest.clone(), name, known.map(|k| k.1)) {
+            Ok(d) => {
+                self.out.line(&format!("↓ file {id}: downloading to {}", dest.display()));
+                self.download = Some(d);
+                self.send(ClientMsg::FileGet { id });
+            }
+            Err(e) => self.out.line(&format!("! cannot create {}: {e}", dest.display())),
+        }
+        Flow::Continue
+    }
+
+    fn download_chunk(&mut self, id: u64, offset: u64, data: &[u8]) {
+        let Some(d) = self.download.as_mut().filter(|d| d.id == id) else { return };
+        match d.chunk(offset, data) {
+            Ok(Some(line)) => self.out.line(&line),
+            Ok(None) => {}
+            Err(e) => {
+                if let Some(d) = self.download.take() {
+                    d.discard();
+                }
+                self.out.line(&format!("! download failed: {e}"));
+            }
+        }
+    }
+
+    /// ERROR_MSG FILE_REFUSED: ends the transfer it is about (the upload, unless only a download
+    /// is running or the text names a file rather than an upload).
+    fn file_refused(&mut self, text: &str) {
+        let about_upload = self.upload.is_some() && (self.download.is_none() || !text.starts_with("no file"));
+        if about_upload {
+            if let Some(u) = self.upload.take() {
+                u.cancel.store(true, Ordering::Relaxed);
+            }
+        } else if let Some(d) = self.download.take() {
+            d.discard();
+        }
+    }
+
+    /// Abandons transfers when the connection is gone.
+    fn drop_transfers(&mut self) {
+        if let Some(u) = self.upload.take() {
+            u.cancel.store(true, Ordering::Relaxed);
+            self.out.line(&format!("! upload of {} abandoned", u.name));
+        }
+        if let Some(d) = self.download.take() {
+            self.out.line(&format!("! download of {} abandoned", d.name));
+            d.discard();
+        }
+    }
+
     /// The connection ended unexpectedly. Returns the exit status if the client should stop.
     fn on_closed(&mut self, e: ClientError) -> Option<ExitCode> {
         self.session = None;
         self.outstanding.clear();
+        self.drop_transfers();
         self.out.line(&format!("! disconnected: {e}"));
         if !self.reconnect {
             return Some(ExitCode::FAILURE);
@@ -546,7 +769,7 @@ impl App {
                         return Flow::Quit;
                     }
                 }
-                Ok(Input::Net(_)) => {}
+                Ok(Input::Net(_)) | Ok(Input::Upload(_)) => {}
             }
         }
     }

@@ -12,7 +12,8 @@
 //! | `/help`                  | `/h`, `/?`                  |
 //! | `/quit`                  | `/exit`, `/q`               |
 //!
-//! plus `/time` (the TIME extension) and `/admin <command>` (admin sessions only). A line not
+//! plus `/time` (the TIME extension), `/admin <command>` (admin sessions only), and file
+//! sharing: `/send PATH`, `/files`, `/get ID [DEST]`. A line not
 //! starting with `/` is a message to the current room; `//text` sends `/text` literally.
 
 use crate::protocol::validate::{check_room, check_username, NameError};
@@ -25,6 +26,9 @@ Commands (anything else you type is sent to your current room):
   /users                  list the users in your room              aliases: /who /list
   /rooms                  list all rooms and their sizes           aliases: /r
   /time                   the server's clock
+  /send <path>            share a file with your room (shows progress)
+  /files                  list the files shared in your room
+  /get <id> [dest]        download file <id> (to [dest], else its name in this directory)
   /admin <command>        admin console (admin login only): users, rooms, alert TEXT,
                           kick USER, time, stats, help
   /help                   show this help                           aliases: /h /?
@@ -52,6 +56,17 @@ pub enum Command {
     Rooms,
     /// `/time`: ask for the server's clock.
     Time,
+    /// `/send PATH`: upload a file to the current room.
+    Send(std::path::PathBuf),
+    /// `/files`: list the files of the current room.
+    Files,
+    /// `/get ID [DEST]`: download a file, to `dest` or to its name in the working directory.
+    Get {
+        /// The file's id, as listed.
+        id: u64,
+        /// Where to save it.
+        dest: Option<std::path::PathBuf>,
+    },
     /// `/admin <command>`: an admin console command (the server checks the privilege).
     Admin(String),
     /// `/help`: print [`HELP`].
@@ -87,6 +102,9 @@ pub enum UsageError {
         /// Which rule it breaks.
         reason: NameError,
     },
+    /// A file id that is not a number.
+    #[error("invalid file id '{0}': ids are numbers, as /files lists them; usage: /get <id> [dest]")]
+    BadFileId(String),
     /// The user name breaks the naming rules.
     #[error("invalid user name '{name}': {reason}")]
     BadUser {
@@ -124,6 +142,12 @@ pub fn parse_line(line: &str) -> Command {
         "users" | "who" | "list" => Command::Users,
         "rooms" | "r" => Command::Rooms,
         "time" => Command::Time,
+        "send" | "upload" => match args.trim() {
+            "" => Command::Invalid(UsageError::Missing { what: "file path", usage: "/send <path>" }),
+            path => Command::Send(path.into()),
+        },
+        "files" => Command::Files,
+        "get" | "download" => parse_get(args),
         "admin" => Command::Admin(if args.trim().is_empty() { "help".to_string() } else { args.trim().to_string() }),
         "help" | "h" | "?" => Command::Help,
         "quit" | "exit" | "q" => Command::Quit,
@@ -152,6 +176,16 @@ fn parse_join(args: &str) -> Command {
     }
 }
 
+fn parse_get(args: &str) -> Command {
+    let (id, dest) = split_word(args);
+    if id.is_empty() {
+        return Command::Invalid(UsageError::Missing { what: "file id", usage: "/get <id> [dest]" });
+    }
+    let Ok(id) = id.parse::<u64>() else { return Command::Invalid(UsageError::BadFileId(id.to_string())) };
+    let dest = dest.trim();
+    Command::Get { id, dest: (!dest.is_empty()).then(|| dest.into()) }
+}
+
 fn parse_msg(args: &str) -> Command {
     let (to, text) = split_word(args);
     if to.is_empty() {
@@ -173,6 +207,22 @@ mod tests {
 
     fn msg(to: &str, text: &str) -> Command {
         Command::Msg { to: to.into(), text: text.into() }
+    }
+
+    #[test]
+    fn file_commands() {
+        assert_eq!(parse_line("/send notes.txt"), Command::Send("notes.txt".into()));
+        assert_eq!(parse_line("/send  my file.pdf "), Command::Send("my file.pdf".into()));
+        assert_eq!(parse_line("/upload /tmp/x"), Command::Send("/tmp/x".into()));
+        assert!(matches!(parse_line("/send"), Command::Invalid(UsageError::Missing { what: "file path", .. })));
+        assert_eq!(parse_line("/files"), Command::Files);
+        assert_eq!(parse_line("/FILES extra"), Command::Files);
+        assert_eq!(parse_line("/get 42"), Command::Get { id: 42, dest: None });
+        assert_eq!(parse_line("/get 42 out dir/a.txt"), Command::Get { id: 42, dest: Some("out dir/a.txt".into()) });
+        assert_eq!(parse_line("/download 7 x"), Command::Get { id: 7, dest: Some("x".into()) });
+        assert!(matches!(parse_line("/get"), Command::Invalid(UsageError::Missing { what: "file id", .. })));
+        assert_eq!(parse_line("/get abc"), Command::Invalid(UsageError::BadFileId("abc".into())));
+        assert!(HELP.contains("/send <path>") && HELP.contains("/files") && HELP.contains("/get <id> [dest]"));
     }
 
     #[test]

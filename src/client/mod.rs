@@ -21,6 +21,7 @@
 
 pub mod commands;
 pub mod render;
+pub mod transfer;
 
 use crate::protocol::validate::{check_username, NameError};
 use crate::protocol::{ClientMsg, ErrorCode, Limits, ServerMsg, WireFormat};

@@ -44,9 +44,42 @@ pub fn render(msg: &ServerMsg<'_>, me: &str) -> Option<String> {
         ServerMsg::ErrorMsg { code, text } => format!("! error ({}): {text}", code_name(*code)),
         ServerMsg::Time { ts_ms } => format!("* server time: {}", crate::admin::format_utc(*ts_ms)),
         ServerMsg::Admin { text } => format!("[admin] {text}"),
+        ServerMsg::FileAvailable { id, name, size, from, room } => {
+            format!("* {from} shared file {id} '{name}' ({}) in {room}; /get {id} to download", human_size(*size))
+        }
+        ServerMsg::ListFiles { room, files } => render_files(room, files),
+        // File transfers are driven (and their progress shown) by the client's transfer code.
+        ServerMsg::FileAccept { .. } | ServerMsg::FileChunk { .. } | ServerMsg::FileDone { .. } => return None,
         ServerMsg::RoomMsgAck { .. } | ServerMsg::Ping { .. } | ServerMsg::Pong { .. } => return None,
     };
     Some(s)
+}
+
+/// `Files in general (2):` then one line per file: `  17  notes.txt  1.2 KiB  from bob`.
+fn render_files(room: &str, files: &[crate::protocol::FileEntry<'_>]) -> String {
+    let mut s = format!("Files in {room} ({}):", files.len());
+    if files.is_empty() {
+        s.push_str(" none");
+    }
+    for f in files {
+        let _ = write!(s, "\n  {}  {}  {}  from {}", f.id, f.name, human_size(f.size), f.from);
+    }
+    s
+}
+
+/// `512 B`, `1.5 KiB`, `3.0 MiB`.
+pub fn human_size(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.1} {}", UNITS[unit])
 }
 
 /// The line for a room message I sent, once the server acknowledged it: same format as
@@ -128,6 +161,20 @@ mod tests {
 
     fn show(m: ServerMsg<'_>) -> String {
         render(&m, "alice").expect("should render")
+    }
+
+    #[test]
+    fn files() {
+        let m = ServerMsg::FileAvailable { id: 7, name: c("a.txt"), size: 1536, from: c("bob"), room: c("general") };
+        assert_eq!(show(m), "* bob shared file 7 'a.txt' (1.5 KiB) in general; /get 7 to download");
+        let files = vec![crate::protocol::FileEntry { id: 7, name: c("a.txt"), size: 10, from: c("bob") }];
+        assert_eq!(
+            show(ServerMsg::ListFiles { room: c("general"), files }),
+            "Files in general (1):\n  7  a.txt  10 B  from bob"
+        );
+        assert_eq!(show(ServerMsg::ListFiles { room: c("x"), files: vec![] }), "Files in x (0): none");
+        assert_eq!(render(&ServerMsg::FileAccept { id: 1 }, "alice"), None);
+        assert_eq!(human_size(3 * 1024 * 1024), "3.0 MiB");
     }
 
     #[test]

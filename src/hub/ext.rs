@@ -150,6 +150,7 @@ impl Hub {
                 let answer = self.run_admin(peers, "console", req.command);
                 let _ = req.reply.send(answer);
             }
+            Done::File(done) => self.file_done_from_worker(peers, done),
         }
     }
 

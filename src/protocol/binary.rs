@@ -5,8 +5,8 @@
 //! in the returned message borrows from the input slice.
 
 use super::{
-    ClientMsg, DecodeError, DecodeErrorKind as K, ErrorCode, Limits, MsgType, ServerMsg, SystemKind, FLAG_HISTORY,
-    HEADER_LEN, KNOWN_FLAGS, MAGIC, VERSION,
+    ClientMsg, DecodeError, DecodeErrorKind as K, ErrorCode, FileEntry, Limits, MsgType, ServerMsg, SystemKind,
+    FLAG_HISTORY, HEADER_LEN, KNOWN_FLAGS, MAGIC, VERSION,
 };
 use bytes::{BufMut, BytesMut};
 use std::borrow::Cow;
@@ -88,6 +88,11 @@ pub fn decode_client<'a>(buf: &'a [u8], limits: &Limits) -> Result<Option<(Clien
             MsgType::Time => ClientMsg::Time,
             MsgType::Admin => ClientMsg::Admin { command: r.text("command")? },
             MsgType::Register => ClientMsg::Register { username: r.name("username")?, password: r.name("password")? },
+            MsgType::FileOffer => ClientMsg::FileOffer { name: r.name("name")?, size: r.u64()?, sha256: r.sha256()? },
+            MsgType::FileChunk => ClientMsg::FileChunk { id: r.u64()?, offset: r.u64()?, data: r.data()? },
+            MsgType::FileDone => ClientMsg::FileDone { id: r.u64()?, sha256: r.sha256()? },
+            MsgType::ListFiles => ClientMsg::ListFiles,
+            MsgType::FileGet => ClientMsg::FileGet { id: r.u64()? },
             other => return Err(K::WrongDirection(other.json_name())),
         };
         r.finish()?;
@@ -151,6 +156,30 @@ pub fn decode_server<'a>(buf: &'a [u8], limits: &Limits) -> Result<Option<(Serve
             MsgType::Pong => ServerMsg::Pong { token: r.u64()? },
             MsgType::Time => ServerMsg::Time { ts_ms: r.u64()? },
             MsgType::Admin => ServerMsg::Admin { text: r.text("text")? },
+            MsgType::FileAccept => ServerMsg::FileAccept { id: r.u64()? },
+            MsgType::FileChunk => ServerMsg::FileChunk { id: r.u64()?, offset: r.u64()?, data: r.data()? },
+            MsgType::FileDone => ServerMsg::FileDone { id: r.u64()?, sha256: r.sha256()? },
+            MsgType::FileAvailable => ServerMsg::FileAvailable {
+                id: r.u64()?,
+                name: r.name("name")?,
+                size: r.u64()?,
+                from: r.name("from")?,
+                room: r.name("room")?,
+            },
+            MsgType::ListFiles => {
+                let room = r.name("room")?;
+                let n = r.u16()? as usize;
+                let mut files = Vec::with_capacity(n.min(r.buf.len()));
+                for _ in 0..n {
+                    files.push(FileEntry {
+                        id: r.u64()?,
+                        name: r.name("name")?,
+                        size: r.u64()?,
+                        from: r.name("from")?,
+                    });
+                }
+                ServerMsg::ListFiles { room, files }
+            }
             other => return Err(K::WrongDirection(other.json_name())),
         };
         r.finish()?;
@@ -208,6 +237,17 @@ impl<'a> Reader<'a, '_> {
         }
         Self::utf8(self.take(n, field)?, field)
     }
+    /// A SHA-256 digest: 32 raw bytes.
+    fn sha256(&mut self) -> Result<[u8; 32], K> {
+        let mut a = [0u8; 32];
+        a.copy_from_slice(self.take(32, "sha256")?);
+        Ok(a)
+    }
+    /// A u32-length-prefixed run of raw bytes (file data), bounded by the frame itself.
+    fn data(&mut self) -> Result<Cow<'a, [u8]>, K> {
+        let n = self.u32()? as usize;
+        Ok(Cow::Borrowed(self.take(n, "data")?))
+    }
     fn finish(&self) -> Result<(), K> {
         if !self.buf.is_empty() {
             return Err(K::Malformed(format!("body: {} unexpected trailing bytes", self.buf.len())));
@@ -257,6 +297,14 @@ fn truncate(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
+/// A file chunk's body: id, offset, then the data with a u32 length (the frame limit bounds it).
+fn put_chunk(out: &mut BytesMut, id: u64, offset: u64, data: &[u8]) {
+    out.put_u64(id);
+    out.put_u64(offset);
+    out.put_u32(data.len() as u32);
+    out.put_slice(data);
+}
+
 /// Appends the binary encoding of a client message.
 pub fn encode_client(msg: &ClientMsg<'_>, out: &mut BytesMut) {
     let start = begin(out, msg.msg_type(), 0);
@@ -280,6 +328,18 @@ pub fn encode_client(msg: &ClientMsg<'_>, out: &mut BytesMut) {
             put_name(out, username);
             put_name(out, password);
         }
+        ClientMsg::FileOffer { name, size, sha256 } => {
+            put_name(out, name);
+            out.put_u64(*size);
+            out.put_slice(sha256);
+        }
+        ClientMsg::FileChunk { id, offset, data } => put_chunk(out, *id, *offset, data),
+        ClientMsg::FileDone { id, sha256 } => {
+            out.put_u64(*id);
+            out.put_slice(sha256);
+        }
+        ClientMsg::ListFiles => {}
+        ClientMsg::FileGet { id } => out.put_u64(*id),
     }
     end(out, start);
 }
@@ -341,6 +401,30 @@ pub fn encode_server(msg: &ServerMsg<'_>, out: &mut BytesMut) {
         ServerMsg::Ping { token } | ServerMsg::Pong { token } => out.put_u64(*token),
         ServerMsg::Time { ts_ms } => out.put_u64(*ts_ms),
         ServerMsg::Admin { text } => put_text(out, text),
+        ServerMsg::FileAccept { id } => out.put_u64(*id),
+        ServerMsg::FileChunk { id, offset, data } => put_chunk(out, *id, *offset, data),
+        ServerMsg::FileDone { id, sha256 } => {
+            out.put_u64(*id);
+            out.put_slice(sha256);
+        }
+        ServerMsg::FileAvailable { id, name, size, from, room } => {
+            out.put_u64(*id);
+            put_name(out, name);
+            out.put_u64(*size);
+            put_name(out, from);
+            put_name(out, room);
+        }
+        ServerMsg::ListFiles { room, files } => {
+            put_name(out, room);
+            let n = files.len().min(u16::MAX as usize);
+            out.put_u16(n as u16);
+            for f in &files[..n] {
+                out.put_u64(f.id);
+                put_name(out, &f.name);
+                out.put_u64(f.size);
+                put_name(out, &f.from);
+            }
+        }
     }
     end(out, start);
 }

@@ -5,7 +5,10 @@
 //! of borrowed fields. Strings without escapes borrow from the read buffer; only a string with
 //! escapes is copied. Unknown fields are ignored so newer clients work with older servers.
 
-use super::{ClientMsg, DecodeError, DecodeErrorKind as K, ErrorCode, Limits, MsgType, ServerMsg, SystemKind};
+use super::{
+    ClientMsg, DecodeError, DecodeErrorKind as K, ErrorCode, FileEntry, Limits, MsgType, ServerMsg, SystemKind,
+};
+use base64::Engine as _;
 use bytes::{BufMut, BytesMut};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
@@ -81,6 +84,16 @@ struct Fields<'a> {
     users: Option<Vec<B<'a>>>,
     #[serde(borrow)]
     rooms: Option<Vec<RoomEntry<'a>>>,
+    #[serde(borrow)]
+    name: Option<B<'a>>,
+    #[serde(borrow)]
+    sha256: Option<B<'a>>,
+    #[serde(borrow)]
+    data: Option<B<'a>>,
+    #[serde(borrow)]
+    files: Option<Vec<FileJson<'a>>>,
+    size: Option<u64>,
+    offset: Option<u64>,
     id: Option<u64>,
     ts: Option<u64>,
     token: Option<u64>,
@@ -105,6 +118,47 @@ struct RoomEntry<'a> {
     #[serde(borrow)]
     name: Cow<'a, str>,
     users: u32,
+}
+
+/// One entry of a LIST_FILES answer.
+#[derive(Deserialize, Serialize)]
+struct FileJson<'a> {
+    id: u64,
+    #[serde(borrow)]
+    name: Cow<'a, str>,
+    size: u64,
+    #[serde(borrow)]
+    from: Cow<'a, str>,
+}
+
+/// A SHA-256 digest as 64 hex digits.
+fn sha256_field(v: Option<B<'_>>) -> Result<[u8; 32], K> {
+    let hex = req(v, "sha256")?.0;
+    let bytes = hex.as_bytes();
+    let bad = || K::Malformed("field `sha256`: expected 64 hex digits".into());
+    if bytes.len() != 64 {
+        return Err(bad());
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in bytes.chunks(2).enumerate() {
+        let s = std::str::from_utf8(pair).map_err(|_| bad())?;
+        out[i] = u8::from_str_radix(s, 16).map_err(|_| bad())?;
+    }
+    Ok(out)
+}
+
+/// File data as standard base64 (with padding).
+fn data_field(v: Option<B<'_>>) -> Result<Cow<'static, [u8]>, K> {
+    let b64 = req(v, "data")?.0;
+    base64::engine::general_purpose::STANDARD
+        .decode(b64.as_bytes())
+        .map(Cow::Owned)
+        .map_err(|e| K::Malformed(format!("field `data`: bad base64: {e}")))
+}
+
+/// Lower-case hex of a digest, for the JSON `sha256` field.
+pub fn sha256_hex(d: &[u8; 32]) -> String {
+    d.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn req<T>(v: Option<T>, field: &'static str) -> Result<T, K> {
@@ -158,6 +212,17 @@ fn client_from_fields(f: Fields<'_>, t: MsgType) -> Result<ClientMsg<'_>, K> {
             username: req(s(f.username), "username")?,
             password: req(s(f.credential), "credential")?,
         },
+        MsgType::FileOffer => ClientMsg::FileOffer {
+            name: req(s(f.name), "name")?,
+            size: req(f.size, "size")?,
+            sha256: sha256_field(f.sha256)?,
+        },
+        MsgType::FileChunk => {
+            ClientMsg::FileChunk { id: req(f.id, "id")?, offset: req(f.offset, "offset")?, data: data_field(f.data)? }
+        }
+        MsgType::FileDone => ClientMsg::FileDone { id: req(f.id, "id")?, sha256: sha256_field(f.sha256)? },
+        MsgType::ListFiles => ClientMsg::ListFiles,
+        MsgType::FileGet => ClientMsg::FileGet { id: req(f.id, "id")? },
         other => return Err(K::WrongDirection(other.json_name())),
     })
 }
@@ -210,6 +275,25 @@ fn server_from_fields(f: Fields<'_>, t: MsgType) -> Result<ServerMsg<'_>, K> {
         MsgType::Pong => ServerMsg::Pong { token: f.token.unwrap_or(0) },
         MsgType::Time => ServerMsg::Time { ts_ms: req(f.ts, "ts")? },
         MsgType::Admin => ServerMsg::Admin { text: req(s(f.text), "text")? },
+        MsgType::FileAccept => ServerMsg::FileAccept { id: req(f.id, "id")? },
+        MsgType::FileChunk => {
+            ServerMsg::FileChunk { id: req(f.id, "id")?, offset: req(f.offset, "offset")?, data: data_field(f.data)? }
+        }
+        MsgType::FileDone => ServerMsg::FileDone { id: req(f.id, "id")?, sha256: sha256_field(f.sha256)? },
+        MsgType::FileAvailable => ServerMsg::FileAvailable {
+            id: req(f.id, "id")?,
+            name: req(s(f.name), "name")?,
+            size: req(f.size, "size")?,
+            from: req(s(f.from), "from")?,
+            room: req(s(f.room), "room")?,
+        },
+        MsgType::ListFiles => ServerMsg::ListFiles {
+            room: req(s(f.room), "room")?,
+            files: req(f.files, "files")?
+                .into_iter()
+                .map(|e| FileEntry { id: e.id, name: e.name, size: e.size, from: e.from })
+                .collect(),
+        },
         other => return Err(K::WrongDirection(other.json_name())),
     })
 }
@@ -230,6 +314,12 @@ struct Out<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     token: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    offset: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    size: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     username: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     credential: Option<&'a str>,
@@ -246,6 +336,12 @@ struct Out<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     rooms: Option<Vec<RoomEntry<'a>>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    files: Option<Vec<FileJson<'a>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sha256: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     text: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<&'a str>,
@@ -258,6 +354,11 @@ fn write(out: &mut BytesMut, o: &Out<'_>) {
     // Serializing plain strings and integers into memory cannot fail.
     let _ = serde_json::to_writer(&mut w, o);
     w.into_inner().put_u8(b'\n');
+}
+
+fn chunk(o: &mut Out<'_>, id: u64, offset: u64, data: &[u8]) {
+    (o.id, o.offset) = (Some(id), Some(offset));
+    o.data = Some(base64::engine::general_purpose::STANDARD.encode(data));
 }
 
 /// Appends the JSON line of a client message.
@@ -281,6 +382,13 @@ pub fn encode_client(msg: &ClientMsg<'_>, out: &mut BytesMut) {
             o.username = Some(username);
             o.credential = Some(password);
         }
+        ClientMsg::FileOffer { name, size, sha256 } => {
+            (o.name, o.size, o.sha256) = (Some(&**name), Some(*size), Some(sha256_hex(sha256)));
+        }
+        ClientMsg::FileChunk { id, offset, data } => chunk(&mut o, *id, *offset, data),
+        ClientMsg::FileDone { id, sha256 } => (o.id, o.sha256) = (Some(*id), Some(sha256_hex(sha256))),
+        ClientMsg::ListFiles => {}
+        ClientMsg::FileGet { id } => o.id = Some(*id),
     }
     write(out, &o);
 }
@@ -325,6 +433,27 @@ pub fn encode_server(msg: &ServerMsg<'_>, out: &mut BytesMut) {
         ServerMsg::Ping { token } | ServerMsg::Pong { token } => o.token = Some(*token),
         ServerMsg::Time { ts_ms } => o.ts = Some(*ts_ms),
         ServerMsg::Admin { text } => o.text = Some(text),
+        ServerMsg::FileAccept { id } => o.id = Some(*id),
+        ServerMsg::FileChunk { id, offset, data } => chunk(&mut o, *id, *offset, data),
+        ServerMsg::FileDone { id, sha256 } => (o.id, o.sha256) = (Some(*id), Some(sha256_hex(sha256))),
+        ServerMsg::FileAvailable { id, name, size, from, room } => {
+            (o.id, o.name, o.size, o.from, o.room) =
+                (Some(*id), Some(&**name), Some(*size), Some(&**from), Some(&**room));
+        }
+        ServerMsg::ListFiles { room, files } => {
+            o.room = Some(room);
+            o.files = Some(
+                files
+                    .iter()
+                    .map(|f| FileJson {
+                        id: f.id,
+                        name: Cow::Borrowed(&f.name),
+                        size: f.size,
+                        from: Cow::Borrowed(&f.from),
+                    })
+                    .collect(),
+            );
+        }
     }
     write(out, &o);
 }

@@ -28,11 +28,25 @@ pub enum MsgType {
     Admin = 0x23,
     /// Extension: create an account and log in with it (`--auth accounts`).
     Register = 0x24,
+    /// Extension: offer a file upload to the sender's room (`name`, `size`, `sha256`).
+    FileOffer = 0x25,
+    /// Extension: the server accepts a FILE_OFFER; chunks go to the id it gives.
+    FileAccept = 0x26,
+    /// Extension: a piece of a file, either direction (upload or download).
+    FileChunk = 0x27,
+    /// Extension: the end of a file's chunks, with its SHA-256, either direction.
+    FileDone = 0x28,
+    /// Extension: a file is available in a room (sent to the room once stored).
+    FileAvailable = 0x29,
+    /// Extension: list the files of my room (client) or the list (server).
+    ListFiles = 0x2a,
+    /// Extension: download a file by id.
+    FileGet = 0x2b,
 }
 
 impl MsgType {
     /// Every defined type, for tests and tables.
-    pub const ALL: [MsgType; 17] = [
+    pub const ALL: [MsgType; 24] = [
         MsgType::Login,
         MsgType::LoginAck,
         MsgType::LoginReject,
@@ -50,6 +64,13 @@ impl MsgType {
         MsgType::Time,
         MsgType::Admin,
         MsgType::Register,
+        MsgType::FileOffer,
+        MsgType::FileAccept,
+        MsgType::FileChunk,
+        MsgType::FileDone,
+        MsgType::FileAvailable,
+        MsgType::ListFiles,
+        MsgType::FileGet,
     ];
 
     /// The type for a wire code, if defined.
@@ -77,6 +98,13 @@ impl MsgType {
             MsgType::Time => "time",
             MsgType::Admin => "admin",
             MsgType::Register => "register",
+            MsgType::FileOffer => "file_offer",
+            MsgType::FileAccept => "file_accept",
+            MsgType::FileChunk => "file_chunk",
+            MsgType::FileDone => "file_done",
+            MsgType::FileAvailable => "file_available",
+            MsgType::ListFiles => "list_files",
+            MsgType::FileGet => "file_get",
         }
     }
 
@@ -135,12 +163,15 @@ pub enum ErrorCode {
     ShuttingDown = 21,
     /// The request needs a privilege this session lacks (admin commands).
     Forbidden = 22,
+    /// A file transfer was refused: over the size cap or the disk quota, a bad chunk, a wrong
+    /// SHA-256, an unknown file id.
+    FileRefused = 23,
     /// Anything else.
     Internal = 255,
 }
 
 impl ErrorCode {
-    const ALL: [ErrorCode; 23] = [
+    const ALL: [ErrorCode; 24] = [
         ErrorCode::BadMagic,
         ErrorCode::BadVersion,
         ErrorCode::UnknownType,
@@ -163,6 +194,7 @@ impl ErrorCode {
         ErrorCode::Timeout,
         ErrorCode::ShuttingDown,
         ErrorCode::Forbidden,
+        ErrorCode::FileRefused,
         ErrorCode::Internal,
     ];
 
@@ -248,6 +280,33 @@ pub enum ClientMsg<'a> {
     Admin { command: Str<'a> },
     /// REGISTER: create an account `username` with `password` and log in with it.
     Register { username: Str<'a>, password: Str<'a> },
+    /// FILE_OFFER: upload a file of `size` bytes whose SHA-256 is `sha256` to my room. `name` is
+    /// only a label: the server stores the file under an id it generates.
+    FileOffer { name: Str<'a>, size: u64, sha256: [u8; 32] },
+    /// FILE_CHUNK: bytes `offset..offset + data.len()` of upload `id`, in order.
+    FileChunk { id: u64, offset: u64, data: Blob<'a> },
+    /// FILE_DONE: every chunk of upload `id` was sent; `sha256` repeats the offer's.
+    FileDone { id: u64, sha256: [u8; 32] },
+    /// LIST_FILES: the files of my room.
+    ListFiles,
+    /// FILE_GET: download file `id` (of my room).
+    FileGet { id: u64 },
+}
+
+/// Raw bytes of a file chunk: borrowed from the read buffer (binary) or decoded (JSON base64).
+pub type Blob<'a> = std::borrow::Cow<'a, [u8]>;
+
+/// One file of a room, as LIST_FILES lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileEntry<'a> {
+    /// The server's id of the file.
+    pub id: u64,
+    /// The uploader's file name, sanitized (a label, never a path).
+    pub name: Str<'a>,
+    /// Size in bytes.
+    pub size: u64,
+    /// Who uploaded it.
+    pub from: Str<'a>,
 }
 
 impl ClientMsg<'_> {
@@ -265,6 +324,11 @@ impl ClientMsg<'_> {
             ClientMsg::Time => MsgType::Time,
             ClientMsg::Admin { .. } => MsgType::Admin,
             ClientMsg::Register { .. } => MsgType::Register,
+            ClientMsg::FileOffer { .. } => MsgType::FileOffer,
+            ClientMsg::FileChunk { .. } => MsgType::FileChunk,
+            ClientMsg::FileDone { .. } => MsgType::FileDone,
+            ClientMsg::ListFiles => MsgType::ListFiles,
+            ClientMsg::FileGet { .. } => MsgType::FileGet,
         }
     }
 }
@@ -301,6 +365,16 @@ pub enum ServerMsg<'a> {
     Time { ts_ms: u64 },
     /// ADMIN: the answer to an admin command, as text (one or more lines).
     Admin { text: Str<'a> },
+    /// FILE_ACCEPT: the offer is accepted; send its chunks to upload `id` (the file's future id).
+    FileAccept { id: u64 },
+    /// FILE_CHUNK: bytes `offset..offset + data.len()` of file `id`, in order (a download).
+    FileChunk { id: u64, offset: u64, data: Blob<'a> },
+    /// FILE_DONE: the last chunk of file `id` was sent; `sha256` is the stored file's hash.
+    FileDone { id: u64, sha256: [u8; 32] },
+    /// FILE_AVAILABLE: `from` shared file `id` (`name`, `size` bytes) in `room`.
+    FileAvailable { id: u64, name: Str<'a>, size: u64, from: Str<'a>, room: Str<'a> },
+    /// LIST_FILES: the files of `room`.
+    ListFiles { room: Str<'a>, files: Vec<FileEntry<'a>> },
 }
 
 impl ServerMsg<'_> {
@@ -321,6 +395,11 @@ impl ServerMsg<'_> {
             ServerMsg::Pong { .. } => MsgType::Pong,
             ServerMsg::Time { .. } => MsgType::Time,
             ServerMsg::Admin { .. } => MsgType::Admin,
+            ServerMsg::FileAccept { .. } => MsgType::FileAccept,
+            ServerMsg::FileChunk { .. } => MsgType::FileChunk,
+            ServerMsg::FileDone { .. } => MsgType::FileDone,
+            ServerMsg::FileAvailable { .. } => MsgType::FileAvailable,
+            ServerMsg::ListFiles { .. } => MsgType::ListFiles,
         }
     }
 }
@@ -348,6 +427,13 @@ impl ClientMsg<'_> {
             ClientMsg::Register { username, password } => {
                 ClientMsg::Register { username: own(&username), password: own(&password) }
             }
+            ClientMsg::FileOffer { name, size, sha256 } => ClientMsg::FileOffer { name: own(&name), size, sha256 },
+            ClientMsg::FileChunk { id, offset, data } => {
+                ClientMsg::FileChunk { id, offset, data: Blob::Owned(data.into_owned()) }
+            }
+            ClientMsg::FileDone { id, sha256 } => ClientMsg::FileDone { id, sha256 },
+            ClientMsg::ListFiles => ClientMsg::ListFiles,
+            ClientMsg::FileGet { id } => ClientMsg::FileGet { id },
         }
     }
 }
@@ -382,6 +468,21 @@ impl ServerMsg<'_> {
             ServerMsg::Pong { token } => ServerMsg::Pong { token },
             ServerMsg::Time { ts_ms } => ServerMsg::Time { ts_ms },
             ServerMsg::Admin { text } => ServerMsg::Admin { text: own(&text) },
+            ServerMsg::FileAccept { id } => ServerMsg::FileAccept { id },
+            ServerMsg::FileChunk { id, offset, data } => {
+                ServerMsg::FileChunk { id, offset, data: Blob::Owned(data.into_owned()) }
+            }
+            ServerMsg::FileDone { id, sha256 } => ServerMsg::FileDone { id, sha256 },
+            ServerMsg::FileAvailable { id, name, size, from, room } => {
+                ServerMsg::FileAvailable { id, name: own(&name), size, from: own(&from), room: own(&room) }
+            }
+            ServerMsg::ListFiles { room, files } => ServerMsg::ListFiles {
+                room: own(&room),
+                files: files
+                    .iter()
+                    .map(|f| FileEntry { id: f.id, name: own(&f.name), size: f.size, from: own(&f.from) })
+                    .collect(),
+            },
         }
     }
 }

@@ -25,7 +25,7 @@ pub mod json;
 mod message;
 pub mod validate;
 
-pub use message::{ClientMsg, ErrorCode, MsgType, ServerMsg, SystemKind};
+pub use message::{Blob, ClientMsg, ErrorCode, FileEntry, MsgType, ServerMsg, SystemKind};
 
 use bytes::BytesMut;
 use std::borrow::Cow;

@@ -117,7 +117,37 @@ fn client_msg() -> impl Strategy<Value = ClientMsg<'static>> {
         Just(ClientMsg::Time),
         text().prop_map(|t| ClientMsg::Admin { command: owned(t) }),
         (name(), name()).prop_map(|(u, p)| ClientMsg::Register { username: owned(u), password: owned(p) }),
+        (name(), any::<u64>(), any::<[u8; 32]>()).prop_map(|(n, size, sha256)| ClientMsg::FileOffer {
+            name: owned(n),
+            size,
+            sha256
+        }),
+        (any::<u64>(), any::<u64>(), data()).prop_map(|(id, offset, d)| ClientMsg::FileChunk {
+            id,
+            offset,
+            data: d.into()
+        }),
+        (any::<u64>(), any::<[u8; 32]>()).prop_map(|(id, sha256)| ClientMsg::FileDone { id, sha256 }),
+        Just(ClientMsg::ListFiles),
+        any::<u64>().prop_map(|id| ClientMsg::FileGet { id }),
     ]
+}
+
+/// File data: empty, small, or a whole default chunk (which must fit a frame in both formats).
+fn data() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        4 => prop::collection::vec(any::<u8>(), 0..=64),
+        1 => prop::collection::vec(any::<u8>(), crate::files::CHUNK..=crate::files::CHUNK),
+    ]
+}
+
+fn file_entry() -> impl Strategy<Value = FileEntry<'static>> {
+    (any::<u64>(), name(), any::<u64>(), name()).prop_map(|(id, n, size, from)| FileEntry {
+        id,
+        name: owned(n),
+        size,
+        from: owned(from),
+    })
 }
 
 fn server_msg() -> impl Strategy<Value = ServerMsg<'static>> {
@@ -154,6 +184,18 @@ fn server_msg() -> impl Strategy<Value = ServerMsg<'static>> {
         any::<u64>().prop_map(|token| ServerMsg::Pong { token }),
         any::<u64>().prop_map(|ts_ms| ServerMsg::Time { ts_ms }),
         text().prop_map(|t| ServerMsg::Admin { text: owned(t) }),
+        any::<u64>().prop_map(|id| ServerMsg::FileAccept { id }),
+        (any::<u64>(), any::<u64>(), data()).prop_map(|(id, offset, d)| ServerMsg::FileChunk {
+            id,
+            offset,
+            data: d.into()
+        }),
+        (any::<u64>(), any::<[u8; 32]>()).prop_map(|(id, sha256)| ServerMsg::FileDone { id, sha256 }),
+        (any::<u64>(), name(), any::<u64>(), name(), name()).prop_map(|(id, n, size, from, room)| {
+            ServerMsg::FileAvailable { id, name: owned(n), size, from: owned(from), room: owned(room) }
+        }),
+        (name(), prop::collection::vec(file_entry(), 0..6))
+            .prop_map(|(room, files)| ServerMsg::ListFiles { room: owned(room), files }),
     ]
 }
 
@@ -306,6 +348,8 @@ fn example_client_stream() -> Vec<ClientMsg<'static>> {
         ClientMsg::ListRooms,
         ClientMsg::Ping { token: u64::MAX },
         ClientMsg::Pong { token: 0 },
+        ClientMsg::FileChunk { id: 3, offset: 9, data: vec![0, b'\n', 0xff, b'{'].into() },
+        ClientMsg::FileOffer { name: owned("../a b.txt"), size: 4, sha256: [7; 32] },
     ]
 }
 
@@ -339,7 +383,26 @@ fn example_server_stream() -> Vec<ServerMsg<'static>> {
         ServerMsg::RoomMsgAck { id: 9, ts_ms: 10 },
         ServerMsg::Ping { token: 1 },
         ServerMsg::Pong { token: 2 },
+        ServerMsg::FileChunk { id: 3, offset: 0, data: vec![b'\n'; 40].into() },
+        ServerMsg::FileDone { id: 3, sha256: [0xee; 32] },
     ]
+}
+
+#[test]
+fn json_file_fields_are_checked() {
+    let f = WireFormat::Json;
+    let cases: [(&[u8], &str); 4] = [
+        (b"{\"type\":\"file_done\",\"id\":1,\"sha256\":\"abc\"}\n", "sha256"),
+        (b"{\"type\":\"file_chunk\",\"id\":1,\"offset\":0,\"data\":\"!!\"}\n", "base64"),
+        (b"{\"type\":\"file_chunk\",\"id\":1,\"data\":\"\"}\n", "offset"),
+        (b"{\"type\":\"file_offer\",\"name\":\"a\",\"size\":1}\n", "sha256"),
+    ];
+    for (line, what) in cases {
+        let e = f.decode_client(line, &limits()).unwrap_err();
+        assert_eq!(e.skip, Some(line.len()), "{what}");
+        assert_eq!(e.code(), ErrorCode::Malformed, "{what}");
+        assert!(e.to_string().contains(what), "{e} should name {what}");
+    }
 }
 
 #[test]
@@ -696,7 +759,8 @@ fn error_codes_and_kinds_round_trip_through_their_bytes() {
         assert!(c as u8 == b || c == ErrorCode::Internal, "byte {b}");
         assert_eq!(ErrorCode::from_u8(c as u8), c);
     }
-    assert_eq!(ErrorCode::from_u8(23), ErrorCode::Internal);
+    assert_eq!(ErrorCode::from_u8(23), ErrorCode::FileRefused);
+    assert_eq!(ErrorCode::from_u8(24), ErrorCode::Internal);
     assert_eq!(ErrorCode::from_u8(0), ErrorCode::Internal);
     for b in 0..=4u8 {
         assert_eq!(SystemKind::from_u8(b) as u8, b);
@@ -995,6 +1059,10 @@ enum Field {
     U64(&'static str),
     Name(&'static str),
     Text(&'static str),
+    /// 32 raw bytes of SHA-256.
+    Sha(&'static str),
+    /// u32 length, then raw bytes.
+    Data(&'static str),
     /// u16 count, then that many repetitions of the inner fields.
     List(&'static str, &'static [Field]),
 }
@@ -1009,6 +1077,10 @@ fn layout_client(t: MsgType) -> &'static [Field] {
         MsgType::Ping | MsgType::Pong => &[U64("token")],
         MsgType::Admin => &[Text("command")],
         MsgType::Register => &[Name("username"), Name("password")],
+        MsgType::FileOffer => &[Name("name"), U64("size"), Sha("sha256")],
+        MsgType::FileChunk => &[U64("id"), U64("offset"), Data("data")],
+        MsgType::FileDone => &[U64("id"), Sha("sha256")],
+        MsgType::FileGet => &[U64("id")],
         _ => &[],
     }
 }
@@ -1029,6 +1101,11 @@ fn layout_server(t: MsgType) -> &'static [Field] {
         MsgType::Ping | MsgType::Pong => &[U64("token")],
         MsgType::Time => &[U64("ts")],
         MsgType::Admin => &[Text("text")],
+        MsgType::FileAccept => &[U64("id")],
+        MsgType::FileChunk => &[U64("id"), U64("offset"), Data("data")],
+        MsgType::FileDone => &[U64("id"), Sha("sha256")],
+        MsgType::FileAvailable => &[U64("id"), Name("name"), U64("size"), Name("from"), Name("room")],
+        MsgType::ListFiles => &[Name("room"), List("files", &[U64("id"), Name("name"), U64("size"), Name("from")])],
         _ => &[],
     }
 }
@@ -1075,6 +1152,11 @@ fn dump_fields(frame: &[u8], at: &mut usize, fields: &[Field], rows: &mut Vec<(u
                         std::str::from_utf8(&frame[start + 2..start + 2 + l]).unwrap()
                     ),
                 )
+            }
+            Field::Sha(n) => (32, format!("{n}: 32 bytes")),
+            Field::Data(n) => {
+                let l = u32::from_be_bytes(frame[start..start + 4].try_into().unwrap()) as usize;
+                (4 + l, format!("{n}: u32 length {l}, then the bytes"))
             }
             Field::List(n, inner) => {
                 let count = u16::from_be_bytes([frame[start], frame[start + 1]]) as usize;
@@ -1133,6 +1215,12 @@ fn json_dump(line: &[u8]) -> String {
     s
 }
 
+/// SHA-256 of `hi\n`, the file of the doc examples.
+fn doc_sha() -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(b"hi\n").into()
+}
+
 /// The messages `docs/PROTOCOL.md` shows, one of every type in each direction.
 fn doc_examples() -> (Vec<ClientMsg<'static>>, Vec<ServerMsg<'static>>) {
     let ts = 1_700_000_000_000;
@@ -1149,6 +1237,11 @@ fn doc_examples() -> (Vec<ClientMsg<'static>>, Vec<ServerMsg<'static>>) {
         ClientMsg::Time,
         ClientMsg::Admin { command: owned("alert lunch") },
         ClientMsg::Register { username: owned("alice"), password: owned("s3cret") },
+        ClientMsg::FileOffer { name: owned("hi.txt"), size: 3, sha256: doc_sha() },
+        ClientMsg::FileChunk { id: 7, offset: 0, data: b"hi\n".to_vec().into() },
+        ClientMsg::FileDone { id: 7, sha256: doc_sha() },
+        ClientMsg::ListFiles,
+        ClientMsg::FileGet { id: 7 },
     ];
     let server = vec![
         ServerMsg::LoginAck { username: owned("alice"), room: owned("general") },
@@ -1185,6 +1278,20 @@ fn doc_examples() -> (Vec<ClientMsg<'static>>, Vec<ServerMsg<'static>>) {
         ServerMsg::Pong { token: 1 },
         ServerMsg::Time { ts_ms: ts },
         ServerMsg::Admin { text: owned("2 users online") },
+        ServerMsg::FileAccept { id: 7 },
+        ServerMsg::FileAvailable {
+            id: 7,
+            name: owned("hi.txt"),
+            size: 3,
+            from: owned("alice"),
+            room: owned("general"),
+        },
+        ServerMsg::ListFiles {
+            room: owned("general"),
+            files: vec![FileEntry { id: 7, name: owned("hi.txt"), size: 3, from: owned("alice") }],
+        },
+        ServerMsg::FileChunk { id: 7, offset: 0, data: b"hi\n".to_vec().into() },
+        ServerMsg::FileDone { id: 7, sha256: doc_sha() },
     ];
     (client, server)
 }

@@ -167,6 +167,7 @@ impl Server {
                     Token(key) => self.conn_ready(key, event),
                 }
             }
+            self.hub.on_turn(&mut self.peers);
             if self.handle.stop.load(Ordering::SeqCst) {
                 self.shutdown();
                 return Ok(());

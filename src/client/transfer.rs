@@ -1,0 +1,262 @@
+//! File transfers for the terminal client: hashing and chunking an upload, writing and checking
+//! a download, and the progress lines both print.
+//!
+//! Uploads are paced: the server's rate limit counts frames (100 a second, bursts of 200 by
+//! default), so after [`UPLOAD_BURST`] chunks the sender waits [`UPLOAD_PACE`] between chunks.
+
+use crate::client::render::human_size;
+use crate::protocol::ClientMsg;
+use sha2::{Digest, Sha256};
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// Bytes per uploaded chunk (fits the server's default 64 KiB frame in both formats).
+pub const CHUNK: usize = crate::files::CHUNK;
+/// Chunks sent back to back before pacing starts.
+pub const UPLOAD_BURST: usize = 100;
+/// Wait between chunks after the burst: about 80 chunks a second, under the default rate limit.
+pub const UPLOAD_PACE: Duration = Duration::from_millis(12);
+
+/// Size and SHA-256 of the file at `path`, read in chunks.
+pub fn hash_file(path: &Path) -> io::Result<(u64, [u8; 32])> {
+    let mut f = File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut size = 0u64;
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        size += n as u64;
+    }
+    Ok((size, hasher.finalize().into()))
+}
+
+/// The name an upload is offered under: the file name of `path` (the server sanitizes it again).
+pub fn offer_name(path: &Path) -> String {
+    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "file".to_string())
+}
+
+/// Reports progress every 10%: the percentages already announced.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// The next percentage (a multiple of 10) that will be announced.
+    next: u64,
+}
+
+impl Progress {
+    /// The percentage to announce now that `done` of `total` bytes moved, if a new 10% step
+    /// was reached (100 only once everything moved).
+    pub fn update(&mut self, done: u64, total: u64) -> Option<u64> {
+        let pct = (done.min(total) * 100).checked_div(total).unwrap_or(100);
+        if pct < self.next.max(10) || self.next > 100 {
+            return None;
+        }
+        self.next = pct / 10 * 10 + 10;
+        Some(pct / 10 * 10)
+    }
+}
+
+/// `↑ report.pdf: 50% (8.0 MiB of 16.0 MiB)`; `arrow` is `↑` for uploads, `↓` for downloads.
+pub fn progress_line(arrow: &str, name: &str, pct: u64, done: u64, total: u64) -> String {
+    format!("{arrow} {name}: {pct}% ({} of {})", human_size(done), human_size(total))
+}
+
+/// Sends the chunks of upload `id` read from `path`, then FILE_DONE, through `send`, calling
+/// `progress` with the bytes sent after each chunk. Stops early (Ok) when `cancel` is set or
+/// `send` returns false. The file must still have the `size` bytes that were hashed.
+pub fn send_file(
+    path: &Path,
+    id: u64,
+    (size, sha256): (u64, [u8; 32]),
+    cancel: &AtomicBool,
+    mut send: impl FnMut(ClientMsg<'static>) -> bool,
+    mut progress: impl FnMut(u64),
+) -> io::Result<()> {
+    let mut f = File::open(path)?;
+    let mut offset = 0u64;
+    let mut chunks = 0usize;
+    while offset < size {
+        if cancel.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let want = (size - offset).min(CHUNK as u64) as usize;
+        let mut data = vec![0u8; want];
+        f.read_exact(&mut data)?;
+        if !send(ClientMsg::FileChunk { id, offset, data: data.into() }) {
+            return Ok(());
+        }
+        offset += want as u64;
+        chunks += 1;
+        progress(offset);
+        if chunks >= UPLOAD_BURST {
+            std::thread::sleep(UPLOAD_PACE);
+        }
+    }
+    if !cancel.load(Ordering::Relaxed) {
+        send(ClientMsg::FileDone { id, sha256 });
+    }
+    Ok(())
+}
+
+/// Where `/get` saves file `id` when no destination is given: its (sanitized) name in the
+/// working directory, or `file-<id>`; never over an existing file (`name.1`, `name.2`, ...).
+pub fn default_dest(name: Option<&str>, id: u64, exists: impl Fn(&Path) -> bool) -> PathBuf {
+    let base = match name {
+        Some(n) => crate::files::sanitize_name(n),
+        None => format!("file-{id}"),
+    };
+    let mut path = PathBuf::from(&base);
+    let mut n = 1;
+    while exists(&path) {
+        path = PathBuf::from(format!("{base}.{n}"));
+        n += 1;
+    }
+    path
+}
+
+/// A download being written.
+#[derive(Debug)]
+pub struct Download {
+    /// The file's id.
+    pub id: u64,
+    /// Where it is saved.
+    pub dest: PathBuf,
+    /// Its name, for progress lines.
+    pub name: String,
+    /// Its size if known (from /files or the notification), for percentages.
+    pub total: Option<u64>,
+    /// Bytes written so far.
+    pub received: u64,
+    file: File,
+    hasher: Sha256,
+    progress: Progress,
+}
+
+impl Download {
+    /// Creates `dest` (refusing to overwrite an existing file).
+    pub fn create(id: u64, dest: PathBuf, name: String, total: Option<u64>) -> io::Result<Download> {
+        let file = File::options().write(true).create_new(true).open(&dest)?;
+        Ok(Download { id, dest, name, total, received: 0, file, hasher: Sha256::new(), progress: Progress::default() })
+    }
+
+    /// Writes the chunk at `offset`; returns a progress line when one is due.
+    pub fn chunk(&mut self, offset: u64, data: &[u8]) -> Result<Option<String>, String> {
+        if offset != self.received {
+            return Err(format!("chunk at offset {offset}, expected {}", self.received));
+        }
+        self.file.write_all(data).map_err(|e| format!("cannot write {}: {e}", self.dest.display()))?;
+        self.hasher.update(data);
+        self.received += data.len() as u64;
+        let Some(total) = self.total else { return Ok(None) };
+        Ok(self
+            .progress
+            .update(self.received, total)
+            .filter(|p| *p < 100)
+            .map(|p| progress_line("↓", &self.name, p, self.received, total)))
+    }
+
+    /// The server's FILE_DONE: checks the digest. On a mismatch the file is deleted.
+    pub fn finish(mut self, sha256: &[u8; 32]) -> Result<String, String> {
+        let got: [u8; 32] = self.hasher.clone().finalize().into();
+        let flushed = self.file.flush().and_then(|()| self.file.sync_all());
+        if got != *sha256 {
+            let why = format!("file {} failed its SHA-256 check; deleted {}", self.id, self.dest.display());
+            self.discard();
+            return Err(why);
+        }
+        flushed.map_err(|e| format!("cannot write {}: {e}", self.dest.display()))?;
+        Ok(format!(
+            "↓ {}: 100%, saved to {} ({}, SHA-256 verified)",
+            self.name,
+            self.dest.display(),
+            human_size(self.received)
+        ))
+    }
+
+    /// Gives up: deletes the partial file.
+    pub fn discard(self) {
+        let _ = std::fs::remove_file(&self.dest);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_every_ten_percent() {
+        let mut p = Progress::default();
+        let seen: Vec<u64> = (0..=100).filter_map(|d| p.update(d, 100)).collect();
+        assert_eq!(seen, [10, 20, 30, 40, 50, 60, 70, 80, 90, 100]);
+        let mut p = Progress::default();
+        assert_eq!(p.update(35, 100), Some(30));
+        assert_eq!(p.update(36, 100), None);
+        assert_eq!(p.update(100, 100), Some(100));
+        assert_eq!(p.update(100, 100), None);
+        assert_eq!(Progress::default().update(0, 0), Some(100));
+    }
+
+    #[test]
+    fn progress_lines() {
+        assert_eq!(progress_line("↑", "a.bin", 50, 512, 1024), "↑ a.bin: 50% (512 B of 1.0 KiB)");
+    }
+
+    #[test]
+    fn default_destinations_never_overwrite() {
+        let taken = |p: &Path| p == Path::new("passwd") || p == Path::new("passwd.1");
+        assert_eq!(default_dest(Some("../../etc/passwd"), 1, taken), PathBuf::from("passwd.2"));
+        assert_eq!(default_dest(None, 9, |_| false), PathBuf::from("file-9"));
+        assert_eq!(default_dest(Some("ok.txt"), 9, |_| false), PathBuf::from("ok.txt"));
+    }
+
+    #[test]
+    fn upload_and_download_round_trip_through_files() {
+        let dir = std::env::temp_dir().join(format!("chatproto-transfer-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let src = dir.join("src.bin");
+        let content: Vec<u8> = (0..(2 * CHUNK + 17)).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&src, &content).unwrap();
+        let (size, sha) = hash_file(&src).unwrap();
+        assert_eq!(size, content.len() as u64);
+        let mut sent = Vec::new();
+        let mut last = 0;
+        send_file(
+            &src,
+            5,
+            (size, sha),
+            &AtomicBool::new(false),
+            |m| {
+                sent.push(m);
+                true
+            },
+            |n| last = n,
+        )
+        .unwrap();
+        assert_eq!(last, size);
+        assert_eq!(sent.len(), 4, "three chunks and FILE_DONE");
+        assert_eq!(sent[3], ClientMsg::FileDone { id: 5, sha256: sha });
+        let dest = dir.join("dest.bin");
+        let _ = std::fs::remove_file(&dest);
+        let mut d = Download::create(5, dest.clone(), "src.bin".into(), Some(size)).unwrap();
+        for m in &sent[..3] {
+            let ClientMsg::FileChunk { offset, data, .. } = m else { panic!("{m:?}") };
+            d.chunk(*offset, data).unwrap();
+        }
+        assert!(d.finish(&sha).unwrap().contains("SHA-256 verified"));
+        assert_eq!(std::fs::read(&dest).unwrap(), content);
+        // A wrong digest deletes the file.
+        let bad = dir.join("bad.bin");
+        let _ = std::fs::remove_file(&bad);
+        let mut d = Download::create(6, bad.clone(), "bad".into(), None).unwrap();
+        d.chunk(0, b"abc").unwrap();
+        assert!(d.finish(&[0; 32]).is_err());
+        assert!(!bad.exists());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

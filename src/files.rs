@@ -1,0 +1,494 @@
+//! File sharing: uploaded files on disk under server-generated ids, their metadata, the size cap
+//! and disk quota, and the worker thread that does every disk write and read off the event loops.
+//!
+//! Layout under `data_dir/files/`: `<id>` (16 hex digits) is a stored file, `<id>.json` its
+//! metadata sidecar ([`FileMeta`]), `<id>.part` an upload in progress. The uploader's file name
+//! is only metadata, sanitized for display ([`sanitize_name`]); it never becomes a path. The
+//! directory is created on the first upload, so a server nobody uploads to leaves no trace.
+//!
+//! The hub hands the worker [`Job`]s (begin, write, finish, abort an upload; read a chunk of a
+//! download) through a channel. The worker answers through the shard's inbox with
+//! [`Done::File`](crate::features::Done::File) and wakes its loop, like the history writer.
+
+use crate::features::{Done, Links};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+/// Bytes of file data per FILE_CHUNK the server sends (and the client's default). Base64 in JSON
+/// makes it about 43 KiB, under the default 64 KiB frame limit.
+pub const CHUNK: usize = 32 * 1024;
+
+/// A download's next chunk is read only while the connection's outbound queue holds less than
+/// this: a big file never sits in memory, and a slow reader slows its own download only.
+pub const DOWNLOAD_LOW_WATER: usize = 2 * CHUNK;
+
+/// Longest display name kept, in characters.
+pub const MAX_NAME_CHARS: usize = 100;
+
+/// What the server knows about one stored file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileMeta {
+    /// The server-generated id (also the file's name on disk, in hex).
+    pub id: u64,
+    /// The uploader's file name, sanitized: a label only.
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// The uploader's user name.
+    pub from: String,
+    /// The room the file was shared in; only its members can list and download it.
+    pub room: String,
+    /// SHA-256 of the content, checked at upload.
+    pub sha256: [u8; 32],
+    /// When the upload finished, ms since the Unix epoch.
+    pub ts_ms: u64,
+}
+
+/// The sidecar's JSON form (the digest as hex).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Sidecar {
+    id: u64,
+    name: String,
+    size: u64,
+    from: String,
+    room: String,
+    sha256: String,
+    ts_ms: u64,
+}
+
+impl FileMeta {
+    fn to_sidecar(&self) -> Sidecar {
+        Sidecar {
+            id: self.id,
+            name: self.name.clone(),
+            size: self.size,
+            from: self.from.clone(),
+            room: self.room.clone(),
+            sha256: crate::protocol::json::sha256_hex(&self.sha256),
+            ts_ms: self.ts_ms,
+        }
+    }
+
+    fn from_sidecar(s: Sidecar) -> Option<FileMeta> {
+        let mut sha256 = [0u8; 32];
+        if s.sha256.len() != 64 {
+            return None;
+        }
+        for (i, b) in sha256.iter_mut().enumerate() {
+            *b = u8::from_str_radix(s.sha256.get(2 * i..2 * i + 2)?, 16).ok()?;
+        }
+        Some(FileMeta { id: s.id, name: s.name, size: s.size, from: s.from, room: s.room, sha256, ts_ms: s.ts_ms })
+    }
+}
+
+/// Where a worker's answer goes: the shard and connection that asked.
+#[derive(Clone, Copy, Debug)]
+pub struct ReplyTo {
+    /// The asking shard.
+    pub shard: usize,
+    /// The connection on that shard.
+    pub key: usize,
+}
+
+/// A worker's answer, delivered to the shard as `Done::File`.
+#[derive(Debug)]
+pub enum FileDone {
+    /// The upload was checked and stored: notify its room.
+    Stored { to: ReplyTo, meta: FileMeta },
+    /// The upload failed (bad SHA-256, disk error); nothing was kept.
+    Failed { to: ReplyTo, id: u64, reason: String },
+    /// A chunk of a download, read from disk (or why it could not be).
+    Chunk { to: ReplyTo, id: u64, tag: u64, offset: u64, data: Result<Vec<u8>, String> },
+    /// [`RECHECK_AFTER`] has passed since download `tag` found its connection's queue full:
+    /// look again.
+    Recheck { to: ReplyTo, tag: u64 },
+}
+
+/// How long a download whose connection's queue is full waits before looking again. The loop
+/// would wake for the socket's writable event, but the hub is not told about those; this timer
+/// is what moves a paused download on.
+pub const RECHECK_AFTER: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// Work for the file worker.
+#[derive(Debug)]
+enum Job {
+    Begin { id: u64 },
+    Write { id: u64, data: Vec<u8> },
+    Finish { to: ReplyTo, meta: FileMeta },
+    Abort { id: u64 },
+    Read { to: ReplyTo, id: u64, tag: u64, offset: u64, len: usize },
+}
+
+/// The index and the space accounting, shared by the shards and the worker.
+#[derive(Debug, Default)]
+struct State {
+    /// Stored files by id.
+    index: HashMap<u64, Arc<FileMeta>>,
+    /// Bytes of stored files.
+    used: u64,
+    /// Bytes promised to uploads in progress (counted against the quota until they finish).
+    reserved: u64,
+}
+
+/// The server's shared files: index, caps, and the worker.
+#[derive(Debug)]
+pub struct FileStore {
+    /// `data_dir/files`.
+    dir: PathBuf,
+    /// Largest file accepted, in bytes.
+    max_file_size: u64,
+    /// Most bytes all stored files (plus uploads in progress) may take.
+    quota: u64,
+    state: Arc<Mutex<State>>,
+    tx: Option<Sender<Job>>,
+    thread: Option<JoinHandle<()>>,
+    /// The pacer: answers each request with [`FileDone::Recheck`] after [`RECHECK_AFTER`].
+    pacer_tx: Option<Sender<(ReplyTo, u64)>>,
+    pacer: Option<JoinHandle<()>>,
+}
+
+/// Errors opening the file store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FilesError {
+    #[error("cannot start the file worker: {0}")]
+    Thread(#[from] std::io::Error),
+}
+
+impl FileStore {
+    /// Opens the store in `dir` (loading what an earlier run stored, if the directory exists)
+    /// and starts the worker, which answers through `links`.
+    pub fn open(dir: PathBuf, max_file_size: u64, quota: u64, links: Arc<Links>) -> Result<FileStore, FilesError> {
+        let state = Arc::new(Mutex::new(load(&dir)));
+        let (tx, rx) = channel();
+        let (wdir, wstate) = (dir.clone(), state.clone());
+        let wlinks = links.clone();
+        let thread =
+            std::thread::Builder::new().name("chat-files".into()).spawn(move || worker(&wdir, rx, &wstate, &wlinks))?;
+        let (pacer_tx, prx) = channel();
+        let pacer = std::thread::Builder::new().name("chat-files-pacer".into()).spawn(move || pacer(prx, &links))?;
+        Ok(FileStore {
+            dir,
+            max_file_size,
+            quota,
+            state,
+            tx: Some(tx),
+            thread: Some(thread),
+            pacer_tx: Some(pacer_tx),
+            pacer: Some(pacer),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Where stored files live.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Reserves room for an upload of `size` bytes and gives it a fresh id, or says (in words
+    /// meant for the user) why not: over the size cap, or over the quota.
+    pub fn reserve(&self, size: u64) -> Result<u64, String> {
+        if size > self.max_file_size {
+            return Err(format!(
+                "file too large: {size} bytes; the server accepts files up to {} bytes",
+                self.max_file_size
+            ));
+        }
+        let mut st = self.lock();
+        let free = self.quota.saturating_sub(st.used + st.reserved);
+        if size > free {
+            return Err(format!(
+                "not enough storage: the file needs {size} bytes but only {free} bytes of the server's \
+                 {}-byte file quota are free",
+                self.quota
+            ));
+        }
+        let id = loop {
+            let mut b = [0u8; 8];
+            if getrandom::getrandom(&mut b).is_err() {
+                return Err("the server could not generate a file id".into());
+            }
+            // 53 bits: exact in every JSON implementation (JavaScript numbers included).
+            let id = u64::from_be_bytes(b) & ((1 << 53) - 1);
+            if id != 0 && !st.index.contains_key(&id) {
+                break id;
+            }
+        };
+        st.reserved += size;
+        drop(st);
+        self.submit(Job::Begin { id });
+        Ok(id)
+    }
+
+    /// Appends upload data (in order; the hub checks offsets).
+    pub fn write(&self, id: u64, data: Vec<u8>) {
+        self.submit(Job::Write { id, data });
+    }
+
+    /// Every byte was sent: check the SHA-256 against `meta.sha256` and store, or discard.
+    pub fn finish(&self, to: ReplyTo, meta: FileMeta) {
+        if !self.submit(Job::Finish { to, meta: meta.clone() }) {
+            self.release(meta.size);
+        }
+    }
+
+    /// Gives up upload `id` of `size` bytes: frees its reservation and deletes its data.
+    pub fn abort(&self, id: u64, size: u64) {
+        self.release(size);
+        self.submit(Job::Abort { id });
+    }
+
+    /// Asks for `len` bytes of file `id` at `offset`; the answer is a [`FileDone::Chunk`].
+    pub fn read(&self, to: ReplyTo, id: u64, tag: u64, offset: u64, len: usize) -> bool {
+        self.submit(Job::Read { to, id, tag, offset, len })
+    }
+
+    /// Asks for a [`FileDone::Recheck`] of download `tag` after [`RECHECK_AFTER`].
+    pub fn recheck_later(&self, to: ReplyTo, tag: u64) -> bool {
+        self.pacer_tx.as_ref().is_some_and(|tx| tx.send((to, tag)).is_ok())
+    }
+
+    fn release(&self, size: u64) {
+        let mut st = self.lock();
+        st.reserved = st.reserved.saturating_sub(size);
+    }
+
+    fn submit(&self, job: Job) -> bool {
+        self.tx.as_ref().is_some_and(|tx| tx.send(job).is_ok())
+    }
+
+    /// A stored file.
+    pub fn get(&self, id: u64) -> Option<Arc<FileMeta>> {
+        self.lock().index.get(&id).cloned()
+    }
+
+    /// The files shared in `room`, oldest first.
+    pub fn list(&self, room: &str) -> Vec<Arc<FileMeta>> {
+        let mut v: Vec<_> = self.lock().index.values().filter(|m| m.room == room).cloned().collect();
+        v.sort_unstable_by_key(|m| (m.ts_ms, m.id));
+        v
+    }
+
+    /// Bytes used by stored files and reserved by uploads in progress.
+    pub fn usage(&self) -> (u64, u64) {
+        let st = self.lock();
+        (st.used, st.reserved)
+    }
+}
+
+impl Drop for FileStore {
+    fn drop(&mut self) {
+        // The threads' loops end when their channels close.
+        self.tx = None;
+        self.pacer_tx = None;
+        for t in [self.thread.take(), self.pacer.take()].into_iter().flatten() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Makes an uploader's file name safe to show: only its last path component, no control
+/// characters, no leading dots, at most [`MAX_NAME_CHARS`] characters (and 255 bytes); `file` if
+/// nothing is left.
+/// (It is never used as a path; this is for display and for the downloader's default name.)
+pub fn sanitize_name(name: &str) -> String {
+    let last = name.rsplit(['/', '\\']).next().unwrap_or("");
+    let mut clean = String::new();
+    for c in last.chars().filter(|c| !c.is_control()).take(MAX_NAME_CHARS) {
+        // A name8 field holds 255 bytes: keep whole characters that fit.
+        if clean.len() + c.len_utf8() > crate::protocol::binary::MAX_NAME_BYTES {
+            break;
+        }
+        clean.push(c);
+    }
+    let clean = clean.trim().trim_start_matches('.').trim();
+    if clean.is_empty() {
+        "file".to_string()
+    } else {
+        clean.to_string()
+    }
+}
+
+fn data_path(dir: &Path, id: u64) -> PathBuf {
+    dir.join(format!("{id:016x}"))
+}
+
+fn part_path(dir: &Path, id: u64) -> PathBuf {
+    dir.join(format!("{id:016x}.part"))
+}
+
+fn meta_path(dir: &Path, id: u64) -> PathBuf {
+    dir.join(format!("{id:016x}.json"))
+}
+
+/// Reads the sidecars of an earlier run; drops leftovers of interrupted uploads.
+fn load(dir: &Path) -> State {
+    let mut st = State::default();
+    let Ok(entries) = std::fs::read_dir(dir) else { return st };
+    for e in entries.flatten() {
+        let path = e.path();
+        match path.extension().and_then(|x| x.to_str()) {
+            Some("part") => {
+                let _ = std::fs::remove_file(&path);
+            }
+            Some("json") => {
+                let meta = std::fs::read(&path)
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<Sidecar>(&b).ok())
+                    .and_then(FileMeta::from_sidecar);
+                let Some(meta) = meta else { continue };
+                let on_disk = std::fs::metadata(data_path(dir, meta.id)).map(|m| m.len()).ok();
+                if on_disk == Some(meta.size) {
+                    st.used += meta.size;
+                    st.index.insert(meta.id, Arc::new(meta));
+                }
+            }
+            _ => {}
+        }
+    }
+    st
+}
+
+/// An upload the worker is writing.
+struct Writing {
+    /// The `.part` file, or the first error writing it.
+    file: Result<File, String>,
+    hasher: Sha256,
+}
+
+fn worker(dir: &Path, rx: Receiver<Job>, state: &Mutex<State>, links: &Links) {
+    let mut open: HashMap<u64, Writing> = HashMap::new();
+    let answer = |to: ReplyTo, done: FileDone| {
+        links.send(to.shard, Done::File(done));
+    };
+    for job in rx {
+        match job {
+            Job::Begin { id } => {
+                let file = std::fs::create_dir_all(dir)
+                    .and_then(|()| File::options().write(true).create_new(true).open(part_path(dir, id)))
+                    .map_err(|e| format!("the server could not create the file: {e}"));
+                open.insert(id, Writing { file, hasher: Sha256::new() });
+            }
+            Job::Write { id, data } => {
+                let Some(w) = open.get_mut(&id) else { continue };
+                w.hasher.update(&data);
+                if let Ok(f) = &mut w.file {
+                    if let Err(e) = f.write_all(&data) {
+                        w.file = Err(format!("the server could not write the file: {e}"));
+                    }
+                }
+            }
+            Job::Finish { to, meta } => {
+                let id = meta.id;
+                let result = match open.remove(&id) {
+                    Some(w) => store(dir, w, &meta),
+                    None => Err("the upload was not started".to_string()),
+                };
+                let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+                st.reserved = st.reserved.saturating_sub(meta.size);
+                match result {
+                    Ok(()) => {
+                        st.used += meta.size;
+                        st.index.insert(id, Arc::new(meta.clone()));
+                        drop(st);
+                        answer(to, FileDone::Stored { to, meta });
+                    }
+                    Err(reason) => {
+                        drop(st);
+                        let _ = std::fs::remove_file(part_path(dir, id));
+                        answer(to, FileDone::Failed { to, id, reason });
+                    }
+                }
+            }
+            Job::Abort { id } => {
+                open.remove(&id);
+                let _ = std::fs::remove_file(part_path(dir, id));
+            }
+            Job::Read { to, id, tag, offset, len } => {
+                let data = read_at(&data_path(dir, id), offset, len)
+                    .map_err(|e| format!("the server could not read file {id}: {e}"));
+                answer(to, FileDone::Chunk { to, id, tag, offset, data });
+            }
+        }
+    }
+}
+
+/// Answers recheck requests after [`RECHECK_AFTER`], in batches: one sleep serves every request
+/// that arrived meanwhile.
+fn pacer(rx: Receiver<(ReplyTo, u64)>, links: &Links) {
+    while let Ok(first) = rx.recv() {
+        std::thread::sleep(RECHECK_AFTER);
+        for (to, tag) in std::iter::once(first).chain(rx.try_iter()) {
+            links.send(to.shard, Done::File(FileDone::Recheck { to, tag }));
+        }
+    }
+}
+
+/// Checks the digest, then makes the upload a stored file: data flushed, sidecar written, the
+/// `.part` renamed to its final name last (a crash before that leaves only a `.part`, dropped at
+/// the next start, and a sidecar without data, ignored).
+fn store(dir: &Path, w: Writing, meta: &FileMeta) -> Result<(), String> {
+    let file = w.file?;
+    let got: [u8; 32] = w.hasher.finalize().into();
+    if got != meta.sha256 {
+        return Err(format!(
+            "integrity check failed: the data's SHA-256 is {}, not the {} offered; the file was discarded",
+            crate::protocol::json::sha256_hex(&got),
+            crate::protocol::json::sha256_hex(&meta.sha256)
+        ));
+    }
+    let io = |e: std::io::Error| format!("the server could not store the file: {e}");
+    file.sync_all().map_err(io)?;
+    let sidecar = serde_json::to_vec(&meta.to_sidecar()).map_err(|e| e.to_string())?;
+    std::fs::write(meta_path(dir, meta.id), sidecar).map_err(io)?;
+    std::fs::rename(part_path(dir, meta.id), data_path(dir, meta.id)).map_err(io)
+}
+
+fn read_at(path: &Path, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
+    let mut f = File::open(path)?;
+    f.seek(SeekFrom::Start(offset))?;
+    let mut buf = Vec::with_capacity(len);
+    f.take(len as u64).read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_labels_not_paths() {
+        assert_eq!(sanitize_name("../../etc/passwd"), "passwd");
+        assert_eq!(sanitize_name("C:\\Windows\\evil.exe"), "evil.exe");
+        assert_eq!(sanitize_name("..."), "file");
+        assert_eq!(sanitize_name(".bashrc"), "bashrc");
+        assert_eq!(sanitize_name("a\u{7}b\nc.txt"), "abc.txt");
+        assert_eq!(sanitize_name(""), "file");
+        assert_eq!(sanitize_name("dir/"), "file");
+        assert_eq!(sanitize_name(&"x".repeat(300)).chars().count(), MAX_NAME_CHARS);
+        assert_eq!(sanitize_name(&"😀".repeat(100)).len(), 252);
+    }
+
+    #[test]
+    fn sidecar_round_trips() {
+        let m = FileMeta {
+            id: 7,
+            name: "a.txt".into(),
+            size: 3,
+            from: "bob".into(),
+            room: "general".into(),
+            sha256: [0xab; 32],
+            ts_ms: 5,
+        };
+        assert_eq!(FileMeta::from_sidecar(m.to_sidecar()), Some(m));
+    }
+}

@@ -1,0 +1,324 @@
+//! File sharing on the hub's side: uploads (offer, chunks, done), the room notification, the
+//! room's file list, and downloads streamed with backpressure.
+//!
+//! Nothing here touches the disk: data goes to the file worker ([`crate::files::FileStore`]) and
+//! its answers come back as [`FileDone`]. Per-connection state lives in [`Hub::uploads`] and
+//! [`Hub::downloads`], keyed by connection and dropped on disconnect. A download has at most one
+//! read in flight, and its next chunk is read only while the connection's outbound queue is under
+//! [`DOWNLOAD_LOW_WATER`]: [`Hub::pump_downloads`] (each loop turn) and each arriving chunk
+//! drive it.
+
+use super::Hub;
+use crate::connection::Peers;
+use crate::directory::{Frames, Remote};
+use crate::files::{sanitize_name, FileDone, FileMeta, ReplyTo, CHUNK, DOWNLOAD_LOW_WATER};
+use crate::protocol::{ErrorCode, FileEntry, ServerMsg, WireFormat};
+use std::sync::Arc;
+
+/// An upload in progress on one connection.
+#[derive(Debug)]
+pub(super) struct Upload {
+    /// The id the file will have.
+    id: u64,
+    /// Sanitized display name.
+    name: String,
+    /// Bytes offered.
+    size: u64,
+    /// Bytes received so far (the next chunk's offset).
+    received: u64,
+    /// The digest offered.
+    sha256: [u8; 32],
+    /// The room the uploader was in when offering.
+    room: String,
+    /// FILE_DONE was handled; the worker is checking and storing.
+    finishing: bool,
+    /// The upload was refused midway: its remaining chunks (already on the wire) are dropped
+    /// silently instead of each drawing an error. A new FILE_OFFER replaces it.
+    aborted: bool,
+}
+
+/// A download in progress on one connection.
+#[derive(Debug)]
+pub(super) struct Download {
+    /// The file.
+    meta: Arc<FileMeta>,
+    /// Bytes sent so far (the next chunk's offset).
+    offset: u64,
+    /// A read is with the worker, or a recheck with the pacer: wait for its answer.
+    reading: bool,
+    /// Tells this download's answers from a stale one's (keys are reused).
+    tag: u64,
+}
+
+fn refuse(peers: &mut Peers, key: usize, text: &str) {
+    peers.send_error(key, ErrorCode::FileRefused, text);
+}
+
+impl Hub {
+    fn user_and_room(&self, peers: &Peers, key: usize) -> Option<(Arc<str>, Arc<str>)> {
+        let s = peers.conns.get(key)?.session.as_ref()?;
+        Some((s.name.clone(), self.rooms.room(s.membership.room).name.clone()))
+    }
+
+    /// FILE_OFFER: reserve space and an id, or refuse (size cap, quota, one upload at a time).
+    pub(super) fn file_offer(&mut self, peers: &mut Peers, key: usize, name: &str, size: u64, sha256: [u8; 32]) {
+        let Some(store) = self.features.files.as_ref() else {
+            return refuse(peers, key, "file sharing is off on this server");
+        };
+        if self.uploads.get(&key).is_some_and(|u| !u.aborted) {
+            return refuse(peers, key, "an upload is already in progress on this connection");
+        }
+        let Some((_, room)) = self.user_and_room(peers, key) else { return };
+        match store.reserve(size) {
+            Ok(id) => {
+                let upload = Upload {
+                    id,
+                    name: sanitize_name(name),
+                    size,
+                    received: 0,
+                    sha256,
+                    room: room.to_string(),
+                    finishing: false,
+                    aborted: false,
+                };
+                self.uploads.insert(key, upload);
+                peers.send(key, &ServerMsg::FileAccept { id });
+            }
+            Err(why) => refuse(peers, key, &why),
+        }
+    }
+
+    /// Gives up `key`'s upload (freeing its reservation) and tells the client why.
+    fn abort_upload(&mut self, peers: &mut Peers, key: usize, why: &str) {
+        if let Some(u) = self.uploads.get_mut(&key).filter(|u| !u.aborted) {
+            u.aborted = true;
+            if let Some(store) = self.features.files.as_ref() {
+                store.abort(u.id, u.size);
+            }
+        }
+        refuse(peers, key, why);
+    }
+
+    /// True when `id` is `key`'s aborted upload: its late frames are dropped without a word.
+    fn aborted_upload(&self, key: usize, id: u64) -> bool {
+        self.uploads.get(&key).is_some_and(|u| u.id == id && u.aborted)
+    }
+
+    /// FILE_CHUNK from a client: the next bytes of its upload, in order.
+    pub(super) fn file_chunk(&mut self, peers: &mut Peers, key: usize, id: u64, offset: u64, data: &[u8]) {
+        if self.aborted_upload(key, id) {
+            return;
+        }
+        let Some(u) = self.uploads.get_mut(&key).filter(|u| u.id == id && !u.finishing) else {
+            return refuse(peers, key, &format!("no upload {id} is in progress on this connection"));
+        };
+        if offset != u.received {
+            let why = format!("upload {id} aborted: chunk at offset {offset}, expected {}", u.received);
+            return self.abort_upload(peers, key, &why);
+        }
+        if u.received + data.len() as u64 > u.size {
+            let why = format!("upload {id} aborted: more data than the {} bytes offered", u.size);
+            return self.abort_upload(peers, key, &why);
+        }
+        u.received += data.len() as u64;
+        if let Some(store) = self.features.files.as_ref() {
+            store.write(id, data.to_vec());
+        }
+    }
+
+    /// FILE_DONE from a client: every byte is there; the worker checks the SHA-256 and stores.
+    pub(super) fn file_done(&mut self, peers: &mut Peers, key: usize, id: u64, sha256: [u8; 32]) {
+        if self.aborted_upload(key, id) {
+            return;
+        }
+        let Some(u) = self.uploads.get(&key).filter(|u| u.id == id && !u.finishing) else {
+            return refuse(peers, key, &format!("no upload {id} is in progress on this connection"));
+        };
+        if u.received != u.size {
+            let why = format!("upload {id} aborted: FILE_DONE after {} of {} bytes", u.received, u.size);
+            return self.abort_upload(peers, key, &why);
+        }
+        if sha256 != u.sha256 {
+            return self.abort_upload(
+                peers,
+                key,
+                &format!("upload {id} aborted: FILE_DONE's SHA-256 differs from the offer's"),
+            );
+        }
+        let Some((from, _)) = self.user_and_room(peers, key) else { return };
+        let meta = FileMeta {
+            id,
+            name: u.name.clone(),
+            size: u.size,
+            from: from.to_string(),
+            room: u.room.clone(),
+            sha256,
+            ts_ms: self.now_ms,
+        };
+        if let Some(u) = self.uploads.get_mut(&key) {
+            u.finishing = true;
+        }
+        if let Some(store) = self.features.files.as_ref() {
+            store.finish(ReplyTo { shard: self.shard, key }, meta);
+        }
+    }
+
+    /// LIST_FILES: the files of the sender's room.
+    pub(super) fn list_files(&mut self, peers: &mut Peers, key: usize) {
+        let Some((_, room)) = self.user_and_room(peers, key) else { return };
+        let files = self.features.files.as_ref().map(|s| s.list(&room)).unwrap_or_default();
+        let files = files
+            .iter()
+            .map(|m| FileEntry { id: m.id, name: m.name.as_str().into(), size: m.size, from: m.from.as_str().into() })
+            .collect();
+        peers.send(key, &ServerMsg::ListFiles { room: (&*room).into(), files });
+    }
+
+    /// FILE_GET: start streaming a file of the sender's room.
+    pub(super) fn file_get(&mut self, peers: &mut Peers, key: usize, id: u64) {
+        let Some(store) = self.features.files.as_ref() else {
+            return refuse(peers, key, "file sharing is off on this server");
+        };
+        let Some((_, room)) = self.user_and_room(peers, key) else { return };
+        let Some(meta) = store.get(id).filter(|m| *m.room == *room) else {
+            return refuse(peers, key, &format!("no file {id} in room {room}"));
+        };
+        if self.downloads.contains_key(&key) {
+            return refuse(peers, key, "a download is already in progress on this connection");
+        }
+        let tag = self.next_nonce;
+        self.next_nonce += 1;
+        self.downloads.insert(key, Download { meta, offset: 0, reading: false, tag });
+        self.pump_download(peers, key);
+    }
+
+    /// Moves `key`'s download on: FILE_DONE when every byte went out, else one more read when
+    /// none is in flight and the connection's queue has room.
+    fn pump_download(&mut self, peers: &mut Peers, key: usize) {
+        let Some(d) = self.downloads.get_mut(&key) else { return };
+        let Some(conn) = peers.conns.get(key) else {
+            self.downloads.remove(&key);
+            return;
+        };
+        if d.reading || conn.closing.is_some() {
+            return;
+        }
+        let to = ReplyTo { shard: self.shard, key };
+        let Some(store) = self.features.files.as_ref() else { return };
+        if conn.out.queued() >= DOWNLOAD_LOW_WATER {
+            // Paused until the reader catches up: look again shortly.
+            d.reading = store.recheck_later(to, d.tag);
+            return;
+        }
+        if d.offset >= d.meta.size {
+            let msg = ServerMsg::FileDone { id: d.meta.id, sha256: d.meta.sha256 };
+            self.downloads.remove(&key);
+            return peers.send(key, &msg);
+        }
+        let len = (d.meta.size - d.offset).min(CHUNK as u64) as usize;
+        if store.read(to, d.meta.id, d.tag, d.offset, len) {
+            d.reading = true;
+        } else {
+            self.downloads.remove(&key);
+            refuse(peers, key, "the file service is not available");
+        }
+    }
+
+    /// Called every loop turn: downloads waiting for their connection's queue to drain go on.
+    pub(super) fn pump_downloads(&mut self, peers: &mut Peers) {
+        if self.downloads.is_empty() {
+            return;
+        }
+        let waiting: Vec<usize> = self.downloads.iter().filter(|(_, d)| !d.reading).map(|(k, _)| *k).collect();
+        for key in waiting {
+            self.pump_download(peers, key);
+        }
+    }
+
+    /// The file worker's answers.
+    pub(super) fn file_done_from_worker(&mut self, peers: &mut Peers, done: FileDone) {
+        match done {
+            FileDone::Stored { to, meta } => {
+                if self.uploads.get(&to.key).is_some_and(|u| u.id == meta.id) {
+                    self.uploads.remove(&to.key);
+                }
+                self.announce(peers, to.key, &meta);
+            }
+            FileDone::Failed { to, id, reason } => {
+                if self.uploads.get(&to.key).is_some_and(|u| u.id == id) {
+                    self.uploads.remove(&to.key);
+                    refuse(peers, to.key, &format!("upload {id} refused: {reason}"));
+                }
+            }
+            FileDone::Recheck { to, tag } => {
+                let Some(d) = self.downloads.get_mut(&to.key).filter(|d| d.tag == tag && d.reading) else { return };
+                d.reading = false;
+                self.pump_download(peers, to.key);
+            }
+            FileDone::Chunk { to, id, tag, offset, data } => {
+                let Some(d) = self.downloads.get_mut(&to.key).filter(|d| d.tag == tag && d.reading) else { return };
+                d.reading = false;
+                match data {
+                    Ok(data) if !data.is_empty() && offset == d.offset => {
+                        d.offset += data.len() as u64;
+                        peers.send(to.key, &ServerMsg::FileChunk { id, offset, data: data.into() });
+                        self.pump_download(peers, to.key);
+                    }
+                    Ok(_) => {
+                        self.downloads.remove(&to.key);
+                        refuse(peers, to.key, &format!("file {id} is shorter on disk than recorded"));
+                    }
+                    Err(why) => {
+                        self.downloads.remove(&to.key);
+                        refuse(peers, to.key, &why);
+                    }
+                }
+            }
+        }
+    }
+
+    /// FILE_AVAILABLE to every member of the file's room on every shard, and to the uploader
+    /// (wherever it is now) as the confirmation.
+    fn announce(&mut self, peers: &mut Peers, uploader: usize, meta: &FileMeta) {
+        let msg = ServerMsg::FileAvailable {
+            id: meta.id,
+            name: meta.name.as_str().into(),
+            size: meta.size,
+            from: meta.from.as_str().into(),
+            room: meta.room.as_str().into(),
+        };
+        let still_there = peers.conns.get(uploader).and_then(|c| c.name()) == Some(meta.from.as_str());
+        let except = still_there.then_some(uploader);
+        match self.rooms.find(&meta.room) {
+            Some(room) => self.broadcast(peers, room, except, &msg, false),
+            None => {
+                // No local member: the other shards check for members themselves.
+                let frames = Frames {
+                    binary: peers.encode(WireFormat::Binary, &msg),
+                    json: peers.encode(WireFormat::Json, &msg),
+                };
+                let room: Arc<str> = meta.room.as_str().into();
+                for (shard, out) in self.outbox.iter_mut().enumerate() {
+                    if shard != self.shard {
+                        out.push(Remote::Room { room: room.clone(), frames: frames.clone(), chat: false });
+                    }
+                }
+            }
+        }
+        if still_there {
+            peers.send(uploader, &msg);
+        }
+    }
+
+    /// Forgets `key`'s transfers; an unfinished upload's data and reservation are dropped.
+    pub(super) fn drop_transfers(&mut self, key: usize) {
+        self.downloads.remove(&key);
+        if let Some(u) = self.uploads.remove(&key) {
+            if !u.finishing && !u.aborted {
+                if let Some(store) = self.features.files.as_ref() {
+                    store.abort(u.id, u.size);
+                }
+            }
+        }
+    }
+}
