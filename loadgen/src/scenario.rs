@@ -1,0 +1,364 @@
+//! Scenario knobs: who connects where, how bots spread over rooms, how fast they talk.
+//!
+//! A [`Scenario`] is plain data. The CLI builds one from flags, tests build one by hand, and
+//! `compare` clones one per mode. Everything derived from it (room of a bot, thread of a bot,
+//! source address of a bot) is a pure function here so that the schedule and the expected-delivery
+//! accounting agree with what the driver actually does.
+
+use serde::Serialize;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use chatproto::protocol::WireFormat;
+
+/// How bots are spread over rooms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Spread {
+    /// Round-robin: bot `b` is in room `b % rooms`. Rooms differ in size by at most one.
+    Even,
+    /// Contiguous blocks: bots `0..n/rooms` in room 0, and so on. Same sizes as `even`.
+    Block,
+    /// Zipf-like: room `k` gets a share proportional to `1/(k+1)`, so room 0 is the crowd and the
+    /// tail rooms are small. Every room keeps at least one bot while bots last.
+    Skewed,
+}
+
+/// How the bots trust the server's certificate when `tls` is on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsTrust {
+    /// Trust only the CA (or self-signed certificate) in this PEM file.
+    Ca(PathBuf),
+    /// Accept any certificate (signatures on the handshake are still checked). For test servers.
+    Insecure,
+}
+
+/// TLS settings for the bots.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TlsOptions {
+    /// Which certificates to trust.
+    pub trust: TlsTrust,
+    /// Name sent in SNI and checked against the certificate.
+    pub server_name: String,
+}
+
+/// The message rate, per bot or for the whole run.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rate {
+    /// Each bot sends this many messages per second.
+    PerBot(f64),
+    /// All bots together send this many messages per second.
+    Total(f64),
+}
+
+/// Everything one run needs to know.
+#[derive(Clone, Debug, Serialize)]
+pub struct Scenario {
+    /// Server address (loopback for tests and for the runs in `results/`).
+    pub addr: SocketAddr,
+    /// Number of bots (connections).
+    pub bots: u32,
+    /// Number of rooms. Room 0 is `general`, where every bot lands at login; the others are
+    /// `room1`, `room2`, ...
+    pub rooms: u32,
+    /// How bots spread over the rooms.
+    pub spread: Spread,
+    /// Message rate.
+    pub rate: Rate,
+    /// Chat text length in bytes (the stamp is padded to it; never shorter than the stamp).
+    pub payload: usize,
+    /// Share of messages that are private messages (0.0..=1.0); the rest are room messages.
+    pub private_share: f64,
+    /// Measured part of the run (after warm-up).
+    #[serde(with = "secs")]
+    pub duration: Duration,
+    /// Sending before measuring: latencies not recorded, deliveries still checked.
+    #[serde(with = "secs")]
+    pub warmup: Duration,
+    /// After the last scheduled send, how long to wait for outstanding deliveries.
+    #[serde(with = "secs")]
+    pub drain: Duration,
+    /// Wire format.
+    #[serde(serialize_with = "ser_format")]
+    pub format: WireFormat,
+    /// TLS, if on.
+    pub tls: Option<TlsOptions>,
+    /// New connections per second over all threads (0 = as fast as the pending cap allows).
+    pub connect_rate: f64,
+    /// Most bots per thread between connect() and "joined its room" at once.
+    pub max_pending: u32,
+    /// Give up waiting for bots to connect and join after this long.
+    #[serde(with = "secs")]
+    pub connect_timeout: Duration,
+    /// Event-loop threads.
+    pub threads: u32,
+    /// Local addresses bots bind to before connecting, round-robin. Empty: let the kernel pick.
+    pub sources: Vec<IpAddr>,
+    /// User names are `<prefix><bot id>`.
+    pub name_prefix: String,
+    /// Server process to watch in /proc for CPU and memory.
+    pub server_pid: Option<u32>,
+    /// Print a progress line every second.
+    pub progress: bool,
+}
+
+fn ser_format<S: serde::Serializer>(f: &WireFormat, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(f.name())
+}
+
+mod secs {
+    use std::time::Duration;
+    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+}
+
+/// A scenario that makes no sense.
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[non_exhaustive]
+pub enum ScenarioError {
+    #[error("--bots must be at least 1")]
+    NoBots,
+    #[error("--rooms must be between 1 and --bots ({bots})")]
+    Rooms { bots: u32 },
+    #[error("the message rate must be positive and finite")]
+    Rate,
+    #[error("--private-share must be between 0 and 1")]
+    PrivateShare,
+    #[error("--threads must be at least 1")]
+    Threads,
+    #[error("--payload {0} is over the protocol's 8 KiB text limit")]
+    Payload(usize),
+    #[error("--name-prefix {0:?} leaves no room for the bot number in 20 characters")]
+    Prefix(String),
+    #[error("bad source address list {0:?}: use a.b.c.d, a.b.c.d-a.b.c.e or a comma list")]
+    Sources(String),
+}
+
+impl Scenario {
+    /// A small loopback scenario; every knob at a sensible default.
+    pub fn new(addr: SocketAddr) -> Self {
+        Scenario {
+            addr,
+            bots: 100,
+            rooms: 5,
+            spread: Spread::Even,
+            rate: Rate::PerBot(1.0),
+            payload: 64,
+            private_share: 0.1,
+            duration: Duration::from_secs(10),
+            warmup: Duration::from_secs(2),
+            drain: Duration::from_secs(5),
+            format: WireFormat::Binary,
+            tls: None,
+            connect_rate: 0.0,
+            max_pending: 256,
+            connect_timeout: Duration::from_secs(60),
+            threads: 1,
+            sources: Vec::new(),
+            name_prefix: "b".into(),
+            server_pid: None,
+            progress: false,
+        }
+    }
+
+    /// Checks the knobs against each other.
+    pub fn validate(&self) -> Result<(), ScenarioError> {
+        if self.bots == 0 {
+            return Err(ScenarioError::NoBots);
+        }
+        if self.rooms == 0 || self.rooms > self.bots {
+            return Err(ScenarioError::Rooms { bots: self.bots });
+        }
+        let r = self.per_bot_rate();
+        if !(r.is_finite() && r > 0.0) {
+            return Err(ScenarioError::Rate);
+        }
+        if !(0.0..=1.0).contains(&self.private_share) {
+            return Err(ScenarioError::PrivateShare);
+        }
+        if self.threads == 0 {
+            return Err(ScenarioError::Threads);
+        }
+        if self.payload > chatproto::protocol::Limits::default().max_text {
+            return Err(ScenarioError::Payload(self.payload));
+        }
+        let digits = (self.bots - 1).max(1).ilog10() as usize + 1;
+        if self.name_prefix.is_empty()
+            || self.name_prefix.chars().count() + digits > 20
+            || self.name_prefix.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(ScenarioError::Prefix(self.name_prefix.clone()));
+        }
+        Ok(())
+    }
+
+    /// Messages per second per bot.
+    pub fn per_bot_rate(&self) -> f64 {
+        match self.rate {
+            Rate::PerBot(r) => r,
+            Rate::Total(r) => r / self.bots as f64,
+        }
+    }
+
+    /// Messages per second over all bots.
+    pub fn total_rate(&self) -> f64 {
+        self.per_bot_rate() * self.bots as f64
+    }
+
+    /// The thread that drives bot `bot`.
+    pub fn thread_of(&self, bot: u32) -> u32 {
+        bot % self.threads
+    }
+
+    /// The source address bot `bot` binds to, if sources are given.
+    pub fn source_of(&self, bot: u32) -> Option<IpAddr> {
+        if self.sources.is_empty() {
+            None
+        } else {
+            Some(self.sources[bot as usize % self.sources.len()])
+        }
+    }
+
+    /// User name of bot `bot`.
+    pub fn username(&self, bot: u32) -> String {
+        format!("{}{}", self.name_prefix, bot)
+    }
+
+    /// Room assignment for every bot (index = bot id).
+    pub fn room_assignment(&self) -> Vec<u32> {
+        assign_rooms(self.bots, self.rooms, self.spread)
+    }
+
+    /// Short label of the transport: `binary`, `json`, `binary+tls`, `json+tls`.
+    pub fn mode_label(&self) -> String {
+        let f = self.format.name();
+        if self.tls.is_some() {
+            format!("{f}+tls")
+        } else {
+            f.to_string()
+        }
+    }
+}
+
+/// Name of room `k` on the server.
+pub fn room_name(k: u32) -> String {
+    if k == 0 {
+        chatproto::protocol::validate::DEFAULT_ROOM.to_string()
+    } else {
+        format!("room{k}")
+    }
+}
+
+/// Room of every bot for `bots` bots over `rooms` rooms.
+pub fn assign_rooms(bots: u32, rooms: u32, spread: Spread) -> Vec<u32> {
+    let rooms = rooms.clamp(1, bots.max(1));
+    match spread {
+        Spread::Even => (0..bots).map(|b| b % rooms).collect(),
+        Spread::Block => {
+            let sizes: Vec<u32> = (0..rooms).map(|k| bots / rooms + u32::from(k < bots % rooms)).collect();
+            expand(&sizes)
+        }
+        Spread::Skewed => {
+            // Largest-remainder apportionment of 1/(k+1) weights, after one bot per room.
+            let spare = bots - rooms;
+            let w: Vec<f64> = (0..rooms).map(|k| 1.0 / (k as f64 + 1.0)).collect();
+            let total: f64 = w.iter().sum();
+            let quotas: Vec<f64> = w.iter().map(|x| x / total * spare as f64).collect();
+            let mut sizes: Vec<u32> = quotas.iter().map(|q| 1 + q.floor() as u32).collect();
+            let mut left = bots - sizes.iter().sum::<u32>();
+            let mut order: Vec<usize> = (0..rooms as usize).collect();
+            order.sort_by(|&a, &b| {
+                let (ra, rb) = (quotas[a] - quotas[a].floor(), quotas[b] - quotas[b].floor());
+                rb.partial_cmp(&ra).unwrap_or(std::cmp::Ordering::Equal).then(a.cmp(&b))
+            });
+            for k in order {
+                if left == 0 {
+                    break;
+                }
+                sizes[k] += 1;
+                left -= 1;
+            }
+            expand(&sizes)
+        }
+    }
+}
+
+fn expand(sizes: &[u32]) -> Vec<u32> {
+    sizes.iter().enumerate().flat_map(|(k, &n)| std::iter::repeat(k as u32).take(n as usize)).collect()
+}
+
+/// Parses `127.0.0.1`, `127.0.0.1-127.0.0.8` or `127.0.0.1,127.0.0.2`.
+pub fn parse_sources(s: &str) -> Result<Vec<IpAddr>, ScenarioError> {
+    let bad = || ScenarioError::Sources(s.to_string());
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        if let Some((a, b)) = part.split_once('-') {
+            let a: Ipv4Addr = a.trim().parse().map_err(|_| bad())?;
+            let b: Ipv4Addr = b.trim().parse().map_err(|_| bad())?;
+            let (a, b) = (u32::from(a), u32::from(b));
+            if b < a || b - a > 1 << 16 {
+                return Err(bad());
+            }
+            out.extend((a..=b).map(|x| IpAddr::V4(Ipv4Addr::from(x))));
+        } else {
+            out.push(part.parse().map_err(|_| bad())?);
+        }
+    }
+    if out.is_empty() {
+        return Err(bad());
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sizes(a: &[u32], rooms: u32) -> Vec<u32> {
+        let mut s = vec![0; rooms as usize];
+        a.iter().for_each(|&r| s[r as usize] += 1);
+        s
+    }
+
+    #[test]
+    fn spreads_cover_every_bot_and_room() {
+        for spread in [Spread::Even, Spread::Block, Spread::Skewed] {
+            for (bots, rooms) in [(1, 1), (10, 3), (100, 7), (6000, 300), (5, 5)] {
+                let a = assign_rooms(bots, rooms, spread);
+                assert_eq!(a.len(), bots as usize);
+                let s = sizes(&a, rooms);
+                assert!(s.iter().all(|&n| n >= 1), "{spread:?} {bots}/{rooms}: {s:?}");
+                assert_eq!(s.iter().sum::<u32>(), bots);
+            }
+        }
+        assert_eq!(sizes(&assign_rooms(10, 3, Spread::Even), 3), vec![4, 3, 3]);
+        assert_eq!(assign_rooms(5, 2, Spread::Block), vec![0, 0, 0, 1, 1]);
+        let skew = sizes(&assign_rooms(100, 4, Spread::Skewed), 4);
+        assert!(skew[0] > skew[1] && skew[1] > skew[2] && skew[2] > skew[3], "{skew:?}");
+    }
+
+    #[test]
+    fn sources_parse() {
+        let v = parse_sources("127.0.0.1-127.0.0.3").unwrap();
+        assert_eq!(v.len(), 3);
+        assert_eq!(v[2], "127.0.0.3".parse::<IpAddr>().unwrap());
+        assert_eq!(parse_sources("127.0.0.1, 127.0.0.9").unwrap().len(), 2);
+        assert!(parse_sources("127.0.0.5-127.0.0.1").is_err());
+        assert!(parse_sources("nope").is_err());
+    }
+
+    #[test]
+    fn validate_catches_nonsense() {
+        let mut s = Scenario::new("127.0.0.1:1".parse().unwrap());
+        assert_eq!(s.validate(), Ok(()));
+        s.rooms = 1000;
+        assert!(s.validate().is_err());
+        s.rooms = 1;
+        s.name_prefix = "x".repeat(19);
+        assert!(s.validate().is_err());
+    }
+}
