@@ -124,6 +124,9 @@ pub struct OutQueue {
     frames: VecDeque<Bytes>,
     /// Bytes waiting in `frames`.
     queued: usize,
+    /// True when the front frame is partly written: the peer has its beginning, so it must be
+    /// finished before anything else, or the stream loses its framing.
+    front_started: bool,
 }
 
 /// Most slices handed to one `writev` (Linux's IOV_MAX is 1024; 64 covers a loop turn's burst).
@@ -158,10 +161,19 @@ impl OutQueue {
         self.frames.push_back(frame);
     }
 
-    /// Drops everything waiting (the peer is gone or being cut off).
+    /// Drops everything waiting (the peer is gone).
     pub fn clear(&mut self) {
         self.frames.clear();
         self.queued = 0;
+        self.front_started = false;
+    }
+
+    /// Drops the backlog but keeps a partly written front frame, so frames queued afterwards
+    /// (a last ERROR_MSG to a slow consumer) still start on a frame boundary.
+    pub fn drop_backlog(&mut self) {
+        let keep = if self.front_started { 1 } else { 0 };
+        self.frames.truncate(keep);
+        self.queued = self.frames.iter().map(|f| f.len()).sum();
     }
 
     /// Writes as much as `w` takes with vectored writes of up to [`MAX_IOVECS`] frames, until
@@ -194,8 +206,10 @@ impl OutQueue {
             if n >= front.len() {
                 n -= front.len();
                 self.frames.pop_front();
+                self.front_started = false;
             } else {
                 front.advance(n);
+                self.front_started = true;
                 n = 0;
             }
         }
@@ -253,6 +267,25 @@ mod tests {
         q.write_to(&mut w).unwrap();
         assert!(q.is_empty());
         assert_eq!(w.out, b"hello hello hello world");
+    }
+
+    #[test]
+    fn dropping_the_backlog_keeps_a_started_frame() {
+        let mut q = OutQueue::default();
+        q.push(Bytes::from_static(b"frame-one|"), 1024).unwrap();
+        q.push(Bytes::from_static(b"frame-two|"), 1024).unwrap();
+        let mut w = Trickle { out: Vec::new(), limit: 4, calls: 1 };
+        q.write_to(&mut w).unwrap();
+        q.drop_backlog();
+        q.push_final(Bytes::from_static(b"error|"));
+        w.calls = 100;
+        w.limit = 1024;
+        q.write_to(&mut w).unwrap();
+        assert_eq!(w.out, b"frame-one|error|");
+        let mut q = OutQueue::default();
+        q.push(Bytes::from_static(b"unsent"), 1024).unwrap();
+        q.drop_backlog();
+        assert!(q.is_empty());
     }
 
     #[test]

@@ -13,6 +13,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+/// Longest time a closing connection waits for its last frames to be written.
+pub const LINGER: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Why a connection is being closed. Logged, and counted by kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CloseReason {
@@ -66,6 +69,10 @@ pub struct Connection {
     pub dirty: bool,
     /// Set when the connection must close once its final frames are flushed.
     pub closing: Option<CloseReason>,
+    /// When a closing connection first had output it could not write: it lingers (reads
+    /// ignored, nothing new queued) until that output is written or [`LINGER`] passes, so a
+    /// last ERROR_MSG such as SLOW_CONSUMER reaches a peer that resumes reading.
+    pub closing_since: Option<Instant>,
     /// When the connection was accepted (login and handshake deadlines).
     pub opened: Instant,
     /// When the last bytes arrived from the client (idle ping and timeout).
@@ -91,6 +98,7 @@ impl Connection {
             writable: true,
             dirty: false,
             closing: None,
+            closing_since: None,
             opened: now,
             last_rx: now,
             ping_sent: false,
@@ -186,7 +194,7 @@ impl Peers {
         }
         let cap = self.max_outbound.saturating_sub(conn.transport.buffered());
         if conn.out.push(frame, cap).is_err() {
-            conn.out.clear();
+            conn.out.drop_backlog();
             conn.closing = Some(CloseReason::SlowConsumer);
             self.slow_consumers += 1;
             let text = format!("you are reading too slowly: over {} bytes were waiting", self.max_outbound);

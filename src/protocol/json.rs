@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 
 /// Finds the next complete line. Returns the line (without `\n`, trailing `\r` trimmed) and the
-/// bytes it used. Blank lines are skipped and counted in the length.
+/// bytes it used. Blank lines are skipped and count toward the length of the line they precede,
+/// complete or not, so a flood of newlines is bounded and the verdict never depends on how TCP
+/// split the bytes.
 fn next_line<'a>(buf: &'a [u8], limits: &Limits) -> Result<Option<(&'a [u8], usize)>, DecodeError> {
     let mut start = 0;
     loop {
@@ -28,10 +30,11 @@ fn next_line<'a>(buf: &'a [u8], limits: &Limits) -> Result<Option<(&'a [u8], usi
                     start = used;
                     continue;
                 }
+                if start + i > limits.max_frame {
+                    return Err(DecodeError::fatal(K::FrameTooLarge { len: start + i, max: limits.max_frame }));
+                }
                 return Ok(Some((line, used)));
             }
-            // Blank lines before an unfinished line count toward its length: otherwise a flood
-            // of newlines would be skipped, never consumed, and fill the read buffer for good.
             None if window.len() > limits.max_frame || buf.len() > limits.max_frame => {
                 return Err(DecodeError::fatal(K::FrameTooLarge { len: buf.len(), max: limits.max_frame }));
             }

@@ -1,7 +1,7 @@
 //! Accepting connections (with fd-exhaustion back-off), deadlines, and graceful shutdown.
 
 use super::Server;
-use crate::connection::{CloseReason, Connection};
+use crate::connection::{CloseReason, Connection, LINGER};
 use crate::limits::TokenBucket;
 use crate::net::{is_fd_exhaustion, is_transient_accept_error, would_block};
 use crate::protocol::{ErrorCode, ServerMsg, SystemKind};
@@ -16,6 +16,9 @@ const SUMMARY_EVERY: Duration = Duration::from_secs(10);
 fn now_token() -> u64 {
     super::now_ms()
 }
+
+/// Fd-exhaustion warnings are logged at most this often.
+const FD_WARNING_EVERY: Duration = Duration::from_secs(10);
 
 /// How long accepting pauses after the process ran out of file descriptors.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -34,8 +37,14 @@ impl Server {
                     // The pending connections stay in the kernel's queue; retry on a timer
                     // because no new readiness event will announce them.
                     self.totals.accept_refusals += 1;
-                    if self.accept_paused_until.is_none() {
-                        tracing::warn!("out of file descriptors ({e}); pausing accept for {ACCEPT_BACKOFF:?}");
+                    let now = Instant::now();
+                    if self.last_fd_warning.is_none_or(|t| now.duration_since(t) >= FD_WARNING_EVERY) {
+                        self.last_fd_warning = Some(now);
+                        tracing::warn!(
+                            "out of file descriptors ({e}); accept retries every {ACCEPT_BACKOFF:?} \
+                             (logged at most every {FD_WARNING_EVERY:?}; refusals so far: {})",
+                            self.totals.accept_refusals
+                        );
                     }
                     self.accept_paused_until = Some(Instant::now() + ACCEPT_BACKOFF);
                     return;
@@ -97,6 +106,15 @@ impl Server {
         self.idle_check(now);
         self.log_summary(now);
         let (login, handshake) = (self.config.login_timeout, self.config.tls.handshake_timeout);
+        // Closing connections whose last frames could not be written in time: close them now.
+        let lingering: Vec<usize> = self
+            .peers
+            .conns
+            .iter()
+            .filter(|(_, c)| c.closing_since.is_some_and(|t| now.saturating_duration_since(t) >= LINGER))
+            .map(|(k, _)| k)
+            .collect();
+        lingering.into_iter().for_each(|k| self.peers.mark_dirty(k));
         let expired: Vec<(usize, bool)> = self
             .peers
             .conns
@@ -113,7 +131,7 @@ impl Server {
                 self.peers.conns[key].closing = Some(CloseReason::Timeout);
                 self.peers.mark_dirty(key);
             } else {
-                let text = format!("no login within {} s", login.as_secs());
+                let text = format!("no login within {login:?}");
                 self.peers.close_with(key, CloseReason::Timeout, ErrorCode::Timeout, &text);
             }
         }
@@ -143,7 +161,7 @@ impl Server {
             self.peers.send(key, &ServerMsg::Ping { token: now_token() });
         }
         for key in close {
-            let text = format!("nothing received for {} s", close_after.as_secs());
+            let text = format!("nothing received for {close_after:?}");
             self.peers.close_with(key, CloseReason::Timeout, ErrorCode::Timeout, &text);
         }
     }

@@ -2,7 +2,7 @@
 //! each dirty connection once per turn, and close what must close.
 
 use super::Server;
-use crate::connection::CloseReason;
+use crate::connection::{CloseReason, LINGER};
 use crate::limits::Verdict;
 use crate::protocol::{ErrorCode, WireFormat};
 use crate::transport::Opening;
@@ -240,7 +240,15 @@ impl Server {
             }
         }
         if conn.closing.is_some() {
-            self.closing.push(key);
+            let drained = conn.out.is_empty() && !conn.transport.has_pending_output();
+            let since = *conn.closing_since.get_or_insert(self.now);
+            if drained || self.now.saturating_duration_since(since) >= LINGER {
+                self.closing.push(key);
+            } else if conn.session.is_some() {
+                // Lingering only to deliver its last frames: it leaves its room (telling the
+                // others) and frees its name now, not when the socket finally closes.
+                self.hub.disconnect(&mut self.peers, key);
+            }
         }
     }
 

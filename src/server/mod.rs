@@ -94,6 +94,8 @@ pub struct Server {
     closing: Vec<usize>,
     /// Accepting is paused until then (fd exhaustion back-off).
     accept_paused_until: Option<Instant>,
+    /// When fd exhaustion was last logged (one line per interval, not per retry).
+    last_fd_warning: Option<Instant>,
     /// When deadlines were last checked.
     last_tick: Instant,
     /// The time of this loop turn (one clock read per turn, not per message).
@@ -265,6 +267,7 @@ impl Parts {
             retry_reads: Vec::new(),
             closing: Vec::new(),
             accept_paused_until: None,
+            last_fd_warning: None,
             last_tick: Instant::now(),
             now: Instant::now(),
             per_address: PerAddress::default(),
