@@ -4,7 +4,7 @@
 # Usage: results/scripts/shards-and-targets.sh OUT_DIR [part...]   (parts: a b c d; default all)
 # Needs: cargo build --release --bin chat-server -p loadgen. Loopback only; every run is bounded.
 set -uo pipefail
-OUT=${1:?output folder}; shift
+OUT=$(realpath -m "${1:?output folder}"); shift
 PARTS=${*:-a b c d}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 SERVER=$ROOT/target/release/chat-server
