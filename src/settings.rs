@@ -16,14 +16,14 @@
 //! assert!(!config.tls.enabled);
 //! ```
 
+use crate::auth::AuthMode;
 use crate::config::ServerConfig;
 use crate::directory::MAX_SHARDS;
+use crate::history::HistoryMode;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
 use serde::Deserialize;
 use std::fmt;
-use crate::auth::AuthMode;
-use crate::history::HistoryMode;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;

@@ -49,7 +49,10 @@ pub enum Phase {
 impl Phase {
     /// Between connect() and "joined".
     pub fn is_pending(self) -> bool {
-        matches!(self, Phase::Connecting { .. } | Phase::Handshaking { .. } | Phase::LoggingIn { .. } | Phase::Joining { .. })
+        matches!(
+            self,
+            Phase::Connecting { .. } | Phase::Handshaking { .. } | Phase::LoggingIn { .. } | Phase::Joining { .. }
+        )
     }
 }
 
@@ -121,7 +124,13 @@ impl Bot {
     }
 
     /// Starts a non-blocking connect from `source` (if any) to `addr`.
-    pub fn connect(&mut self, addr: SocketAddr, source: Option<std::net::IpAddr>, transport: Transport, now: u64) -> io::Result<()> {
+    pub fn connect(
+        &mut self,
+        addr: SocketAddr,
+        source: Option<std::net::IpAddr>,
+        transport: Transport,
+        now: u64,
+    ) -> io::Result<()> {
         let sock = crate::net::connect_nonblocking(addr, source)?;
         self.sock = Some(sock);
         self.transport = transport;

@@ -166,7 +166,9 @@ pub fn run(opts: CompareOptions) -> anyhow::Result<Outcome> {
             let label = mode_label(format, tls);
             eprintln!("== {label}: session ({} users, {} messages each)", shape.users, shape.messages_per_user);
             let mut s = session_scenario(&opts.scenario, shape);
-            let r = with_server(&opts, &server_bin, &work, &label, format, tls, &mut s, |s| runner::run(s.clone(), Hooks::default()))?;
+            let r = with_server(&opts, &server_bin, &work, &label, format, tls, &mut s, |s| {
+                runner::run(s.clone(), Hooks::default())
+            })?;
             eprint!("{}", r.summary());
             sessions.push(r);
         }
@@ -178,7 +180,9 @@ pub fn run(opts: CompareOptions) -> anyhow::Result<Outcome> {
             let label = mode_label(format, tls);
             eprintln!("== {label}: load ({} bots), round {}/{}", opts.scenario.bots, round + 1, opts.repeat.max(1));
             let mut s = opts.scenario.clone();
-            let r = with_server(&opts, &server_bin, &work, &label, format, tls, &mut s, |s| runner::run(s.clone(), Hooks::default()))?;
+            let r = with_server(&opts, &server_bin, &work, &label, format, tls, &mut s, |s| {
+                runner::run(s.clone(), Hooks::default())
+            })?;
             eprint!("{}", r.summary());
             loads[i].runs.push(r);
         }
@@ -220,7 +224,11 @@ pub fn run(opts: CompareOptions) -> anyhow::Result<Outcome> {
     let merged: Vec<(String, hdrhistogram::Histogram<u64>)> =
         loads.iter().map(|m| (m.mode.clone(), m.merged(|r| &r.hists.uncorrected))).collect();
     let series: Vec<(String, &hdrhistogram::Histogram<u64>)> = merged.iter().map(|(l, h)| (l.clone(), h)).collect();
-    plot::latency_spectrum(&dir.join("latency-uncorrected.png"), &title.replace("(corrected", "(uncorrected"), &series)?;
+    plot::latency_spectrum(
+        &dir.join("latency-uncorrected.png"),
+        &title.replace("(corrected", "(uncorrected"),
+        &series,
+    )?;
 
     let ok = sessions.iter().chain(loads.iter().flat_map(|m| &m.runs)).all(Report::ok);
     let readme = readme(&opts, &machine, &git, &date, &table, &sessions, &loads, ok);
@@ -266,11 +274,8 @@ fn with_server(
     if let Some((addr, pid, trust)) = &opts.external {
         s.addr = *addr;
         s.server_pid = *pid;
-        s.tls = if tls {
-            Some(trust.clone().context("TLS modes against --addr need --ca or --insecure")?)
-        } else {
-            None
-        };
+        s.tls =
+            if tls { Some(trust.clone().context("TLS modes against --addr need --ca or --insecure")?) } else { None };
         return f(s);
     }
     let mut server = ServerProc::start(bin, work, label, opts.server_shards, &opts.server_args)?;
@@ -396,7 +401,10 @@ fn vs(base: f64, x: f64) -> String {
 pub fn tables(sessions: &[Report], loads: &[ModeRuns], shape: Option<&SessionShape>) -> String {
     let mut t = String::new();
     if let Some(shape) = shape {
-        let base = sessions.iter().find(|r| r.mode == "json").map_or(0.0, |r| (r.wire.written_total + r.wire.read_total) as f64);
+        let base = sessions
+            .iter()
+            .find(|r| r.mode == "json")
+            .map_or(0.0, |r| (r.wire.written_total + r.wire.read_total) as f64);
         let _ = writeln!(
             t,
             "### Chat session: {} users, {} messages each, {:.0} s nominal (both directions, all users)\n",
@@ -538,7 +546,11 @@ fn readme(
     let _ = writeln!(
         o,
         "- **Result:** {}\n",
-        if ok { "every expected message delivered exactly once in every run" } else { "ERRORS — see below and compare.json" }
+        if ok {
+            "every expected message delivered exactly once in every run"
+        } else {
+            "ERRORS — see below and compare.json"
+        }
     );
     let _ = writeln!(
         o,
@@ -549,7 +561,10 @@ fn readme(
     );
     o.push_str(table);
     let _ = writeln!(o, "\n![latency spectrum](latency.png)\n");
-    let _ = writeln!(o, "Uncorrected (from the moment each send was issued): [latency-uncorrected.png](latency-uncorrected.png)\n");
+    let _ = writeln!(
+        o,
+        "Uncorrected (from the moment each send was issued): [latency-uncorrected.png](latency-uncorrected.png)\n"
+    );
     let _ = writeln!(o, "## How to read this\n");
     let _ = writeln!(
         o,

@@ -139,7 +139,11 @@ pub fn run(thread: u32, shared: Arc<Shared>, waker_tx: Sender<(u32, Arc<Waker>)>
                     Ok(()) => {
                         // Connected above, so the socket is there.
                         if let Some(sock) = bot.sock.as_mut() {
-                            poll.registry().register(sock, Token(to_connect), Interest::READABLE | Interest::WRITABLE)?;
+                            poll.registry().register(
+                                sock,
+                                Token(to_connect),
+                                Interest::READABLE | Interest::WRITABLE,
+                            )?;
                         }
                         pending += 1;
                     }

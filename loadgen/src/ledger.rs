@@ -85,11 +85,7 @@ impl Ledger {
 
     /// Checks every message. `expected(bot, seq)` is the number of receivers of a sent message;
     /// `measured(bot, seq)` says which part of the run it belongs to. Returns (measured, warm-up).
-    pub fn audit(
-        &self,
-        expected: impl Fn(u32, u32) -> u64,
-        measured: impl Fn(u32, u32) -> bool,
-    ) -> (Audit, Audit) {
+    pub fn audit(&self, expected: impl Fn(u32, u32) -> u64, measured: impl Fn(u32, u32) -> bool) -> (Audit, Audit) {
         let (mut m, mut w) = (Audit::default(), Audit::default());
         for (bot, slots) in self.per_bot.iter().enumerate() {
             for (seq, slot) in slots.iter().enumerate() {

@@ -242,7 +242,8 @@ fn cmd_run(a: RunArgs) -> anyhow::Result<bool> {
     let report = loadgen::run(s, loadgen::Hooks::default())?;
     print!("{}", report.summary());
     if let Some(p) = &a.json {
-        std::fs::write(p, serde_json::to_string_pretty(&report)?).with_context(|| format!("writing {}", p.display()))?;
+        std::fs::write(p, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("writing {}", p.display()))?;
     }
     if let Some(p) = &a.hgrm {
         std::fs::write(p, loadgen::hgrm::render_ms(&report.hists.corrected))

@@ -53,8 +53,7 @@ pub fn spectrum_points(h: &Histogram<u64>) -> Vec<(f64, f64)> {
 /// Draws one line per `(label, histogram)` into a PNG at `path`.
 pub fn latency_spectrum(path: &Path, title: &str, series: &[(String, &Histogram<u64>)]) -> anyhow::Result<()> {
     register_font();
-    let lines: Vec<(String, Vec<(f64, f64)>)> =
-        series.iter().map(|(l, h)| (l.clone(), spectrum_points(h))).collect();
+    let lines: Vec<(String, Vec<(f64, f64)>)> = series.iter().map(|(l, h)| (l.clone(), spectrum_points(h))).collect();
     let max_count = series.iter().map(|(_, h)| h.len()).max().unwrap_or(1).max(10);
     // The spectrum cannot resolve beyond 1/count; stop the axis there (at most 99.9999%).
     let max_x = 10f64.powf((max_count as f64).log10().ceil()).clamp(10.0, 1e6);

@@ -35,7 +35,10 @@ pub fn write_run(dir: &Path, report: &Report, command: &str) -> anyhow::Result<P
     plot::latency_spectrum(
         &out.join("latency.png"),
         &title,
-        &[("corrected (from intended send)".into(), &report.hists.corrected), ("uncorrected".into(), &report.hists.uncorrected)],
+        &[
+            ("corrected (from intended send)".into(), &report.hists.corrected),
+            ("uncorrected".into(), &report.hists.uncorrected),
+        ],
     )?;
     let mut r = String::new();
     let _ = writeln!(r, "# {} bots, {} — {date}\n", report.bots.requested, report.mode);

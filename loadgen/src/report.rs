@@ -229,7 +229,10 @@ impl Report {
                     cpu_us_per_delivery: per(cpu * 1e6, delivered_measured as f64),
                     rss_idle_bytes: idle.rss_bytes,
                     rss_ready_bytes: ready.rss_bytes,
-                    rss_per_connection_bytes: per(ready.rss_bytes.saturating_sub(idle.rss_bytes) as f64, f.ready_bots as f64),
+                    rss_per_connection_bytes: per(
+                        ready.rss_bytes.saturating_sub(idle.rss_bytes) as f64,
+                        f.ready_bots as f64,
+                    ),
                     peak_rss_bytes: f.peak_server_rss.max(end.peak_rss_bytes),
                 })
             }
@@ -351,7 +354,10 @@ impl Report {
                 e.push(format!("{name}: {} deliveries lost ({} messages affected)", a.lost, a.messages_with_loss));
             }
             if a.duplicated > 0 {
-                e.push(format!("{name}: {} duplicate deliveries ({} messages)", a.duplicated, a.messages_with_duplicates));
+                e.push(format!(
+                    "{name}: {} duplicate deliveries ({} messages)",
+                    a.duplicated, a.messages_with_duplicates
+                ));
             }
             if a.phantom > 0 {
                 e.push(format!("{name}: {} deliveries of messages never sent", a.phantom));
@@ -370,7 +376,10 @@ impl Report {
             e.push(format!("{} private-message echoes for {} private messages", m.echoes, m.echoes_expected));
         }
         if m.backlog_skips > 0 {
-            e.push(format!("{} sends skipped: a bot's unsent output was over 1 MiB (server not reading?)", m.backlog_skips));
+            e.push(format!(
+                "{} sends skipped: a bot's unsent output was over 1 MiB (server not reading?)",
+                m.backlog_skips
+            ));
         }
         if m.decode_errors > 0 {
             e.push(format!("{} undecodable frames from the server", m.decode_errors));
@@ -466,7 +475,11 @@ impl Report {
             n(m.echoes_expected)
         );
         let _ = writeln!(o, "\nLatency, send to delivery at each receiving bot (ms)");
-        let _ = writeln!(o, "  {:<22} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}", "", "p50", "p90", "p99", "p99.9", "p99.99", "max", "mean");
+        let _ = writeln!(
+            o,
+            "  {:<22} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            "", "p50", "p90", "p99", "p99.9", "p99.99", "max", "mean"
+        );
         for (name, p) in [
             ("corrected (intended)", &self.latency.corrected),
             ("uncorrected (actual)", &self.latency.uncorrected),
@@ -490,8 +503,20 @@ impl Report {
         let _ = writeln!(o, "\nWire (bytes on the bots' sockets{tls})");
         let _ = writeln!(o, "  {:<22} {:>16} {:>16}", "", "to server", "from server");
         let _ = writeln!(o, "  {:<22} {:>16} {:>16}", "whole run", bytes(wr.written_total), bytes(wr.read_total));
-        let _ = writeln!(o, "  {:<22} {:>16} {:>16}", "measured window", bytes(wr.written_measured), bytes(wr.read_measured));
-        let _ = writeln!(o, "  {:<22} {:>14}/s {:>14}/s", "per second", bytes(wr.written_per_s as u64), bytes(wr.read_per_s as u64));
+        let _ = writeln!(
+            o,
+            "  {:<22} {:>16} {:>16}",
+            "measured window",
+            bytes(wr.written_measured),
+            bytes(wr.read_measured)
+        );
+        let _ = writeln!(
+            o,
+            "  {:<22} {:>14}/s {:>14}/s",
+            "per second",
+            bytes(wr.written_per_s as u64),
+            bytes(wr.read_per_s as u64)
+        );
         let _ = writeln!(
             o,
             "  {:<22} {:>14.1} B {:>14.1} B   ({:.1} kbit/s both ways)",

@@ -410,7 +410,8 @@ impl Printer {
                 w.reset();
             }
         }
-        let p99 = if win.is_empty() { "-".to_string() } else { format!("{:.3} ms", Percentiles::of(&win).p99_us / 1000.0) };
+        let p99 =
+            if win.is_empty() { "-".to_string() } else { format!("{:.3} ms", Percentiles::of(&win).p99_us / 1000.0) };
         let line = format!(
             "[{:>7.1}s {what:>7}] connected {}/{} ready {} failed {} | sent {} ({:.0}/s) delivered {}/{} ({:.0}/s) | p99 {p99} | disconnects {}\n",
             now as f64 / 1e9,

@@ -64,7 +64,15 @@ impl Hists {
     }
 
     fn fields(&self) -> [&Histogram<u64>; 7] {
-        [&self.corrected, &self.uncorrected, &self.send_lag, &self.connect, &self.tls_handshake, &self.login, &self.join]
+        [
+            &self.corrected,
+            &self.uncorrected,
+            &self.send_lag,
+            &self.connect,
+            &self.tls_handshake,
+            &self.login,
+            &self.join,
+        ]
     }
 
     fn fields_mut(&mut self) -> [&mut Histogram<u64>; 7] {

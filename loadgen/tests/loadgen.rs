@@ -58,7 +58,8 @@ fn schedule_counts_warmup_and_window() {
     assert!(s.is_measured(1_000 * MS));
     assert!(s.is_measured(2_999 * MS));
     assert!(!s.is_measured(3_000 * MS));
-    let measured = (0..3).flat_map(|b| (0..6).map(move |k| (b, k))).filter(|&(b, k)| s.is_measured(s.offset_ns(b, k))).count();
+    let measured =
+        (0..3).flat_map(|b| (0..6).map(move |k| (b, k))).filter(|&(b, k)| s.is_measured(s.offset_ns(b, k))).count();
     assert_eq!(measured, 12);
     // Total rate from a per-bot rate that does not divide evenly stays exact over the window.
     let s = Schedule::new(7, 0.3, 0, 100_000 * MS, 0.0);
@@ -157,12 +158,8 @@ fn hgrm_writer_on_a_larger_histogram_is_consistent() {
         record(&mut h, us * 1_000);
     }
     let text = hgrm::render_ms(&h);
-    let rows: Vec<Vec<&str>> = text
-        .lines()
-        .skip(2)
-        .take_while(|l| !l.starts_with('#'))
-        .map(|l| l.split_whitespace().collect())
-        .collect();
+    let rows: Vec<Vec<&str>> =
+        text.lines().skip(2).take_while(|l| !l.starts_with('#')).map(|l| l.split_whitespace().collect()).collect();
     assert!(rows.len() > 50);
     let mut last = (0.0f64, 0.0f64, 0u64);
     for r in &rows {
