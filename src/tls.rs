@@ -279,6 +279,9 @@ pub fn client_config(trust: &ClientTrust) -> Result<Arc<rustls::ClientConfig>, T
             for cert in CertificateDer::pem_file_iter(path).map_err(|e| pem_err(e.to_string()))? {
                 roots.add(cert.map_err(|e| pem_err(e.to_string()))?)?;
             }
+            if roots.is_empty() {
+                return Err(pem_err("no certificate found".into()));
+            }
             builder.with_root_certificates(roots).with_no_client_auth()
         }
     };

@@ -6,11 +6,9 @@
 //! block. Every socket read and write goes through the caller's counting adapter, so the byte
 //! counts are ciphertext.
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use chatproto::tls::{client_config, ClientTrust, TlsError};
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection};
 use std::io::{self, Read, Write};
 use std::sync::Arc;
 
@@ -22,8 +20,6 @@ use crate::scenario::{TlsOptions, TlsTrust};
 pub enum TlsSetupError {
     #[error("cannot read CA file {path}: {msg}")]
     Ca { path: String, msg: String },
-    #[error("CA file {0} holds no usable certificate")]
-    NoCa(String),
     #[error("bad TLS server name {0:?}")]
     ServerName(String),
     #[error("TLS configuration: {0}")]
@@ -38,35 +34,20 @@ pub struct TlsClient {
 }
 
 impl TlsClient {
-    /// Builds the configuration for `opts`.
+    /// Builds the configuration for `opts`, with the server crate's own client config (the same
+    /// trust rules and `--insecure` verifier as `chat-client`).
     pub fn new(opts: &TlsOptions) -> Result<Self, TlsSetupError> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| TlsSetupError::Config(e.to_string()))?;
-        let config = match &opts.trust {
-            TlsTrust::Ca(path) => {
-                let shown = path.display().to_string();
-                let mut roots = RootCertStore::empty();
-                for cert in CertificateDer::pem_file_iter(path)
-                    .map_err(|e| TlsSetupError::Ca { path: shown.clone(), msg: e.to_string() })?
-                {
-                    let cert = cert.map_err(|e| TlsSetupError::Ca { path: shown.clone(), msg: e.to_string() })?;
-                    roots.add(cert).map_err(|e| TlsSetupError::Ca { path: shown.clone(), msg: e.to_string() })?;
-                }
-                if roots.is_empty() {
-                    return Err(TlsSetupError::NoCa(shown));
-                }
-                builder.with_root_certificates(roots).with_no_client_auth()
-            }
-            TlsTrust::Insecure => builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(AcceptAnyCert(provider)))
-                .with_no_client_auth(),
+        let trust = match &opts.trust {
+            TlsTrust::Ca(path) => ClientTrust::CaFile(path.clone()),
+            TlsTrust::Insecure => ClientTrust::Insecure,
         };
+        let config = client_config(&trust).map_err(|e| match e {
+            TlsError::Pem { path, what } => TlsSetupError::Ca { path: path.display().to_string(), msg: what },
+            other => TlsSetupError::Config(other.to_string()),
+        })?;
         let name = ServerName::try_from(opts.server_name.clone())
             .map_err(|_| TlsSetupError::ServerName(opts.server_name.clone()))?;
-        Ok(TlsClient { config: Arc::new(config), name })
+        Ok(TlsClient { config, name })
     }
 
     /// A new session (one per bot connection).
@@ -140,45 +121,5 @@ impl TlsSession {
             }
         }
         Ok(true)
-    }
-}
-
-/// `--insecure`: any certificate is accepted, but handshake signatures are still verified, so
-/// the handshake costs what a verified one costs minus the chain check.
-#[derive(Debug)]
-struct AcceptAnyCert(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AcceptAnyCert {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
