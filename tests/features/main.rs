@@ -1,10 +1,7 @@
-//! The seed features over loopback: TIME, history (memory and SQLite, across a restart),
-//! passkey auth, accounts (argon2id + SQLite), the admin command set, file sharing (upload,
-//! room notification, list, download; caps, quota, integrity, rooms, shards, backpressure).
-//!
-//! called where the server builds its `Directory` (src/server, see the features note); without
-//! it every server runs with the default features (open, 50 messages of history in RAM, no admin).
-//! Run them with `cargo test --test features -- --include-ignored` once wired.
+//! The seed features over loopback: TIME, history (memory and SQLite, across a restart and a
+//! SIGKILL of the real binary), passkey auth, accounts (argon2id + SQLite), the admin command
+//! set, file sharing (upload, room notification, list, download; caps, quota, integrity, rooms,
+//! shards, backpressure).
 
 #[path = "../integration/support.rs"]
 #[allow(dead_code)] // shared with the integration tests; each binary uses a subset
@@ -643,4 +640,60 @@ fn shared_files_survive_a_restart() {
     let mut c = Client::login_new(s.addr, WireFormat::Json, "reader");
     assert_eq!(list_files(&mut c), [(id, "keep.bin".to_string(), 50_000, "keeper".to_string())]);
     assert_eq!(download(&mut c, id).expect("download after restart"), data);
+}
+
+/// The real `chat-server` binary, killed (SIGKILL) when dropped.
+struct Binary {
+    child: std::process::Child,
+    addr: std::net::SocketAddr,
+}
+
+impl Binary {
+    /// Starts the binary in `dir` with SQLite history on a free loopback port and waits (bounded)
+    /// until it accepts connections.
+    fn start(dir: &std::path::Path) -> Binary {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_chat-server"))
+            .current_dir(dir)
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--no-tls", "--shards", "1"])
+            .args(["--history", "sqlite", "--data-dir", "data", "--log-level", "warn"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start chat-server");
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::net::TcpStream::connect(addr).is_err() {
+            assert!(std::time::Instant::now() < deadline, "chat-server did not start listening");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Binary { child, addr }
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The documented promise of SQLite mode: ROOM_MSG_ACK means committed, so every acknowledged
+/// message survives the process being killed without any chance to flush.
+#[test]
+fn acked_messages_survive_a_sigkill_of_the_server() {
+    let dir = TempDir::new("sigkill");
+    let texts: Vec<String> = (0..30).map(|i| format!("durable {i}")).collect();
+    {
+        let server = Binary::start(dir.path());
+        let mut alice = login_ok(server.addr, WireFormat::Binary, "alice", None);
+        for t in &texts {
+            say_acked(&mut alice, t);
+        }
+        // Dropping `server` sends SIGKILL: no shutdown path runs.
+    }
+    let server = Binary::start(dir.path());
+    let mut bob = login_ok(server.addr, WireFormat::Json, "bob", None);
+    assert_eq!(history_texts(&bob.sync()), texts, "every acknowledged message is in the replayed history");
 }
