@@ -7,7 +7,7 @@
 #   docker run -d --name chat -p 5555:5555 -v chatdata:/data --ulimit nofile=65536:65536 chatproto/chat-server
 #
 # Everything persistent lives under /data (a volume): certs/ (generated self-signed on first start
-# when missing; put your own server.crt and server.key there) and, later, the message database.
+# when missing; put your own server.crt and server.key there), history.db, accounts.db, files/.
 # The server reads /etc/chatproto/chat-server.toml: the repository's chat-server.example.toml with
 # container paths filled in. Mount your own file over it, or append flags (they win over the file):
 #   docker run ... chatproto/chat-server --tls-only --log-level debug
@@ -35,6 +35,7 @@ RUN mkdir -p /out/etc/chatproto /out/data/certs \
         -e 's|^#cert = .*|cert = "/data/certs/server.crt"|' \
         -e 's|^#key = .*|key = "/data/certs/server.key"|' \
         -e 's|^#metrics = .*|metrics = "0.0.0.0:9555"|' \
+        -e 's|^#data_dir = .*|data_dir = "/data"|' \
         chat-server.example.toml > /out/etc/chatproto/chat-server.toml \
  && chown -R 65532:65532 /out/data
 
