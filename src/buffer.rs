@@ -109,8 +109,9 @@ impl Pending {
 }
 
 /// Returned by [`OutQueue::push`] when the queue is over its cap: the peer is a slow consumer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct QueueFull;
+/// It hands the refused frame back, so callers need not clone a shared frame just in case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueFull(pub Bytes);
 
 /// Outbound queue of shared, immutable frames. A room message is one `Bytes` referenced by every
 /// member's queue; nothing is copied until the kernel (or TLS) takes it.
@@ -146,7 +147,7 @@ impl OutQueue {
     /// Queues a frame unless that would take the queue past `cap` bytes.
     pub fn push(&mut self, frame: Bytes, cap: usize) -> Result<(), QueueFull> {
         if self.queued + frame.len() > cap {
-            return Err(QueueFull);
+            return Err(QueueFull(frame));
         }
         self.push_final(frame);
         Ok(())
@@ -292,7 +293,7 @@ mod tests {
     fn cap_refuses_then_final_frame_passes() {
         let mut q = OutQueue::default();
         q.push(Bytes::from(vec![0; 60]), 100).unwrap();
-        assert_eq!(q.push(Bytes::from(vec![0; 41]), 100), Err(QueueFull));
+        assert_eq!(q.push(Bytes::from(vec![0; 41]), 100), Err(QueueFull(Bytes::from(vec![0; 41]))));
         q.push_final(Bytes::from(vec![0; 41]));
         assert_eq!(q.queued(), 101);
     }

@@ -2,7 +2,7 @@
 //! the enqueue policy: frames are queued, the connection is marked for the loop's once-per-turn
 //! flush, and a connection whose backlog passes its cap is cut off as a slow consumer.
 
-use crate::buffer::{OutQueue, Pending};
+use crate::buffer::{OutQueue, Pending, QueueFull};
 use crate::limits::TokenBucket;
 use crate::protocol::{ErrorCode, ServerMsg, WireFormat};
 use crate::room::Membership;
@@ -174,11 +174,11 @@ impl Peers {
             return;
         }
         let cap = self.max_outbound.saturating_sub(conn.transport.buffered());
-        if conn.out.push(frame.clone(), cap).is_ok() {
+        let Err(QueueFull(frame)) = conn.out.push(frame, cap) else {
             self.frames_queued += 1;
             self.mark_dirty(key);
             return;
-        }
+        };
         if conn.writable {
             if let Err(e) = conn.transport.flush(&mut conn.out, &mut self.wire) {
                 if e.kind() != std::io::ErrorKind::WouldBlock {
