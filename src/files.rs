@@ -125,11 +125,22 @@ enum Job {
     Read { to: ReplyTo, id: u64, tag: u64, offset: u64, len: usize },
 }
 
+impl State {
+    /// Adds a stored file, after every file already there.
+    fn insert(&mut self, meta: FileMeta) {
+        self.order.insert(meta.id, self.order.len() as u64);
+        self.index.insert(meta.id, Arc::new(meta));
+    }
+}
+
 /// The index and the space accounting, shared by the shards and the worker.
 #[derive(Debug, Default)]
 struct State {
     /// Stored files by id.
     index: HashMap<u64, Arc<FileMeta>>,
+    /// Storage order of each file in `index` (ids are random, so files stored in the same
+    /// millisecond are listed in this order).
+    order: HashMap<u64, u64>,
     /// Bytes of stored files.
     used: u64,
     /// Bytes promised to uploads in progress (counted against the quota until they finish).
@@ -273,8 +284,9 @@ impl FileStore {
 
     /// The files shared in `room`, oldest first.
     pub fn list(&self, room: &str) -> Vec<Arc<FileMeta>> {
-        let mut v: Vec<_> = self.lock().index.values().filter(|m| m.room == room).cloned().collect();
-        v.sort_unstable_by_key(|m| (m.ts_ms, m.id));
+        let st = self.lock();
+        let mut v: Vec<_> = st.index.values().filter(|m| m.room == room).cloned().collect();
+        v.sort_unstable_by_key(|m| (m.ts_ms, st.order.get(&m.id).copied().unwrap_or(u64::MAX)));
         v
     }
 
@@ -334,6 +346,7 @@ fn meta_path(dir: &Path, id: u64) -> PathBuf {
 fn load(dir: &Path) -> State {
     let mut st = State::default();
     let Ok(entries) = std::fs::read_dir(dir) else { return st };
+    let mut loaded = Vec::new();
     for e in entries.flatten() {
         let path = e.path();
         match path.extension().and_then(|x| x.to_str()) {
@@ -348,12 +361,17 @@ fn load(dir: &Path) -> State {
                 let Some(meta) = meta else { continue };
                 let on_disk = std::fs::metadata(data_path(dir, meta.id)).map(|m| m.len()).ok();
                 if on_disk == Some(meta.size) {
-                    st.used += meta.size;
-                    st.index.insert(meta.id, Arc::new(meta));
+                    loaded.push(meta);
                 }
             }
             _ => {}
         }
+    }
+    // Directory order is arbitrary: restore the storage order by time, then id.
+    loaded.sort_unstable_by_key(|m| (m.ts_ms, m.id));
+    for meta in loaded {
+        st.used += meta.size;
+        st.insert(meta);
     }
     st
 }
@@ -398,7 +416,7 @@ fn worker(dir: &Path, rx: Receiver<Job>, state: &Mutex<State>, links: &Links) {
                 match result {
                     Ok(()) => {
                         st.used += meta.size;
-                        st.index.insert(id, Arc::new(meta.clone()));
+                        st.insert(meta.clone());
                         drop(st);
                         answer(to, FileDone::Stored { to, meta });
                     }
