@@ -88,8 +88,10 @@ pub struct DurableAcks {
 pub struct History {
     /// Messages replayed per room.
     len: usize,
-    /// The last `len` messages of every room, oldest first.
-    recent: Mutex<HashMap<Arc<str>, VecDeque<Arc<Entry>>>>,
+    /// The last `len` messages of every room, oldest first, one cache per shard (indexed by the
+    /// sender's shard): a shard appending a message locks only its own cache, which another
+    /// shard touches only to replay history on a join. Messages loaded at start are in slot 0.
+    recent: Vec<Mutex<Recent>>,
     /// The largest message id stored at start (new ids must be larger).
     max_id: u64,
     /// The SQLite writer, in SQLite mode.
@@ -105,7 +107,7 @@ struct Writer {
 impl History {
     /// History kept in RAM only, `len` messages per room.
     pub fn memory(len: usize) -> History {
-        History { len, recent: Mutex::default(), max_id: 0, writer: None }
+        History { len, recent: caches(Recent::new()), max_id: 0, writer: None }
     }
 
     /// History in the SQLite database at `path` (created if missing), `len` messages per room
@@ -126,7 +128,7 @@ impl History {
         let (tx, rx) = channel();
         let thread = std::thread::Builder::new().name("chat-history".into()).spawn(move || writer(db, rx, &links))?;
         let writer = Writer { tx: Some(tx), thread: Some(thread) };
-        Ok(History { len, recent: Mutex::new(recent), max_id, writer: Some(writer) })
+        Ok(History { len, recent: caches(recent), max_id, writer: Some(writer) })
     }
 
     /// True when acknowledgements wait for the writer's commit.
@@ -139,10 +141,23 @@ impl History {
         self.max_id
     }
 
-    /// The recent messages of `room`, oldest first.
+    /// True when appended messages are kept at all (replayed, or written to the database).
+    pub fn is_kept(&self) -> bool {
+        self.len > 0 || self.writer.is_some()
+    }
+
+    /// The recent messages of `room`, oldest first: the last `len` over every shard's cache.
     pub fn recent(&self, room: &str) -> Vec<Arc<Entry>> {
-        let recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
-        recent.get(room).map(|q| q.iter().cloned().collect()).unwrap_or_default()
+        let mut all = Vec::new();
+        for cache in &self.recent {
+            let cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(q) = cache.get(room) {
+                all.extend(q.iter().cloned());
+            }
+        }
+        all.sort_by_key(|e| (e.ts_ms, e.id));
+        let skip = all.len().saturating_sub(self.len);
+        all.split_off(skip)
     }
 
     /// Records a message. In SQLite mode it is queued for the writer, which will acknowledge it
@@ -150,7 +165,8 @@ impl History {
     pub fn append(&self, entry: Entry, ack: AckTo) -> bool {
         let entry = Arc::new(entry);
         if self.len > 0 {
-            let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+            let slot = ack.shard.min(self.recent.len() - 1);
+            let mut recent = self.recent[slot].lock().unwrap_or_else(|e| e.into_inner());
             let q = recent.entry(entry.room.clone()).or_default();
             if q.len() == self.len {
                 q.pop_front();
@@ -175,6 +191,13 @@ impl Drop for Writer {
 }
 
 type Recent = HashMap<Arc<str>, VecDeque<Arc<Entry>>>;
+
+/// One cache per possible shard; `first` (messages loaded at start) goes in slot 0.
+fn caches(first: Recent) -> Vec<Mutex<Recent>> {
+    let mut v = vec![Mutex::new(first)];
+    v.extend((1..crate::directory::MAX_SHARDS).map(|_| Mutex::default()));
+    v
+}
 
 /// The last `len` messages of every room, and the largest id.
 fn load(db: &rusqlite::Connection, len: usize) -> rusqlite::Result<(Recent, u64)> {
@@ -244,5 +267,37 @@ fn acknowledge(batch: Vec<(Arc<Entry>, AckTo)>, ok: bool, links: &Links) {
     }
     for (shard, acks) in per_shard {
         links.send(shard, Done::Durable(acks));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn append(h: &History, shard: usize, id: u64, ts_ms: u64) {
+        let entry = Entry { id, ts_ms, room: "r".into(), from: "u".into(), text: format!("m{id}").into() };
+        assert!(h.append(entry, AckTo { shard, key: 0, user: "u".into() }));
+    }
+
+    #[test]
+    fn recent_merges_every_shards_cache_in_time_order_and_keeps_the_last_len() {
+        let h = History::memory(3);
+        append(&h, 0, 2, 10);
+        append(&h, 1, 3, 11);
+        append(&h, 0, 4, 12);
+        append(&h, 1, 5, 13);
+        append(&h, 1, 7, 14);
+        let ids: Vec<u64> = h.recent("r").iter().map(|e| e.id).collect();
+        assert_eq!(ids, [4, 5, 7]);
+        assert!(h.recent("other").is_empty());
+    }
+
+    #[test]
+    fn nothing_is_kept_without_replay_or_database() {
+        let h = History::memory(0);
+        assert!(!h.is_kept());
+        append(&h, 0, 1, 1);
+        assert!(h.recent("r").is_empty());
+        assert!(History::memory(1).is_kept());
     }
 }
