@@ -107,6 +107,25 @@ impl Connection {
         }
     }
 
+    /// Writes what is queued if the socket is writable (edge-triggered readiness is tracked in
+    /// `writable`). A write error drops the backlog and marks the connection to close.
+    pub fn write_out(&mut self, wire: &mut WireCount) {
+        if !self.writable {
+            return;
+        }
+        if let Err(e) = self.transport.flush(&mut self.out, wire) {
+            if e.kind() != std::io::ErrorKind::WouldBlock {
+                tracing::debug!(peer = %self.peer, "write error: {e}");
+                self.out.clear();
+                self.closing.get_or_insert(CloseReason::IoError);
+            }
+        }
+        if !self.out.is_empty() || self.transport.has_pending_output() {
+            // The socket took less than we had: wait for the next writable edge.
+            self.writable = false;
+        }
+    }
+
     /// The user name, once logged in.
     pub fn name(&self) -> Option<&str> {
         self.session.as_ref().map(|s| &*s.name)
@@ -179,18 +198,10 @@ impl Peers {
             self.mark_dirty(key);
             return;
         };
-        if conn.writable {
-            if let Err(e) = conn.transport.flush(&mut conn.out, &mut self.wire) {
-                if e.kind() != std::io::ErrorKind::WouldBlock {
-                    conn.out.clear();
-                    conn.closing = Some(CloseReason::IoError);
-                    self.mark_dirty(key);
-                    return;
-                }
-            }
-            if !conn.out.is_empty() || conn.transport.has_pending_output() {
-                conn.writable = false;
-            }
+        conn.write_out(&mut self.wire);
+        if conn.closing.is_some() {
+            self.mark_dirty(key);
+            return;
         }
         let cap = self.max_outbound.saturating_sub(conn.transport.buffered());
         if conn.out.push(frame, cap).is_err() {

@@ -226,19 +226,7 @@ impl Server {
     fn flush(&mut self, key: usize) {
         let Some(conn) = self.peers.conns.get_mut(key) else { return };
         conn.dirty = false;
-        if conn.writable {
-            if let Err(e) = conn.transport.flush(&mut conn.out, &mut self.peers.wire) {
-                if e.kind() != io::ErrorKind::WouldBlock {
-                    tracing::debug!(peer = %conn.peer, "write error: {e}");
-                    conn.out.clear();
-                    conn.closing.get_or_insert(CloseReason::IoError);
-                }
-            }
-            if !conn.out.is_empty() || conn.transport.has_pending_output() {
-                // The socket took less than we had: wait for the next writable edge.
-                conn.writable = false;
-            }
-        }
+        conn.write_out(&mut self.peers.wire);
         if conn.closing.is_some() {
             let drained = conn.out.is_empty() && !conn.transport.has_pending_output();
             let since = *conn.closing_since.get_or_insert(self.now);
