@@ -10,6 +10,7 @@
 use crate::features::{Done, Links};
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -92,6 +93,9 @@ pub struct History {
     /// sender's shard): a shard appending a message locks only its own cache, which another
     /// shard touches only to replay history on a join. Messages loaded at start are in slot 0.
     recent: Vec<Mutex<Recent>>,
+    /// The next append's place in the global order. Shards' caches are merged by it on replay:
+    /// ids (`seq * shards + shard`) and millisecond times cannot order messages across shards.
+    order: AtomicU64,
     /// The largest message id stored at start (new ids must be larger).
     max_id: u64,
     /// The SQLite writer, in SQLite mode.
@@ -107,7 +111,7 @@ struct Writer {
 impl History {
     /// History kept in RAM only, `len` messages per room.
     pub fn memory(len: usize) -> History {
-        History { len, recent: caches(Recent::new()), max_id: 0, writer: None }
+        History { len, recent: caches(Recent::new()), order: AtomicU64::new(0), max_id: 0, writer: None }
     }
 
     /// History in the SQLite database at `path` (created if missing), `len` messages per room
@@ -125,10 +129,11 @@ impl History {
         )
         .map_err(db_err)?;
         let (recent, max_id) = load(&db, len).map_err(db_err)?;
+        let order = AtomicU64::new(recent.values().map(|q| q.len() as u64).sum());
         let (tx, rx) = channel();
         let thread = std::thread::Builder::new().name("chat-history".into()).spawn(move || writer(db, rx, &links))?;
         let writer = Writer { tx: Some(tx), thread: Some(thread) };
-        Ok(History { len, recent: caches(recent), max_id, writer: Some(writer) })
+        Ok(History { len, recent: caches(recent), order, max_id, writer: Some(writer) })
     }
 
     /// True when acknowledgements wait for the writer's commit.
@@ -146,7 +151,8 @@ impl History {
         self.len > 0 || self.writer.is_some()
     }
 
-    /// The recent messages of `room`, oldest first: the last `len` over every shard's cache.
+    /// The recent messages of `room`, oldest first: the last `len` over every shard's cache, in
+    /// the order they were appended.
     pub fn recent(&self, room: &str) -> Vec<Arc<Entry>> {
         let mut all = Vec::new();
         for cache in &self.recent {
@@ -155,9 +161,9 @@ impl History {
                 all.extend(q.iter().cloned());
             }
         }
-        all.sort_by_key(|e| (e.ts_ms, e.id));
+        all.sort_unstable_by_key(|(n, _)| *n);
         let skip = all.len().saturating_sub(self.len);
-        all.split_off(skip)
+        all.into_iter().skip(skip).map(|(_, e)| e).collect()
     }
 
     /// Records a message. In SQLite mode it is queued for the writer, which will acknowledge it
@@ -171,7 +177,7 @@ impl History {
             if q.len() == self.len {
                 q.pop_front();
             }
-            q.push_back(entry.clone());
+            q.push_back((self.order.fetch_add(1, Ordering::Relaxed), entry.clone()));
         }
         match &self.writer {
             Some(w) => w.tx.as_ref().is_some_and(|tx| tx.send((entry, ack)).is_ok()),
@@ -190,7 +196,8 @@ impl Drop for Writer {
     }
 }
 
-type Recent = HashMap<Arc<str>, VecDeque<Arc<Entry>>>;
+/// Per room, the recent messages with their place in the global append order.
+type Recent = HashMap<Arc<str>, VecDeque<(u64, Arc<Entry>)>>;
 
 /// One cache per possible shard; `first` (messages loaded at start) goes in slot 0.
 fn caches(first: Recent) -> Vec<Mutex<Recent>> {
@@ -217,9 +224,9 @@ fn load(db: &rusqlite::Connection, len: usize) -> rusqlite::Result<(Recent, u64)
         })
     })?;
     let mut recent = Recent::new();
-    for e in rows {
+    for (n, e) in rows.enumerate() {
         let e = e?;
-        recent.entry(e.room.clone()).or_default().push_back(Arc::new(e));
+        recent.entry(e.room.clone()).or_default().push_back((n as u64, Arc::new(e)));
     }
     Ok((recent, max_id.unwrap_or(0) as u64))
 }
@@ -280,15 +287,16 @@ mod tests {
     }
 
     #[test]
-    fn recent_merges_every_shards_cache_in_time_order_and_keeps_the_last_len() {
+    fn recent_merges_every_shards_cache_in_append_order_and_keeps_the_last_len() {
         let h = History::memory(3);
         append(&h, 0, 2, 10);
         append(&h, 1, 3, 11);
         append(&h, 0, 4, 12);
-        append(&h, 1, 5, 13);
+        // Same millisecond, sent later from the other shard with a smaller id: order is by append.
+        append(&h, 1, 1, 12);
         append(&h, 1, 7, 14);
         let ids: Vec<u64> = h.recent("r").iter().map(|e| e.id).collect();
-        assert_eq!(ids, [4, 5, 7]);
+        assert_eq!(ids, [4, 1, 7]);
         assert!(h.recent("other").is_empty());
     }
 
