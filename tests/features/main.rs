@@ -245,10 +245,16 @@ fn register_reply(c: &mut Client, name: &str, password: &str) -> Msg {
 fn accounts_register_login_and_refuse_duplicates() {
     let dir = TempDir::new("accounts");
     let s = server_with(accounts_config(&dir));
+    let mut observer = Client::connect(s.addr, WireFormat::Json);
+    assert!(matches!(register_reply(&mut observer, "obs", "observer password"), ServerMsg::LoginAck { .. }));
     let mut a = Client::connect(s.addr, WireFormat::Binary);
     assert!(matches!(register_reply(&mut a, "alice", "short"), ServerMsg::LoginReject { .. }));
     assert!(matches!(register_reply(&mut a, "alice", "correct horse"), ServerMsg::LoginAck { .. }));
     drop(a);
+    // Wait until the server has seen alice leave: until then her name is still online.
+    observer.recv_until(
+        |m| matches!(m, ServerMsg::SystemMsg { kind: SystemKind::Disconnect, user, .. } if user == "alice"),
+    );
     let mut dup = Client::connect(s.addr, WireFormat::Json);
     match register_reply(&mut dup, "ALICE", "another password") {
         ServerMsg::LoginReject { code, .. } => assert!(matches!(code, ErrorCode::UsernameTaken)),
