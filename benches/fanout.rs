@@ -6,7 +6,7 @@
 //! so the numbers are the user-space cost per delivery, not the kernel's.
 
 use bytes::BytesMut;
-use chatproto::buffer::OutQueue;
+use chatproto::net::buffer::OutQueue;
 use chatproto::protocol::{ServerMsg, WireFormat};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use std::io::Write;

@@ -1,13 +1,13 @@
-//! TLS cost per message: the server's TLS pump (`chatproto::tls::TlsSession`, the one the event
+//! TLS cost per message: the server's TLS pump (`chatproto::net::tls::TlsSession`, the one the event
 //! loop drives) encrypting a shared ROOM_MSG frame into an in-memory "socket", and a rustls client
 //! decrypting it — against the same frame written in plaintext. No sockets, no kernel: the
 //! difference is the cost TLS adds per message, per side.
 
 use bytes::{Bytes, BytesMut};
-use chatproto::buffer::OutQueue;
+use chatproto::net::buffer::OutQueue;
+use chatproto::net::tls::{client_config, Acceptor, ClientTrust, TlsSession};
+use chatproto::net::WireCount;
 use chatproto::protocol::{ServerMsg, WireFormat};
-use chatproto::tls::{client_config, Acceptor, ClientTrust, TlsSession};
-use chatproto::transport::WireCount;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};

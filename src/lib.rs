@@ -1,50 +1,33 @@
 //! chatproto: a LAN chat server speaking ChatProto v1.0 binary and JSON lines, plain or TLS,
 //! on one port, built on one mio event loop per core.
 //!
-//! Map of the crate:
+//! Map of the crate, from the wire inwards (docs/ARCHITECTURE.md has the whole picture):
 //! - [`protocol`]: the sans-IO message model and its binary and JSON codecs (never sees a socket).
-//! - [`buffer`]: the per-connection read buffer and the bounded outbound queue of shared `Bytes`.
-//! - [`transport`]: the plain/TLS seam: read into a buffer, write a queue, report the outcome.
-//! - [`tls`]: every rustls call lives here (server config, certificates, the TLS pump).
-//! - [`connection`]: one client's phase, buffers and session.
-//! - [`room`]: rooms and their members, for fan-out.
-//! - [`limits`]: abuse limits: message rate (token bucket) and connections per address.
-//! - [`hub`]: the chat semantics: login, rooms, private messages, lists, presence.
-//! - [`directory`]: what shards share: user names, rooms across shards, links between loops.
-//! - [`server`]: one shard: mio poll, slab of connections, accept, dispatch, flush, sweep.
-//! - [`config`]: server settings and their defaults.
-//! - [`settings`]: the command line and TOML config file of `chat-server`, merged into a config.
+//! - [`net`]: sockets, buffers, the plain/TLS transport seam, and every rustls call.
+//! - [`conn`]: one client connection (phase, buffers, limits), the table of them that is the
+//!   chat core's outbox, and intake: bytes to messages, refusing what is malformed or too fast.
+//! - [`chat`]: the chat rules, sans-IO over [`chat::Outbox`]: login, rooms, messages,
+//!   presence, history, admin, files.
+//! - [`cluster`]: the backplane seam between shards (in-process today).
+//! - [`services`]: accounts, history (a store trait and SQLite), files, the admin console; one
+//!   worker-thread type.
+//! - [`server`]: one shard's I/O: mio poll, accept, read, flush, timers, shutdown; the shards.
+//! - [`config`]: server settings and their defaults; `settings`: the command line and TOML file.
 //! - [`metrics`]: the Prometheus endpoint, served from shard 0's loop.
-//! - [`net`]: socket setup (socket2).
 //! - [`stats`]: counters the loop publishes once per turn.
-//! - [`client`]: the blocking client connection used by `chat-client` and tests.
-//! - [`features`]: the services shards share for the seed features, and how workers answer.
-//! - [`auth`]: auth modes (open, passkey, accounts), throttling, the argon2id accounts worker.
-//! - [`history`]: room history in RAM or SQLite (WAL, group-committing writer thread).
-//! - [`admin`]: the admin command set and the server console on stdin.
-//! - [`files`]: shared files: ids, caps and quota, metadata sidecars, the disk worker thread.
+//! - [`client`]: the terminal client's library (connection, commands, rendering, transfers).
 
-pub mod admin;
-pub mod auth;
-pub mod buffer;
+pub mod chat;
 pub mod client;
+pub mod cluster;
 pub mod config;
-pub mod connection;
-pub mod directory;
-pub mod features;
-pub mod files;
-pub mod history;
-pub mod hub;
-pub mod limits;
+pub mod conn;
 pub mod metrics;
 pub mod net;
 pub mod protocol;
-pub mod room;
 pub mod server;
-pub mod settings;
+pub mod services;
 pub mod stats;
-pub mod tls;
-pub mod transport;
 
 pub use config::ServerConfig;
 pub use protocol::{ClientMsg, ServerMsg, WireFormat};

@@ -6,7 +6,7 @@
 //! block. Every socket read and write goes through the caller's counting adapter, so the byte
 //! counts are ciphertext.
 
-use chatproto::tls::{client_config, ClientTrust, TlsError};
+use chatproto::net::tls::{client_config, ClientTrust, TlsError};
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection};
 use std::io::{self, Read, Write};

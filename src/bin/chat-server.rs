@@ -1,12 +1,12 @@
 //! `chat-server`: the ChatProto server. Binary and JSON clients, plain or TLS, on one port.
 //!
-//! Settings come from the command line and an optional TOML file (see `chatproto::settings`).
+//! Settings come from the command line and an optional TOML file (see `chatproto::config::settings`).
 //! SIGINT or SIGTERM shuts down gracefully (clients are told, queues flushed, exit 0); if that
 //! takes longer than [`GRACE`], or a second signal arrives, the process exits at once.
 
 use anyhow::Context;
-use chatproto::server::{Cluster, ClusterHandle};
-use chatproto::settings::Settings;
+use chatproto::config::settings::Settings;
+use chatproto::server::{Shards, ShardsHandle};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use std::io::IsTerminal;
@@ -44,33 +44,35 @@ fn serve(settings: &Settings) -> anyhow::Result<()> {
     if let Some(path) = &settings.config {
         tracing::info!(config = %path.display(), "settings read from {}", path.display());
     }
-    raise_fd_limit();
-    let cluster = Cluster::bind(settings.server_config())?;
-    let features = cluster.features();
-    if let Some(key) = features.generated_passkey() {
+    if let Some((old, new)) = chatproto::net::raise_fd_limit() {
+        tracing::debug!("open-files limit raised from {old} to {new}");
+    }
+    let shards = Shards::bind(settings.server_config())?;
+    let services = shards.services();
+    if let Some(key) = services.generated_passkey() {
         // Printed, not logged: the admin hands it to the users (the usk2003 seed's behaviour).
         println!("passkey: {key}");
     }
     if settings.console {
-        chatproto::admin::spawn_console(features).context("starting the admin console")?;
+        chatproto::services::console::spawn_console(services).context("starting the admin console")?;
     }
     let signals = Signals::new([SIGINT, SIGTERM]).context("installing signal handlers")?;
-    let handle = cluster.handle();
+    let handle = shards.handle();
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || on_signals(signals, handle))
         .context("starting the signal thread")?;
-    cluster.run()?;
+    shards.run()?;
     tracing::info!("stopped");
     Ok(())
 }
 
-/// Waits for SIGINT or SIGTERM and asks the cluster to shut down; then exits the process if a
+/// Waits for SIGINT or SIGTERM and asks every shard to shut down; then exits the process if a
 /// second signal comes or the shutdown overruns [`GRACE`].
-fn on_signals(mut signals: Signals, cluster: ClusterHandle) {
+fn on_signals(mut signals: Signals, shards: ShardsHandle) {
     let Some(first) = signals.forever().next() else { return };
     tracing::info!(signal = signal_name(first), "shutting down (a second signal exits at once)");
-    cluster.shutdown();
+    shards.shutdown();
     let deadline = Instant::now() + GRACE;
     while Instant::now() < deadline {
         if let Some(second) = signals.pending().next() {
@@ -88,21 +90,5 @@ fn signal_name(sig: i32) -> &'static str {
         SIGINT => "SIGINT",
         SIGTERM => "SIGTERM",
         _ => "signal",
-    }
-}
-
-/// Raises the soft open-files limit to the hard limit: 6,000+ clients need more than the usual
-/// 1,024 descriptors.
-fn raise_fd_limit() {
-    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
-    unsafe {
-        let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            let old = lim.rlim_cur;
-            lim.rlim_cur = lim.rlim_max;
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0 {
-                tracing::debug!("open-files limit raised from {old} to {}", lim.rlim_max);
-            }
-        }
     }
 }

@@ -23,9 +23,9 @@ pub mod commands;
 pub mod render;
 pub mod transfer;
 
+use crate::net::tls::{self, ClientStream, ClientTrust, TlsError};
 use crate::protocol::validate::{check_username, NameError};
 use crate::protocol::{ClientMsg, ErrorCode, Limits, ServerMsg, WireFormat};
-use crate::tls::{self, ClientStream, ClientTrust, TlsError};
 use bytes::BytesMut;
 use std::borrow::Cow;
 use std::collections::VecDeque;

@@ -42,7 +42,7 @@ pub fn render(msg: &ServerMsg<'_>, me: &str) -> Option<String> {
         ServerMsg::ListRooms { rooms } => render_rooms(rooms),
         ServerMsg::SystemMsg { kind, room, user, text } => render_system(*kind, room, user, text),
         ServerMsg::ErrorMsg { code, text } => format!("! error ({}): {text}", code_name(*code)),
-        ServerMsg::Time { ts_ms } => format!("* server time: {}", crate::admin::format_utc(*ts_ms)),
+        ServerMsg::Time { ts_ms } => format!("* server time: {}", crate::services::console::format_utc(*ts_ms)),
         ServerMsg::Admin { text } => format!("[admin] {text}"),
         ServerMsg::FileAvailable { id, name, size, from, room } => {
             format!("* {from} shared file {id} '{name}' ({}) in {room}; /get {id} to download", human_size(*size))

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// Bytes per uploaded chunk (fits the server's default 64 KiB frame in both formats).
-pub const CHUNK: usize = crate::files::CHUNK;
+pub const CHUNK: usize = crate::services::files::CHUNK;
 /// Chunks sent back to back before pacing starts.
 pub const UPLOAD_BURST: usize = 100;
 /// Wait between chunks after the burst: about 80 chunks a second, under the default rate limit.
@@ -108,7 +108,7 @@ pub fn send_file(
 /// working directory, or `file-<id>`; never over an existing file (`name.1`, `name.2`, ...).
 pub fn default_dest(name: Option<&str>, id: u64, exists: impl Fn(&Path) -> bool) -> PathBuf {
     let base = match name {
-        Some(n) => crate::files::sanitize_name(n),
+        Some(n) => crate::services::files::sanitize_name(n),
         None => format!("file-{id}"),
     };
     let mut path = PathBuf::from(&base);

@@ -137,7 +137,7 @@ fn client_msg() -> impl Strategy<Value = ClientMsg<'static>> {
 fn data() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
         4 => prop::collection::vec(any::<u8>(), 0..=64),
-        1 => prop::collection::vec(any::<u8>(), crate::files::CHUNK..=crate::files::CHUNK),
+        1 => prop::collection::vec(any::<u8>(), crate::services::files::CHUNK..=crate::services::files::CHUNK),
     ]
 }
 

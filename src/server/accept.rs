@@ -1,12 +1,14 @@
 //! Accepting connections (with fd-exhaustion back-off), deadlines, and graceful shutdown.
 
 use super::Server;
-use crate::connection::{CloseReason, Connection, LINGER};
-use crate::limits::TokenBucket;
+use crate::chat::Outbox;
+use crate::conn::limits::TokenBucket;
+use crate::conn::{CloseReason, Connection, Phase};
+use crate::net::transport::Transport;
 use crate::net::{is_fd_exhaustion, is_transient_accept_error, would_block};
 use crate::protocol::{ErrorCode, ServerMsg, SystemKind};
-use crate::transport::Transport;
 use mio::{Interest, Token};
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 /// How often the summary line is logged.
@@ -59,24 +61,23 @@ impl Server {
             self.totals.connections_total += 1;
             if self.peers.conns.len() >= self.config.max_connections {
                 self.totals.accept_refusals += 1;
-                refuse(sock, "the server is full");
+                self.refuse(sock, "the server is full");
                 continue;
             }
             let ip = peer.ip();
             let counted = !(self.config.exempt_loopback && ip.is_loopback());
             if counted && !self.per_address.admit(ip, self.config.max_per_address) {
                 self.totals.accept_refusals += 1;
-                refuse(sock, "too many connections from your address");
+                self.refuse(sock, "too many connections from your address");
                 continue;
             }
             let entry = self.peers.conns.vacant_entry();
             let key = entry.key();
             let now = Instant::now();
             let bucket = TokenBucket::new(&self.config.rate_limit, now);
-            let mut conn = Connection::new(Transport::new(sock), peer, now, bucket);
-            conn.counted = counted;
+            let mut conn = Connection::new(Transport::new(sock), peer, now, bucket, counted);
             if let Err(e) = self.poll.registry().register(
-                &mut conn.transport.sock,
+                &mut conn.transport().sock,
                 Token(key),
                 Interest::READABLE | Interest::WRITABLE,
             ) {
@@ -91,6 +92,12 @@ impl Server {
         }
     }
 
+    /// Tells a connection over a limit why it is refused, best effort, and drops it.
+    fn refuse(&mut self, mut sock: mio::net::TcpStream, why: &str) {
+        let frame = self.peers.refusal(why);
+        let _ = sock.write(&frame);
+    }
+
     /// Resumes accepting after a back-off, and enforces login and handshake deadlines.
     pub(super) fn tick(&mut self) {
         let now = Instant::now();
@@ -102,40 +109,34 @@ impl Server {
             return;
         }
         self.last_tick = now;
-        self.totals.queued_bytes = self.peers.conns.iter().map(|(_, c)| c.out.queued() as u64).sum();
+        self.totals.queued_bytes = self.peers.conns.iter().map(|(_, c)| c.queued() as u64).sum();
         self.idle_check(now);
         self.log_summary(now);
         let (login, handshake) = (self.config.login_timeout, self.config.tls.handshake_timeout);
         // Closing connections whose last frames could not be written in time: close them now.
-        let lingering: Vec<usize> = self
-            .peers
-            .conns
-            .iter()
-            .filter(|(_, c)| c.closing_since.is_some_and(|t| now.saturating_duration_since(t) >= LINGER))
-            .map(|(k, _)| k)
-            .collect();
+        let lingering: Vec<usize> =
+            self.peers.conns.iter().filter(|(_, c)| c.lingered_out(now)).map(|(k, _)| k).collect();
         lingering.into_iter().for_each(|k| self.peers.mark_dirty(k));
         let expired: Vec<(usize, bool)> = self
             .peers
             .conns
             .iter()
-            .filter(|(_, c)| c.session.is_none() && c.closing.is_none())
+            .filter(|(_, c)| c.phase() == Phase::Opening)
             .filter_map(|(k, c)| {
-                let age = now.duration_since(c.opened);
-                let hs = c.transport.is_handshaking() && age > handshake;
+                let age = now.duration_since(c.opened());
+                let hs = c.is_handshaking() && age > handshake;
                 (hs || age > login).then_some((k, hs))
             })
             .collect();
         for (key, in_handshake) in expired {
             if in_handshake {
-                self.peers.conns[key].closing = Some(CloseReason::Timeout);
-                self.peers.mark_dirty(key);
+                self.peers.start_closing(key, CloseReason::Timeout);
             } else {
                 let text = format!("no login within {login:?}");
                 self.peers.close_with(key, CloseReason::Timeout, ErrorCode::Timeout, &text);
             }
         }
-        if !self.peers.dirty.is_empty() {
+        if self.peers.has_dirty() {
             self.flush_and_close();
         }
     }
@@ -145,19 +146,16 @@ impl Server {
         let (ping_after, close_after) = (self.config.idle_ping, self.config.idle_timeout);
         let mut ping = Vec::new();
         let mut close = Vec::new();
-        for (key, c) in self.peers.conns.iter() {
-            let quiet = now.saturating_duration_since(c.last_rx);
-            if c.closing.is_some() || c.session.is_none() {
-                continue;
-            }
+        for (key, c) in self.peers.conns.iter().filter(|(_, c)| c.phase() == Phase::Chatting) {
+            let (quiet, ping_sent) = c.quiet(now);
             if quiet > close_after {
                 close.push(key);
-            } else if quiet > ping_after && !c.ping_sent {
+            } else if quiet > ping_after && !ping_sent {
                 ping.push(key);
             }
         }
         for key in ping {
-            self.peers.conns[key].ping_sent = true;
+            self.peers.conns[key].pinged();
             self.peers.send(key, &ServerMsg::Ping { token: now_token() });
         }
         for key in close {
@@ -204,22 +202,10 @@ impl Server {
         let keys: Vec<usize> = self.peers.conns.iter().map(|(k, _)| k).collect();
         for &key in &keys {
             self.peers.send(key, &notice);
-            if let Some(c) = self.peers.conns.get_mut(key) {
-                c.closing.get_or_insert(CloseReason::Shutdown);
-            }
+            self.peers.start_closing(key, CloseReason::Shutdown);
         }
         self.flush_and_close();
         self.publish();
         tracing::info!("shut down; {} connections closed", keys.len());
     }
-}
-
-/// Tells a connection over a limit why it is refused, best effort, in JSON (the only format
-/// a person at `nc` can read; binary clients see a non-ChatProto byte and report it).
-fn refuse(mut sock: mio::net::TcpStream, why: &str) {
-    use std::io::Write;
-    let mut buf = bytes::BytesMut::new();
-    let msg = ServerMsg::ErrorMsg { code: ErrorCode::ServerFull, text: why.into() };
-    crate::protocol::WireFormat::Json.encode_server(&msg, &mut buf);
-    let _ = sock.write(&buf);
 }

@@ -7,20 +7,20 @@
 //! semantics the hub's.
 
 mod accept;
-mod cluster;
 mod io;
+mod shards;
 
-pub use cluster::{Cluster, ClusterHandle};
+pub use shards::{Shards, ShardsHandle};
 
-use crate::buffer::ReadArena;
+use crate::chat::Hub;
+use crate::cluster::{Backplane, Remote, ShardLink};
 use crate::config::ServerConfig;
-use crate::connection::Peers;
-use crate::directory::{Directory, Remote, ShardLink};
-use crate::hub::Hub;
-use crate::limits::PerAddress;
-use crate::protocol::validate::DEFAULT_ROOM;
+use crate::conn::limits::PerAddress;
+use crate::conn::Peers;
+use crate::net::buffer::ReadArena;
+use crate::net::tls::{Acceptor, CertSource, TlsError};
+use crate::services::Services;
 use crate::stats::{Stats, StatsSnapshot};
-use crate::tls::{Acceptor, CertSource, TlsError};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 use std::net::SocketAddr;
@@ -48,7 +48,7 @@ pub enum ServerError {
     #[error("TLS: {0}")]
     Tls(#[from] TlsError),
     #[error(transparent)]
-    Features(#[from] crate::features::FeatureError),
+    Services(#[from] crate::services::ServiceError),
     #[error("the server thread panicked")]
     Panicked,
 }
@@ -90,6 +90,8 @@ pub struct Server {
     arena: ReadArena,
     /// Connections whose read was cut short by the per-turn budget; read again next turn.
     retry_reads: Vec<usize>,
+    /// Closing connections that just started lingering: the chat core forgets them now.
+    leaving: Vec<usize>,
     /// Connections to close after this turn's flush.
     closing: Vec<usize>,
     /// Accepting is paused until then (fd exhaustion back-off).
@@ -114,23 +116,6 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds `config.bind` and prepares a single-shard server (and TLS, generating a
-    /// self-signed certificate when the configured files are missing).
-    pub fn bind(config: ServerConfig) -> Result<Server, ServerError> {
-        let std_listener =
-            crate::net::listen(config.bind, false).map_err(|source| ServerError::Bind { addr: config.bind, source })?;
-        Server::from_listener(std_listener, config)
-    }
-
-    /// Serves an already-bound listener as a single shard (tests bind `127.0.0.1:0` themselves).
-    pub fn from_listener(listener: std::net::TcpListener, config: ServerConfig) -> Result<Server, ServerError> {
-        let acceptor = if config.tls.enabled { Some(load_tls(&config)?) } else { None };
-        let (parts, link) = Parts::new(listener, acceptor)?;
-        let features = crate::features::Features::start(&config)?;
-        let dir = Arc::new(Directory::new(vec![link], DEFAULT_ROOM).with_features(features));
-        Ok(parts.finish(0, dir, config))
-    }
-
     /// The address actually bound (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
@@ -208,15 +193,21 @@ impl Server {
     /// Copies the loop's totals into the shared counters.
     fn publish(&mut self) {
         let t = &mut self.totals;
+        let (hub, peers) = (&self.hub.counters, &self.peers.counters);
         t.connections_open = self.peers.conns.len() as u64;
-        t.logins = self.hub.counters.logins;
-        t.room_msgs = self.hub.counters.room_msgs;
-        t.deliveries = self.hub.counters.deliveries;
-        t.private_msgs = self.hub.counters.private_msgs;
+        t.logins = hub.logins;
+        t.room_msgs = hub.room_msgs;
+        t.deliveries = hub.deliveries;
+        t.private_msgs = hub.private_msgs;
         t.bytes_in = self.peers.wire.read;
         t.bytes_out = self.peers.wire.written;
-        t.frames_out = self.peers.frames_queued;
-        t.slow_consumer_disconnects = self.peers.slow_consumers;
+        t.frames_out = peers.frames_queued;
+        t.frames_in = peers.frames_in;
+        t.protocol_errors = peers.protocol_errors;
+        t.rate_limited = peers.rate_limited;
+        t.open_binary = peers.open_binary;
+        t.open_json = peers.open_json;
+        t.slow_consumer_disconnects = peers.slow_consumers;
         self.handle.stats.publish(t);
     }
 }
@@ -248,8 +239,14 @@ impl Parts {
         Ok((Parts { poll, listener, addr, waker, inbox, acceptor }, link))
     }
 
-    /// Completes shard `shard` of the server whose directory is `dir`.
-    pub(crate) fn finish(self, shard: usize, dir: Arc<Directory>, config: ServerConfig) -> Server {
+    /// Completes shard `shard` of the server joined by `backplane`.
+    pub(crate) fn finish(
+        self,
+        shard: usize,
+        backplane: Arc<dyn Backplane>,
+        services: Arc<Services>,
+        config: ServerConfig,
+    ) -> Server {
         let handle = ServerHandle {
             waker: self.waker.clone(),
             stop: Arc::new(AtomicBool::new(false)),
@@ -261,10 +258,11 @@ impl Parts {
             addr: self.addr,
             acceptor: self.acceptor,
             peers: Peers::new(config.max_outbound_bytes),
-            hub: Hub::new(shard, dir, config.presence_limit, self.waker.clone()),
+            hub: Hub::new(shard, backplane, services, config.presence_limit),
             inbox: self.inbox,
             arena: ReadArena::new(config.limits.max_frame),
             retry_reads: Vec::new(),
+            leaving: Vec::new(),
             closing: Vec::new(),
             accept_paused_until: None,
             last_fd_warning: None,
@@ -303,9 +301,9 @@ pub struct RunningServer {
     /// The address it listens on.
     pub addr: SocketAddr,
     /// Handle to stop it and read counters (summed over shards).
-    pub handle: ClusterHandle,
-    /// The shared feature services (for the admin console).
-    pub features: Arc<crate::features::Features>,
+    pub handle: ShardsHandle,
+    /// The shared services (for the admin console).
+    pub services: Arc<Services>,
     thread: Option<JoinHandle<Result<(), ServerError>>>,
 }
 
@@ -333,8 +331,8 @@ impl Drop for RunningServer {
 /// Binds per `config` (with `config.shards` shards; [`ServerConfig::loopback`] has one) and runs
 /// the server on background threads.
 pub fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
-    let cluster = Cluster::bind(config)?;
-    let (addr, handle, features) = (cluster.local_addr(), cluster.handle(), cluster.features());
-    let thread = std::thread::Builder::new().name("chat-shard-0".into()).spawn(move || cluster.run())?;
-    Ok(RunningServer { addr, handle, features, thread: Some(thread) })
+    let shards = Shards::bind(config)?;
+    let (addr, handle, services) = (shards.local_addr(), shards.handle(), shards.services());
+    let thread = std::thread::Builder::new().name("chat-shard-0".into()).spawn(move || shards.run())?;
+    Ok(RunningServer { addr, handle, services, thread: Some(thread) })
 }

@@ -11,10 +11,10 @@
 #![allow(dead_code)] // Each test module uses a different subset.
 
 use bytes::BytesMut;
+use chatproto::net::tls::{client_connect, ClientStream, ClientTrust};
 use chatproto::protocol::{ClientMsg, ErrorCode, Limits, ServerMsg, SystemKind, WireFormat};
 use chatproto::server::RunningServer;
 use chatproto::stats::StatsSnapshot;
-use chatproto::tls::{client_connect, ClientStream, ClientTrust};
 use socket2::{Domain, SockRef, Socket, Type};
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream};

@@ -5,9 +5,9 @@
 
 use crate::pair::Pair;
 use crate::support::{random_bytes, raw_connect, read_until_closed, wait_for_stats, TempDir};
+use chatproto::net::tls::{client_connect, ClientTrust};
 use chatproto::protocol::WireFormat;
 use chatproto::server::spawn;
-use chatproto::tls::{client_connect, ClientTrust};
 use chatproto::ServerConfig;
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};

@@ -7,8 +7,8 @@
 #[allow(dead_code)] // shared with the integration tests; each binary uses a subset
 mod support;
 
-use chatproto::auth::AuthMode;
-use chatproto::history::HistoryMode;
+use chatproto::config::AuthMode;
+use chatproto::config::HistoryMode;
 use chatproto::protocol::{ClientMsg, ErrorCode, ServerMsg, SystemKind, WireFormat};
 use chatproto::ServerConfig;
 use support::{server, server_with, Client, Msg, TempDir};

@@ -9,9 +9,9 @@
 //! - [`TempDir`]: a unique directory under the system temp dir, removed on drop.
 
 use bytes::BytesMut;
+use chatproto::net::tls::{client_connect, ClientStream, ClientTrust};
 use chatproto::protocol::{ClientMsg, ErrorCode, Limits, ServerMsg, SystemKind, WireFormat};
 use chatproto::server::{spawn, RunningServer};
-use chatproto::tls::{client_connect, ClientStream, ClientTrust};
 use chatproto::ServerConfig;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};

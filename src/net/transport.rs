@@ -2,22 +2,14 @@
 //! without knowing whether TLS is underneath; byte counters always count what crossed the socket
 //! (ciphertext under TLS).
 
-use crate::buffer::OutQueue;
-use crate::tls::{Acceptor, TlsSession};
+use super::buffer::OutQueue;
+use super::tls::{Acceptor, TlsSession};
+use super::WireCount;
 use mio::net::TcpStream;
 use std::io::{self, Read};
 
 /// First byte of a TLS handshake record.
 pub const TLS_HANDSHAKE: u8 = 0x16;
-
-/// Bytes that crossed a socket, per direction.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct WireCount {
-    /// Bytes read from sockets.
-    pub read: u64,
-    /// Bytes written to sockets.
-    pub written: u64,
-}
 
 /// A client's byte stream: a TCP socket, with TLS on top once the first byte asked for it.
 pub struct Transport {

@@ -1,18 +1,17 @@
 //! File sharing on the hub's side: uploads (offer, chunks, done), the room notification, the
 //! room's file list, and downloads streamed with backpressure.
 //!
-//! Nothing here touches the disk: data goes to the file worker ([`crate::files::FileStore`]) and
+//! Nothing here touches the disk: data goes to the file worker ([`crate::services::files::FileStore`]) and
 //! its answers come back as [`FileDone`]. Per-connection state lives in [`Hub::uploads`] and
 //! [`Hub::downloads`], keyed by connection and dropped on disconnect. A download has at most one
 //! read in flight, and its next chunk is read only while the connection's outbound queue is under
 //! [`DOWNLOAD_LOW_WATER`]: [`Hub::pump_downloads`] (each loop turn) and each arriving chunk
 //! drive it.
 
-use super::Hub;
-use crate::connection::Peers;
-use crate::directory::{Frames, Remote};
-use crate::files::{sanitize_name, FileDone, FileMeta, ReplyTo, CHUNK, DOWNLOAD_LOW_WATER};
-use crate::protocol::{ErrorCode, FileEntry, ServerMsg, WireFormat};
+use super::{Hub, Outbox};
+use crate::cluster::Remote;
+use crate::protocol::{ErrorCode, FileEntry, ServerMsg};
+use crate::services::files::{sanitize_name, FileDone, FileMeta, ReplyTo, CHUNK, DOWNLOAD_LOW_WATER};
 use std::sync::Arc;
 
 /// An upload in progress on one connection.
@@ -50,25 +49,20 @@ pub(super) struct Download {
     tag: u64,
 }
 
-fn refuse(peers: &mut Peers, key: usize, text: &str) {
-    peers.send_error(key, ErrorCode::FileRefused, text);
+fn refuse<O: Outbox>(out: &mut O, key: usize, text: &str) {
+    out.send_error(key, ErrorCode::FileRefused, text);
 }
 
 impl Hub {
-    fn user_and_room(&self, peers: &Peers, key: usize) -> Option<(Arc<str>, Arc<str>)> {
-        let s = peers.conns.get(key)?.session.as_ref()?;
-        Some((s.name.clone(), self.rooms.room(s.membership.room).name.clone()))
-    }
-
     /// FILE_OFFER: reserve space and an id, or refuse (size cap, quota, one upload at a time).
-    pub(super) fn file_offer(&mut self, peers: &mut Peers, key: usize, name: &str, size: u64, sha256: [u8; 32]) {
-        let Some(store) = self.features.files.as_ref() else {
-            return refuse(peers, key, "file sharing is off on this server");
+    pub(super) fn file_offer<O: Outbox>(&mut self, out: &mut O, key: usize, name: &str, size: u64, sha256: [u8; 32]) {
+        let Some(store) = self.services.files.as_ref() else {
+            return refuse(out, key, "file sharing is off on this server");
         };
         if self.uploads.get(&key).is_some_and(|u| !u.aborted) {
-            return refuse(peers, key, "an upload is already in progress on this connection");
+            return refuse(out, key, "an upload is already in progress on this connection");
         }
-        let Some((_, room)) = self.user_and_room(peers, key) else { return };
+        let Some((_, room)) = self.user_and_room(key) else { return };
         match store.reserve(size) {
             Ok(id) => {
                 let upload = Upload {
@@ -82,21 +76,21 @@ impl Hub {
                     aborted: false,
                 };
                 self.uploads.insert(key, upload);
-                peers.send(key, &ServerMsg::FileAccept { id });
+                out.send(key, &ServerMsg::FileAccept { id });
             }
-            Err(why) => refuse(peers, key, &why),
+            Err(why) => refuse(out, key, &why),
         }
     }
 
     /// Gives up `key`'s upload (freeing its reservation) and tells the client why.
-    fn abort_upload(&mut self, peers: &mut Peers, key: usize, why: &str) {
+    fn abort_upload<O: Outbox>(&mut self, out: &mut O, key: usize, why: &str) {
         if let Some(u) = self.uploads.get_mut(&key).filter(|u| !u.aborted) {
             u.aborted = true;
-            if let Some(store) = self.features.files.as_ref() {
+            if let Some(store) = self.services.files.as_ref() {
                 store.abort(u.id, u.size);
             }
         }
-        refuse(peers, key, why);
+        refuse(out, key, why);
     }
 
     /// True when `id` is `key`'s aborted upload: its late frames are dropped without a word.
@@ -105,47 +99,47 @@ impl Hub {
     }
 
     /// FILE_CHUNK from a client: the next bytes of its upload, in order.
-    pub(super) fn file_chunk(&mut self, peers: &mut Peers, key: usize, id: u64, offset: u64, data: &[u8]) {
+    pub(super) fn file_chunk<O: Outbox>(&mut self, out: &mut O, key: usize, id: u64, offset: u64, data: &[u8]) {
         if self.aborted_upload(key, id) {
             return;
         }
         let Some(u) = self.uploads.get_mut(&key).filter(|u| u.id == id && !u.finishing) else {
-            return refuse(peers, key, &format!("no upload {id} is in progress on this connection"));
+            return refuse(out, key, &format!("no upload {id} is in progress on this connection"));
         };
         if offset != u.received {
             let why = format!("upload {id} aborted: chunk at offset {offset}, expected {}", u.received);
-            return self.abort_upload(peers, key, &why);
+            return self.abort_upload(out, key, &why);
         }
         if u.received + data.len() as u64 > u.size {
             let why = format!("upload {id} aborted: more data than the {} bytes offered", u.size);
-            return self.abort_upload(peers, key, &why);
+            return self.abort_upload(out, key, &why);
         }
         u.received += data.len() as u64;
-        if let Some(store) = self.features.files.as_ref() {
+        if let Some(store) = self.services.files.as_ref() {
             store.write(id, data.to_vec());
         }
     }
 
     /// FILE_DONE from a client: every byte is there; the worker checks the SHA-256 and stores.
-    pub(super) fn file_done(&mut self, peers: &mut Peers, key: usize, id: u64, sha256: [u8; 32]) {
+    pub(super) fn file_done<O: Outbox>(&mut self, out: &mut O, key: usize, id: u64, sha256: [u8; 32]) {
         if self.aborted_upload(key, id) {
             return;
         }
         let Some(u) = self.uploads.get(&key).filter(|u| u.id == id && !u.finishing) else {
-            return refuse(peers, key, &format!("no upload {id} is in progress on this connection"));
+            return refuse(out, key, &format!("no upload {id} is in progress on this connection"));
         };
         if u.received != u.size {
             let why = format!("upload {id} aborted: FILE_DONE after {} of {} bytes", u.received, u.size);
-            return self.abort_upload(peers, key, &why);
+            return self.abort_upload(out, key, &why);
         }
         if sha256 != u.sha256 {
             return self.abort_upload(
-                peers,
+                out,
                 key,
                 &format!("upload {id} aborted: FILE_DONE's SHA-256 differs from the offer's"),
             );
         }
-        let Some((from, _)) = self.user_and_room(peers, key) else { return };
+        let Some((from, _)) = self.user_and_room(key) else { return };
         let meta = FileMeta {
             id,
             name: u.name.clone(),
@@ -158,54 +152,52 @@ impl Hub {
         if let Some(u) = self.uploads.get_mut(&key) {
             u.finishing = true;
         }
-        if let Some(store) = self.features.files.as_ref() {
+        if let Some(store) = self.services.files.as_ref() {
             store.finish(ReplyTo { shard: self.shard, key }, meta);
         }
     }
 
     /// LIST_FILES: the files of the sender's room.
-    pub(super) fn list_files(&mut self, peers: &mut Peers, key: usize) {
-        let Some((_, room)) = self.user_and_room(peers, key) else { return };
-        let files = self.features.files.as_ref().map(|s| s.list(&room)).unwrap_or_default();
+    pub(super) fn list_files<O: Outbox>(&mut self, out: &mut O, key: usize) {
+        let Some((_, room)) = self.user_and_room(key) else { return };
+        let files = self.services.files.as_ref().map(|s| s.list(&room)).unwrap_or_default();
         let files = files
             .iter()
             .map(|m| FileEntry { id: m.id, name: m.name.as_str().into(), size: m.size, from: m.from.as_str().into() })
             .collect();
-        peers.send(key, &ServerMsg::ListFiles { room: (&*room).into(), files });
+        out.send(key, &ServerMsg::ListFiles { room: (&*room).into(), files });
     }
 
     /// FILE_GET: start streaming a file of the sender's room.
-    pub(super) fn file_get(&mut self, peers: &mut Peers, key: usize, id: u64) {
-        let Some(store) = self.features.files.as_ref() else {
-            return refuse(peers, key, "file sharing is off on this server");
+    pub(super) fn file_get<O: Outbox>(&mut self, out: &mut O, key: usize, id: u64) {
+        let Some(store) = self.services.files.as_ref() else {
+            return refuse(out, key, "file sharing is off on this server");
         };
-        let Some((_, room)) = self.user_and_room(peers, key) else { return };
+        let Some((_, room)) = self.user_and_room(key) else { return };
         let Some(meta) = store.get(id).filter(|m| *m.room == *room) else {
-            return refuse(peers, key, &format!("no file {id} in room {room}"));
+            return refuse(out, key, &format!("no file {id} in room {room}"));
         };
         if self.downloads.contains_key(&key) {
-            return refuse(peers, key, "a download is already in progress on this connection");
+            return refuse(out, key, "a download is already in progress on this connection");
         }
         let tag = self.next_nonce;
         self.next_nonce += 1;
         self.downloads.insert(key, Download { meta, offset: 0, reading: false, tag });
-        self.pump_download(peers, key);
+        self.pump_download(out, key);
     }
 
     /// Moves `key`'s download on: FILE_DONE when every byte went out, else one more read when
     /// none is in flight and the connection's queue has room.
-    fn pump_download(&mut self, peers: &mut Peers, key: usize) {
+    fn pump_download<O: Outbox>(&mut self, out: &mut O, key: usize) {
         let Some(d) = self.downloads.get_mut(&key) else { return };
-        let Some(conn) = peers.conns.get(key) else {
-            self.downloads.remove(&key);
-            return;
-        };
-        if d.reading || conn.closing.is_some() {
+        // Gone or closing: its transfers are dropped when it is forgotten.
+        let Some(backlog) = out.backlog(key) else { return };
+        if d.reading {
             return;
         }
         let to = ReplyTo { shard: self.shard, key };
-        let Some(store) = self.features.files.as_ref() else { return };
-        if conn.out.queued() >= DOWNLOAD_LOW_WATER {
+        let Some(store) = self.services.files.as_ref() else { return };
+        if backlog >= DOWNLOAD_LOW_WATER {
             // Paused until the reader catches up: look again shortly.
             d.reading = store.recheck_later(to, d.tag);
             return;
@@ -213,47 +205,47 @@ impl Hub {
         if d.offset >= d.meta.size {
             let msg = ServerMsg::FileDone { id: d.meta.id, sha256: d.meta.sha256 };
             self.downloads.remove(&key);
-            return peers.send(key, &msg);
+            return out.send(key, &msg);
         }
         let len = (d.meta.size - d.offset).min(CHUNK as u64) as usize;
         if store.read(to, d.meta.id, d.tag, d.offset, len) {
             d.reading = true;
         } else {
             self.downloads.remove(&key);
-            refuse(peers, key, "the file service is not available");
+            refuse(out, key, "the file service is not available");
         }
     }
 
     /// Called every loop turn: downloads waiting for their connection's queue to drain go on.
-    pub(super) fn pump_downloads(&mut self, peers: &mut Peers) {
+    pub(super) fn pump_downloads<O: Outbox>(&mut self, out: &mut O) {
         if self.downloads.is_empty() {
             return;
         }
         let waiting: Vec<usize> = self.downloads.iter().filter(|(_, d)| !d.reading).map(|(k, _)| *k).collect();
         for key in waiting {
-            self.pump_download(peers, key);
+            self.pump_download(out, key);
         }
     }
 
     /// The file worker's answers.
-    pub(super) fn file_done_from_worker(&mut self, peers: &mut Peers, done: FileDone) {
+    pub(super) fn file_done_from_worker<O: Outbox>(&mut self, out: &mut O, done: FileDone) {
         match done {
             FileDone::Stored { to, meta } => {
                 if self.uploads.get(&to.key).is_some_and(|u| u.id == meta.id) {
                     self.uploads.remove(&to.key);
                 }
-                self.announce(peers, to.key, &meta);
+                self.announce(out, to.key, &meta);
             }
             FileDone::Failed { to, id, reason } => {
                 if self.uploads.get(&to.key).is_some_and(|u| u.id == id) {
                     self.uploads.remove(&to.key);
-                    refuse(peers, to.key, &format!("upload {id} refused: {reason}"));
+                    refuse(out, to.key, &format!("upload {id} refused: {reason}"));
                 }
             }
             FileDone::Recheck { to, tag } => {
                 let Some(d) = self.downloads.get_mut(&to.key).filter(|d| d.tag == tag && d.reading) else { return };
                 d.reading = false;
-                self.pump_download(peers, to.key);
+                self.pump_download(out, to.key);
             }
             FileDone::Chunk { to, id, tag, offset, data } => {
                 let Some(d) = self.downloads.get_mut(&to.key).filter(|d| d.tag == tag && d.reading) else { return };
@@ -261,16 +253,16 @@ impl Hub {
                 match data {
                     Ok(data) if !data.is_empty() && offset == d.offset => {
                         d.offset += data.len() as u64;
-                        peers.send(to.key, &ServerMsg::FileChunk { id, offset, data: data.into() });
-                        self.pump_download(peers, to.key);
+                        out.send(to.key, &ServerMsg::FileChunk { id, offset, data: data.into() });
+                        self.pump_download(out, to.key);
                     }
                     Ok(_) => {
                         self.downloads.remove(&to.key);
-                        refuse(peers, to.key, &format!("file {id} is shorter on disk than recorded"));
+                        refuse(out, to.key, &format!("file {id} is shorter on disk than recorded"));
                     }
                     Err(why) => {
                         self.downloads.remove(&to.key);
-                        refuse(peers, to.key, &why);
+                        refuse(out, to.key, &why);
                     }
                 }
             }
@@ -279,7 +271,7 @@ impl Hub {
 
     /// FILE_AVAILABLE to every member of the file's room on every shard, and to the uploader
     /// (wherever it is now) as the confirmation.
-    fn announce(&mut self, peers: &mut Peers, uploader: usize, meta: &FileMeta) {
+    fn announce<O: Outbox>(&mut self, out: &mut O, uploader: usize, meta: &FileMeta) {
         let msg = ServerMsg::FileAvailable {
             id: meta.id,
             name: meta.name.as_str().into(),
@@ -287,26 +279,19 @@ impl Hub {
             from: meta.from.as_str().into(),
             room: meta.room.as_str().into(),
         };
-        let still_there = peers.conns.get(uploader).and_then(|c| c.name()) == Some(meta.from.as_str());
+        let still_there = self.sessions.is(uploader, &meta.from);
         let except = still_there.then_some(uploader);
         match self.rooms.find(&meta.room) {
-            Some(room) => self.broadcast(peers, room, except, &msg, false),
+            Some(room) => self.broadcast(out, room, except, &msg, false),
             None => {
                 // No local member: the other shards check for members themselves.
-                let frames = Frames {
-                    binary: peers.encode(WireFormat::Binary, &msg),
-                    json: peers.encode(WireFormat::Json, &msg),
-                };
+                let frames = out.encode_both(&msg);
                 let room: Arc<str> = meta.room.as_str().into();
-                for (shard, out) in self.outbox.iter_mut().enumerate() {
-                    if shard != self.shard {
-                        out.push(Remote::Room { room: room.clone(), frames: frames.clone(), chat: false });
-                    }
-                }
+                self.relay.everyone(|| Remote::Room { room: room.clone(), frames: frames.clone(), chat: false });
             }
         }
         if still_there {
-            peers.send(uploader, &msg);
+            out.send(uploader, &msg);
         }
     }
 
@@ -315,7 +300,7 @@ impl Hub {
         self.downloads.remove(&key);
         if let Some(u) = self.uploads.remove(&key) {
             if !u.finishing && !u.aborted {
-                if let Some(store) = self.features.files.as_ref() {
+                if let Some(store) = self.services.files.as_ref() {
                     store.abort(u.id, u.size);
                 }
             }

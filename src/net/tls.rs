@@ -5,8 +5,8 @@
 //! one last `write_tls` carries the alert) → drain `reader()`; plaintext enters `writer()` only as
 //! far as the session's buffer limit allows, and `write_tls` runs whenever the socket is writable.
 
-use crate::buffer::OutQueue;
-use crate::transport::WireCount;
+use super::buffer::OutQueue;
+use super::WireCount;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{ring, CryptoProvider};
 use rustls::pki_types::pem::PemObject;

@@ -1,12 +1,15 @@
 //! Server settings: every knob with its default, in one place.
 
-use crate::auth::AuthMode;
-use crate::history::HistoryMode;
-use crate::limits::RateLimit;
+pub mod settings;
+
+use crate::conn::limits::RateLimit;
 use crate::protocol::Limits;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
+
+/// The most shards a server can run (a room's shard mask is one `u64`).
+pub const MAX_SHARDS: usize = 64;
 
 /// Everything a server shard needs to know. `Default` serves a LAN out of the box.
 #[derive(Clone, Debug)]
@@ -177,6 +180,51 @@ impl ServerConfig {
             // Plain v1.0 semantics unless a test asks for more: no replay on joining.
             features: FeatureSettings { history: HistoryMode::Memory, history_len: 0, ..FeatureSettings::default() },
             ..ServerConfig::default()
+        }
+    }
+}
+
+/// How clients prove who they are.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AuthMode {
+    /// A user name is enough (ChatProto v1.0).
+    #[default]
+    Open,
+    /// Every client sends the server's passkey as its LOGIN credential.
+    Passkey,
+    /// Registered accounts: REGISTER creates one, LOGIN checks its password.
+    Accounts,
+}
+
+impl std::str::FromStr for AuthMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "open" => Ok(AuthMode::Open),
+            "passkey" => Ok(AuthMode::Passkey),
+            "accounts" => Ok(AuthMode::Accounts),
+            other => Err(format!("unknown auth mode {other:?} (expected open, passkey or accounts)")),
+        }
+    }
+}
+
+/// Where history is kept.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HistoryMode {
+    /// RAM only: lost on restart; ROOM_MSG_ACK means accepted.
+    Memory,
+    /// SQLite (WAL) plus a RAM cache; ROOM_MSG_ACK means committed.
+    #[default]
+    Sqlite,
+}
+
+impl std::str::FromStr for HistoryMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "memory" => Ok(HistoryMode::Memory),
+            "sqlite" => Ok(HistoryMode::Sqlite),
+            other => Err(format!("unknown history mode {other:?} (expected memory or sqlite)")),
         }
     }
 }

@@ -3,43 +3,20 @@
 //! Nothing here runs on an event loop except [`Throttle::check`] and the constant-time passkey
 //! comparison, both cheap. Password hashing (argon2id) and the accounts database (SQLite) live on
 //! one worker thread ([`Accounts`]); its verdicts go back to the asking shard through the shard's
-//! inbox and waker as [`Done::Auth`](crate::features::Done::Auth).
+//! inbox and waker as [`Done::Auth`](crate::services::Done::Auth).
 
-use crate::features::{Done, Links};
 use crate::protocol::ErrorCode;
+use crate::services::{Done, Links, Worker};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::Path;
-use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// How clients prove who they are.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum AuthMode {
-    /// A user name is enough (ChatProto v1.0).
-    #[default]
-    Open,
-    /// Every client sends the server's passkey as its LOGIN credential.
-    Passkey,
-    /// Registered accounts: REGISTER creates one, LOGIN checks its password.
-    Accounts,
-}
-
-impl std::str::FromStr for AuthMode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "open" => Ok(AuthMode::Open),
-            "passkey" => Ok(AuthMode::Passkey),
-            "accounts" => Ok(AuthMode::Accounts),
-            other => Err(format!("unknown auth mode {other:?} (expected open, passkey or accounts)")),
-        }
-    }
-}
+pub use crate::config::AuthMode;
 
 /// Errors starting the accounts store.
 #[derive(Debug, thiserror::Error)]
@@ -160,8 +137,8 @@ pub struct AuthVerdict {
 /// The accounts store: a worker thread owning the SQLite connection and doing all hashing.
 #[derive(Debug)]
 pub struct Accounts {
-    tx: Option<Sender<AuthJob>>,
-    thread: Option<JoinHandle<()>>,
+    /// The thread that owns the database and does the hashing.
+    worker: Worker<AuthJob>,
 }
 
 impl Accounts {
@@ -181,28 +158,18 @@ impl Accounts {
         .map_err(db_err)?;
         let params = Params::new(memory_kib, 2, 1, None).map_err(|e| AuthError::Params(e.to_string()))?;
         let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
-        let (tx, rx) = channel();
-        let thread =
-            std::thread::Builder::new().name("chat-accounts".into()).spawn(move || worker(db, argon, rx, links))?;
-        Ok(Accounts { tx: Some(tx), thread: Some(thread) })
+        let worker = Worker::spawn("chat-accounts", move |rx| run(db, argon, rx, links))?;
+        Ok(Accounts { worker })
     }
 
     /// Queues a job; false if the worker is gone.
     pub fn submit(&self, job: AuthJob) -> bool {
-        self.tx.as_ref().is_some_and(|tx| tx.send(job).is_ok())
+        self.worker.submit(job)
     }
 }
 
-impl Drop for Accounts {
-    fn drop(&mut self) {
-        self.tx.take();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-fn worker(db: rusqlite::Connection, argon: Argon2<'static>, rx: Receiver<AuthJob>, links: Arc<Links>) {
+/// The accounts thread: answers each job in turn until the queue closes.
+fn run(db: rusqlite::Connection, argon: Argon2<'static>, rx: Receiver<AuthJob>, links: Arc<Links>) {
     while let Ok(job) = rx.recv() {
         let result = if job.register { register(&db, &argon, &job) } else { verify(&db, &argon, &job) };
         let verdict = AuthVerdict { key: job.key, nonce: job.nonce, username: job.username, result };

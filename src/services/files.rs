@@ -8,17 +8,16 @@
 //!
 //! The hub hands the worker [`Job`]s (begin, write, finish, abort an upload; read a chunk of a
 //! download) through a channel. The worker answers through the shard's inbox with
-//! [`Done::File`](crate::features::Done::File) and wakes its loop, like the history writer.
+//! [`Done::File`](crate::services::Done::File) and wakes its loop, like the history writer.
 
-use crate::features::{Done, Links};
+use crate::services::{Done, Links, Worker};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 
 /// Bytes of file data per FILE_CHUNK the server sends (and the client's default). Base64 in JSON
 /// makes it about 43 KiB, under the default 64 KiB frame limit.
@@ -156,12 +155,12 @@ pub struct FileStore {
     max_file_size: u64,
     /// Most bytes all stored files (plus uploads in progress) may take.
     quota: u64,
+    /// Index and space accounting, shared with the worker.
     state: Arc<Mutex<State>>,
-    tx: Option<Sender<Job>>,
-    thread: Option<JoinHandle<()>>,
+    /// The disk worker.
+    worker: Worker<Job>,
     /// The pacer: answers each request with [`FileDone::Recheck`] after [`RECHECK_AFTER`].
-    pacer_tx: Option<Sender<(ReplyTo, u64)>>,
-    pacer: Option<JoinHandle<()>>,
+    pacer: Worker<(ReplyTo, u64)>,
 }
 
 /// Errors opening the file store.
@@ -177,23 +176,11 @@ impl FileStore {
     /// and starts the worker, which answers through `links`.
     pub fn open(dir: PathBuf, max_file_size: u64, quota: u64, links: Arc<Links>) -> Result<FileStore, FilesError> {
         let state = Arc::new(Mutex::new(load(&dir)));
-        let (tx, rx) = channel();
         let (wdir, wstate) = (dir.clone(), state.clone());
         let wlinks = links.clone();
-        let thread =
-            std::thread::Builder::new().name("chat-files".into()).spawn(move || worker(&wdir, rx, &wstate, &wlinks))?;
-        let (pacer_tx, prx) = channel();
-        let pacer = std::thread::Builder::new().name("chat-files-pacer".into()).spawn(move || pacer(prx, &links))?;
-        Ok(FileStore {
-            dir,
-            max_file_size,
-            quota,
-            state,
-            tx: Some(tx),
-            thread: Some(thread),
-            pacer_tx: Some(pacer_tx),
-            pacer: Some(pacer),
-        })
+        let worker = Worker::spawn("chat-files", move |rx| run(&wdir, rx, &wstate, &wlinks))?;
+        let pacer = Worker::spawn("chat-files-pacer", move |rx| pace(rx, &links))?;
+        Ok(FileStore { dir, max_file_size, quota, state, worker, pacer })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -265,7 +252,7 @@ impl FileStore {
 
     /// Asks for a [`FileDone::Recheck`] of download `tag` after [`RECHECK_AFTER`].
     pub fn recheck_later(&self, to: ReplyTo, tag: u64) -> bool {
-        self.pacer_tx.as_ref().is_some_and(|tx| tx.send((to, tag)).is_ok())
+        self.pacer.submit((to, tag))
     }
 
     fn release(&self, size: u64) {
@@ -274,7 +261,7 @@ impl FileStore {
     }
 
     fn submit(&self, job: Job) -> bool {
-        self.tx.as_ref().is_some_and(|tx| tx.send(job).is_ok())
+        self.worker.submit(job)
     }
 
     /// A stored file.
@@ -294,17 +281,6 @@ impl FileStore {
     pub fn usage(&self) -> (u64, u64) {
         let st = self.lock();
         (st.used, st.reserved)
-    }
-}
-
-impl Drop for FileStore {
-    fn drop(&mut self) {
-        // The threads' loops end when their channels close.
-        self.tx = None;
-        self.pacer_tx = None;
-        for t in [self.thread.take(), self.pacer.take()].into_iter().flatten() {
-            let _ = t.join();
-        }
     }
 }
 
@@ -383,7 +359,8 @@ struct Writing {
     hasher: Sha256,
 }
 
-fn worker(dir: &Path, rx: Receiver<Job>, state: &Mutex<State>, links: &Links) {
+/// The disk worker: runs jobs in order until the queue closes.
+fn run(dir: &Path, rx: Receiver<Job>, state: &Mutex<State>, links: &Links) {
     let mut open: HashMap<u64, Writing> = HashMap::new();
     let answer = |to: ReplyTo, done: FileDone| {
         links.send(to.shard, Done::File(done));
@@ -442,7 +419,7 @@ fn worker(dir: &Path, rx: Receiver<Job>, state: &Mutex<State>, links: &Links) {
 
 /// Answers recheck requests after [`RECHECK_AFTER`], in batches: one sleep serves every request
 /// that arrived meanwhile.
-fn pacer(rx: Receiver<(ReplyTo, u64)>, links: &Links) {
+fn pace(rx: Receiver<(ReplyTo, u64)>, links: &Links) {
     while let Ok(first) = rx.recv() {
         std::thread::sleep(RECHECK_AFTER);
         for (to, tag) in std::iter::once(first).chain(rx.try_iter()) {

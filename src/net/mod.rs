@@ -1,4 +1,13 @@
-//! Socket setup with socket2: listeners with the options a busy chat server wants.
+//! Sockets and bytes: listeners with the options a busy chat server wants (socket2), the
+//! predicates for non-blocking results, the process's open-files limit, byte counters, and the
+//! layers a connection's bytes pass through:
+//! - [`buffer`]: the shared read arena, a connection's partial frame, the bounded outbound queue.
+//! - [`transport`]: the seam over plain TCP and TLS: read plaintext, flush a queue, report how.
+//! - [`tls`]: every rustls call (server sessions, certificates, the blocking client stream).
+
+pub mod buffer;
+pub mod tls;
+pub mod transport;
 
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
@@ -41,4 +50,28 @@ pub fn would_block(e: &io::Error) -> bool {
 pub fn is_transient_accept_error(e: &io::Error) -> bool {
     matches!(e.kind(), io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset | io::ErrorKind::Interrupted)
         || matches!(e.raw_os_error(), Some(libc::EPROTO) | Some(libc::ENOBUFS) | Some(libc::ENOMEM))
+}
+
+/// Bytes that crossed a socket, per direction (ciphertext under TLS).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WireCount {
+    /// Bytes read from sockets.
+    pub read: u64,
+    /// Bytes written to sockets.
+    pub written: u64,
+}
+
+/// Lifts the soft open-files limit to the hard one: every connection is a descriptor, and the
+/// usual soft limit is 1,024. Returns `(old, new)` when it changed the limit.
+pub fn raise_fd_limit() -> Option<(libc::rlim_t, libc::rlim_t)> {
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 || lim.rlim_cur >= lim.rlim_max {
+            return None;
+        }
+        let old = lim.rlim_cur;
+        lim.rlim_cur = lim.rlim_max;
+        (libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0).then_some((old, lim.rlim_max))
+    }
 }

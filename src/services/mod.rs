@@ -1,26 +1,38 @@
-//! The services every shard shares for the seed features: authentication settings and the
-//! accounts worker, message history and its writer thread, the admin credential, the stats
-//! source, and the links back to the shards that worker threads answer through.
+//! The services every shard shares, each doing its slow work on a [`Worker`] thread so that no
+//! event loop ever blocks:
+//! - [`accounts`]: the auth modes, login throttling, and the argon2id accounts worker (SQLite).
+//! - [`history`]: room history: the RAM cache replays read, and a [`history::HistoryStore`]
+//!   (SQLite today) that makes messages durable.
+//! - [`files`]: shared files: ids, caps and quota, metadata sidecars, the disk worker.
+//! - [`console`]: admin commands typed on the server's stdin.
+//! - [`worker`]: the one worker-thread type they all use.
 //!
-//! One [`Features`] per server, created by [`Features::start`] before the shards and handed to
-//! the [`Directory`](crate::directory::Directory) with `with_features`. Worker threads never
-//! touch a hub: they send a [`Done`] into the asking shard's inbox (the same channel and
-//! `mio::Waker` that carry cross-shard work), and the hub acts on it on its own thread.
+//! One [`Services`] per server, created by [`Services::start`] before the shards. Worker threads
+//! never touch a shard: they answer with a [`Done`] through [`Links`], which the server wires to
+//! the asking shard's inbox (the channel and `mio::Waker` that carry cross-shard work), and the
+//! chat core acts on it on its own thread.
 
-use crate::admin::AdminRequest;
-use crate::auth::{random_passkey, Accounts, AuthError, AuthMode, AuthVerdict, Throttle};
-use crate::config::ServerConfig;
-use crate::directory::{Remote, ShardLink};
-use crate::files::{FileDone, FileStore, FilesError};
-use crate::history::{DurableAcks, History, HistoryError, HistoryMode};
+pub mod accounts;
+pub mod console;
+pub mod files;
+pub mod history;
+pub mod worker;
+
+pub use worker::Worker;
+
+use crate::config::{AuthMode, HistoryMode, ServerConfig};
 use crate::stats::StatsSnapshot;
+use accounts::{random_passkey, Accounts, AuthError, AuthVerdict, Throttle};
+use console::AdminRequest;
+use files::{FileDone, FileStore, FilesError};
+use history::{DurableAcks, History, HistoryError};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 /// A source of server-wide counters for the admin `stats` command.
 pub type StatsSource = Arc<dyn Fn() -> StatsSnapshot + Send + Sync>;
 
-/// Results of off-loop work, delivered to a shard as [`Remote::Done`].
+/// Results of off-loop work, delivered to the shard that asked.
 #[derive(Debug)]
 pub enum Done {
     /// The accounts worker's verdict on a LOGIN or REGISTER.
@@ -33,26 +45,31 @@ pub enum Done {
     File(FileDone),
 }
 
-/// The shards' inboxes, known once the shards exist (workers start before them).
-#[derive(Debug, Default)]
-pub struct Links(OnceLock<Vec<ShardLink>>);
+/// How a worker's answer reaches shard `n`: set by the server once the shards exist.
+pub type Answer = Arc<dyn Fn(usize, Done) -> bool + Send + Sync>;
 
-impl Links {
-    /// Sends `done` to `shard` and wakes its loop; false if the shard is unknown or gone.
-    pub fn send(&self, shard: usize, done: Done) -> bool {
-        let Some(link) = self.0.get().and_then(|l| l.get(shard)) else { return false };
-        if link.tx.send(vec![Remote::Done(done)]).is_err() {
-            return false;
-        }
-        let _ = link.waker.wake();
-        true
+/// The way back to the shards, known once they exist (workers start before them).
+#[derive(Default)]
+pub struct Links(OnceLock<Answer>);
+
+impl std::fmt::Debug for Links {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Links").field(&self.0.get().is_some()).finish()
     }
 }
 
-/// Errors starting the features.
+impl Links {
+    /// Sends `done` to `shard` and wakes its loop; false if the shard is unknown or gone (or
+    /// the server has not wired the links yet).
+    pub fn send(&self, shard: usize, done: Done) -> bool {
+        self.0.get().is_some_and(|answer| answer(shard, done))
+    }
+}
+
+/// Errors starting the services.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum FeatureError {
+pub enum ServiceError {
     #[error("cannot create the data directory {path}: {source}")]
     DataDir { path: String, source: std::io::Error },
     #[error(transparent)]
@@ -64,7 +81,7 @@ pub enum FeatureError {
 }
 
 /// The shared feature services of one server.
-pub struct Features {
+pub struct Services {
     /// How clients authenticate.
     pub auth: AuthMode,
     /// The passkey, in passkey mode.
@@ -89,23 +106,23 @@ pub struct Features {
     pub started: Instant,
 }
 
-impl std::fmt::Debug for Features {
+impl std::fmt::Debug for Services {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Features").field("auth", &self.auth).field("history", &self.history).finish_non_exhaustive()
+        f.debug_struct("Services").field("auth", &self.auth).field("history", &self.history).finish_non_exhaustive()
     }
 }
 
-impl Default for Features {
+impl Default for Services {
     /// Open mode, no history replay, no admin: ChatProto v1.0 semantics, what a server whose
-    /// directory was built without [`Features::start`] does.
+    /// directory was built without [`Services::start`] does.
     fn default() -> Self {
-        Features::with_history(AuthMode::Open, History::memory(0), Arc::default())
+        Services::with_history(AuthMode::Open, History::memory(0), Arc::default())
     }
 }
 
-impl Features {
+impl Services {
     fn with_history(auth: AuthMode, history: History, links: Arc<Links>) -> Self {
-        Features {
+        Services {
             auth,
             passkey: None,
             passkey_generated: false,
@@ -122,19 +139,23 @@ impl Features {
 
     /// Starts what `config.features` asks for: creates the data directory, opens the databases,
     /// starts the history writer and the accounts worker, and picks the passkey.
-    pub fn start(config: &ServerConfig) -> Result<Arc<Features>, FeatureError> {
+    pub fn start(config: &ServerConfig) -> Result<Arc<Services>, ServiceError> {
         let fs = &config.features;
         let links = Arc::new(Links::default());
         let needs_dir = fs.history == HistoryMode::Sqlite || fs.auth == AuthMode::Accounts;
         if needs_dir {
             std::fs::create_dir_all(&fs.data_dir)
-                .map_err(|source| FeatureError::DataDir { path: fs.data_dir.display().to_string(), source })?;
+                .map_err(|source| ServiceError::DataDir { path: fs.data_dir.display().to_string(), source })?;
         }
         let history = match fs.history {
             HistoryMode::Memory => History::memory(fs.history_len),
-            HistoryMode::Sqlite => History::sqlite(&fs.in_data_dir(&fs.history_path), fs.history_len, links.clone())?,
+            HistoryMode::Sqlite => {
+                let path = fs.in_data_dir(&fs.history_path);
+                let (store, loaded) = history::sqlite::SqliteStore::open(&path, fs.history_len, links.clone())?;
+                History::with_store(fs.history_len, Box::new(store), loaded)
+            }
         };
-        let mut f = Features::with_history(fs.auth, history, links.clone());
+        let mut f = Services::with_history(fs.auth, history, links.clone());
         if fs.auth == AuthMode::Passkey {
             f.passkey_generated = fs.passkey.is_none();
             f.passkey = Some(fs.passkey.clone().unwrap_or_else(random_passkey));
@@ -153,9 +174,9 @@ impl Features {
         Ok(Arc::new(f))
     }
 
-    /// Lets worker threads reach the shards. Called once by `Directory::with_features`.
-    pub(crate) fn attach(&self, links: Vec<ShardLink>) {
-        let _ = self.links.0.set(links);
+    /// Lets worker threads reach the shards (the first call wins).
+    pub fn attach(&self, answer: Answer) {
+        let _ = self.links.0.set(answer);
     }
 
     /// The shards' inboxes.
@@ -180,7 +201,7 @@ impl Features {
 
     /// True when `password` is the admin's password.
     pub fn admin_password_ok(&self, password: &str) -> bool {
-        self.admin.as_ref().is_some_and(|(_, p)| crate::auth::secret_eq(p, password))
+        self.admin.as_ref().is_some_and(|(_, p)| crate::services::accounts::secret_eq(p, password))
     }
 
     /// The accounts worker, in accounts mode.

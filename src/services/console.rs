@@ -14,7 +14,7 @@
 //! The console ([`spawn_console`]) reads lines from stdin, sends each command to shard 0 as
 //! [`Done::Console`] through the shard's inbox and waker, and prints the reply it gets back.
 
-use crate::features::{Done, Features};
+use crate::services::{Done, Services};
 use std::io::{BufRead, Write};
 use std::sync::mpsc::{channel, Sender};
 use std::sync::Arc;
@@ -101,23 +101,23 @@ pub struct AdminRequest {
 }
 
 /// Runs one command through shard 0 and waits (bounded) for its answer.
-pub fn execute(features: &Features, command: AdminCommand) -> String {
+pub fn execute(services: &Services, command: AdminCommand) -> String {
     let (tx, rx) = channel();
-    if !features.links().send(0, Done::Console(AdminRequest { command, reply: tx })) {
+    if !services.links().send(0, Done::Console(AdminRequest { command, reply: tx })) {
         return "the server is not running".to_string();
     }
     rx.recv_timeout(REPLY_TIMEOUT).unwrap_or_else(|_| "no answer from the server".to_string())
 }
 
 /// Reads commands from `input` until it ends and writes each answer to `output`.
-pub fn run_console(features: &Features, input: impl BufRead, mut output: impl Write) -> std::io::Result<()> {
+pub fn run_console(services: &Services, input: impl BufRead, mut output: impl Write) -> std::io::Result<()> {
     for line in input.lines() {
         let line = line?;
         if line.trim().is_empty() {
             continue;
         }
         let answer = match parse(&line) {
-            Ok(cmd) => execute(features, cmd),
+            Ok(cmd) => execute(services, cmd),
             Err(e) => e.to_string(),
         };
         writeln!(output, "{answer}")?;
@@ -128,10 +128,10 @@ pub fn run_console(features: &Features, input: impl BufRead, mut output: impl Wr
 
 /// Starts the server console on its own thread: admin commands typed on stdin, answers on
 /// stdout. The thread ends when stdin does.
-pub fn spawn_console(features: Arc<Features>) -> std::io::Result<std::thread::JoinHandle<()>> {
+pub fn spawn_console(services: Arc<Services>) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new().name("chat-console".into()).spawn(move || {
         let stdin = std::io::stdin();
-        if let Err(e) = run_console(&features, stdin.lock(), std::io::stdout()) {
+        if let Err(e) = run_console(&services, stdin.lock(), std::io::stdout()) {
             tracing::warn!("console: {e}");
         }
     })

@@ -3,10 +3,10 @@
 //! Members are kept in a plain `Vec` of connection keys, so a room message is one linear walk.
 //! Each member remembers its position ([`Membership::index`]), so leaving is an O(1)
 //! `swap_remove`; the member moved into the hole is reported back so its position can be fixed.
-//! A room exists here while it has local members; the [`Directory`](crate::directory) knows the
+//! A room exists here while it has local members; the [`Directory`](crate::cluster) knows the
 //! room across shards.
 
-use crate::directory::RoomShared;
+use crate::cluster::RoomShared;
 use slab::Slab;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -84,12 +84,8 @@ impl Rooms {
         moved
     }
 
-    /// Number of rooms with local members.
-    pub fn len(&self) -> usize {
-        self.rooms.len()
-    }
-
     /// True when no room has local members.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.rooms.is_empty()
     }

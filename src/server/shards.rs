@@ -2,30 +2,30 @@
 //! listener, loop thread, slab and room members; the kernel spreads connections over them.
 
 use super::{load_tls, Parts, Server, ServerError, ServerHandle};
-use crate::config::ServerConfig;
-use crate::directory::{Directory, MAX_SHARDS};
-use crate::features::Features;
+use crate::cluster::{Backplane, InProcess, Remote};
+use crate::config::{ServerConfig, MAX_SHARDS};
 use crate::net::listen;
 use crate::protocol::validate::DEFAULT_ROOM;
+use crate::services::Services;
 use crate::stats::StatsSnapshot;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// All shards of one server.
-pub struct Cluster {
+pub struct Shards {
     shards: Vec<Server>,
     addr: SocketAddr,
-    handle: ClusterHandle,
-    features: Arc<Features>,
+    handle: ShardsHandle,
+    services: Arc<Services>,
 }
 
 /// Handle to every shard: stop them all, read their counters.
 #[derive(Clone)]
-pub struct ClusterHandle {
+pub struct ShardsHandle {
     shards: Vec<ServerHandle>,
 }
 
-impl ClusterHandle {
+impl ShardsHandle {
     /// Asks every shard to shut down gracefully.
     pub fn shutdown(&self) {
         self.shards.iter().for_each(ServerHandle::shutdown);
@@ -44,11 +44,11 @@ impl ClusterHandle {
     }
 }
 
-impl Cluster {
+impl Shards {
     /// Binds `config.shard_count()` listeners on `config.bind` with SO_REUSEPORT (the first
-    /// picks the port when it is 0) and links the shards through one directory. The connection
+    /// picks the port when it is 0) and links the shards through one in-process backplane. The connection
     /// limit is split evenly between shards.
-    pub fn bind(mut config: ServerConfig) -> Result<Cluster, ServerError> {
+    pub fn bind(mut config: ServerConfig) -> Result<Shards, ServerError> {
         let n = config.shard_count().clamp(1, MAX_SHARDS);
         config.max_connections = config.max_connections.div_ceil(n);
         let acceptor = if config.tls.enabled { Some(load_tls(&config)?) } else { None };
@@ -66,11 +66,16 @@ impl Cluster {
             parts.push(p);
             links.push(link);
         }
-        let features = Features::start(&config)?;
-        let dir = Arc::new(Directory::new(links, DEFAULT_ROOM).with_features(features.clone()));
-        let mut shards: Vec<Server> =
-            parts.into_iter().enumerate().map(|(i, p)| p.finish(i, dir.clone(), config.clone())).collect();
-        let handle = ClusterHandle { shards: shards.iter().map(Server::handle).collect() };
+        let services = Services::start(&config)?;
+        let backplane = Arc::new(InProcess::new(links, DEFAULT_ROOM));
+        let bp = backplane.clone();
+        services.attach(Arc::new(move |shard, done| bp.deliver(shard, vec![Remote::Done(done)])));
+        let mut shards: Vec<Server> = parts
+            .into_iter()
+            .enumerate()
+            .map(|(i, p)| p.finish(i, backplane.clone(), services.clone(), config.clone()))
+            .collect();
+        let handle = ShardsHandle { shards: shards.iter().map(Server::handle).collect() };
         if let Some(maddr) = config.metrics {
             let mut endpoint = crate::metrics::MetricsEndpoint::bind(maddr)
                 .map_err(|source| ServerError::Bind { addr: maddr, source })?;
@@ -79,8 +84,8 @@ impl Cluster {
             shards[0].metrics = Some((endpoint, handle.shards.clone()));
         }
         let stats = handle.clone();
-        features.set_stats_source(Arc::new(move || stats.stats()));
-        Ok(Cluster { shards, addr, handle, features })
+        services.set_stats_source(Arc::new(move || stats.stats()));
+        Ok(Shards { shards, addr, handle, services })
     }
 
     /// Number of shards.
@@ -93,13 +98,13 @@ impl Cluster {
         self.addr
     }
 
-    /// The shared feature services (passkey, history, accounts, admin console).
-    pub fn features(&self) -> Arc<Features> {
-        self.features.clone()
+    /// The shared services (passkey, history, accounts, admin console).
+    pub fn services(&self) -> Arc<Services> {
+        self.services.clone()
     }
 
     /// A handle to all shards.
-    pub fn handle(&self) -> ClusterHandle {
+    pub fn handle(&self) -> ShardsHandle {
         self.handle.clone()
     }
 

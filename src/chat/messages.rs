@@ -1,0 +1,158 @@
+//! Room and private messages: fan-out to local members (encoded once per format, shared by
+//! every recipient), hand-off to the other shards, and delivery of what they hand us.
+
+use super::outbox::pick;
+use super::room::RoomId;
+use super::{fold, Hub, Outbox};
+use crate::cluster::{Frames, Remote};
+use crate::protocol::{ErrorCode, ServerMsg, WireFormat};
+use bytes::Bytes;
+use std::sync::Arc;
+
+/// Index of a format in the per-format encoding slots.
+fn slot(format: WireFormat) -> usize {
+    match format {
+        WireFormat::Binary => 0,
+        WireFormat::Json => 1,
+    }
+}
+
+impl Hub {
+    /// ROOM_MSG: stamp id, time and sender, deliver to the room everywhere, record it (which
+    /// acknowledges it).
+    pub(super) fn room_msg<O: Outbox>(&mut self, out: &mut O, key: usize, text: &str) {
+        if text.is_empty() {
+            return out.send_error(key, ErrorCode::EmptyText, "empty message");
+        }
+        let Some(session) = self.sessions.get(key) else { return };
+        let (from, room) = (session.name.clone(), session.membership.room);
+        let id = self.next_seq * self.backplane.shard_count() as u64 + self.shard as u64;
+        let ts_ms = self.now_ms;
+        self.next_seq += 1;
+        let room_name = self.rooms.room(room).name.clone();
+        let msg = ServerMsg::RoomMsg {
+            id,
+            ts_ms,
+            room: (&*room_name).into(),
+            from: (&*from).into(),
+            text: text.into(),
+            history: false,
+        };
+        self.broadcast(out, room, Some(key), &msg, true);
+        self.counters.room_msgs += 1;
+        self.record(out, key, (id, ts_ms), room_name, from, text);
+    }
+
+    /// Delivers `msg` to every member of `room` on every shard, except local `except`.
+    /// `chat` says whether it is a room message, counted in `deliveries` (presence notices are not).
+    pub(super) fn broadcast<O: Outbox>(
+        &mut self,
+        out: &mut O,
+        room: RoomId,
+        except: Option<usize>,
+        msg: &ServerMsg<'_>,
+        chat: bool,
+    ) {
+        let mut encoded = [None, None];
+        let n = self.fanout(out, room, except, &mut encoded, Some(msg));
+        if chat {
+            self.counters.deliveries += n;
+        }
+        let r = self.rooms.room(room);
+        let others = r.shared.shards() & !(1u64 << self.shard);
+        if others == 0 {
+            return;
+        }
+        let frames = Frames {
+            binary: encoded[0].take().unwrap_or_else(|| out.encode(WireFormat::Binary, msg)),
+            json: encoded[1].take().unwrap_or_else(|| out.encode(WireFormat::Json, msg)),
+        };
+        self.relay.room(others, &r.name, &frames, chat);
+    }
+
+    /// Queues a frame for every local member of `room` but `except`. `encoded` holds the frame
+    /// per format (index 0 binary, 1 JSON); an empty slot is filled by encoding `msg` once.
+    /// Returns the number of recipients.
+    fn fanout<O: Outbox>(
+        &self,
+        out: &mut O,
+        room: RoomId,
+        except: Option<usize>,
+        encoded: &mut [Option<Bytes>; 2],
+        msg: Option<&ServerMsg<'_>>,
+    ) -> u64 {
+        let mut n = 0;
+        for &member in &self.rooms.room(room).members {
+            if Some(member) == except {
+                continue;
+            }
+            let Some(format) = out.format(member) else { continue };
+            let slot = &mut encoded[slot(format)];
+            let frame = match (&*slot, msg) {
+                (Some(f), _) => f.clone(),
+                (None, Some(msg)) => slot.insert(out.encode(format, msg)).clone(),
+                (None, None) => continue,
+            };
+            out.push(member, frame);
+            n += 1;
+        }
+        n
+    }
+
+    /// Another shard's room frames: deliver them to the local members of `room`.
+    pub(super) fn room_from_remote<O: Outbox>(&mut self, out: &mut O, room: &str, frames: Frames, chat: bool) {
+        let Some(id) = self.rooms.find(room) else { return };
+        let mut encoded = [Some(frames.binary), Some(frames.json)];
+        let n = self.fanout(out, id, None, &mut encoded, None);
+        if chat {
+            self.counters.deliveries += n;
+        }
+    }
+
+    /// Queues `frames` for every logged-in local connection.
+    pub(super) fn deliver_all<O: Outbox>(&mut self, out: &mut O, frames: &Frames) {
+        for key in self.sessions.keys() {
+            if let Some(format) = out.reply_format(key) {
+                out.push(key, pick(frames, format).clone());
+            }
+        }
+    }
+
+    /// PRIVATE_MSG: to the named user wherever they are, echoed to the sender.
+    pub(super) fn private_msg<O: Outbox>(&mut self, out: &mut O, key: usize, to: &str, text: &str) {
+        if text.is_empty() {
+            return out.send_error(key, ErrorCode::EmptyText, "empty message");
+        }
+        let folded = fold(&mut self.fold_buf, to);
+        let target = match self.local_users.get(folded) {
+            Some(&k) => self.sessions.name(k).map(|name| (self.shard, k, name.clone())),
+            None => self.backplane.locate(folded).map(|e| (e.shard, e.key, e.name)),
+        };
+        let Some((shard, target, to_name)) = target else {
+            return out.send_error(key, ErrorCode::UnknownUser, &format!("no user named {to:?} is online"));
+        };
+        let Some(from) = self.sessions.name(key).cloned() else { return };
+        let msg = ServerMsg::PrivateMsgDelivery {
+            ts_ms: self.now_ms,
+            from: (&*from).into(),
+            to: (&*to_name).into(),
+            text: text.into(),
+        };
+        if shard == self.shard {
+            out.send(target, &msg);
+        } else {
+            let frames = out.encode_both(&msg);
+            self.relay.to(shard, Remote::Direct { key: target, user: to_name.clone(), frames });
+        }
+        if (shard, target) != (self.shard, key) {
+            out.send(key, &msg);
+        }
+        self.counters.private_msgs += 1;
+    }
+
+    /// The name of the room `key` is in, with the user's name.
+    pub(super) fn user_and_room(&self, key: usize) -> Option<(Arc<str>, Arc<str>)> {
+        let s = self.sessions.get(key)?;
+        Some((s.name.clone(), self.rooms.room(s.membership.room).name.clone()))
+    }
+}

@@ -1,0 +1,82 @@
+//! Rooms: switching rooms, presence notices, and the user and room lists.
+
+use super::room::{Membership, RoomId};
+use super::{Hub, Outbox};
+use crate::protocol::validate::check_room;
+use crate::protocol::{ErrorCode, ServerMsg, SystemKind};
+use std::sync::Arc;
+
+impl Hub {
+    /// JOIN_ROOM: leave the current room (telling it), enter the new one, replay its history,
+    /// tell it.
+    pub(super) fn join<O: Outbox>(&mut self, out: &mut O, key: usize, room: &str) {
+        if let Err(e) = check_room(room) {
+            return out.send_error(key, ErrorCode::InvalidRoom, &format!("invalid room name: {e}"));
+        }
+        let Some(session) = self.sessions.get(key) else { return };
+        let (name, old) = (session.name.clone(), session.membership);
+        if &*self.rooms.room(old.room).name == room {
+            return out.send(key, &ServerMsg::JoinRoom { room: room.into() });
+        }
+        self.leave_room(out, key, old, SystemKind::Leave);
+        let (id, membership) = self.enter_room(key, &name, room);
+        if let Some(s) = self.sessions.get_mut(key) {
+            s.membership = membership;
+        }
+        out.send(key, &ServerMsg::JoinRoom { room: room.into() });
+        self.replay(out, key, room);
+        self.presence(out, id, key, SystemKind::Join, &name);
+    }
+
+    /// Adds `key` (user `name`) to `room` here and on the backplane.
+    pub(super) fn enter_room(&mut self, key: usize, name: &Arc<str>, room: &str) -> (RoomId, Membership) {
+        let (canonical, shared) = self.backplane.join(room, self.shard, name);
+        let id = self.rooms.get_or_create(&canonical, shared);
+        (id, self.rooms.join(id, key))
+    }
+
+    /// Takes `key` out of its room, fixing the moved member's index, and tells the room.
+    pub(super) fn leave_room<O: Outbox>(&mut self, out: &mut O, key: usize, m: Membership, kind: SystemKind) {
+        let Some(name) = self.sessions.name(key).cloned() else { return };
+        // Announce before the room can vanish with its last member.
+        self.presence(out, m.room, key, kind, &name);
+        let room_name = self.rooms.room(m.room).name.clone();
+        if let Some(moved) = self.rooms.leave(m) {
+            if let Some(s) = self.sessions.get_mut(moved) {
+                s.membership.index = m.index;
+            }
+        }
+        self.backplane.leave(&room_name, self.shard, &name);
+    }
+
+    /// Tells everyone in `room` but `who` that `who` joined, left or disconnected — unless the
+    /// room is over the presence limit or the server is shutting down.
+    pub(super) fn presence<O: Outbox>(&mut self, out: &mut O, room: RoomId, who: usize, kind: SystemKind, name: &str) {
+        let room_name = self.rooms.room(room).name.clone();
+        if self.quiet || (self.presence_limit > 0 && self.backplane.room_size(&room_name) > self.presence_limit) {
+            return;
+        }
+        let verb = match kind {
+            SystemKind::Join => "joined",
+            SystemKind::Leave => "left",
+            _ => "disconnected from",
+        };
+        let text = format!("{name} {verb} {room_name}");
+        let msg = ServerMsg::SystemMsg { kind, room: (&*room_name).into(), user: name.into(), text: text.into() };
+        self.broadcast(out, room, Some(who), &msg, false);
+    }
+
+    /// LIST_USERS: the members of the sender's room, everywhere.
+    pub(super) fn list_users<O: Outbox>(&self, out: &mut O, key: usize) {
+        let Some(session) = self.sessions.get(key) else { return };
+        let room = &self.rooms.room(session.membership.room).name;
+        let users = self.backplane.members(room).iter().map(|n| n.to_string().into()).collect();
+        out.send(key, &ServerMsg::ListUsers { room: (&**room).into(), users });
+    }
+
+    /// LIST_ROOMS: every room with its member count.
+    pub(super) fn list_rooms<O: Outbox>(&self, out: &mut O, key: usize) {
+        let rooms = self.backplane.rooms().into_iter().map(|(n, c)| (n.to_string().into(), c)).collect();
+        out.send(key, &ServerMsg::ListRooms { rooms });
+    }
+}

@@ -1,0 +1,137 @@
+//! The backplane seam: what the chat rules need from "everyone else" — the other shards of this
+//! server today, other nodes tomorrow.
+//!
+//! A backplane answers who is online where (user names are unique across it), which rooms exist
+//! with which members, and carries already-encoded frames to the shards that host recipients.
+//! The chat rules ([`crate::chat`]) hold an `Arc<dyn Backplane>` and never know which one they
+//! have. [`InProcess`] is the one implementation: one directory behind a mutex, shared by the
+//! shards of one process, with each shard's inbox a channel plus a `mio::Waker`.
+//!
+//! A room message never takes a lock: the chat core reads the room's [`RoomShared`] mask to see
+//! which other shards host members, and [`Relay`] batches the frames per shard for one
+//! [`Backplane::deliver`] per shard per loop turn.
+
+mod local;
+mod relay;
+
+pub use local::InProcess;
+pub use relay::Relay;
+
+use crate::services::Done;
+use bytes::Bytes;
+use mio::Waker;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::Arc;
+
+/// Room state every shard hosting members of the room can read without a lock.
+#[derive(Debug, Default)]
+pub struct RoomShared {
+    /// Bit `i` is set while shard `i` hosts at least one member. Written by the backplane (under
+    /// its lock) on join and leave; read by every message sent to the room.
+    shards: AtomicU64,
+}
+
+impl RoomShared {
+    /// Shards hosting members, as a bit mask.
+    pub fn shards(&self) -> u64 {
+        self.shards.load(Ordering::Acquire)
+    }
+
+    /// Marks `shard` as hosting members.
+    fn add(&self, shard: usize) {
+        self.shards.fetch_or(1 << shard, Ordering::AcqRel);
+    }
+
+    /// Marks `shard` as hosting none.
+    fn remove(&self, shard: usize) {
+        self.shards.fetch_and(!(1 << shard), Ordering::AcqRel);
+    }
+}
+
+/// A frame encoded once in both formats, for delivery on another shard whose members' formats
+/// the sender does not know.
+#[derive(Clone, Debug)]
+pub struct Frames {
+    /// The binary encoding.
+    pub binary: Bytes,
+    /// The JSON-lines encoding.
+    pub json: Bytes,
+}
+
+/// Work one shard hands another.
+#[derive(Debug)]
+pub enum Remote {
+    /// Deliver to every local member of `room`.
+    /// `chat`: a room message (counted as deliveries), not a presence notice.
+    Room { room: Arc<str>, frames: Frames, chat: bool },
+    /// Deliver to local connection `key` if it is still `user` (keys are reused).
+    Direct { key: usize, user: Arc<str>, frames: Frames },
+    /// Deliver to every logged-in local connection (admin alerts).
+    All { frames: Frames },
+    /// Close local connection `key` if it is still `user` (admin kick).
+    Kick { key: usize, user: Arc<str> },
+    /// The result of work done off the loop (hashing, disk, console).
+    Done(Done),
+}
+
+/// How to reach a shard: its inbox and the waker of its loop.
+#[derive(Clone, Debug)]
+pub struct ShardLink {
+    /// Batches of work for the shard.
+    pub tx: Sender<Vec<Remote>>,
+    /// Wakes the shard's poll.
+    pub waker: Arc<Waker>,
+}
+
+/// Where an online user is.
+#[derive(Clone, Debug)]
+pub struct UserEntry {
+    /// The name as the user wrote it.
+    pub name: Arc<str>,
+    /// The shard holding the connection.
+    pub shard: usize,
+    /// The connection's key on that shard.
+    pub key: usize,
+}
+
+/// The answer to a name claim.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// The name is this user's until released.
+    Granted,
+    /// Someone else holds the name.
+    Taken,
+}
+
+/// What the chat rules of one shard need from the rest of the server (or cluster).
+///
+/// Every method but [`Backplane::deliver`] may take a lock: the chat core calls them on login,
+/// logout, join, leave, lists and admin commands, never per room message.
+pub trait Backplane: Send + Sync {
+    /// Number of shards (the room mask has one bit per shard).
+    fn shard_count(&self) -> usize;
+    /// Claims `folded` (a case-folded user name) for `entry`.
+    fn claim(&self, folded: &str, entry: UserEntry) -> Claim;
+    /// Releases a claimed name.
+    fn release(&self, folded: &str);
+    /// Where the user with this case-folded name is, if online.
+    fn locate(&self, folded: &str) -> Option<UserEntry>;
+    /// Records `user` (on `shard`) as a member of `room`, creating it; returns the room's
+    /// canonical name and its shared state.
+    fn join(&self, room: &str, shard: usize, user: &Arc<str>) -> (Arc<str>, Arc<RoomShared>);
+    /// Removes `user` (on `shard`) from `room`, deleting an emptied room (not the default one).
+    fn leave(&self, room: &str, shard: usize, user: &str);
+    /// Members of `room` everywhere.
+    fn room_size(&self, room: &str) -> usize;
+    /// Member names of `room`, sorted.
+    fn members(&self, room: &str) -> Vec<Arc<str>>;
+    /// Every room and its member count, sorted by name; the default room is always listed.
+    fn rooms(&self) -> Vec<(Arc<str>, u32)>;
+    /// Every room with its members' names, sorted by room (admin `users`).
+    fn users_by_room(&self) -> Vec<(Arc<str>, Vec<Arc<str>>)>;
+    /// Users online everywhere.
+    fn online(&self) -> usize;
+    /// Hands a batch of work to `shard` and wakes it; false if the shard is unknown or gone.
+    fn deliver(&self, shard: usize, batch: Vec<Remote>) -> bool;
+}
