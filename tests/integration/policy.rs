@@ -2,9 +2,10 @@
 //! limit. Each limit is set small so the test is quick; waits stay bounded by the support
 //! deadline and nothing asserts how long anything took.
 
-use crate::support::{is_notice, is_room_msg, server_with, tls_config, Client, Msg, TempDir};
-use chatproto::protocol::{ClientMsg, ErrorCode, ServerMsg, SystemKind, WireFormat};
-use chatproto::ServerConfig;
+use crate::support::{
+    is_notice, is_room_msg, server_with, tls_config, Client, ClientMsg, ErrorCode, Msg, ServerConfig, ServerMsg,
+    SystemKind, TempDir, WireFormat,
+};
 use std::time::Duration;
 
 /// The one ERROR_MSG among `frames`, which must end with the close.

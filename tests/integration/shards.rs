@@ -2,10 +2,10 @@
 //! connections, and users on different shards must not notice. Deliveries from another shard
 //! arrive asynchronously, so these tests wait for markers instead of using `Client::sync`.
 
-use crate::support::{is_notice, server_with, Client, Msg};
-use chatproto::protocol::{ClientMsg, ErrorCode, ServerMsg, SystemKind, WireFormat};
-use chatproto::server::RunningServer;
-use chatproto::ServerConfig;
+use crate::support::{
+    is_notice, server_with, Client, ClientMsg, ErrorCode, Msg, RunningServer, ServerConfig, ServerMsg, SystemKind,
+    WireFormat,
+};
 use std::collections::{BTreeMap, BTreeSet};
 
 const SHARDS: usize = 2;

@@ -1,7 +1,6 @@
 //! Graceful shutdown: every client hears why, then sees the stream end.
 
-use crate::support::{server_with, tls_config, Client, Msg, TempDir};
-use chatproto::protocol::{ServerMsg, SystemKind, WireFormat};
+use crate::support::{server_with, tls_config, Client, Msg, ServerMsg, SystemKind, TempDir, WireFormat};
 use std::net::TcpStream;
 
 #[track_caller]
@@ -24,7 +23,7 @@ fn stop_tells_every_client_then_closes() {
     bob.login("bob");
     let mut idle = Client::connect(addr, WireFormat::Json); // connected, never spoke
     let mut anon = Client::connect(addr, WireFormat::Binary); // spoke, never logged in
-    anon.send(&chatproto::protocol::ClientMsg::Ping { token: 5 });
+    anon.send(&crate::support::ClientMsg::Ping { token: 5 });
     assert_eq!(anon.recv(), ServerMsg::Pong { token: 5 });
     alice.sync();
     bob.sync();

@@ -3,15 +3,10 @@
 //! set, file sharing (upload, room notification, list, download; caps, quota, integrity, rooms,
 //! shards, backpressure).
 
-#[path = "../integration/support.rs"]
-#[allow(dead_code)] // shared with the integration tests; each binary uses a subset
-mod support;
-
-use chatproto::auth::AuthMode;
-use chatproto::history::HistoryMode;
-use chatproto::protocol::{ClientMsg, ErrorCode, ServerMsg, SystemKind, WireFormat};
-use chatproto::ServerConfig;
-use support::{server, server_with, Client, Msg, TempDir};
+use crate::support::{
+    self, server, server_with, AuthMode, Client, ClientMsg, ErrorCode, HistoryMode, Msg, ServerConfig, ServerMsg,
+    ServerProcess, SystemKind, TempDir, WireFormat,
+};
 
 const FORMATS: [WireFormat; 2] = [WireFormat::Binary, WireFormat::Json];
 
@@ -584,7 +579,7 @@ fn file_notifications_cross_shards() {
         clients.push(Client::login_new(s.addr, FORMATS[i % 2], &format!("s{i:02}")));
         support::wait_for_stats(&s, "the login counted", |st| st.logins == clients.len() as u64);
     }
-    let data = support::random_bytes(3 * TEST_CHUNK);
+    let data = support::random_bytes(0xF11E_5A4D, 3 * TEST_CHUNK);
     let id = upload(&mut clients[0], "shared.bin", &data).expect("upload");
     for c in &mut clients[1..] {
         match c.recv_until(|m| matches!(m, ServerMsg::FileAvailable { .. })) {
@@ -604,7 +599,7 @@ fn downloads_follow_the_reader_instead_of_filling_its_queue() {
     cfg.max_outbound_bytes = 256 * 1024;
     let s = server_with(cfg);
     let mut up = Client::login_new(s.addr, WireFormat::Binary, "up");
-    let data = support::random_bytes(3 * 1024 * 1024);
+    let data = support::random_bytes(0xF11E_0B16, 3 * 1024 * 1024);
     // Paced like the terminal client: the rate limit counts chunks.
     let id = offer(&mut up, "big.bin", data.len() as u64, sha256(&data)).expect("offer");
     for (i, chunk) in data.chunks(TEST_CHUNK).enumerate() {
@@ -638,7 +633,7 @@ fn shared_files_survive_a_restart() {
     let cfg = features_config("d", &dir);
     let s = server_with(cfg.clone());
     let mut c = Client::login_new(s.addr, WireFormat::Binary, "keeper");
-    let data = support::random_bytes(50_000);
+    let data = support::random_bytes(0xF11E_4EE9, 50_000);
     let id = upload(&mut c, "keep.bin", &data).expect("upload");
     drop(c);
     s.stop().expect("stop");
@@ -648,41 +643,13 @@ fn shared_files_survive_a_restart() {
     assert_eq!(download(&mut c, id).expect("download after restart"), data);
 }
 
-/// The real `chat-server` binary, killed (SIGKILL) when dropped.
-struct Binary {
-    child: std::process::Child,
-    addr: std::net::SocketAddr,
-}
-
-impl Binary {
-    /// Starts the binary in `dir` with SQLite history on a free loopback port and waits (bounded)
-    /// until it accepts connections.
-    fn start(dir: &std::path::Path) -> Binary {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_chat-server"))
-            .current_dir(dir)
-            .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--no-tls", "--shards", "1"])
-            .args(["--history", "sqlite", "--data-dir", "data", "--log-level", "warn"])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("start chat-server");
-        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while std::net::TcpStream::connect(addr).is_err() {
-            assert!(std::time::Instant::now() < deadline, "chat-server did not start listening");
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        Binary { child, addr }
-    }
-}
-
-impl Drop for Binary {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Starts the real `chat-server` binary in `dir` with SQLite history on port 0 and waits
+/// (bounded) until it listens. Dropping it sends SIGKILL: no shutdown path runs.
+fn start_binary(dir: &std::path::Path) -> (ServerProcess, std::net::SocketAddr) {
+    let net = ["--bind", "127.0.0.1", "--port", "0", "--no-tls", "--shards", "1"];
+    let server = ServerProcess::start(dir, &[&net[..], &["--history", "sqlite", "--data-dir", "data"]].concat());
+    let addr = server.wait_listening();
+    (server, addr)
 }
 
 /// The documented promise of SQLite mode: ROOM_MSG_ACK means committed, so every acknowledged
@@ -692,14 +659,14 @@ fn acked_messages_survive_a_sigkill_of_the_server() {
     let dir = TempDir::new("sigkill");
     let texts: Vec<String> = (0..30).map(|i| format!("durable {i}")).collect();
     {
-        let server = Binary::start(dir.path());
-        let mut alice = login_ok(server.addr, WireFormat::Binary, "alice", None);
+        let (_server, addr) = start_binary(dir.path());
+        let mut alice = login_ok(addr, WireFormat::Binary, "alice", None);
         for t in &texts {
             say_acked(&mut alice, t);
         }
         // Dropping `server` sends SIGKILL: no shutdown path runs.
     }
-    let server = Binary::start(dir.path());
-    let mut bob = login_ok(server.addr, WireFormat::Json, "bob", None);
+    let (_server, addr) = start_binary(dir.path());
+    let mut bob = login_ok(addr, WireFormat::Json, "bob", None);
     assert_eq!(history_texts(&bob.sync()), texts, "every acknowledged message is in the replayed history");
 }
