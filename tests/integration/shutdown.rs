@@ -1,6 +1,8 @@
 //! Graceful shutdown: every client hears why, then sees the stream end.
 
-use crate::support::{server_with, tls_config, Client, Msg, ServerMsg, SystemKind, TempDir, WireFormat};
+use crate::support::{
+    server, server_with, tls_config, wait_for_stats, Client, Msg, ServerMsg, SystemKind, TempDir, WireFormat,
+};
 use std::net::TcpStream;
 
 #[track_caller]
@@ -28,7 +30,7 @@ fn stop_tells_every_client_then_closes() {
     alice.sync();
     bob.sync();
     // Make sure the server has accepted the idle connection before stopping.
-    crate::support::wait_for_stats(&server, "four connections", |s| s.connections_open == 4);
+    wait_for_stats(&server, "four connections", |s| s.connections_open == 4);
 
     server.stop().expect("clean stop");
 
@@ -43,7 +45,7 @@ fn stop_tells_every_client_then_closes() {
 
 #[test]
 fn dropping_the_server_also_closes_clients() {
-    let server = crate::support::server();
+    let server = server();
     let mut alice = Client::login_new(server.addr, WireFormat::Binary, "alice");
     drop(server);
     assert_shutdown_notice(&alice.expect_closed(), "alice");
