@@ -1,7 +1,6 @@
 //! Backpressure: the outbound cap cuts off readers that fall behind, never readers that keep up.
 
-use crate::support::{server_with, unlimited_config, Client, DEADLINE};
-use chatproto::protocol::{ClientMsg, ServerMsg, WireFormat};
+use crate::support::{server_with, unlimited_config, Client, ClientMsg, ServerMsg, WireFormat, DEADLINE};
 use std::time::Instant;
 
 /// `observer` reads on its own thread until it has seen `expect` room messages; returns how
@@ -65,5 +64,5 @@ fn a_burst_larger_than_the_cap_reaches_a_prompt_reader() {
 
 #[test]
 fn a_large_burst_reaches_a_prompt_reader_with_the_default_cap() {
-    burst_reaches_a_prompt_reader(chatproto::ServerConfig::default().max_outbound_bytes, 4000);
+    burst_reaches_a_prompt_reader(crate::support::ServerConfig::default().max_outbound_bytes, 4000);
 }

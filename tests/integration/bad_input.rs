@@ -2,8 +2,7 @@
 //! connection usable, framing errors close it, and in every case two normal clients in the same
 //! room keep chatting.
 
-use crate::support::{is_notice, is_room_msg, raw, server, Client, Msg};
-use chatproto::protocol::{ErrorCode, ServerMsg, SystemKind, WireFormat};
+use crate::support::{is_notice, is_room_msg, raw, server, Client, ErrorCode, Msg, ServerMsg, SystemKind, WireFormat};
 
 /// What happens to the offender after its bad input.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -96,9 +95,6 @@ fn json(line: &str, code: ErrorCode, after: After) -> Case {
     Case { format: WireFormat::Json, logged_in: true, bytes: line.as_bytes().to_vec(), code, after }
 }
 
-/// ROOM_MSG's type code.
-const ROOM_MSG: u8 = 4;
-
 #[test]
 fn binary_unknown_type_code() {
     run("unknown type", binary(raw::frame(0x7f, 0, b""), ErrorCode::UnknownType, After::Continues));
@@ -111,32 +107,35 @@ fn binary_unknown_type_code_with_a_body() {
 
 #[test]
 fn binary_reserved_flag_bits() {
-    run("bad flags", binary(raw::frame(ROOM_MSG, 0x80, &raw::text16(b"hi")), ErrorCode::BadFlags, After::Continues));
+    run(
+        "bad flags",
+        binary(raw::frame(raw::ROOM_MSG, 0x80, &raw::text16(b"hi")), ErrorCode::BadFlags, After::Continues),
+    );
 }
 
 #[test]
 fn binary_invalid_utf8_text() {
     let body = raw::text16(&[b'o', b'k', 0xff, 0xfe]);
-    run("bad utf-8", binary(raw::frame(ROOM_MSG, 0, &body), ErrorCode::BadUtf8, After::Continues));
+    run("bad utf-8", binary(raw::frame(raw::ROOM_MSG, 0, &body), ErrorCode::BadUtf8, After::Continues));
 }
 
 #[test]
 fn binary_text_over_the_limit() {
     let body = raw::text16(&vec![b'a'; 8 * 1024 + 1]);
-    run("long text", binary(raw::frame(ROOM_MSG, 0, &body), ErrorCode::FieldTooLong, After::Continues));
+    run("long text", binary(raw::frame(raw::ROOM_MSG, 0, &body), ErrorCode::FieldTooLong, After::Continues));
 }
 
 #[test]
 fn binary_trailing_bytes() {
     let mut body = raw::text16(b"hi");
     body.extend_from_slice(&[0, 0]);
-    run("trailing", binary(raw::frame(ROOM_MSG, 0, &body), ErrorCode::Malformed, After::Continues));
+    run("trailing", binary(raw::frame(raw::ROOM_MSG, 0, &body), ErrorCode::Malformed, After::Continues));
 }
 
 #[test]
 fn binary_field_past_the_end_of_the_body() {
     // Text length says 5, only 1 byte follows.
-    run("truncated", binary(raw::frame(ROOM_MSG, 0, &[0, 5, b'h']), ErrorCode::Malformed, After::Continues));
+    run("truncated", binary(raw::frame(raw::ROOM_MSG, 0, &[0, 5, b'h']), ErrorCode::Malformed, After::Continues));
 }
 
 #[test]
@@ -148,7 +147,7 @@ fn binary_server_only_type_from_a_client() {
 
 #[test]
 fn binary_bad_magic_closes() {
-    let f = raw::frame_with(0x4351, 1, ROOM_MSG, 0, &raw::text16(b"hi"));
+    let f = raw::frame_with(0x4351, 1, raw::ROOM_MSG, 0, &raw::text16(b"hi"));
     run("bad magic", binary(f, ErrorCode::BadMagic, After::Closed));
 }
 
@@ -159,21 +158,21 @@ fn binary_bad_magic_mid_stream_closes() {
 
 #[test]
 fn binary_bad_version_closes() {
-    let f = raw::frame_with(0x4350, 2, ROOM_MSG, 0, &raw::text16(b"hi"));
+    let f = raw::frame_with(0x4350, 2, raw::ROOM_MSG, 0, &raw::text16(b"hi"));
     run("bad version", binary(f, ErrorCode::BadVersion, After::Closed));
 }
 
 #[test]
 fn binary_oversized_length_closes_from_the_header_alone() {
     // Only the 9-byte header: the server must not wait for 4 GiB of body.
-    let header = [0x43, 0x50, 1, ROOM_MSG, 0, 0xff, 0xff, 0xff, 0xff];
+    let header = [0x43, 0x50, 1, raw::ROOM_MSG, 0, 0xff, 0xff, 0xff, 0xff];
     run("huge length", binary(header.to_vec(), ErrorCode::FrameTooLarge, After::Closed));
 }
 
 #[test]
 fn binary_length_just_over_the_limit_closes() {
     let len = (64 * 1024 + 1) as u32;
-    let mut header = vec![0x43, 0x50, 1, ROOM_MSG, 0];
+    let mut header = vec![0x43, 0x50, 1, raw::ROOM_MSG, 0];
     header.extend_from_slice(&len.to_be_bytes());
     run("length limit+1", binary(header, ErrorCode::FrameTooLarge, After::Closed));
 }
@@ -296,9 +295,9 @@ fn several_recoverable_errors_in_one_write_each_get_an_answer() {
     let mut bob = Client::login_new(server.addr, WireFormat::Json, "bob");
     let mut bad = Client::login_new(server.addr, WireFormat::Binary, "offender");
     let mut bytes = raw::frame(0x7f, 0, b"");
-    bytes.extend(raw::frame(ROOM_MSG, 0x02, &raw::text16(b"x")));
-    bytes.extend(bad.encode(&chatproto::protocol::ClientMsg::RoomMsg { text: "between".into() }));
-    bytes.extend(raw::frame(ROOM_MSG, 0, &raw::text16(&[0xc3])));
+    bytes.extend(raw::frame(raw::ROOM_MSG, 0x02, &raw::text16(b"x")));
+    bytes.extend(bad.encode(&crate::support::ClientMsg::RoomMsg { text: "between".into() }));
+    bytes.extend(raw::frame(raw::ROOM_MSG, 0, &raw::text16(&[0xc3])));
     bad.send_raw(&bytes);
     let got: Vec<Msg> = bad.sync().into_iter().filter(|m| !matches!(m, ServerMsg::SystemMsg { .. })).collect();
     let codes: Vec<Option<ErrorCode>> = got

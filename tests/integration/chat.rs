@@ -1,7 +1,8 @@
 //! Chat semantics end to end: room fan-out across formats, presence and rooms, private messages.
 
-use crate::support::{is_notice, is_room_msg, room_msgs, server, Client, Msg};
-use chatproto::protocol::{ClientMsg, ErrorCode, ServerMsg, SystemKind, WireFormat};
+use crate::support::{
+    is_notice, is_room_msg, room_msgs, server, Client, ClientMsg, ErrorCode, Msg, ServerMsg, SystemKind, WireFormat,
+};
 
 /// The LIST_USERS reply's room and names.
 fn list_users(c: &mut Client) -> (String, Vec<String>) {

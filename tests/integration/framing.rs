@@ -1,7 +1,8 @@
 //! Stream reassembly: frames dribbled one byte per write, and many frames in one write.
 
-use crate::support::{is_room_msg, room_msgs, server, server_with, unlimited_config, Client};
-use chatproto::protocol::{ClientMsg, ServerMsg, WireFormat};
+use crate::support::{
+    is_room_msg, room_msgs, server, server_with, unlimited_config, Client, ClientMsg, ServerMsg, WireFormat,
+};
 
 /// LOGIN, a room message and a PING, sent one byte per write; everything must decode.
 fn bytewise(format: WireFormat) {

@@ -1,7 +1,6 @@
 //! Login rules: naming, uniqueness (case-insensitive), one login per connection, nothing before it.
 
-use crate::support::{raw, server, Client};
-use chatproto::protocol::{ClientMsg, ErrorCode, ServerMsg, WireFormat};
+use crate::support::{is_notice, raw, server, Client, ClientMsg, ErrorCode, ServerMsg, SystemKind, WireFormat};
 
 /// Sends LOGIN and returns the reply (LOGIN_ACK or LOGIN_REJECT).
 fn try_login(c: &mut Client, name: &str) -> ServerMsg<'static> {
@@ -48,12 +47,12 @@ fn names_are_unique_case_insensitively_and_a_rejected_connection_can_retry() {
     // Nobody saw a join for the rejected attempts; alice sees only alice2.
     let seen = alice.sync();
     assert_eq!(seen.len(), 1, "{seen:?}");
-    assert!(crate::support::is_notice(&seen[0], chatproto::protocol::SystemKind::Join, "alice2"));
+    assert!(is_notice(&seen[0], SystemKind::Join, "alice2"));
 
     // Once Alice is gone, the name is free again (in any case).
     alice.shutdown();
     drop(alice);
-    other.recv_until(|m| crate::support::is_notice(m, chatproto::protocol::SystemKind::Disconnect, "Alice"));
+    other.recv_until(|m| is_notice(m, SystemKind::Disconnect, "Alice"));
     let mut again = Client::connect(server.addr, WireFormat::Binary);
     again.login("ALICE");
 }

@@ -1,8 +1,10 @@
-//! Integration tests: real servers on loopback (port 0, one per test), driven by blocking clients
-//! that speak the real wire formats. One test binary (`cargo test --test integration`).
+//! The test suite: real servers on loopback (port 0, one per test), driven by one blocking test
+//! client that speaks the real wire formats. One test binary (`cargo test --test integration`;
+//! a part of it with a filter, e.g. `cargo test --test integration faults::`).
 //!
 //! Map of the suite:
-//! - [`support`]: the test client (plain/TLS, binary/JSON), bounded waits, raw frame builders.
+//! - [`support`]: the test client (plain/TLS, binary/JSON), bounded waits, raw frames, servers
+//!   in-process and as a child process. The only place that names the library's module paths.
 //! - [`chat`]: room fan-out across formats, presence and rooms, private messages.
 //! - [`login`]: naming rules, duplicate names, AlreadyLoggedIn, NotLoggedIn.
 //! - [`bad_input`]: every malformed input gets its error code and never disturbs the others.
@@ -14,14 +16,21 @@
 //! - [`scale`]: a thousand clients in one room.
 //! - [`stats`]: the server's counters after a known exchange.
 //! - [`shutdown`]: graceful stop.
+//! - [`features`]: TIME, history, passkeys, accounts, admin commands, file sharing.
+//! - [`faults`]: faults injected beside a pair of clients that must lose nothing.
+//! - [`ops`]: the metrics endpoint, and the `chat-server` binary run as an admin would.
 //!
-//! Every wait is bounded ([`support::DEADLINE`]); no assertion is about timing.
+//! Every wait is bounded ([`support::DEADLINE`]), every load loop is bounded in count, and no
+//! assertion is about timing.
 
 mod backpressure;
 mod bad_input;
 mod chat;
+mod faults;
+mod features;
 mod framing;
 mod login;
+mod ops;
 mod policy;
 mod scale;
 mod shards;

@@ -2,9 +2,10 @@
 //! limit. Each limit is set small so the test is quick; waits stay bounded by the support
 //! deadline and nothing asserts how long anything took.
 
-use crate::support::{is_notice, is_room_msg, server_with, tls_config, Client, Msg, TempDir};
-use chatproto::protocol::{ClientMsg, ErrorCode, ServerMsg, SystemKind, WireFormat};
-use chatproto::ServerConfig;
+use crate::support::{
+    is_notice, is_room_msg, server_with, summary, tls_config, wait_for_stats, Client, ClientMsg, ErrorCode, Msg,
+    ServerConfig, ServerMsg, SystemKind, TempDir, WireFormat,
+};
 use std::time::Duration;
 
 /// The one ERROR_MSG among `frames`, which must end with the close.
@@ -12,7 +13,7 @@ use std::time::Duration;
 fn closing_error(frames: &[Msg]) -> ErrorCode {
     match frames {
         [.., ServerMsg::ErrorMsg { code, .. }] => *code,
-        other => panic!("expected a last ERROR_MSG before the close, got {}", crate::support::summary(other)),
+        other => panic!("expected a last ERROR_MSG before the close, got {}", summary(other)),
     }
 }
 
@@ -80,7 +81,7 @@ fn past_max_connections_new_connections_get_server_full() {
     b.shutdown();
     drop(b);
     a.recv_until(|m| is_notice(m, SystemKind::Disconnect, "b"));
-    crate::support::wait_for_stats(&server, "one connection", |s| s.connections_open == 1);
+    wait_for_stats(&server, "one connection", |s| s.connections_open == 1);
     Client::login_new(server.addr, WireFormat::Json, "c");
 }
 
@@ -96,7 +97,7 @@ fn the_per_address_cap_applies_when_loopback_is_not_exempt() {
     assert_eq!(closing_error(&third.expect_closed()), ErrorCode::ServerFull);
     a.shutdown();
     drop(a);
-    crate::support::wait_for_stats(&server, "one connection", |s| s.connections_open == 1);
+    wait_for_stats(&server, "one connection", |s| s.connections_open == 1);
     Client::login_new(server.addr, WireFormat::Json, "c");
 }
 
@@ -147,7 +148,7 @@ fn the_rate_limit_drops_excess_messages_then_disconnects_a_flooder() {
     let acks = replies.iter().filter(|m| matches!(m, ServerMsg::RoomMsgAck { .. })).count();
     let limited =
         replies.iter().filter(|m| matches!(m, ServerMsg::ErrorMsg { code: ErrorCode::RateLimited, .. })).count();
-    assert_eq!((acks, limited), (4, 5), "{}", crate::support::summary(&replies));
+    assert_eq!((acks, limited), (4, 5), "{}", summary(&replies));
     for i in 0..4 {
         let text = format!("m{i}");
         assert!(is_room_msg(&peer.recv(), &text));

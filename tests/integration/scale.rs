@@ -1,28 +1,12 @@
 //! A thousand clients in one room: all log in, one speaks, everyone else hears it.
 
-use crate::support::{is_room_msg, server, wait_for_stats, Client};
-use chatproto::protocol::{ClientMsg, ServerMsg, WireFormat};
+use crate::support::{is_room_msg, raise_fd_limit, server, wait_for_stats, Client, ClientMsg, ServerMsg, WireFormat};
 use std::time::{Duration, Instant};
 
 const CLIENTS: usize = 1000;
 const BATCH: usize = 100;
 /// A guard against a server that is alive but hopelessly slow; not a performance assertion.
 const OVERALL: Duration = Duration::from_secs(60);
-
-/// Raises this process's open-file limit to its hard limit (each client costs two descriptors
-/// here: ours and the server's).
-fn raise_nofile_limit() -> u64 {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
-    unsafe {
-        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0, "getrlimit");
-        if lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0, "setrlimit");
-        }
-    }
-    lim.rlim_cur
-}
 
 #[track_caller]
 fn guard(start: Instant, what: &str) {
@@ -31,7 +15,7 @@ fn guard(start: Instant, what: &str) {
 
 #[test]
 fn a_thousand_clients_in_one_room() {
-    let limit = raise_nofile_limit();
+    let limit = raise_fd_limit();
     assert!(limit >= (2 * CLIENTS + 200) as u64, "RLIMIT_NOFILE hard limit {limit} is too low for this test");
     let server = server();
     let start = Instant::now();

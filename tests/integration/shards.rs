@@ -2,10 +2,10 @@
 //! connections, and users on different shards must not notice. Deliveries from another shard
 //! arrive asynchronously, so these tests wait for markers instead of using `Client::sync`.
 
-use crate::support::{is_notice, server_with, Client, Msg};
-use chatproto::protocol::{ClientMsg, ErrorCode, ServerMsg, SystemKind, WireFormat};
-use chatproto::server::RunningServer;
-use chatproto::ServerConfig;
+use crate::support::{
+    is_notice, server_with, summary, wait_for_stats, Client, ClientMsg, ErrorCode, Msg, RunningServer, ServerConfig,
+    ServerMsg, SystemKind, WireFormat,
+};
 use std::collections::{BTreeMap, BTreeSet};
 
 const SHARDS: usize = 2;
@@ -30,7 +30,7 @@ fn spread_clients(server: &RunningServer, min: usize) -> Vec<Client> {
         let format = if i % 2 == 0 { WireFormat::Binary } else { WireFormat::Json };
         clients.push(Client::login_new(server.addr, format, &format!("u{i:02}")));
         // Wait for the shard's counters to show this login before deciding again.
-        crate::support::wait_for_stats(server, "the login counted", |s| s.logins == clients.len() as u64);
+        wait_for_stats(server, "the login counted", |s| s.logins == clients.len() as u64);
     }
     // Everyone has seen every earlier join once the last one's has arrived everywhere.
     let last = clients.last().map(|c| c.name.clone()).expect("clients");
@@ -79,7 +79,7 @@ fn room_messages_cross_shards_exactly_once() {
         assert!(!by_sender.contains_key(&c.name), "{} does not hear itself", c.name);
     }
     let want = 4 * names.len() as u64;
-    crate::support::wait_for_stats(&server, "every room message counted", |s| s.room_msgs == want);
+    wait_for_stats(&server, "every room message counted", |s| s.room_msgs == want);
 }
 
 #[test]
@@ -200,7 +200,7 @@ fn private_messages_and_names_cross_shards() {
     }
     clients[0].send(&ClientMsg::PrivateMsg { to: "nobody".into(), text: "?".into() });
     assert_eq!(clients[0].recv_error(), ErrorCode::UnknownUser);
-    crate::support::wait_for_stats(&server, "every private message counted", |s| s.private_msgs == (n * n) as u64);
+    wait_for_stats(&server, "every private message counted", |s| s.private_msgs == (n * n) as u64);
 
     // Names are unique across shards, case-insensitively: new connections land on every shard.
     let mut others: Vec<Client> = (0..8)
@@ -227,7 +227,7 @@ fn shutdown_reaches_every_shard() {
             matches!(frames.as_slice(), [ServerMsg::SystemMsg { kind: SystemKind::Info, .. }]),
             "{}: {}",
             c.name,
-            crate::support::summary(&frames)
+            summary(&frames)
         );
     }
 }

@@ -1,7 +1,8 @@
 //! Graceful shutdown: every client hears why, then sees the stream end.
 
-use crate::support::{server_with, tls_config, Client, Msg, TempDir};
-use chatproto::protocol::{ServerMsg, SystemKind, WireFormat};
+use crate::support::{
+    server, server_with, tls_config, wait_for_stats, Client, Msg, ServerMsg, SystemKind, TempDir, WireFormat,
+};
 use std::net::TcpStream;
 
 #[track_caller]
@@ -24,12 +25,12 @@ fn stop_tells_every_client_then_closes() {
     bob.login("bob");
     let mut idle = Client::connect(addr, WireFormat::Json); // connected, never spoke
     let mut anon = Client::connect(addr, WireFormat::Binary); // spoke, never logged in
-    anon.send(&chatproto::protocol::ClientMsg::Ping { token: 5 });
+    anon.send(&crate::support::ClientMsg::Ping { token: 5 });
     assert_eq!(anon.recv(), ServerMsg::Pong { token: 5 });
     alice.sync();
     bob.sync();
     // Make sure the server has accepted the idle connection before stopping.
-    crate::support::wait_for_stats(&server, "four connections", |s| s.connections_open == 4);
+    wait_for_stats(&server, "four connections", |s| s.connections_open == 4);
 
     server.stop().expect("clean stop");
 
@@ -44,7 +45,7 @@ fn stop_tells_every_client_then_closes() {
 
 #[test]
 fn dropping_the_server_also_closes_clients() {
-    let server = crate::support::server();
+    let server = server();
     let mut alice = Client::login_new(server.addr, WireFormat::Binary, "alice");
     drop(server);
     assert_shutdown_notice(&alice.expect_closed(), "alice");

@@ -1,10 +1,10 @@
 //! The server's counters after a known exchange: every figure is checked against what the
 //! clients themselves counted.
 
-use crate::support::{is_notice, raw, server, wait_for_stats, Client};
-use chatproto::protocol::{ClientMsg, ErrorCode, SystemKind, WireFormat};
-use chatproto::server::RunningServer;
-use chatproto::stats::StatsSnapshot;
+use crate::support::{
+    is_notice, raw, server, wait_for_stats, Client, ClientMsg, ErrorCode, RunningServer, StatsSnapshot, SystemKind,
+    WireFormat,
+};
 
 /// Three logged-in clients (binary, JSON, binary), their presence notices drained.
 fn three_clients(server: &RunningServer) -> Vec<Client> {

@@ -3,10 +3,8 @@
 
 use crate::support::{
     is_notice, is_room_msg, random_bytes, raw_connect, read_until_closed, room_msgs, server_with, tls_config,
-    wait_for_stats, Client, TempDir, DEADLINE,
+    wait_for_stats, Client, ClientMsg, ErrorCode, RunningServer, ServerMsg, SystemKind, TempDir, WireFormat, DEADLINE,
 };
-use chatproto::protocol::{ClientMsg, ErrorCode, ServerMsg, SystemKind, WireFormat};
-use chatproto::server::RunningServer;
 use std::io::Write;
 use std::time::Instant;
 
@@ -107,14 +105,14 @@ fn garbage_closes_only_itself(tag: &str, bytes: &[u8]) {
 #[test]
 fn random_bytes_after_a_tls_record_header_close_only_that_connection() {
     let mut bytes = vec![0x16, 0x03, 0x01, 0x00, 0x20];
-    bytes.extend(random_bytes(32));
+    bytes.extend(random_bytes(0x7A5_0032, 32));
     garbage_closes_only_itself("random record", &bytes);
 }
 
 #[test]
 fn an_oversized_tls_record_closes_only_that_connection() {
     let mut bytes = vec![0x16, 0x03, 0x01, 0xff, 0xff];
-    bytes.extend(random_bytes(64));
+    bytes.extend(random_bytes(0x7A5_0064, 64));
     garbage_closes_only_itself("huge record", &bytes);
 }
 

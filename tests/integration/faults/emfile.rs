@@ -4,12 +4,9 @@
 //! the kernel's backlog while accept backs off; the pair keeps chatting; once connections close,
 //! the waiting ones are accepted and served.
 
-use crate::pair::Pair;
-use crate::support::{Conn, TempDir, DEADLINE};
-use chatproto::protocol::{ClientMsg, ServerMsg, WireFormat};
-use std::net::{SocketAddr, TcpListener};
-use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Stdio};
+use super::pair::Pair;
+use crate::support::{Client, ClientMsg, ServerMsg, ServerProcess, TempDir, WireFormat, DEADLINE};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 /// The child's open-files limit (soft and hard, so the server cannot raise it back).
@@ -17,64 +14,17 @@ const FD_LIMIT: u64 = 80;
 /// Connections opened past the pair: more than the limit allows.
 const EXTRA: usize = 100;
 
-/// The server child; killed and reaped on drop.
-struct ChildServer {
-    child: Child,
-    log: std::path::PathBuf,
-}
-
-impl ChildServer {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for ChildServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A port that was free a moment ago.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("bind").port()
-}
-
-fn start_server(dir: &TempDir) -> (ChildServer, SocketAddr) {
-    let port = free_port();
-    let log = dir.path().join("server.log");
-    let stderr = std::fs::File::create(&log).expect("log file");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_chat-server"));
-    cmd.args(["--no-tls", "--bind", "127.0.0.1", "--port", &port.to_string(), "--shards", "1"])
-        .args(["--log-level", "warn"])
-        .current_dir(dir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(stderr);
-    // SAFETY: setrlimit is async-signal-safe; the closure touches nothing else.
-    unsafe {
-        cmd.pre_exec(|| {
-            let lim = libc::rlimit { rlim_cur: FD_LIMIT as libc::rlim_t, rlim_max: FD_LIMIT as libc::rlim_t };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let child = ChildServer { child: cmd.spawn().expect("start chat-server"), log };
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let deadline = Instant::now() + DEADLINE;
-    while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-        assert!(Instant::now() < deadline, "chat-server never listened; log:\n{}", child.log());
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    (child, addr)
+/// Starts the server in `dir` with its descriptors limited to [`FD_LIMIT`]; waits until it listens.
+fn start_server(dir: &TempDir) -> (ServerProcess, SocketAddr) {
+    let args = ["--no-tls", "--bind", "127.0.0.1", "--port", "0", "--shards", "1", "--log-level", "info"];
+    let server = ServerProcess::start_with_fd_limit(dir.path(), &args, FD_LIMIT);
+    let addr = server.wait_listening();
+    (server, addr)
 }
 
 /// A connection that sent its LOGIN, and whether the LOGIN_ACK came back.
 struct Waiting {
-    conn: Conn,
+    conn: Client,
     acked: bool,
 }
 
@@ -104,7 +54,7 @@ fn out_of_file_descriptors_the_server_backs_off_and_recovers() {
     // kernel completes the handshake and buffers it, accepted or not).
     let mut conns: Vec<Waiting> = (0..EXTRA)
         .map(|i| {
-            let mut conn = Conn::connect(addr, WireFormat::Binary);
+            let mut conn = Client::connect(addr, WireFormat::Binary);
             let name = format!("extra-{i}");
             conn.send(&ClientMsg::Login { username: name.as_str().into(), credential: None });
             conn.name = name;
@@ -142,7 +92,7 @@ fn out_of_file_descriptors_the_server_backs_off_and_recovers() {
     let missing: Vec<&str> = kept.iter().filter(|w| !w.acked).map(|w| w.conn.name.as_str()).collect();
     assert!(missing.is_empty(), "never served after descriptors were freed: {missing:?}");
     // And a brand-new client is served too.
-    let mut late = Conn::login_new(addr, WireFormat::Json, "late");
+    let mut late = Client::login_new(addr, WireFormat::Json, "late");
     late.sync();
     pair.finish();
     let log = server.log();

@@ -1,9 +1,8 @@
 //! Fault suite: every case runs on loopback beside a [`pair::Pair`] of normal clients (binary and
 //! JSON) that keep exchanging numbered messages, and ends by checking that the pair received every
-//! one of them exactly once, in order. One test binary: `cargo test --test faults`.
+//! one of them exactly once, in order. Run them alone with `cargo test --test integration faults::`.
 //!
 //! Map of the suite:
-//! - [`support`]: the blocking test connection, raw frames, fd limits, bounded stats polling.
 //! - [`pair`]: the two background chatters and their end-of-test check.
 //! - [`bad_bytes`]: 4 GiB length prefix, truncated frames, bad magic, bad UTF-8, garbage JSON.
 //! - [`disconnects`]: disconnect mid-frame, half-close, reset (RST).
@@ -13,7 +12,7 @@
 //! - [`tls`]: garbage on a TLS server.
 //! - [`emfile`]: the server (a child process) runs out of file descriptors, and recovers.
 //!
-//! Every wait is bounded ([`support::DEADLINE`]), every load loop is bounded in count, and no
+//! Every wait is bounded ([`crate::support::DEADLINE`]), every load loop is bounded in count, and no
 //! assertion is about timing.
 
 mod bad_bytes;
@@ -22,5 +21,4 @@ mod emfile;
 mod limits;
 mod load;
 mod pair;
-mod support;
 mod tls;

@@ -2,14 +2,12 @@
 //! read while a room floods, a flood from one client, a connection storm. Every loop is bounded
 //! in count; the pair must not lose a message to any of them.
 
-use crate::pair::{Pair, ROOM};
+use super::pair::{Pair, ROOM};
 use crate::support::{
-    decode_all, have_fds, raw, raw_connect, raw_connect_small_rcvbuf, read_until_closed, reset, summary,
-    wait_for_stats, Conn, DEADLINE,
+    decode_all, have_fds, raw, raw_connect, raw_connect_small_rcvbuf, read_until_closed, reset, server, server_with,
+    summary, tcp_connect_from, wait_for_stats, Client, ClientMsg, ErrorCode, ServerConfig, ServerMsg, WireFormat,
+    DEADLINE,
 };
-use chatproto::protocol::{ClientMsg, ErrorCode, ServerMsg, WireFormat};
-use chatproto::server::spawn;
-use chatproto::ServerConfig;
 use std::io::Write;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -24,10 +22,10 @@ fn a_thousand_slowloris_connections_time_out_while_the_pair_chats() {
     }
     let mut cfg = ServerConfig::loopback();
     cfg.login_timeout = Duration::from_secs(1);
-    let server = spawn(cfg).expect("spawn server");
+    let server = server_with(cfg);
     let pair = Pair::start(server.addr);
     // Half start a binary LOGIN whose body never completes, half a JSON line that never ends.
-    let binary_head = raw::frame_with(0x4350, 1, raw::LOGIN, Some(64), b"");
+    let binary_head = raw::frame_claiming(raw::LOGIN, 64, b"");
     let json_head = b"{\"type\":\"login\",\"username\":\"".to_vec();
     let mut conns: Vec<(WireFormat, TcpStream)> = Vec::with_capacity(SLOWLORIS);
     for i in 0..SLOWLORIS {
@@ -69,12 +67,12 @@ const FLOOD_BATCH: usize = 20;
 const MAX_FLOOD_BATCHES: usize = 500;
 
 /// Sends `n` room messages from `c` in one write and reads its `n` ACKs (skipping the rest).
-fn flood_batch(c: &mut Conn, text: &str, n: usize) {
+fn flood_batch(c: &mut Client, text: &str, n: usize) {
     let mut bytes = Vec::new();
     for _ in 0..n {
         bytes.extend(c.encode(&ClientMsg::RoomMsg { text: text.into() }));
     }
-    c.send_raw(&bytes).expect("flooder send");
+    c.send_raw(&bytes);
     for _ in 0..n {
         match c.recv_until(|m| matches!(m, ServerMsg::RoomMsgAck { .. } | ServerMsg::ErrorMsg { .. })) {
             ServerMsg::RoomMsgAck { .. } => {}
@@ -91,16 +89,16 @@ fn a_hundred_clients_that_never_read_are_cut_off_while_a_room_floods() {
     let mut cfg = ServerConfig::loopback();
     cfg.rate_limit.rate = 0.0;
     cfg.max_outbound_bytes = 64 * 1024;
-    let server = spawn(cfg).expect("spawn server");
+    let server = server_with(cfg);
     let pair = Pair::start(server.addr);
-    let mut sleepers: Vec<Conn> = (0..NON_READERS)
+    let mut sleepers: Vec<Client> = (0..NON_READERS)
         .map(|i| {
-            let mut c = Conn::from_tcp(raw_connect_small_rcvbuf(server.addr, 4096), WireFormat::Binary);
+            let mut c = Client::from_tcp(raw_connect_small_rcvbuf(server.addr, 4096), WireFormat::Binary);
             c.login(&format!("sleeper-{i}"));
             c
         })
         .collect();
-    let mut flooder = Conn::login_new(server.addr, WireFormat::Binary, "flooder");
+    let mut flooder = Client::login_new(server.addr, WireFormat::Binary, "flooder");
     let text = "f".repeat(FLOOD_TEXT_LEN);
     let mut batches = 0;
     while server.handle.stats().slow_consumer_disconnects < NON_READERS as u64 && batches < MAX_FLOOD_BATCHES {
@@ -130,11 +128,11 @@ fn a_slow_consumer_is_told_why_it_is_cut_off() {
     let mut cfg = ServerConfig::loopback();
     cfg.rate_limit.rate = 0.0;
     cfg.max_outbound_bytes = 64 * 1024;
-    let server = spawn(cfg).expect("spawn server");
+    let server = server_with(cfg);
     let pair = Pair::start(server.addr);
     // Default buffers: a 4 KiB window could stall the final drain in zero-window probing.
-    let mut sleeper = Conn::login_new(server.addr, WireFormat::Binary, "sleeper");
-    let mut flooder = Conn::login_new(server.addr, WireFormat::Binary, "flooder");
+    let mut sleeper = Client::login_new(server.addr, WireFormat::Binary, "sleeper");
+    let mut flooder = Client::login_new(server.addr, WireFormat::Binary, "flooder");
     let text = "f".repeat(FLOOD_TEXT_LEN);
     let mut batches = 0;
     while server.handle.stats().slow_consumer_disconnects < 1 && batches < 4 * MAX_FLOOD_BATCHES {
@@ -159,9 +157,9 @@ const FLOOD: u64 = 10_000;
 fn a_flood_from_one_client_does_not_starve_the_pair() {
     let mut cfg = ServerConfig::loopback();
     cfg.rate_limit.rate = 0.0;
-    let server = spawn(cfg).expect("spawn server");
+    let server = server_with(cfg);
     let pair = Pair::start(server.addr);
-    let mut flooder = Conn::login_new(server.addr, WireFormat::Json, "flooder");
+    let mut flooder = Client::login_new(server.addr, WireFormat::Json, "flooder");
     flooder.join(ROOM);
     // Writes on one thread, reads ACKs on this one, so neither side waits for the other.
     let mut writer = flooder.tcp().try_clone().expect("clone");
@@ -196,11 +194,11 @@ fn storm(addr: std::net::SocketAddr, t: usize) -> Result<u64, String> {
     let mut held = Vec::new();
     let mut logins = 0;
     for i in 0..STORM_PER_THREAD {
-        let tcp = crate::support::tcp_connect_from(None, addr).map_err(|e| format!("connect {t}/{i}: {e}"))?;
+        let tcp = tcp_connect_from(None, addr).map_err(|e| format!("connect {t}/{i}: {e}"))?;
         match i % 5 {
             0 => drop(tcp),
             1 => {
-                let mut c = Conn::from_tcp(tcp, WireFormat::Binary);
+                let mut c = Client::from_tcp(tcp, WireFormat::Binary);
                 let name = format!("storm-{t}-{i}");
                 c.send(&ClientMsg::Login { username: name.as_str().into(), credential: None });
                 match c.recv_by(Instant::now() + DEADLINE) {
@@ -231,7 +229,7 @@ fn a_connection_storm_leaves_the_pair_and_the_server_intact() {
     if !have_fds(2 * (STORM_THREADS * STORM_PER_THREAD) as u64 + 200) {
         return;
     }
-    let server = spawn(ServerConfig::loopback()).expect("spawn server");
+    let server = server();
     let pair = Pair::start(server.addr);
     let addr = server.addr;
     let threads: Vec<_> = (0..STORM_THREADS).map(|t| std::thread::spawn(move || storm(addr, t))).collect();
@@ -245,7 +243,7 @@ fn a_connection_storm_leaves_the_pair_and_the_server_intact() {
     assert_eq!(s.logins, 2 + logins, "{s:?}");
     assert!(s.connections_total >= 2 + (STORM_THREADS * STORM_PER_THREAD) as u64, "{s:?}");
     // Still accepting.
-    let mut late = Conn::login_new(server.addr, WireFormat::Json, "late");
+    let mut late = Client::login_new(server.addr, WireFormat::Json, "late");
     late.sync();
     pair.finish();
 }

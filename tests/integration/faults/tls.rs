@@ -3,12 +3,11 @@
 //! good handshake. Each bad connection is closed (with an alert where TLS can send one); the
 //! pair never notices.
 
-use crate::pair::Pair;
-use crate::support::{random_bytes, raw_connect, read_until_closed, wait_for_stats, TempDir};
-use chatproto::net::tls::{client_connect, ClientTrust};
-use chatproto::protocol::WireFormat;
-use chatproto::server::spawn;
-use chatproto::ServerConfig;
+use super::pair::Pair;
+use crate::support::{
+    client_connect, random_bytes, raw_connect, read_until_closed, server_with, tls_config, wait_for_stats, Client,
+    ClientTrust, TempDir, WireFormat,
+};
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
@@ -32,13 +31,10 @@ fn garbage(addr: SocketAddr, what: &str, bytes: &[u8]) -> Vec<u8> {
 #[test]
 fn garbage_tls_closes_only_that_connection() {
     let dir = TempDir::new("tls-garbage");
-    let mut cfg = ServerConfig::loopback();
-    cfg.tls.enabled = true;
-    cfg.tls.cert = dir.path().join("server.crt");
-    cfg.tls.key = dir.path().join("server.key");
+    let mut cfg = tls_config(&dir);
     cfg.tls.handshake_timeout = Duration::from_millis(500);
-    let server = spawn(cfg).expect("spawn server");
-    let ca = dir.path().join("server.crt");
+    let server = server_with(cfg);
+    let ca = dir.cert();
     let pair = Pair::start_tls(server.addr, &ca);
 
     // A handshake record type, then noise.
@@ -66,7 +62,7 @@ fn garbage_tls_closes_only_that_connection() {
     drop(stream);
 
     // A plaintext client on the same port is still welcome.
-    let mut plain = crate::support::Conn::login_new(server.addr, WireFormat::Json, "plain");
+    let mut plain = Client::login_new(server.addr, WireFormat::Json, "plain");
     plain.sync();
     plain.close();
     wait_for_stats(&server, "only the pair left", |s| s.connections_open == 2);

@@ -8,8 +8,7 @@
 //! the partner's last message (bounded by [`FINISH_DEADLINE`]). The check: each member got
 //! exactly `0..partner_sent`, in order, an ACK for each of its own messages, no error, no close.
 
-use crate::support::{summary, Conn, Msg, DEADLINE};
-use chatproto::protocol::{ClientMsg, ServerMsg, WireFormat};
+use crate::support::{summary, Client, ClientMsg, Msg, ServerMsg, WireFormat, DEADLINE};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -62,16 +61,16 @@ pub struct Pair {
 impl Pair {
     /// A binary and a JSON client over plaintext.
     pub fn start(addr: SocketAddr) -> Pair {
-        Pair::start_with(Conn::connect(addr, WireFormat::Binary), Conn::connect(addr, WireFormat::Json))
+        Pair::start_with(Client::connect(addr, WireFormat::Binary), Client::connect(addr, WireFormat::Json))
     }
 
     /// A binary client over TLS (trusting `ca`) and a JSON client over plaintext.
     pub fn start_tls(addr: SocketAddr, ca: &Path) -> Pair {
-        Pair::start_with(Conn::connect_tls(addr, WireFormat::Binary, ca), Conn::connect(addr, WireFormat::Json))
+        Pair::start_with(Client::connect_tls(addr, WireFormat::Binary, ca), Client::connect(addr, WireFormat::Json))
     }
 
     /// Logs `a` and `b` in as `pair-a` and `pair-b`, puts them in [`ROOM`], starts chatting.
-    pub fn start_with(mut a: Conn, mut b: Conn) -> Pair {
+    pub fn start_with(mut a: Client, mut b: Client) -> Pair {
         a.login("pair-a");
         b.login("pair-b");
         a.join(ROOM);
@@ -187,7 +186,7 @@ fn describe(received: &[u64], sent: u64) -> String {
 }
 
 /// The member loop: see the module docs.
-fn chatter(mut conn: Conn, me: usize, shared: &Shared) -> Report {
+fn chatter(mut conn: Client, me: usize, shared: &Shared) -> Report {
     let partner_name = if me == 0 { "pair-b" } else { "pair-a" };
     let mut r = Report {
         name: conn.name.clone(),

@@ -10,25 +10,20 @@
 //!   SYSTEM_MSG, exit 0); a config file is applied under the command line; a bad config file
 //!   names the key and exits non-zero.
 //!
-//! Every wait is bounded by [`DEADLINE`]; no assertion is about timing.
+//! Every wait is bounded by [`PROCESS_DEADLINE`]; no assertion is about timing.
 
-use chatproto::client::{Client, ConnectOptions};
-use chatproto::metrics::{self, Extra, MetricsEndpoint, MAX_REQUEST, MAX_SCRAPES};
-use chatproto::protocol::{ServerMsg, WireFormat};
-use chatproto::stats::StatsSnapshot;
+use crate::support::{
+    metrics, raw_connect, Client, Extra, MetricsEndpoint, ServerMsg, ServerProcess, StatsSnapshot, TempDir, WireFormat,
+    MAX_REQUEST, MAX_SCRAPES, PROCESS_DEADLINE,
+};
 use mio::{Events, Poll, Token, Waker};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-
-/// Upper bound for any wait in this suite.
-const DEADLINE: Duration = Duration::from_secs(20);
 
 // ---------------------------------------------------------------------------------------------
 // Metrics endpoint
@@ -79,7 +74,7 @@ impl EndpointLoop {
 
     /// Waits until the endpoint has `n` connections open.
     fn wait_open(&self, n: usize) {
-        let end = Instant::now() + DEADLINE;
+        let end = Instant::now() + PROCESS_DEADLINE;
         while self.open.load(Ordering::SeqCst) != n {
             assert!(Instant::now() < end, "endpoint never had {n} connections open");
             std::thread::sleep(Duration::from_millis(10));
@@ -114,13 +109,6 @@ impl Response {
     }
 }
 
-fn connect(addr: SocketAddr) -> TcpStream {
-    let s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(DEADLINE)).unwrap();
-    s.set_write_timeout(Some(DEADLINE)).unwrap();
-    s
-}
-
 /// Reads until the server closes and splits the response.
 fn read_response(mut s: TcpStream) -> Response {
     let mut raw = Vec::new();
@@ -132,7 +120,7 @@ fn read_response(mut s: TcpStream) -> Response {
 }
 
 fn request(addr: SocketAddr, req: &[u8]) -> Response {
-    let mut s = connect(addr);
+    let mut s = raw_connect(addr);
     s.write_all(req).unwrap();
     read_response(s)
 }
@@ -208,10 +196,10 @@ fn metrics_other_paths_methods_and_garbage() {
 fn metrics_request_byte_by_byte_and_early_hangups() {
     let ep = EndpointLoop::start(sample_metrics);
     // A client that gives up half-way does not disturb anything.
-    let mut quitter = connect(ep.addr);
+    let mut quitter = raw_connect(ep.addr);
     quitter.write_all(b"GET /met").unwrap();
     drop(quitter);
-    let mut s = connect(ep.addr);
+    let mut s = raw_connect(ep.addr);
     s.set_nodelay(true).unwrap();
     for b in b"GET /metrics?x=1 HTTP/1.1\r\nHost: x\r\n\r\n" {
         s.write_all(&[*b]).unwrap();
@@ -237,7 +225,7 @@ fn metrics_large_response_to_a_slow_reader() {
         }
         s
     });
-    let mut s = connect(ep.addr);
+    let mut s = raw_connect(ep.addr);
     s.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").unwrap();
     std::thread::sleep(Duration::from_millis(300));
     let r = read_response(s);
@@ -252,10 +240,10 @@ fn metrics_large_response_to_a_slow_reader() {
 #[test]
 fn metrics_connections_are_bounded() {
     let ep = EndpointLoop::start(sample_metrics);
-    let idle: Vec<TcpStream> = (0..MAX_SCRAPES).map(|_| connect(ep.addr)).collect();
+    let idle: Vec<TcpStream> = (0..MAX_SCRAPES).map(|_| raw_connect(ep.addr)).collect();
     ep.wait_open(MAX_SCRAPES);
     // One more is closed without an answer (the idle ones are not old enough to be reclaimed).
-    let mut extra = connect(ep.addr);
+    let mut extra = raw_connect(ep.addr);
     let _ = extra.write_all(b"GET /metrics HTTP/1.1\r\n\r\n");
     let mut got = Vec::new();
     let _ = extra.read_to_end(&mut got); // EOF or reset, both mean "refused"
@@ -270,136 +258,34 @@ fn metrics_connections_are_bounded() {
 // The chat-server binary
 // ---------------------------------------------------------------------------------------------
 
-/// A running `chat-server` whose stderr is collected line by line; killed if a test fails.
-struct ServerProcess {
-    child: Child,
-    lines: Receiver<String>,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl ServerProcess {
-    fn start(args: &[&str]) -> ServerProcess {
-        // Run in a fresh directory: the server writes relative paths (data/, certs/) there.
-        static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("chatproto-ops-{}-{n}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
-            .current_dir(&dir)
-            .args(args)
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let log2 = Arc::clone(&log);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                log2.lock().unwrap().push(line.clone());
-                let _ = tx.send(line);
-            }
-        });
-        ServerProcess { child, lines, log }
-    }
-
-    /// Waits for a log line containing `needle` and returns it.
-    fn wait_for(&self, needle: &str) -> String {
-        let end = Instant::now() + DEADLINE;
-        loop {
-            let left = end.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) if line.contains(needle) => return line,
-                Ok(_) => {}
-                Err(_) => panic!("no log line with {needle:?}; log:\n{}", self.log()),
-            }
-        }
-    }
-
-    /// The port from the "listening on 127.0.0.1:PORT" line.
-    fn wait_listening(&self) -> u16 {
-        let line = self.wait_for("listening on 127.0.0.1:");
-        let rest = &line[line.find("listening on 127.0.0.1:").unwrap() + "listening on 127.0.0.1:".len()..];
-        rest.split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
-    }
-
-    fn signal(&self, sig: i32) {
-        // SAFETY: kill(2) on our own child's pid.
-        assert_eq!(unsafe { libc::kill(self.child.id() as i32, sig) }, 0);
-    }
-
-    fn wait_exit(&mut self) -> ExitStatus {
-        let end = Instant::now() + DEADLINE;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < end, "the server did not exit; log:\n{}", self.log());
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn log(&self) -> String {
-        // Let the reader thread catch up with what the process wrote last.
-        std::thread::sleep(Duration::from_millis(50));
-        self.log.lock().unwrap().join("\n")
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// A fresh directory for this test's files.
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("chatproto-ops-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// Starts the binary with `args` in `dir`, and the port it listens on.
+fn start(dir: &TempDir, args: &[&str]) -> (ServerProcess, u16) {
+    let server = ServerProcess::start(dir.path(), args);
+    let port = server.wait_listening().port();
+    (server, port)
 }
 
 fn login(port: u16, name: &str) -> Client {
-    let opts = ConnectOptions { format: WireFormat::Json, ..ConnectOptions::new("127.0.0.1", port) };
-    let mut c = Client::connect(&opts).unwrap();
-    c.login(name, None).unwrap();
-    c
+    Client::login_new(SocketAddr::from(([127, 0, 0, 1], port)), WireFormat::Json, name)
 }
 
 /// Reads until the shutdown notice; true if it came.
 fn got_shutdown_notice(c: &mut Client) -> bool {
-    let end = Instant::now() + DEADLINE;
-    while Instant::now() < end {
-        match c.recv_timeout(Duration::from_millis(200)) {
-            Ok(Some(ServerMsg::SystemMsg { text, .. })) if text.contains("shutting down") => return true,
+    let end = Instant::now() + PROCESS_DEADLINE;
+    loop {
+        match c.recv_by(end) {
+            Ok(ServerMsg::SystemMsg { text, .. }) if text.contains("shutting down") => return true,
             Ok(_) => {}
             Err(_) => return false,
         }
     }
-    false
 }
 
 #[test]
 fn binary_sigterm_shuts_down_gracefully() {
-    let mut server = ServerProcess::start(&[
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--no-tls",
-        "--shards",
-        "1",
-        "--log-level",
-        "debug",
-    ]);
-    let port = server.wait_listening();
+    let dir = TempDir::new("sigterm");
+    let args = ["--bind", "127.0.0.1", "--port", "0", "--no-tls", "--shards", "1", "--log-level", "debug"];
+    let (mut server, port) = start(&dir, &args);
     let mut alice = login(port, "alice");
     server.wait_for("accepted");
     server.signal(libc::SIGTERM);
@@ -412,42 +298,31 @@ fn binary_sigterm_shuts_down_gracefully() {
 
 #[test]
 fn binary_config_file_is_applied_under_the_command_line() {
-    let dir = temp_dir("config");
-    let path = dir.join("chat.toml");
+    let dir = TempDir::new("config");
+    let path = dir.path().join("chat.toml");
     // log_level = "warn" would hide the "listening" line; the command line's "info" wins.
     std::fs::write(&path, "bind = \"127.0.0.1\"\nport = 0\nno_tls = true\nshards = 1\nlog_level = \"warn\"\n").unwrap();
-    let mut server = ServerProcess::start(&["--config", path.to_str().unwrap(), "--log-level", "info"]);
-    let port = server.wait_listening();
+    let (mut server, port) = start(&dir, &["--config", path.to_str().unwrap(), "--log-level", "info"]);
     let mut bob = login(port, "bob");
     server.signal(libc::SIGINT);
     assert!(got_shutdown_notice(&mut bob));
     assert_eq!(server.wait_exit().code(), Some(0), "log:\n{}", server.log());
     assert!(server.log().contains("SIGINT"));
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn binary_serves_metrics() {
-    let mut server = ServerProcess::start(&[
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--no-tls",
-        "--shards",
-        "2",
-        "--metrics",
-        "127.0.0.1:0",
-    ]);
+    let dir = TempDir::new("metrics");
+    let args = ["--bind", "127.0.0.1", "--port", "0", "--no-tls", "--shards", "2", "--metrics", "127.0.0.1:0"];
+    let (mut server, port) = start(&dir, &args);
     let line = server.wait_for("metrics at http://");
     let url = line.split("http://").nth(1).unwrap();
     let metrics: SocketAddr = url.split('/').next().unwrap().parse().unwrap();
-    let port = server.wait_listening();
     let mut alice = login(port, "alice");
     let _bob = login(port, "bob");
-    alice.send(&chatproto::protocol::ClientMsg::RoomMsg { text: "hello".into() }).unwrap();
+    alice.say("hello");
     // Counters are published once per loop turn: wait until the scrape shows the exchange.
-    let end = Instant::now() + DEADLINE;
+    let end = Instant::now() + PROCESS_DEADLINE;
     let body = loop {
         let r = get(metrics, "/metrics");
         assert_eq!(r.status, 200, "{r:?}");
@@ -469,7 +344,7 @@ fn binary_serves_metrics() {
 
 #[test]
 fn binary_bad_config_names_the_key_and_fails() {
-    let dir = temp_dir("bad");
+    let dir = TempDir::new("bad");
     let cases = [
         ("unknown.toml", "port = 5555\nmax_conections = 10\n", "max_conections"),
         ("type.toml", "no_tls = true\nport = \"five\"\n", "key `port`"),
@@ -477,7 +352,7 @@ fn binary_bad_config_names_the_key_and_fails() {
         ("syntax.toml", "port = = 1\n", "line 1"),
     ];
     for (name, text, needle) in cases {
-        let path = dir.join(name);
+        let path = dir.path().join(name);
         std::fs::write(&path, text).unwrap();
         let out = Command::new(env!("CARGO_BIN_EXE_chat-server"))
             .args(["--config", path.to_str().unwrap()])
@@ -496,5 +371,4 @@ fn binary_bad_config_names_the_key_and_fails() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/x.toml"));
     let out = Command::new(env!("CARGO_BIN_EXE_chat-server")).args(["--no-such-flag"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "clap's usage error");
-    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -2,11 +2,11 @@
 //! deadline, idle PING and timeout, the message rate limit. Limits are set small so the tests
 //! are quick; nothing asserts how long anything took.
 
-use crate::pair::Pair;
-use crate::support::{summary, tcp_connect_from, wait_for_stats, Conn, Msg, DEADLINE};
-use chatproto::protocol::{ClientMsg, ErrorCode, ServerMsg, WireFormat};
-use chatproto::server::spawn;
-use chatproto::ServerConfig;
+use super::pair::Pair;
+use crate::support::{
+    server_with, summary, tcp_connect_from, wait_for_stats, Client, ClientMsg, ErrorCode, Msg, ServerConfig, ServerMsg,
+    WireFormat, DEADLINE,
+};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -19,7 +19,7 @@ fn loopback(last: u8) -> IpAddr {
 #[track_caller]
 fn expect_refused(from: Option<IpAddr>, addr: SocketAddr, login: bool) {
     let tcp = tcp_connect_from(from, addr).expect("connect");
-    let mut c = Conn::from_tcp(tcp, WireFormat::Json);
+    let mut c = Client::from_tcp(tcp, WireFormat::Json);
     c.name = format!("refused from {from:?}");
     if login {
         // The server may already have closed: a failed write is fine, the reply is what counts.
@@ -31,11 +31,11 @@ fn expect_refused(from: Option<IpAddr>, addr: SocketAddr, login: bool) {
 /// Logs in a new connection from `from`, retrying while the server has not yet noticed a
 /// close that freed a slot (bounded).
 #[track_caller]
-fn login_when_admitted(from: Option<IpAddr>, addr: SocketAddr, name: &str) -> Conn {
+fn login_when_admitted(from: Option<IpAddr>, addr: SocketAddr, name: &str) -> Client {
     let deadline = Instant::now() + DEADLINE;
     loop {
         let tcp = tcp_connect_from(from, addr).expect("connect");
-        let mut c = Conn::from_tcp(tcp, WireFormat::Binary);
+        let mut c = Client::from_tcp(tcp, WireFormat::Binary);
         c.name = name.to_string();
         let _ = c.try_send(&ClientMsg::Login { username: name.into(), credential: None });
         match c.recv_by(deadline) {
@@ -52,7 +52,7 @@ fn per_address_cap_refuses_the_extra_connection_only() {
     let mut cfg = ServerConfig::loopback();
     cfg.exempt_loopback = false;
     cfg.max_per_address = 2;
-    let server = spawn(cfg).expect("spawn server");
+    let server = server_with(cfg);
     // The pair is the two connections 127.0.0.1 may have.
     let pair = Pair::start(server.addr);
     expect_refused(Some(loopback(1)), server.addr, false);
@@ -77,11 +77,11 @@ fn per_address_cap_refuses_the_extra_connection_only() {
 fn max_connections_refuses_then_recovers() {
     let mut cfg = ServerConfig::loopback();
     cfg.max_connections = 4;
-    let server = spawn(cfg).expect("spawn server");
+    let server = server_with(cfg);
     let pair = Pair::start(server.addr);
     let a = login_when_admitted(None, server.addr, "a");
     // A connection that never sends anything still takes a slot.
-    let idle = Conn::connect(server.addr, WireFormat::Json);
+    let idle = Client::connect(server.addr, WireFormat::Json);
     wait_for_stats(&server, "four connections", |s| s.connections_open == 4);
     for login in [false, true, false] {
         expect_refused(None, server.addr, login);
@@ -100,18 +100,18 @@ fn max_connections_refuses_then_recovers() {
 fn login_timeout_closes_silent_and_partial_connections() {
     let mut cfg = ServerConfig::loopback();
     cfg.login_timeout = Duration::from_millis(300);
-    let server = spawn(cfg).expect("spawn server");
+    let server = server_with(cfg);
     let pair = Pair::start(server.addr);
     // Silent: never sends a byte. Answered in JSON (no format known).
-    let mut silent = Conn::connect(server.addr, WireFormat::Json);
+    let mut silent = Client::connect(server.addr, WireFormat::Json);
     silent.name = "silent".into();
     // Partial: half a binary LOGIN. Answered in binary.
-    let mut partial = Conn::connect(server.addr, WireFormat::Binary);
+    let mut partial = Client::connect(server.addr, WireFormat::Binary);
     partial.name = "partial".into();
     let login = partial.encode(&ClientMsg::Login { username: "partial".into(), credential: None });
-    partial.send_raw(&login[..6]).expect("send");
+    partial.send_raw(&login[..6]);
     // Talks (PING), never logs in.
-    let mut talker = Conn::connect(server.addr, WireFormat::Json);
+    let mut talker = Client::connect(server.addr, WireFormat::Json);
     talker.name = "talker".into();
     talker.sync();
     for c in [&mut silent, &mut partial, &mut talker] {
@@ -126,11 +126,11 @@ fn idle_clients_are_pinged_and_only_the_silent_one_is_closed() {
     let mut cfg = ServerConfig::loopback();
     cfg.idle_ping = Duration::from_millis(300);
     cfg.idle_timeout = Duration::from_millis(1500);
-    let server = spawn(cfg).expect("spawn server");
+    let server = server_with(cfg);
     // The pair never goes quiet for long: it is neither pinged to death nor closed.
     let pair = Pair::start(server.addr);
-    let mut polite = Conn::login_new(server.addr, WireFormat::Json, "polite");
-    let mut mute = Conn::login_new(server.addr, WireFormat::Binary, "mute");
+    let mut polite = Client::login_new(server.addr, WireFormat::Json, "polite");
+    let mut mute = Client::login_new(server.addr, WireFormat::Binary, "mute");
     let mute_thread = std::thread::spawn(move || {
         let frames = mute.expect_closed();
         let pinged = frames.iter().any(|m| matches!(m, ServerMsg::Ping { .. }));
@@ -164,12 +164,12 @@ fn idle_clients_are_pinged_and_only_the_silent_one_is_closed() {
 
 /// Sends `n` room messages in one write and returns the replies to them (ACK or ERROR_MSG),
 /// and whether the server then closed the connection.
-fn burst(c: &mut Conn, n: usize) -> (Vec<Msg>, bool) {
+fn burst(c: &mut Client, n: usize) -> (Vec<Msg>, bool) {
     let mut bytes = Vec::new();
     for i in 0..n {
         bytes.extend(c.encode(&ClientMsg::RoomMsg { text: format!("flood {i}").into() }));
     }
-    let _ = c.send_raw(&bytes);
+    let _ = c.try_send_raw(&bytes);
     let deadline = Instant::now() + DEADLINE;
     let mut replies = Vec::new();
     while replies.len() < n {
@@ -194,12 +194,12 @@ fn rate_limit_refuses_a_burst_then_disconnects_a_flooder() {
     cfg.rate_limit.rate = 100.0;
     cfg.rate_limit.burst = 20.0;
     cfg.rate_limit.disconnect_after = 30;
-    let server = spawn(cfg).expect("spawn server");
+    let server = server_with(cfg);
     let pair = Pair::start(server.addr);
 
     // 25 at once: about 20 pass (a little refill may let one or two more through), the rest are
     // refused, and the connection stays.
-    let mut eager = Conn::login_new(server.addr, WireFormat::Binary, "eager");
+    let mut eager = Client::login_new(server.addr, WireFormat::Binary, "eager");
     std::thread::sleep(Duration::from_millis(300)); // the LOGIN's token comes back
     let (replies, closed) = burst(&mut eager, 25);
     assert!(!closed, "eager was not cut off: {}", summary(&replies));
@@ -211,7 +211,7 @@ fn rate_limit_refuses_a_burst_then_disconnects_a_flooder() {
     eager.sync();
 
     // A flood far past the limit: refusals, then the connection is closed with RATE_LIMITED.
-    let mut flooder = Conn::login_new(server.addr, WireFormat::Json, "flooder");
+    let mut flooder = Client::login_new(server.addr, WireFormat::Json, "flooder");
     let (replies, closed) = burst(&mut flooder, 500);
     assert!(closed, "the flooder was cut off: {}", summary(&replies));
     let limited = count(&replies, |m| matches!(m, ServerMsg::ErrorMsg { code: ErrorCode::RateLimited, .. }));
