@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::bot::{Bot, Ctx, Flow, Phase};
-use crate::runner::{RunPhase, Shared};
+use crate::shared::{RunPhase, Shared};
 use crate::stats::{new_hist, ThreadStats};
 use crate::timer::{tighten_timer_slack, Timer};
 use crate::transport::{Transport, WireBytes};
@@ -203,10 +203,7 @@ pub fn run(thread: u32, shared: Arc<Shared>, waker_tx: Sender<(u32, Arc<Waker>)>
         if now >= last_publish + PUBLISH_NS {
             last_publish = now;
             if !window.is_empty() {
-                if let Ok(mut w) = progress.window.lock() {
-                    // Same bounds on both sides: cannot fail.
-                    let _ = w.add(&window);
-                }
+                progress.add_window(&window);
                 window.reset();
             }
         }
@@ -273,9 +270,7 @@ pub fn run(thread: u32, shared: Arc<Shared>, waker_tx: Sender<(u32, Arc<Waker>)>
         c.bytes_read_measured = b.read - a.read;
     }
     if !window.is_empty() {
-        if let Ok(mut w) = progress.window.lock() {
-            let _ = w.add(&window);
-        }
+        progress.add_window(&window);
     }
     Ok(ThreadOutput { stats, bots })
 }

@@ -8,6 +8,8 @@
 //! - [`scenario`]: the knobs, room assignment, source addresses.
 //! - [`schedule`]: intended send times, message kinds, private-message targets (pure functions).
 //! - [`stamp`]: the text prefix carrying sender, sequence number and send times.
+//! - [`shared`]: run-wide state the coordinator, threads and bots exchange (phase, membership,
+//!   progress).
 //! - [`bot`]: one connection's phases, buffers and message handling.
 //! - [`driver`]: one event-loop thread (mio + timerfd) over its bots.
 //! - [`runner`]: the coordinator: phases, progress line, /proc sampling, the report.
@@ -34,6 +36,7 @@ pub mod report;
 pub mod runner;
 pub mod scenario;
 pub mod schedule;
+pub mod shared;
 pub mod stamp;
 pub mod stats;
 pub mod timer;

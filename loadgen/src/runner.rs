@@ -12,137 +12,22 @@
 //! message) is fixed before the first message is sent: a bot that joins late is closed instead.
 
 use anyhow::{bail, Context};
-use hdrhistogram::Histogram;
 use mio::Waker;
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed, Ordering::SeqCst};
-use std::sync::{mpsc, Arc, Mutex, OnceLock};
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::Duration;
 
 use crate::driver::{self, ThreadOutput};
-use crate::ledger::Ledger;
 use crate::procstat::{self, Sample};
 use crate::report::{Report, RunFacts};
 use crate::scenario::Scenario;
-use crate::schedule::{Kind, Schedule};
+use crate::schedule::Kind;
+use crate::shared::{Membership, RunPhase, Shared};
 use crate::stats::{new_hist, Percentiles, ThreadStats};
 use crate::timer::Clock;
 use crate::tls::TlsClient;
-
-/// Where the run is; threads read it every loop iteration.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-#[repr(u8)]
-pub enum RunPhase {
-    /// Bots connect, log in and join.
-    Connect = 0,
-    /// No more bots may become ready; threads acknowledge.
-    Freeze = 1,
-    /// Sending on schedule from the start time.
-    Run = 2,
-    /// Threads return.
-    Stop = 3,
-}
-
-/// The bots that count, fixed at the freeze.
-#[derive(Debug, Default)]
-pub struct Membership {
-    /// Ids of the bots that joined their room, ascending.
-    pub ready: Vec<u32>,
-    /// Ready bots per room.
-    pub room_count: Vec<u32>,
-}
-
-/// One thread's live counters, read by the progress line. Padded to its own cache lines.
-#[repr(align(128))]
-pub struct Progress {
-    pub connected: AtomicU64,
-    pub ready: AtomicU64,
-    pub failed: AtomicU64,
-    pub disconnects: AtomicU64,
-    pub sent_room: AtomicU64,
-    pub sent_private: AtomicU64,
-    pub expected: AtomicU64,
-    pub delivered: AtomicU64,
-    pub acks: AtomicU64,
-    pub echoes: AtomicU64,
-    /// Corrected latencies since the coordinator last looked.
-    pub window: Mutex<Histogram<u64>>,
-}
-
-impl Default for Progress {
-    fn default() -> Self {
-        let z = || AtomicU64::new(0);
-        Progress {
-            connected: z(),
-            ready: z(),
-            failed: z(),
-            disconnects: z(),
-            sent_room: z(),
-            sent_private: z(),
-            expected: z(),
-            delivered: z(),
-            acks: z(),
-            echoes: z(),
-            window: Mutex::new(new_hist()),
-        }
-    }
-}
-
-/// Run-wide state shared by the coordinator and every thread.
-pub struct Shared {
-    /// The run's clock (one monotonic base for stamps and arrivals).
-    pub clock: Clock,
-    /// The knobs.
-    pub scenario: Scenario,
-    /// Intended send times.
-    pub schedule: Schedule,
-    /// Room of every bot.
-    pub rooms: Vec<u32>,
-    /// Per-message delivery counters.
-    pub ledger: Ledger,
-    /// Bots that joined before the freeze.
-    pub ready: Vec<AtomicBool>,
-    /// Set once at the freeze.
-    pub membership: OnceLock<Membership>,
-    /// Per-thread progress.
-    pub progress: Vec<Progress>,
-    /// Threads that saw the freeze.
-    pub freeze_acks: AtomicU32,
-    /// TLS client configuration, if TLS is on.
-    pub tls: Option<TlsClient>,
-    phase: AtomicU8,
-    /// Start of sending on the clock; `u64::MAX` until set.
-    start: AtomicU64,
-}
-
-impl Shared {
-    /// Current phase.
-    pub fn phase(&self) -> RunPhase {
-        match self.phase.load(SeqCst) {
-            0 => RunPhase::Connect,
-            1 => RunPhase::Freeze,
-            2 => RunPhase::Run,
-            _ => RunPhase::Stop,
-        }
-    }
-
-    /// Start of sending, once known.
-    pub fn start_ns(&self) -> Option<u64> {
-        match self.start.load(SeqCst) {
-            u64::MAX => None,
-            s => Some(s),
-        }
-    }
-
-    fn set_phase(&self, p: RunPhase) {
-        self.phase.store(p as u8, SeqCst);
-    }
-
-    fn sum(&self, f: impl Fn(&Progress) -> &AtomicU64) -> u64 {
-        self.progress.iter().map(|p| f(p).load(Relaxed)).sum()
-    }
-}
 
 /// Optional callbacks for in-process servers (tests).
 #[derive(Default)]
@@ -160,30 +45,8 @@ pub fn run(scenario: Scenario, hooks: Hooks) -> anyhow::Result<Report> {
         Some(o) => Some(TlsClient::new(o)?),
         None => None,
     };
-    let schedule = Schedule::new(
-        scenario.bots,
-        scenario.per_bot_rate(),
-        scenario.warmup.as_nanos() as u64,
-        scenario.duration.as_nanos() as u64,
-        scenario.private_share,
-    );
-    let rooms = scenario.room_assignment();
-    let ledger = Ledger::new(&schedule, scenario.bots);
     let threads = scenario.threads;
-    let shared = Arc::new(Shared {
-        clock: Clock::new(),
-        ready: (0..scenario.bots).map(|_| AtomicBool::new(false)).collect(),
-        membership: OnceLock::new(),
-        progress: (0..threads).map(|_| Progress::default()).collect(),
-        freeze_acks: AtomicU32::new(0),
-        tls,
-        phase: AtomicU8::new(RunPhase::Connect as u8),
-        start: AtomicU64::new(u64::MAX),
-        scenario,
-        schedule,
-        rooms,
-        ledger,
-    });
+    let shared = Arc::new(Shared::new(scenario, tls));
     let sc = &shared.scenario;
     let load_start = procstat::loadavg();
     let pid = sc.server_pid;
@@ -239,13 +102,7 @@ pub fn run(scenario: Scenario, hooks: Hooks) -> anyhow::Result<Report> {
         }
         thread::sleep(Duration::from_millis(1));
     }
-    let mut membership = Membership { ready: Vec::new(), room_count: vec![0; sc.rooms as usize] };
-    for (id, r) in shared.ready.iter().enumerate() {
-        if r.load(SeqCst) {
-            membership.ready.push(id as u32);
-            membership.room_count[shared.rooms[id] as usize] += 1;
-        }
-    }
+    let membership = Membership::from_flags(&shared.ready, &shared.rooms, sc.rooms);
     let ready_bots = membership.ready.len() as u64;
     // Set exactly once, here.
     let _ = shared.membership.set(membership);
@@ -253,7 +110,7 @@ pub fn run(scenario: Scenario, hooks: Hooks) -> anyhow::Result<Report> {
 
     // Run.
     let start = clock.now_ns() + 20_000_000;
-    shared.start.store(start, SeqCst);
+    shared.set_start(start);
     shared.set_phase(RunPhase::Run);
     wake_all(&wakers);
     let measure_start = start + shared.schedule.warmup_ns();
@@ -286,10 +143,7 @@ pub fn run(scenario: Scenario, hooks: Hooks) -> anyhow::Result<Report> {
     let drain_started = clock.now_ns();
     let drain_deadline = drain_started + sc.drain.as_nanos() as u64;
     loop {
-        let done = shared.sum(|p| &p.delivered) >= shared.sum(|p| &p.expected)
-            && shared.sum(|p| &p.acks) >= shared.sum(|p| &p.sent_room)
-            && shared.sum(|p| &p.echoes) >= shared.sum(|p| &p.sent_private);
-        if done || clock.now_ns() >= drain_deadline || handles.iter().all(|h| h.is_finished()) {
+        if shared.all_delivered() || clock.now_ns() >= drain_deadline || handles.iter().all(|h| h.is_finished()) {
             break;
         }
         thread::sleep(Duration::from_millis(5));
