@@ -12,7 +12,8 @@
 //!   progress).
 //! - [`bot`]: one connection's phases, buffers and message handling.
 //! - [`driver`]: one event-loop thread (mio + timerfd) over its bots.
-//! - [`runner`]: the coordinator: phases, progress line, /proc sampling, the report.
+//! - [`runner`]: the coordinator: phases, /proc sampling, the report.
+//! - [`printer`]: the once-a-second progress line.
 //! - [`ledger`]: per-message delivery counters, audited for loss and duplicates.
 //! - [`stats`]: HdrHistograms and counters per thread, merged.
 //! - [`hgrm`]: the standard `.hgrm` percentile-distribution text.
@@ -30,6 +31,7 @@ pub mod ledger;
 pub mod machine;
 pub mod net;
 pub mod plot;
+pub mod printer;
 pub mod procstat;
 pub mod record;
 pub mod report;
