@@ -498,8 +498,10 @@ pub fn tables(sessions: &[Report], loads: &[ModeRuns], shape: Option<&SessionSha
     t
 }
 
+/// The folder's `README.md`: where and how the runs were made, the tables, how to read them, and
+/// every run's errors. `ok` says whether every run was clean.
 #[allow(clippy::too_many_arguments)]
-fn readme(
+pub fn readme(
     opts: &CompareOptions,
     m: &Machine,
     git: &str,

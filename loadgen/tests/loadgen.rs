@@ -397,7 +397,7 @@ fn assert_golden(name: &str, actual: &str) {
 
 #[test]
 fn report_summary_json_and_compare_tables_are_unchanged() {
-    use loadgen::compare::{tables, ModeRuns, SessionShape};
+    use loadgen::compare::{readme, tables, CompareOptions, ModeRuns, SessionShape};
     let clean = Report::build(golden_facts(false));
     let troubled = Report::build(golden_facts(true));
     assert!(clean.ok(), "{:?}", clean.errors);
@@ -413,5 +413,33 @@ fn report_summary_json_and_compare_tables_are_unchanged() {
         ModeRuns { mode: "json".into(), runs: vec![json.clone(), json.clone()] },
         ModeRuns { mode: "binary".into(), runs: vec![clean.clone(), troubled.clone()] },
     ];
-    assert_golden("tables.md", &tables(&[json, clean], &loads, Some(&shape)));
+    let table = tables(&[json.clone(), clean.clone()], &loads, Some(&shape));
+    assert_golden("tables.md", &table);
+
+    let machine = loadgen::machine::Machine {
+        cpu_model: "Test CPU @ 1.00GHz".into(),
+        cpus: 4,
+        kernel: "6.1.0".into(),
+        memory_bytes: 8 << 30,
+    };
+    let mut opts = CompareOptions {
+        scenario: clean.scenario.clone(),
+        external: None,
+        server_bin: None,
+        server_shards: 2,
+        server_args: vec!["--max-connections".into(), "9000".into()],
+        out: PathBuf::from("results"),
+        session: Some(shape),
+        repeat: 2,
+        command_line: "loadgen compare --bots 40".into(),
+    };
+    let mut json_loaded = json.clone();
+    (json_loaded.loadavg_start, json_loaded.loadavg_end) = (Some(0.5), Some(1.25));
+    let sessions = [json_loaded, clean.clone()];
+    let text = readme(&opts, &machine, "abc1234", "2026-01-02", &table, &sessions, &loads, false);
+    assert_golden("readme-started.md", &text);
+    opts.external = Some(("127.0.0.1:7878".parse().unwrap(), None, None));
+    (opts.session, opts.server_shards) = (None, 0);
+    let text = readme(&opts, &machine, "abc1234", "2026-01-02", &table, &[], &loads[..1], true);
+    assert_golden("readme-external.md", &text);
 }
