@@ -1,6 +1,6 @@
-//! Run-wide state that the coordinator ([`crate::runner`]), the event-loop threads
-//! ([`crate::driver`]) and the bots ([`crate::bot`]) exchange: the run's phase, the frozen
-//! membership, per-thread progress counters and the schedule.
+//! Run-wide state that the coordinator (`runner`), the event-loop threads (`driver`) and the
+//! bots (`bot`) exchange: the run's phase, the frozen membership, per-thread progress counters
+//! and the schedule.
 //!
 //! A leaf under those three: it imports none of them, so they form a chain
 //! (runner → driver → bot → shared) instead of a circle.

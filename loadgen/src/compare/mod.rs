@@ -13,21 +13,25 @@
 //! report), `table.md`, one `.hgrm` per mode, and `latency.png` / `latency-uncorrected.png`.
 
 //!
-//! Here the orchestration; in `server.rs` the server per mode, in `tables.rs` and `readme.rs`
-//! the text written to the folder.
+//! Here the orchestration; in `options.rs` what it is asked, in `runs.rs` the runs of a mode, in
+//! `server.rs` the server per mode, in `tables.rs` and `readme.rs` the text written to the
+//! folder. Those leaves import nothing from here.
 
+mod options;
 mod readme;
+mod runs;
 mod server;
 mod tables;
 
 use anyhow::{bail, Context};
 use hdrhistogram::Histogram;
 use serde::Serialize;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use options::{CompareOptions, SessionShape};
 pub use readme::readme;
+pub use runs::{median, ModeRuns};
 pub use tables::tables;
 
 use crate::hgrm;
@@ -35,90 +39,8 @@ use crate::machine::{self, Machine};
 use crate::plot;
 use crate::report::Report;
 use crate::runner::{self, Hooks};
-use crate::scenario::{Rate, Scenario, TlsOptions, WireFormat};
+use crate::scenario::{Rate, Scenario, WireFormat};
 use server::with_server;
-
-/// The seed-shaped chat session.
-#[derive(Clone, Debug, Serialize)]
-pub struct SessionShape {
-    /// Users in the one room.
-    pub users: u32,
-    /// Nominal session length, seconds (for the bandwidth figure).
-    pub nominal_secs: f64,
-    /// Messages each user sends.
-    pub messages_per_user: u32,
-    /// Wall-clock seconds the session is replayed in.
-    pub replay_secs: f64,
-    /// Chat text length.
-    pub payload: usize,
-}
-
-/// What `compare` needs.
-pub struct CompareOptions {
-    /// The load scenario (format and TLS are set per mode).
-    pub scenario: Scenario,
-    /// Use this server (address, pid, TLS trust) instead of starting one per mode.
-    pub external: Option<(SocketAddr, Option<u32>, Option<TlsOptions>)>,
-    /// chat-server binary; default: next to the current executable.
-    pub server_bin: Option<PathBuf>,
-    /// `--shards` for started servers (0: server default).
-    pub server_shards: usize,
-    /// Extra arguments for started servers.
-    pub server_args: Vec<String>,
-    /// Parent folder of `<date>-compare/`.
-    pub out: PathBuf,
-    /// The session part, if wanted.
-    pub session: Option<SessionShape>,
-    /// Load runs per mode (rounds over all four modes); the tables show medians.
-    pub repeat: u32,
-    /// The command line, for the README.
-    pub command_line: String,
-}
-
-/// All load runs of one mode.
-pub struct ModeRuns {
-    /// `binary`, `json`, `binary+tls`, `json+tls`.
-    pub mode: String,
-    /// One report per repeat.
-    pub runs: Vec<Report>,
-}
-
-impl ModeRuns {
-    /// Median over the runs of `f`.
-    pub fn median(&self, f: impl Fn(&Report) -> f64) -> f64 {
-        median(self.runs.iter().map(f).collect())
-    }
-
-    /// Min and max over the runs of `f`.
-    pub fn range(&self, f: impl Fn(&Report) -> f64) -> (f64, f64) {
-        let v: Vec<f64> = self.runs.iter().map(f).collect();
-        (v.iter().copied().fold(f64::INFINITY, f64::min), v.iter().copied().fold(f64::NEG_INFINITY, f64::max))
-    }
-
-    /// All runs' histograms added together (`which` picks one).
-    pub fn merged(&self, which: impl Fn(&Report) -> &Histogram<u64>) -> Histogram<u64> {
-        let mut h = crate::stats::new_hist();
-        for r in &self.runs {
-            // Same bounds everywhere: cannot fail.
-            let _ = h.add(which(r));
-        }
-        h
-    }
-}
-
-/// Median of `v` (mean of the middle two for an even count; 0 when empty).
-pub fn median(mut v: Vec<f64>) -> f64 {
-    if v.is_empty() {
-        return 0.0;
-    }
-    v.sort_by(|a, b| a.total_cmp(b));
-    let m = v.len() / 2;
-    if v.len() % 2 == 1 {
-        v[m]
-    } else {
-        (v[m - 1] + v[m]) / 2.0
-    }
-}
 
 /// What `compare` produced.
 pub struct Outcome {

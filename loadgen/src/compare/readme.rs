@@ -2,7 +2,8 @@
 
 use std::fmt::Write as _;
 
-use super::{CompareOptions, ModeRuns};
+use super::options::CompareOptions;
+use super::runs::ModeRuns;
 use crate::machine::Machine;
 use crate::report::Report;
 

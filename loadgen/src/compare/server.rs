@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::CompareOptions;
+use super::options::CompareOptions;
 use crate::report::Report;
 use crate::scenario::{Scenario, TlsOptions, TlsTrust, WireFormat};
 

@@ -2,7 +2,8 @@
 
 use std::fmt::Write as _;
 
-use super::{ModeRuns, SessionShape};
+use super::options::SessionShape;
+use super::runs::ModeRuns;
 use crate::report::{bytes, n, Report, ServerCost};
 
 /// `x` against `base` as a signed percentage ("baseline" when equal, "-" without a base).

@@ -1,7 +1,7 @@
 //! Deriving the report's figures from the collected facts: every rate, per-message figure and
 //! CPU cost is computed here once.
 
-use super::{
+use super::types::{
     Bots, Deliveries, Latency, LoadgenCost, Messages, Phases, Report, RunFacts, ServerBytes, ServerCost, Setup, Wire,
 };
 use crate::stats::{Counters, Hists, Percentiles};

@@ -1,7 +1,7 @@
 //! Turning the report's figures into errors (something the run promised did not happen) and
 //! warnings (worth knowing, not a failure). The order of the messages is the order they print.
 
-use super::{Report, RunFacts};
+use super::types::{Report, RunFacts};
 
 /// The messages found so far.
 #[derive(Default)]

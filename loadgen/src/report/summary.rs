@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use super::numbers::{bytes, n, row};
-use super::Report;
+use super::types::Report;
 
 impl Report {
     /// The human summary.
