@@ -54,17 +54,30 @@ impl Membership {
 }
 
 /// One thread's live counters, read by the progress line. Padded to its own cache lines.
+///
+/// Each counter is the thread's own running total (written by that thread only, `Relaxed`), so the
+/// coordinator's sums are a snapshot, never a source of truth for the report.
 #[repr(align(128))]
 pub struct Progress {
+    /// Bots whose TCP connect completed.
     pub connected: AtomicU64,
+    /// Bots that joined their room before the freeze.
     pub ready: AtomicU64,
+    /// Connect, login and join failures.
     pub failed: AtomicU64,
+    /// Ready bots whose connection ended.
     pub disconnects: AtomicU64,
+    /// Room messages sent.
     pub sent_room: AtomicU64,
+    /// Private messages sent.
     pub sent_private: AtomicU64,
+    /// Deliveries expected for what was sent.
     pub expected: AtomicU64,
+    /// Deliveries received.
     pub delivered: AtomicU64,
+    /// ROOM_MSG_ACKs received.
     pub acks: AtomicU64,
+    /// Private-message echoes received.
     pub echoes: AtomicU64,
     /// Corrected latencies since the coordinator last looked.
     pub window: Mutex<Histogram<u64>>,
