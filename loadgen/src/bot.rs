@@ -14,8 +14,8 @@ use std::fmt::Write as _;
 use std::io;
 use std::net::SocketAddr;
 
-use crate::runner::Shared;
 use crate::schedule::{pick_target, Kind};
+use crate::shared::Shared;
 use crate::stamp::Stamp;
 use crate::stats::{record, ThreadStats};
 use crate::transport::{InBuf, ReadOutcome, Transport, WireBytes};

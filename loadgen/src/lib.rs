@@ -8,9 +8,12 @@
 //! - [`scenario`]: the knobs, room assignment, source addresses.
 //! - [`schedule`]: intended send times, message kinds, private-message targets (pure functions).
 //! - [`stamp`]: the text prefix carrying sender, sequence number and send times.
+//! - [`shared`]: run-wide state the coordinator, threads and bots exchange (phase, membership,
+//!   progress).
 //! - [`bot`]: one connection's phases, buffers and message handling.
 //! - [`driver`]: one event-loop thread (mio + timerfd) over its bots.
-//! - [`runner`]: the coordinator: phases, progress line, /proc sampling, the report.
+//! - [`runner`]: the coordinator: phases, /proc sampling, the report.
+//! - [`printer`]: the once-a-second progress line.
 //! - [`ledger`]: per-message delivery counters, audited for loss and duplicates.
 //! - [`stats`]: HdrHistograms and counters per thread, merged.
 //! - [`hgrm`]: the standard `.hgrm` percentile-distribution text.
@@ -28,12 +31,14 @@ pub mod ledger;
 pub mod machine;
 pub mod net;
 pub mod plot;
+pub mod printer;
 pub mod procstat;
 pub mod record;
 pub mod report;
 pub mod runner;
 pub mod scenario;
 pub mod schedule;
+pub mod shared;
 pub mod stamp;
 pub mod stats;
 pub mod timer;

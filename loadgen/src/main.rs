@@ -214,7 +214,8 @@ fn tls_options(a: &ScenarioArgs) -> anyhow::Result<TlsOptions> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    raise_fd_limit();
+    // Thousands of bots need thousands of descriptors.
+    chatproto::net::raise_fd_limit();
     let r = match cli.cmd {
         Cmd::Run(a) => cmd_run(a),
         Cmd::Compare(a) => cmd_compare(a),
@@ -282,16 +283,4 @@ fn cmd_compare(a: CompareArgs) -> anyhow::Result<bool> {
     println!("{}", outcome.table);
     println!("wrote {}", outcome.dir.display());
     Ok(outcome.ok)
-}
-
-/// Raises the soft open-file limit to the hard limit: thousands of bots need thousands of fds.
-fn raise_fd_limit() {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit/setrlimit with a valid, initialised struct.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
-    }
 }

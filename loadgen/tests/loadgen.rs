@@ -320,3 +320,126 @@ fn real_run_over_tls_counts_ciphertext() {
     server.stop().unwrap();
     let _ = std::fs::remove_dir_all(dir);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Output formats: the report's summary and JSON, and compare's tables, byte for byte
+
+/// Facts of a made-up run: `trouble` turns on every error and warning the report knows.
+fn golden_facts(trouble: bool) -> loadgen::report::RunFacts {
+    use loadgen::ledger::Audit;
+    use loadgen::procstat::Sample;
+    let mut sc = Scenario::new("127.0.0.1:7878".parse().unwrap());
+    sc.bots = 40;
+    sc.rooms = 3;
+    sc.server_pid = Some(4242);
+    let mut stats = loadgen::stats::ThreadStats::default();
+    for (i, v) in [1_200_000u64, 1_900_000, 2_500_000, 8_000_000, 31_000_000].iter().enumerate() {
+        record(&mut stats.hists.corrected, *v);
+        record(&mut stats.hists.uncorrected, v - 100_000);
+        record(&mut stats.hists.send_lag, 20_000 * (i as u64 + 1) * if trouble { 200 } else { 1 });
+        record(&mut stats.hists.connect, 90_000 + i as u64);
+        record(&mut stats.hists.login, 300_000 + i as u64);
+    }
+    let c = &mut stats.counters;
+    (c.sent_room, c.sent_private, c.sent_room_measured, c.sent_private_measured) = (900, 100, 700, 80);
+    (c.expected, c.expected_measured, c.delivered_room, c.delivered_private) = (9_100, 7_080, 9_000, 100);
+    (c.delivered_measured, c.echoes, c.acks) = (7_080, 100, 900);
+    (c.bytes_written, c.bytes_read, c.bytes_written_measured, c.bytes_read_measured) =
+        (123_456, 7_654_321, 98_765, 6_543_210);
+    let audit = |sent, expected| Audit { sent, expected, delivered: expected, ..Audit::default() };
+    let (mut audit_measured, mut audit_warmup) = (audit(780, 7_080), audit(220, 2_020));
+    if trouble {
+        (c.connect_failures, c.login_failures, c.disconnects, c.backlog_skips) = (2, 1, 3, 4);
+        (c.no_target, c.decode_errors, c.foreign, c.acks, c.echoes) = (5, 6, 7, 899, 98);
+        c.error_msgs.insert("RateLimited".into(), 9);
+        (audit_measured.lost, audit_measured.messages_with_loss) = (11, 2);
+        (audit_warmup.duplicated, audit_warmup.messages_with_duplicates, audit_warmup.phantom) = (3, 1, 1);
+    }
+    let s = |cpu_s, rss| Some(Sample { cpu_s, rss_bytes: rss, peak_rss_bytes: rss + 4096 });
+    loadgen::report::RunFacts {
+        scenario: sc,
+        stats,
+        ready_bots: if trouble { 34 } else { 40 },
+        still_open: if trouble { 20 } else { 40 },
+        unsent: if trouble { 17 } else { 0 },
+        connect_secs: 0.75,
+        drain_secs: 0.125,
+        audit_measured,
+        audit_warmup,
+        ledger_enabled: !trouble,
+        server_idle: s(0.5, 10 << 20),
+        server_ready: s(0.75, 14 << 20),
+        server_m0: s(1.0, 15 << 20),
+        server_m1: if trouble { None } else { s(4.5, 16 << 20) },
+        server_end: s(5.0, 16 << 20),
+        peak_server_rss: 17 << 20,
+        self_m0: s(0.25, 5 << 20),
+        self_m1: s(2.25, 6 << 20),
+        self_end: if trouble { None } else { s(2.5, 6 << 20) },
+        server_bytes: Some(if trouble { (1, 2) } else { (123_456, 7_654_321) }),
+        thread_errors: if trouble { vec!["thread 1: boom".into()] } else { Vec::new() },
+        // The summary prints the CPU count next to the load average: left out to stay portable.
+        loadavg: (None, None),
+    }
+}
+
+/// Compares `actual` with `tests/golden/<name>`; `LOADGEN_BLESS=1` writes the file instead.
+fn assert_golden(name: &str, actual: &str) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name);
+    if std::env::var_os("LOADGEN_BLESS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(actual == expected, "{name} changed:\n--- expected\n{expected}\n--- actual\n{actual}");
+}
+
+#[test]
+fn report_summary_json_and_compare_tables_are_unchanged() {
+    use loadgen::compare::{readme, tables, CompareOptions, ModeRuns, SessionShape};
+    let clean = Report::build(golden_facts(false));
+    let troubled = Report::build(golden_facts(true));
+    assert!(clean.ok(), "{:?}", clean.errors);
+    assert!(!troubled.ok());
+    assert_golden("clean-summary.txt", &clean.summary());
+    assert_golden("troubled-summary.txt", &troubled.summary());
+    assert_golden("clean.json", &serde_json::to_string_pretty(&clean).unwrap());
+    assert_golden("troubled.json", &serde_json::to_string_pretty(&troubled).unwrap());
+    let mut json = clean.clone();
+    json.mode = "json".into();
+    let shape = SessionShape { users: 5, nominal_secs: 180.0, messages_per_user: 30, replay_secs: 6.0, payload: 60 };
+    let loads = vec![
+        ModeRuns { mode: "json".into(), runs: vec![json.clone(), json.clone()] },
+        ModeRuns { mode: "binary".into(), runs: vec![clean.clone(), troubled.clone()] },
+    ];
+    let table = tables(&[json.clone(), clean.clone()], &loads, Some(&shape));
+    assert_golden("tables.md", &table);
+
+    let machine = loadgen::machine::Machine {
+        cpu_model: "Test CPU @ 1.00GHz".into(),
+        cpus: 4,
+        kernel: "6.1.0".into(),
+        memory_bytes: 8 << 30,
+    };
+    let mut opts = CompareOptions {
+        scenario: clean.scenario.clone(),
+        external: None,
+        server_bin: None,
+        server_shards: 2,
+        server_args: vec!["--max-connections".into(), "9000".into()],
+        out: PathBuf::from("results"),
+        session: Some(shape),
+        repeat: 2,
+        command_line: "loadgen compare --bots 40".into(),
+    };
+    let mut json_loaded = json.clone();
+    (json_loaded.loadavg_start, json_loaded.loadavg_end) = (Some(0.5), Some(1.25));
+    let sessions = [json_loaded, clean.clone()];
+    let text = readme(&opts, &machine, "abc1234", "2026-01-02", &table, &sessions, &loads, false);
+    assert_golden("readme-started.md", &text);
+    opts.external = Some(("127.0.0.1:7878".parse().unwrap(), None, None));
+    (opts.session, opts.server_shards) = (None, 0);
+    let text = readme(&opts, &machine, "abc1234", "2026-01-02", &table, &[], &loads[..1], true);
+    assert_golden("readme-external.md", &text);
+}

@@ -44,9 +44,8 @@ fn serve(settings: &Settings) -> anyhow::Result<()> {
     if let Some(path) = &settings.config {
         tracing::info!(config = %path.display(), "settings read from {}", path.display());
     }
-    if let Some((old, new)) = chatproto::net::raise_fd_limit() {
-        tracing::debug!("open-files limit raised from {old} to {new}");
-    }
+    let fds = chatproto::net::raise_fd_limit();
+    tracing::debug!("open-files limit: {fds}");
     let shards = Shards::bind(settings.server_config())?;
     let services = shards.services();
     if let Some(key) = services.generated_passkey() {

@@ -2,7 +2,6 @@
 
 pub mod settings;
 
-use crate::conn::limits::RateLimit;
 use crate::protocol::Limits;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -181,6 +180,23 @@ impl ServerConfig {
             features: FeatureSettings { history: HistoryMode::Memory, history_len: 0, ..FeatureSettings::default() },
             ..ServerConfig::default()
         }
+    }
+}
+
+/// Message rate policy: `rate` frames per second on average, bursts of up to `burst`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RateLimit {
+    /// Sustained frames per second; 0 disables the limit.
+    pub rate: f64,
+    /// Frames that may arrive at once after a quiet period.
+    pub burst: f64,
+    /// Refused frames in a row after which the connection is closed as a flooder.
+    pub disconnect_after: u32,
+}
+
+impl Default for RateLimit {
+    fn default() -> Self {
+        RateLimit { rate: 100.0, burst: 200.0, disconnect_after: 200 }
     }
 }
 

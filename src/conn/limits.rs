@@ -4,22 +4,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::Instant;
 
-/// Message rate policy: `rate` frames per second on average, bursts of up to `burst`.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct RateLimit {
-    /// Sustained frames per second; 0 disables the limit.
-    pub rate: f64,
-    /// Frames that may arrive at once after a quiet period.
-    pub burst: f64,
-    /// Refused frames in a row after which the connection is closed as a flooder.
-    pub disconnect_after: u32,
-}
-
-impl Default for RateLimit {
-    fn default() -> Self {
-        RateLimit { rate: 100.0, burst: 200.0, disconnect_after: 200 }
-    }
-}
+pub use crate::config::RateLimit;
 
 /// What the bucket says about one frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -62,16 +62,20 @@ pub struct WireCount {
 }
 
 /// Lifts the soft open-files limit to the hard one: every connection is a descriptor, and the
-/// usual soft limit is 1,024. Returns `(old, new)` when it changed the limit.
-pub fn raise_fd_limit() -> Option<(libc::rlim_t, libc::rlim_t)> {
+/// usual soft limit is 1,024. Returns the soft limit in force afterwards (0 if it is unknown).
+pub fn raise_fd_limit() -> u64 {
     // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
     unsafe {
         let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 || lim.rlim_cur >= lim.rlim_max {
-            return None;
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 0;
         }
-        let old = lim.rlim_cur;
-        lim.rlim_cur = lim.rlim_max;
-        (libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0).then_some((old, lim.rlim_max))
+        if lim.rlim_cur < lim.rlim_max {
+            let want = libc::rlimit { rlim_cur: lim.rlim_max, rlim_max: lim.rlim_max };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 {
+                return want.rlim_cur;
+            }
+        }
+        lim.rlim_cur
     }
 }

@@ -21,19 +21,18 @@ mod server;
 pub use chatproto::config::AuthMode;
 pub use chatproto::config::HistoryMode;
 pub use chatproto::metrics::{self, Extra, MetricsEndpoint, MAX_REQUEST, MAX_SCRAPES};
+pub use chatproto::net::raise_fd_limit;
+pub use chatproto::net::tls::{client_connect, ClientStream, ClientTrust};
 pub use chatproto::protocol::{ClientMsg, ErrorCode, Limits, ServerMsg, SystemKind, WireFormat};
 pub use chatproto::server::{spawn, RunningServer};
 pub use chatproto::stats::StatsSnapshot;
-pub use chatproto::net::tls::{client_connect, ClientStream, ClientTrust};
 pub use chatproto::ServerConfig;
 
 pub use client::Client;
 pub use frames::{decode_all, is_notice, is_room_msg, random_bytes, raw, room_msgs, summary};
 pub use net::{raw_connect, raw_connect_small_rcvbuf, read_until_closed, reset, tcp_connect_from};
 pub use process::{ServerProcess, PROCESS_DEADLINE};
-pub use server::{
-    have_fds, raise_fd_limit, server, server_with, tls_config, unlimited_config, wait_for_stats, TempDir,
-};
+pub use server::{have_fds, server, server_with, tls_config, unlimited_config, wait_for_stats, TempDir};
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! In-process servers on `127.0.0.1:0`, their configs and counters, the open-files limit, and
 //! temporary directories.
 
-use super::{spawn, RunningServer, ServerConfig, StatsSnapshot, DEADLINE};
+use super::{raise_fd_limit, spawn, RunningServer, ServerConfig, StatsSnapshot, DEADLINE};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -53,27 +53,8 @@ pub fn wait_for_stats(
     }
 }
 
-/// Raises this process's soft open-files limit to the hard limit (tests that open thousands of
-/// sockets share the fd table with the in-process servers). Returns the new soft limit.
-pub fn raise_fd_limit() -> libc::rlim_t {
-    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
-    unsafe {
-        let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
-            return 0;
-        }
-        if lim.rlim_cur < lim.rlim_max {
-            let want = libc::rlimit { rlim_cur: lim.rlim_max, rlim_max: lim.rlim_max };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 {
-                return want.rlim_cur;
-            }
-        }
-        lim.rlim_cur
-    }
-}
-
 /// Skips (returns false with a note) when fewer than `need` descriptors are available.
-pub fn have_fds(need: libc::rlim_t) -> bool {
+pub fn have_fds(need: u64) -> bool {
     let have = raise_fd_limit();
     if have < need {
         eprintln!("skipped: needs {need} file descriptors, the hard limit is {have}");
