@@ -15,7 +15,7 @@ pub mod peers;
 pub use peers::Peers;
 
 use crate::net::buffer::{OutQueue, Pending};
-use crate::net::transport::Transport;
+use crate::net::transport::{Outcome, Transport};
 use crate::net::WireCount;
 use crate::protocol::WireFormat;
 use limits::TokenBucket;
@@ -220,12 +220,13 @@ impl Connection {
         if !self.writable {
             return;
         }
-        if let Err(e) = self.transport.flush(&mut self.out, wire) {
-            if !crate::net::would_block(&e) {
+        match self.transport.flush(&mut self.out, wire) {
+            Outcome::Reset(e) | Outcome::Fatal(e) => {
                 tracing::debug!(peer = %self.peer, "write error: {e}");
                 self.out.clear();
                 self.start_closing(CloseReason::IoError);
             }
+            Outcome::Progress(_) | Outcome::WouldBlock | Outcome::Fin => {}
         }
         if self.has_output() {
             // The socket took less than we had: wait for the next writable edge.

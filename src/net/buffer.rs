@@ -191,7 +191,7 @@ impl OutQueue {
                     total += written;
                     self.advance(written);
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if super::would_block(&e) => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             }

@@ -6,7 +6,7 @@
 //! far as the session's buffer limit allows, and `write_tls` runs whenever the socket is writable.
 
 use super::buffer::OutQueue;
-use super::WireCount;
+use super::{would_block, WireCount};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{ring, CryptoProvider};
 use rustls::pki_types::pem::PemObject;
@@ -186,7 +186,7 @@ impl TlsSession {
         loop {
             match self.conn.reader().read(buf) {
                 Ok(n) => return Ok(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if would_block(&e) => {}
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
                 Err(e) => return Err(e),
             }
@@ -231,7 +231,7 @@ impl TlsSession {
         while self.conn.wants_write() {
             match self.conn.write_tls(sock) {
                 Ok(n) => wire.written += n as u64,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if would_block(&e) => return Ok(false),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             }

@@ -5,11 +5,9 @@
 use super::Server;
 use crate::conn::intake::{Cursor, Policy};
 use crate::conn::CloseReason;
-use crate::net::transport::Opening;
-use crate::net::would_block;
+use crate::net::transport::{Opening, Outcome};
 use crate::protocol::{ErrorCode, WireFormat};
 use mio::event::Event;
-use std::io;
 
 /// Arena fills per connection per turn before yielding to the others (fairness under floods).
 const READ_BUDGET: usize = 8;
@@ -113,17 +111,17 @@ impl Server {
         let conn = &mut self.peers.conns[key];
         while !self.arena.is_full() {
             match conn.transport().read(self.arena.spare(), &mut self.peers.wire) {
-                Ok(0) => return ReadEnd::Close(CloseReason::PeerClosed),
-                Ok(n) => {
+                Outcome::Progress(n) => {
                     self.arena.filled(n);
                     conn.received(self.now);
                 }
-                Err(e) if would_block(&e) => return ReadEnd::Drained,
-                Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                Outcome::WouldBlock => return ReadEnd::Drained,
+                Outcome::Fin => return ReadEnd::Close(CloseReason::PeerClosed),
+                Outcome::Fatal(e) => {
                     tracing::debug!(peer = %conn.peer(), "TLS error: {e}");
                     return ReadEnd::Close(CloseReason::TlsError);
                 }
-                Err(e) => {
+                Outcome::Reset(e) => {
                     tracing::debug!(peer = %conn.peer(), "read error: {e}");
                     return ReadEnd::Close(CloseReason::IoError);
                 }
