@@ -12,16 +12,17 @@ LOADGEN=$ROOT/target/release/loadgen
 mkdir -p "$OUT"
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 WORK=$(mktemp -d)
-trap 'pkill -f "chat-server --bind 127.0.0.1 --port 1750" 2>/dev/null; rm -rf "$WORK"' EXIT
+PID=""
+# Stop only the server this script started, by its PID.
+trap '[ -n "$PID" ] && kill -TERM "$PID" 2>/dev/null; rm -rf "$WORK"' EXIT
 
 # start_server NAME PORT ARGS... : starts a release server in $WORK, waits for it, sets $PID.
 start_server() {
     local name=$1 port=$2; shift 2
     (cd "$WORK" && exec "$SERVER" --bind 127.0.0.1 --port "$port" --history memory --msg-rate 0 \
         --log-level warn --cert "$WORK/s.crt" --key "$WORK/s.key" "$@" > "$OUT/$name.server.log" 2>&1) &
-    PID=$!
+    PID=$!  # the subshell execs the server, so this is the server's own PID
     for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break; sleep 0.1; done
-    PID=$(pgrep -f "chat-server --bind 127.0.0.1 --port $port " | head -1)
 }
 stop_server() { kill -TERM "$PID" 2>/dev/null; wait 2>/dev/null; sleep 1; }
 

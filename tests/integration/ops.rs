@@ -1,6 +1,6 @@
 //! Operations tests: the metrics endpoint scraped over real sockets, and the `chat-server` binary
-//! run as an admin would (config file, signals, exit codes). One test binary
-//! (`cargo test --test ops`); everything listens on 127.0.0.1 with OS-chosen ports.
+//! run as an admin would (config file, signals, exit codes). A module of the integration binary
+//! (`cargo test --test integration ops::`); everything listens on 127.0.0.1 with OS-chosen ports.
 //!
 //! Map of the suite:
 //! - `metrics_*`: a [`MetricsEndpoint`] driven by a small mio loop on a thread, scraped with a
