@@ -30,7 +30,7 @@ pub fn connect_nonblocking(addr: SocketAddr, source: Option<IpAddr>) -> io::Resu
     }
     match sock.connect(&SockAddr::from(addr)) {
         Ok(()) => {}
-        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) || e.kind() == io::ErrorKind::WouldBlock => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) || chatproto::net::would_block(&e) => {}
         Err(e) => return Err(e),
     }
     Ok(mio::net::TcpStream::from_std(sock.into()))

@@ -7,6 +7,7 @@
 //! counts are ciphertext.
 
 use chatproto::net::tls::{client_config, ClientTrust, TlsError};
+use chatproto::net::would_block;
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection};
 use std::io::{self, Read, Write};
@@ -86,14 +87,14 @@ impl TlsSession {
             match self.conn.reader().read(dst) {
                 Ok(0) => return Ok(TlsRead::Closed),
                 Ok(n) => return Ok(TlsRead::Data(n)),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if would_block(&e) => {}
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(TlsRead::Closed),
                 Err(e) => return Err(e),
             }
             match self.conn.read_tls(sock) {
                 Ok(0) => return Ok(TlsRead::Closed),
                 Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(TlsRead::WouldBlock),
+                Err(e) if would_block(&e) => return Ok(TlsRead::WouldBlock),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             }
@@ -115,7 +116,7 @@ impl TlsSession {
         while self.conn.wants_write() {
             match self.conn.write_tls(sock) {
                 Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if would_block(&e) => return Ok(false),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }

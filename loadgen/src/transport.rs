@@ -2,6 +2,7 @@
 //! decoded from in place, and byte counting of everything that crosses the socket.
 
 use bytes::{Buf, BytesMut};
+use chatproto::net::would_block;
 use mio::net::TcpStream;
 use std::io::{self, Read, Write};
 
@@ -126,11 +127,6 @@ impl Transport {
             },
         }
     }
-}
-
-/// True for the "try again later" error of a non-blocking socket.
-pub fn would_block(e: &io::Error) -> bool {
-    e.kind() == io::ErrorKind::WouldBlock
 }
 
 /// A read buffer: frames are decoded in place from `buf[start..end]`, consumed from the front,
