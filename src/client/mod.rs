@@ -10,6 +10,8 @@
 //! - [`commands`]: what the user types, parsed into a [`commands::Command`].
 //! - [`render`]: every server message turned into the text to print.
 //! - [`transfer`]: hashing and chunking uploads, writing and checking downloads, progress lines.
+//! - [`app`]: the interactive terminal client `chat-client` runs: [`app::connect`], then
+//!   [`app::run`] until the user quits or the connection is lost for good.
 //!
 //! ```no_run
 //! use chatproto::client::{Client, ConnectOptions};
@@ -22,6 +24,7 @@
 //! # let _ = (info, reply); Ok(()) }
 //! ```
 
+pub mod app;
 pub mod commands;
 pub mod connection;
 pub mod error;
