@@ -15,8 +15,12 @@
 //! plus `/time` (the TIME extension), `/admin <command>` (admin sessions only), and file
 //! sharing: `/send PATH`, `/files`, `/get ID [DEST]`. A line not
 //! starting with `/` is a message to the current room; `//text` sends `/text` literally.
+//!
+//! A new command that is one request to the server is one entry here: its [`Command`] variant,
+//! its word in [`parse_line`], its line in [`HELP`] and its message in [`Command::into_request`].
 
 use crate::protocol::validate::{check_room, check_username, NameError};
+use crate::protocol::ClientMsg;
 
 /// Help text shown by `/help`: every command with its aliases.
 pub const HELP: &str = "\
@@ -77,6 +81,30 @@ pub enum Command {
     Empty,
     /// The line was a mistake; the error explains how to fix it.
     Invalid(UsageError),
+}
+
+impl Command {
+    /// The request this command sends to the server as it stands, or the command itself back for
+    /// those the client carries out on its own: `Say` (checked, and shown once acknowledged),
+    /// `Send` and `Get` (file transfers), `Help`, `Quit`, `Empty` and `Invalid`.
+    pub fn into_request(self) -> Result<ClientMsg<'static>, Command> {
+        Ok(match self {
+            Command::Join(room) => ClientMsg::JoinRoom { room: room.into() },
+            Command::Msg { to, text } => ClientMsg::PrivateMsg { to: to.into(), text: text.into() },
+            Command::Users => ClientMsg::ListUsers,
+            Command::Rooms => ClientMsg::ListRooms,
+            Command::Time => ClientMsg::Time,
+            Command::Files => ClientMsg::ListFiles,
+            Command::Admin(command) => ClientMsg::Admin { command: command.into() },
+            Command::Say(_)
+            | Command::Send(_)
+            | Command::Get { .. }
+            | Command::Help
+            | Command::Quit
+            | Command::Empty
+            | Command::Invalid(_) => return Err(self),
+        })
+    }
 }
 
 /// Why a line could not be turned into a command. `Display` is the message shown to the user.
@@ -332,6 +360,26 @@ mod tests {
         assert_eq!(missing, "missing room name; usage: /join <room>");
         let bad = UsageError::BadRoom { name: "a b".into(), reason: NameError::BadChar }.to_string();
         assert!(bad.contains("'a b'") && bad.contains("space"), "{bad}");
+    }
+
+    #[test]
+    fn requests_for_server_commands() {
+        let req = |line: &str| parse_line(line).into_request();
+        assert_eq!(req("/j tech"), Ok(ClientMsg::JoinRoom { room: "tech".into() }));
+        assert_eq!(req("/pm bob hi  there"), Ok(ClientMsg::PrivateMsg { to: "bob".into(), text: "hi  there".into() }));
+        assert_eq!(req("/who"), Ok(ClientMsg::ListUsers));
+        assert_eq!(req("/r"), Ok(ClientMsg::ListRooms));
+        assert_eq!(req("/time"), Ok(ClientMsg::Time));
+        assert_eq!(req("/files"), Ok(ClientMsg::ListFiles));
+        assert_eq!(req("/admin"), Ok(ClientMsg::Admin { command: "help".into() }));
+        assert_eq!(req("/admin kick bob"), Ok(ClientMsg::Admin { command: "kick bob".into() }));
+    }
+
+    #[test]
+    fn local_commands_come_back() {
+        for line in ["hello", "//x", "/send a.txt", "/get 3", "/help", "/quit", "", "/dance"] {
+            assert_eq!(parse_line(line).into_request(), Err(parse_line(line)), "{line}");
+        }
     }
 
     #[test]

@@ -88,6 +88,26 @@ pub fn own_message(room: &str, me: &str, text: &str) -> String {
     format!("[{room}] {me}: {text}")
 }
 
+/// The greeting printed on connecting: what LOGIN_ACK shows for `me` in `room`.
+pub fn welcome(me: &str, room: &str) -> String {
+    let ack = ServerMsg::LoginAck { username: me.into(), room: room.into() };
+    render(&ack, me).unwrap_or_default()
+}
+
+/// The line after an ERROR_MSG that refused one of my room messages, naming it by its start.
+pub fn not_delivered(text: &str) -> String {
+    format!("  (your message \"{}\" was not delivered)", preview(text))
+}
+
+/// The start of a long message, for notices about it: at most 40 characters, then `...`.
+pub fn preview(text: &str) -> String {
+    const MAX: usize = 40;
+    match text.char_indices().nth(MAX) {
+        Some((i, _)) => format!("{}...", &text[..i]),
+        None => text.to_string(),
+    }
+}
+
 /// `Users in general (3): alice (you), bob, carol`
 fn render_users(room: &str, users: &[impl AsRef<str>], me: &str) -> String {
     let mut s = format!("Users in {room} ({}): ", users.len());
@@ -239,6 +259,14 @@ mod tests {
         let rooms = ServerMsg::ListRooms { rooms: vec![(c("general"), 3), (c("tech"), 1)] };
         assert_eq!(show(rooms), "Rooms (2):\n  general  3 users\n  tech     1 user");
         assert_eq!(show(ServerMsg::ListRooms { rooms: vec![] }), "Rooms (0):");
+    }
+
+    #[test]
+    fn own_lines() {
+        assert_eq!(welcome("alice", "general"), "Welcome, alice! You are in room 'general'; type /help for commands.");
+        assert_eq!(not_delivered("hi"), "  (your message \"hi\" was not delivered)");
+        let long = not_delivered(&"x".repeat(41));
+        assert_eq!(long, format!("  (your message \"{}...\" was not delivered)", "x".repeat(40)));
     }
 
     #[test]

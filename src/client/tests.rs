@@ -1,8 +1,12 @@
 //! Unit tests of the parent module.
 
 use super::*;
-use crate::protocol::SystemKind;
-use std::net::TcpListener;
+use crate::protocol::{ClientMsg, ErrorCode, Limits, ServerMsg, SystemKind, WireFormat};
+use bytes::BytesMut;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
 
 /// A one-connection fake server on loopback running `script` on the accepted socket.
 fn fake_server<F>(script: F) -> (ConnectOptions, JoinHandle<()>)
@@ -165,15 +169,4 @@ fn tls_failures_are_reported_as_tls() {
     assert!(matches!(err, Some(ClientError::Tls { .. })), "{err:?}");
     assert!(!err.map(|e| e.is_transient()).unwrap_or(true));
     t.join().expect("server");
-}
-
-#[test]
-fn transient_errors() {
-    let rejected = |code| ClientError::LoginRejected { code, reason: String::new() };
-    assert!(rejected(ErrorCode::UsernameTaken).is_transient());
-    assert!(rejected(ErrorCode::ShuttingDown).is_transient());
-    assert!(!rejected(ErrorCode::AuthFailed).is_transient());
-    assert!(!rejected(ErrorCode::InvalidUsername).is_transient());
-    assert!(ClientError::Closed.is_transient());
-    assert!(ClientError::Refused { addr: String::new() }.is_transient());
 }

@@ -120,6 +120,36 @@ pub fn default_dest(name: Option<&str>, id: u64, exists: impl Fn(&Path) -> bool)
     path
 }
 
+/// Why a download failed. `Display` is the text shown after `! download failed: `.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransferError {
+    /// The server sent a chunk out of order.
+    #[error("chunk at offset {got}, expected {expected}")]
+    Offset {
+        /// The chunk's offset.
+        got: u64,
+        /// The bytes received so far, where the next chunk must start.
+        expected: u64,
+    },
+    /// Writing the destination file failed.
+    #[error("cannot write {}: {source}", dest.display())]
+    Write {
+        /// The file being written.
+        dest: PathBuf,
+        /// What the file system said.
+        source: io::Error,
+    },
+    /// The file received does not have the digest the server announced; it was deleted.
+    #[error("file {id} failed its SHA-256 check; deleted {}", dest.display())]
+    Digest {
+        /// The file's id.
+        id: u64,
+        /// Where it was being saved.
+        dest: PathBuf,
+    },
+}
+
 /// A download being written.
 #[derive(Debug)]
 pub struct Download {
@@ -146,11 +176,11 @@ impl Download {
     }
 
     /// Writes the chunk at `offset`; returns a progress line when one is due.
-    pub fn chunk(&mut self, offset: u64, data: &[u8]) -> Result<Option<String>, String> {
+    pub fn chunk(&mut self, offset: u64, data: &[u8]) -> Result<Option<String>, TransferError> {
         if offset != self.received {
-            return Err(format!("chunk at offset {offset}, expected {}", self.received));
+            return Err(TransferError::Offset { got: offset, expected: self.received });
         }
-        self.file.write_all(data).map_err(|e| format!("cannot write {}: {e}", self.dest.display()))?;
+        self.file.write_all(data).map_err(|source| self.write_error(source))?;
         self.hasher.update(data);
         self.received += data.len() as u64;
         let Some(total) = self.total else { return Ok(None) };
@@ -162,21 +192,25 @@ impl Download {
     }
 
     /// The server's FILE_DONE: checks the digest. On a mismatch the file is deleted.
-    pub fn finish(mut self, sha256: &[u8; 32]) -> Result<String, String> {
+    pub fn finish(mut self, sha256: &[u8; 32]) -> Result<String, TransferError> {
         let got: [u8; 32] = self.hasher.clone().finalize().into();
         let flushed = self.file.flush().and_then(|()| self.file.sync_all());
         if got != *sha256 {
-            let why = format!("file {} failed its SHA-256 check; deleted {}", self.id, self.dest.display());
+            let why = TransferError::Digest { id: self.id, dest: self.dest.clone() };
             self.discard();
             return Err(why);
         }
-        flushed.map_err(|e| format!("cannot write {}: {e}", self.dest.display()))?;
+        flushed.map_err(|source| self.write_error(source))?;
         Ok(format!(
             "↓ {}: 100%, saved to {} ({}, SHA-256 verified)",
             self.name,
             self.dest.display(),
             human_size(self.received)
         ))
+    }
+
+    fn write_error(&self, source: io::Error) -> TransferError {
+        TransferError::Write { dest: self.dest.clone(), source }
     }
 
     /// Gives up: deletes the partial file.
@@ -205,6 +239,15 @@ mod tests {
     #[test]
     fn progress_lines() {
         assert_eq!(progress_line("↑", "a.bin", 50, 512, 1024), "↑ a.bin: 50% (512 B of 1.0 KiB)");
+    }
+
+    #[test]
+    fn error_texts_are_the_lines_shown() {
+        assert_eq!(TransferError::Offset { got: 5, expected: 3 }.to_string(), "chunk at offset 5, expected 3");
+        let digest = TransferError::Digest { id: 6, dest: "a.bin".into() };
+        assert_eq!(digest.to_string(), "file 6 failed its SHA-256 check; deleted a.bin");
+        let write = TransferError::Write { dest: "a.bin".into(), source: io::ErrorKind::PermissionDenied.into() };
+        assert!(write.to_string().starts_with("cannot write a.bin: "), "{write}");
     }
 
     #[test]
@@ -255,6 +298,7 @@ mod tests {
         let _ = std::fs::remove_file(&bad);
         let mut d = Download::create(6, bad.clone(), "bad".into(), None).unwrap();
         d.chunk(0, b"abc").unwrap();
+        assert!(matches!(d.chunk(0, b"x"), Err(TransferError::Offset { got: 0, expected: 3 })));
         assert!(d.finish(&[0; 32]).is_err());
         assert!(!bad.exists());
         let _ = std::fs::remove_dir_all(&dir);
