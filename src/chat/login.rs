@@ -116,10 +116,7 @@ impl Hub {
         }
         self.pending_auth.remove(&v.key);
         match v.result {
-            Ok(()) => {
-                self.services.throttle.succeeded(&v.username);
-                self.finish_login(out, v.key, &v.username, false);
-            }
+            Ok(()) => self.finish_login(out, v.key, &v.username, false),
             Err((code, reason)) => reject(out, v.key, code, &reason),
         }
     }
@@ -134,6 +131,11 @@ impl Hub {
         let folded = fold(&mut self.fold_buf, username);
         if self.backplane.claim(folded, UserEntry { name: name.clone(), shard: self.shard, key }) == Claim::Taken {
             return reject(out, key, ErrorCode::UsernameTaken, &format!("the name {username:?} is taken"));
+        }
+        if admin || self.services.auth != AuthMode::Open {
+            // The credential was right: the name's failed attempts are forgiven, so a user who
+            // logs in often is never throttled for succeeding.
+            self.services.throttle.succeeded(folded);
         }
         self.local_users.insert(folded.into(), key);
         let (room, membership) = self.enter_room(key, &name, DEFAULT_ROOM);

@@ -3,9 +3,9 @@
 //! tests drive a real server with the real wire format.
 
 use super::{ClientError, ClientTrust};
+use crate::net::tls::{self, ClientStream};
 use crate::protocol::validate::check_username;
 use crate::protocol::{ClientMsg, Limits, ServerMsg, WireFormat};
-use crate::net::tls::{self, ClientStream};
 use bytes::BytesMut;
 use std::borrow::Cow;
 use std::collections::VecDeque;

@@ -177,8 +177,6 @@ fn console_commands_run_on_the_hub_as_console() {
 }
 
 #[test]
-#[ignore = "bug: a successful admin (or passkey) login is never forgotten by the throttle, so the 6th \
-            login of the same name within a minute is refused RATE_LIMITED"]
 fn repeated_successful_admin_logins_are_not_throttled() {
     let mut w = World::with(1, admin_services(), 0);
     for key in 1..=6 {
@@ -190,8 +188,6 @@ fn repeated_successful_admin_logins_are_not_throttled() {
 }
 
 #[test]
-#[ignore = "bug: a successful passkey login is never forgotten by the throttle, so the 6th login of \
-            the same name within a minute is refused RATE_LIMITED"]
 fn repeated_successful_passkey_logins_are_not_throttled() {
     let mut config = ServerConfig::loopback();
     config.features.files = false;
