@@ -32,64 +32,64 @@ impl Server {
             return;
         }
         loop {
-            let (sock, peer) = match self.listener.accept() {
-                Ok(pair) => pair,
+            match self.listener.accept() {
+                Ok((sock, peer)) => self.admit(sock, peer),
                 Err(e) if would_block(&e) => return,
-                Err(e) if is_fd_exhaustion(&e) => {
-                    // The pending connections stay in the kernel's queue; retry on a timer
-                    // because no new readiness event will announce them.
-                    self.totals.accept_refusals += 1;
-                    let now = Instant::now();
-                    if self.last_fd_warning.map_or(true, |t| now.duration_since(t) >= FD_WARNING_EVERY) {
-                        self.last_fd_warning = Some(now);
-                        tracing::warn!(
-                            "out of file descriptors ({e}); accept retries every {ACCEPT_BACKOFF:?} \
-                             (logged at most every {FD_WARNING_EVERY:?}; refusals so far: {})",
-                            self.totals.accept_refusals
-                        );
-                    }
-                    self.accept_paused_until = Some(Instant::now() + ACCEPT_BACKOFF);
-                    return;
-                }
+                Err(e) if is_fd_exhaustion(&e) => return self.out_of_fds(&e),
                 Err(e) if is_transient_accept_error(&e) => continue,
                 Err(e) => {
                     tracing::error!("accept failed: {e}");
                     return;
                 }
-            };
-            let _ = sock.set_nodelay(true);
-            self.totals.connections_total += 1;
-            if self.peers.conns.len() >= self.config.max_connections {
-                self.totals.accept_refusals += 1;
-                self.refuse(sock, "the server is full");
-                continue;
             }
-            let ip = peer.ip();
-            let counted = !(self.config.exempt_loopback && ip.is_loopback());
-            if counted && !self.per_address.admit(ip, self.config.max_per_address) {
-                self.totals.accept_refusals += 1;
-                self.refuse(sock, "too many connections from your address");
-                continue;
-            }
-            let entry = self.peers.conns.vacant_entry();
-            let key = entry.key();
-            let now = Instant::now();
-            let bucket = TokenBucket::new(&self.config.rate_limit, now);
-            let mut conn = Connection::new(Transport::new(sock), peer, now, bucket, counted);
-            if let Err(e) = self.poll.registry().register(
-                &mut conn.transport().sock,
-                Token(key),
-                Interest::READABLE | Interest::WRITABLE,
-            ) {
-                tracing::error!(%peer, "register failed: {e}");
-                if counted {
-                    self.per_address.release(ip);
-                }
-                continue;
-            }
-            entry.insert(conn);
-            tracing::debug!(%peer, key, "accepted");
         }
+    }
+
+    /// Out of file descriptors: the pending connections stay in the kernel's queue, and
+    /// accepting retries on a timer because no new readiness event will announce them.
+    fn out_of_fds(&mut self, e: &std::io::Error) {
+        self.totals.accept_refusals += 1;
+        let now = Instant::now();
+        if self.last_fd_warning.map_or(true, |t| now.duration_since(t) >= FD_WARNING_EVERY) {
+            self.last_fd_warning = Some(now);
+            tracing::warn!(
+                "out of file descriptors ({e}); accept retries every {ACCEPT_BACKOFF:?} \
+                 (logged at most every {FD_WARNING_EVERY:?}; refusals so far: {})",
+                self.totals.accept_refusals
+            );
+        }
+        self.accept_paused_until = Some(now + ACCEPT_BACKOFF);
+    }
+
+    /// Takes in an accepted socket, or refuses it (server full, too many from its address).
+    fn admit(&mut self, sock: mio::net::TcpStream, peer: std::net::SocketAddr) {
+        let _ = sock.set_nodelay(true);
+        self.totals.connections_total += 1;
+        if self.peers.conns.len() >= self.config.max_connections {
+            self.totals.accept_refusals += 1;
+            return self.refuse(sock, "the server is full");
+        }
+        let ip = peer.ip();
+        let counted = !(self.config.exempt_loopback && ip.is_loopback());
+        if counted && !self.per_address.admit(ip, self.config.max_per_address) {
+            self.totals.accept_refusals += 1;
+            return self.refuse(sock, "too many connections from your address");
+        }
+        let entry = self.peers.conns.vacant_entry();
+        let key = entry.key();
+        let now = Instant::now();
+        let bucket = TokenBucket::new(&self.config.rate_limit, now);
+        let mut conn = Connection::new(Transport::new(sock), peer, now, bucket, counted);
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        if let Err(e) = self.poll.registry().register(&mut conn.transport().sock, Token(key), interest) {
+            tracing::error!(%peer, "register failed: {e}");
+            if counted {
+                self.per_address.release(ip);
+            }
+            return;
+        }
+        entry.insert(conn);
+        tracing::debug!(%peer, key, "accepted");
     }
 
     /// Tells a connection over a limit why it is refused, best effort, and drops it.
