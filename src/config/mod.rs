@@ -44,14 +44,14 @@ pub struct ServerConfig {
     pub shards: usize,
     /// Serve Prometheus metrics over HTTP on this address (off when `None`).
     pub metrics: Option<SocketAddr>,
-    /// Authentication, history and admin settings (the seed features).
-    pub features: FeatureSettings,
+    /// Authentication, history, files and admin settings: what `services` runs.
+    pub services: ServiceSettings,
 }
 
-/// Settings of the features brought by the seed systems: authentication, persistent history,
-/// the admin console.
+/// Settings of the shared services (the features brought by the seed systems): authentication,
+/// persistent history, file sharing, the admin console.
 #[derive(Clone, Debug)]
-pub struct FeatureSettings {
+pub struct ServiceSettings {
     /// How clients authenticate: `open` (a name is enough), `passkey`, or `accounts`.
     pub auth: AuthMode,
     /// The passkey for `AuthMode::Passkey`; `None` generates a random one at start.
@@ -80,9 +80,9 @@ pub struct FeatureSettings {
     pub files_quota: u64,
 }
 
-impl Default for FeatureSettings {
+impl Default for ServiceSettings {
     fn default() -> Self {
-        FeatureSettings {
+        ServiceSettings {
             auth: AuthMode::Open,
             passkey: None,
             history: HistoryMode::Sqlite,
@@ -100,7 +100,7 @@ impl Default for FeatureSettings {
     }
 }
 
-impl FeatureSettings {
+impl ServiceSettings {
     /// `path`, under `data_dir` when relative.
     pub fn in_data_dir(&self, path: &std::path::Path) -> PathBuf {
         if path.is_absolute() {
@@ -155,7 +155,7 @@ impl Default for ServerConfig {
             tls: TlsSettings::default(),
             shards: 0,
             metrics: None,
-            features: FeatureSettings::default(),
+            services: ServiceSettings::default(),
         }
     }
 }
@@ -170,14 +170,14 @@ impl ServerConfig {
     }
 
     /// A config for tests: loopback, an OS-chosen port, TLS off, history in memory and not replayed
-    /// (`features.history_len` 0), so frames seen are exactly ChatProto v1.0's.
+    /// (`services.history_len` 0), so frames seen are exactly ChatProto v1.0's.
     pub fn loopback() -> Self {
         ServerConfig {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             tls: TlsSettings { enabled: false, ..TlsSettings::default() },
             shards: 1,
             // Plain v1.0 semantics unless a test asks for more: no replay on joining.
-            features: FeatureSettings { history: HistoryMode::Memory, history_len: 0, ..FeatureSettings::default() },
+            services: ServiceSettings { history: HistoryMode::Memory, history_len: 0, ..ServiceSettings::default() },
             ..ServerConfig::default()
         }
     }

@@ -403,7 +403,7 @@ impl Settings {
         config.shards = self.shards;
         config.metrics = self.metrics.0;
         config.presence_limit = self.presence_limit;
-        let f = &mut config.features;
+        let f = &mut config.services;
         f.auth = self.auth.parse().unwrap_or(f.auth);
         f.passkey = Some(self.passkey.clone()).filter(|k| !k.is_empty());
         f.history = self.history.parse().unwrap_or(f.history);

@@ -72,7 +72,7 @@ fn bare_flags_still_work_and_metrics_can_be_turned_off() {
 #[test]
 fn feature_settings_map_to_the_config_and_bad_modes_are_named() {
     let s = merged(&["--auth", "passkey", "--history", "memory"], "passkey = \"sesame\"\nhistory_len = 7");
-    let f = s.server_config().features;
+    let f = s.server_config().services;
     assert_eq!((f.auth, f.history, f.history_len), (AuthMode::Passkey, HistoryMode::Memory, 7));
     assert_eq!(f.passkey.as_deref(), Some("sesame"));
     assert_eq!((f.admin_user, f.admin_password), (None, None), "empty means unset");

@@ -137,38 +137,38 @@ impl Services {
         }
     }
 
-    /// Starts what `config.features` asks for: creates the data directory, opens the databases,
+    /// Starts what `config.services` asks for: creates the data directory, opens the databases,
     /// starts the history writer and the accounts worker, and picks the passkey.
     pub fn start(config: &ServerConfig) -> Result<Arc<Services>, ServiceError> {
-        let fs = &config.features;
+        let cfg = &config.services;
         let links = Arc::new(Links::default());
-        let needs_dir = fs.history == HistoryMode::Sqlite || fs.auth == AuthMode::Accounts;
+        let needs_dir = cfg.history == HistoryMode::Sqlite || cfg.auth == AuthMode::Accounts;
         if needs_dir {
-            std::fs::create_dir_all(&fs.data_dir)
-                .map_err(|source| ServiceError::DataDir { path: fs.data_dir.display().to_string(), source })?;
+            std::fs::create_dir_all(&cfg.data_dir)
+                .map_err(|source| ServiceError::DataDir { path: cfg.data_dir.display().to_string(), source })?;
         }
-        let history = match fs.history {
-            HistoryMode::Memory => History::memory(fs.history_len),
+        let history = match cfg.history {
+            HistoryMode::Memory => History::memory(cfg.history_len),
             HistoryMode::Sqlite => {
-                let path = fs.in_data_dir(&fs.history_path);
-                let (store, loaded) = history::sqlite::SqliteStore::open(&path, fs.history_len, links.clone())?;
-                History::with_store(fs.history_len, Box::new(store), loaded)
+                let path = cfg.in_data_dir(&cfg.history_path);
+                let (store, loaded) = history::sqlite::SqliteStore::open(&path, cfg.history_len, links.clone())?;
+                History::with_store(cfg.history_len, Box::new(store), loaded)
             }
         };
-        let mut f = Services::with_history(fs.auth, history, links.clone());
-        if fs.auth == AuthMode::Passkey {
-            f.passkey_generated = fs.passkey.is_none();
-            f.passkey = Some(fs.passkey.clone().unwrap_or_else(random_passkey));
+        let mut f = Services::with_history(cfg.auth, history, links.clone());
+        if cfg.auth == AuthMode::Passkey {
+            f.passkey_generated = cfg.passkey.is_none();
+            f.passkey = Some(cfg.passkey.clone().unwrap_or_else(random_passkey));
         }
-        if fs.auth == AuthMode::Accounts {
-            let path = fs.in_data_dir(&fs.accounts_path);
-            f.accounts = Some(Accounts::start(&path, fs.argon2_memory_kib, links.clone())?);
+        if cfg.auth == AuthMode::Accounts {
+            let path = cfg.in_data_dir(&cfg.accounts_path);
+            f.accounts = Some(Accounts::start(&path, cfg.argon2_memory_kib, links.clone())?);
         }
-        if fs.files {
-            let dir = fs.data_dir.join("files");
-            f.files = Some(FileStore::open(dir, fs.max_file_size, fs.files_quota, links.clone())?);
+        if cfg.files {
+            let dir = cfg.data_dir.join("files");
+            f.files = Some(FileStore::open(dir, cfg.max_file_size, cfg.files_quota, links.clone())?);
         }
-        if let (Some(user), Some(pw)) = (&fs.admin_user, &fs.admin_password) {
+        if let (Some(user), Some(pw)) = (&cfg.admin_user, &cfg.admin_password) {
             f.admin = Some((user.to_lowercase(), pw.clone()));
         }
         Ok(Arc::new(f))

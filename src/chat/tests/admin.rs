@@ -190,9 +190,9 @@ fn repeated_successful_admin_logins_are_not_throttled() {
 #[test]
 fn repeated_successful_passkey_logins_are_not_throttled() {
     let mut config = ServerConfig::loopback();
-    config.features.files = false;
-    config.features.auth = AuthMode::Passkey;
-    config.features.passkey = Some("letmein".into());
+    config.services.files = false;
+    config.services.auth = AuthMode::Passkey;
+    config.services.passkey = Some("letmein".into());
     let mut w = World::with(1, Services::start(&config).expect("services"), 0);
     for key in 1..=6 {
         w.connect(0, key, JSON);

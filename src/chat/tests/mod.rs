@@ -266,11 +266,11 @@ impl World {
 /// Services with history kept in memory (`history_len` per room), optionally an admin, no files.
 fn services(history_len: usize, admin: Option<(&str, &str)>) -> Arc<Services> {
     let mut config = ServerConfig::loopback();
-    config.features.history = HistoryMode::Memory;
-    config.features.history_len = history_len;
-    config.features.files = false;
-    config.features.admin_user = admin.map(|(u, _)| u.to_string());
-    config.features.admin_password = admin.map(|(_, p)| p.to_string());
+    config.services.history = HistoryMode::Memory;
+    config.services.history_len = history_len;
+    config.services.files = false;
+    config.services.admin_user = admin.map(|(u, _)| u.to_string());
+    config.services.admin_password = admin.map(|(_, p)| p.to_string());
     Services::start(&config).expect("memory services need no disk")
 }
 

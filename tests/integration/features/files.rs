@@ -152,7 +152,7 @@ fn files_with_path_traversal_names_are_stored_under_generated_ids() {
     let dir = TempDir::new("traversal");
     let data_dir = dir.path().join("data").join("inner");
     let mut cfg = features_config("unused", &dir);
-    cfg.features.data_dir = data_dir.clone();
+    cfg.services.data_dir = data_dir.clone();
     let s = server_with(cfg);
     let mut mallory = Client::login_new(s.addr, WireFormat::Json, "mallory");
     let names = ["../../etc/passwd", "../../../passwd", "/tmp/abs", "..\\..\\win.ini", "..", "a/../../b"];
@@ -182,7 +182,7 @@ fn files_with_path_traversal_names_are_stored_under_generated_ids() {
 fn files_over_the_size_cap_are_refused_with_a_clear_error() {
     let dir = TempDir::new("filecap");
     let mut cfg = features_config("d", &dir);
-    cfg.features.max_file_size = 1000;
+    cfg.services.max_file_size = 1000;
     let s = server_with(cfg);
     for f in FORMATS {
         let mut c = Client::login_new(s.addr, f, &format!("big{}", f.name()));
@@ -210,7 +210,7 @@ fn files_over_the_size_cap_are_refused_with_a_clear_error() {
 fn files_over_the_quota_are_refused() {
     let dir = TempDir::new("quota");
     let mut cfg = features_config("d", &dir);
-    cfg.features.files_quota = 100_000;
+    cfg.services.files_quota = 100_000;
     let s = server_with(cfg);
     let mut c = Client::login_new(s.addr, WireFormat::Binary, "hoarder");
     upload(&mut c, "one", &vec![1; 60_000]).expect("under the quota");

@@ -64,7 +64,7 @@ fn time_answers_with_the_server_clock() {
 #[test]
 fn memory_history_is_replayed_flagged_on_login_and_join() {
     let mut cfg = ServerConfig::loopback();
-    cfg.features.history_len = 50;
+    cfg.services.history_len = 50;
     let s = server_with(cfg);
     let mut alice = Client::login_new(s.addr, WireFormat::Binary, "alice");
     for t in ["one", "two", "three"] {
@@ -84,9 +84,9 @@ fn memory_history_is_replayed_flagged_on_login_and_join() {
 
 pub(super) fn features_config(tag: &str, dir: &TempDir) -> ServerConfig {
     let mut cfg = ServerConfig::loopback();
-    cfg.features.data_dir = dir.path().join(tag);
-    cfg.features.argon2_memory_kib = 1024; // fast hashing in debug builds
-    cfg.features.history_len = 50;
+    cfg.services.data_dir = dir.path().join(tag);
+    cfg.services.argon2_memory_kib = 1024; // fast hashing in debug builds
+    cfg.services.history_len = 50;
     cfg
 }
 
@@ -94,7 +94,7 @@ pub(super) fn features_config(tag: &str, dir: &TempDir) -> ServerConfig {
 fn history_length_is_configurable() {
     let dir = TempDir::new("histlen");
     let mut cfg = features_config("h", &dir);
-    cfg.features.history_len = 2;
+    cfg.services.history_len = 2;
     let s = server_with(cfg);
     let mut alice = Client::login_new(s.addr, WireFormat::Json, "alice");
     for t in ["a", "b", "c", "d"] {
@@ -108,9 +108,9 @@ fn history_length_is_configurable() {
 fn sqlite_history_acks_only_committed_messages_and_survives_a_restart() {
     let dir = TempDir::new("sqlite");
     let mut cfg = features_config("data", &dir);
-    cfg.features.history = HistoryMode::Sqlite;
+    cfg.services.history = HistoryMode::Sqlite;
     cfg.shards = 2;
-    let db = cfg.features.data_dir.join("history.db");
+    let db = cfg.services.data_dir.join("history.db");
     let s = server_with(cfg.clone());
     let mut ids = Vec::new();
     let mut clients: Vec<Client> =
@@ -141,8 +141,8 @@ fn sqlite_history_acks_only_committed_messages_and_survives_a_restart() {
 
 fn passkey_config(dir: &TempDir) -> ServerConfig {
     let mut cfg = features_config("pk", dir);
-    cfg.features.auth = AuthMode::Passkey;
-    cfg.features.passkey = Some("letmein-42".into());
+    cfg.services.auth = AuthMode::Passkey;
+    cfg.services.passkey = Some("letmein-42".into());
     cfg.shards = 2;
     cfg
 }
@@ -175,8 +175,8 @@ fn a_wrong_passkey_is_rejected_and_sees_nothing() {
 
 fn admin_config(dir: &TempDir) -> ServerConfig {
     let mut cfg = features_config("adm", dir);
-    cfg.features.admin_user = Some("root".into());
-    cfg.features.admin_password = Some("hunter22".into());
+    cfg.services.admin_user = Some("root".into());
+    cfg.services.admin_password = Some("hunter22".into());
     cfg.shards = 2;
     cfg
 }
@@ -227,7 +227,7 @@ fn admin_commands_from_a_client() {
 
 fn accounts_config(dir: &TempDir) -> ServerConfig {
     let mut cfg = features_config("acc", dir);
-    cfg.features.auth = AuthMode::Accounts;
+    cfg.services.auth = AuthMode::Accounts;
     cfg.shards = 2;
     cfg
 }
