@@ -32,6 +32,7 @@ pub use room::{Membership, RoomId};
 pub use session::Session;
 
 use crate::cluster::{Backplane, Relay, Remote};
+use crate::protocol::validate::fold_name_into as fold;
 use crate::protocol::{ClientMsg, ErrorCode, ServerMsg};
 use crate::services::{Done, Services};
 use crate::stats::StatsSnapshot;
@@ -218,12 +219,4 @@ impl Hub {
     pub fn set_quiet(&mut self) {
         self.quiet = true;
     }
-}
-
-/// Case-folds `name` into `buf` (reused, so lookups do not allocate) for case-insensitive
-/// user-name uniqueness.
-fn fold<'a>(buf: &'a mut String, name: &str) -> &'a str {
-    buf.clear();
-    buf.extend(name.chars().flat_map(char::to_lowercase));
-    buf
 }

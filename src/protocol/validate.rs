@@ -28,6 +28,22 @@ pub fn check_username(name: &str) -> Result<(), NameError> {
     check(name, MAX_USERNAME_CHARS)
 }
 
+/// Folds a user name into `buf` (reused, so lookups do not allocate) for case-insensitive
+/// uniqueness. Character by character, so that every place comparing names agrees:
+/// `str::to_lowercase` treats a word-final capital sigma differently.
+pub fn fold_name_into<'a>(buf: &'a mut String, name: &str) -> &'a str {
+    buf.clear();
+    buf.extend(name.chars().flat_map(char::to_lowercase));
+    buf
+}
+
+/// [`fold_name_into`] into a new string.
+pub fn fold_name(name: &str) -> String {
+    let mut buf = String::with_capacity(name.len());
+    fold_name_into(&mut buf, name);
+    buf
+}
+
 /// Room names: 1–32 characters, none of them whitespace or control characters
 /// (`#` and other punctuation are allowed; `#general` and `general` are different rooms).
 pub fn check_room(name: &str) -> Result<(), NameError> {

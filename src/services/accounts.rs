@@ -5,6 +5,7 @@
 //! one worker thread ([`Accounts`]); its verdicts go back to the asking shard through the shard's
 //! inbox and waker as [`Done::Auth`](crate::services::Done::Auth).
 
+use crate::protocol::validate::fold_name;
 use crate::protocol::ErrorCode;
 use crate::services::{Done, Links, Worker};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -95,12 +96,12 @@ impl Throttle {
             Ok(())
         };
         bump(st.ips.entry(ip).or_insert((now, 0)), self.per_ip)?;
-        bump(st.users.entry(user.to_lowercase()).or_insert((now, 0)), self.per_user)
+        bump(st.users.entry(fold_name(user)).or_insert((now, 0)), self.per_user)
     }
 
     /// Forgets `user`'s attempts after a successful login.
     pub fn succeeded(&self, user: &str) {
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).users.remove(&user.to_lowercase());
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).users.remove(&fold_name(user));
     }
 }
 

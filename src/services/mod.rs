@@ -21,6 +21,7 @@ pub mod worker;
 pub use worker::Worker;
 
 use crate::config::{AuthMode, HistoryMode, ServerConfig};
+use crate::protocol::validate::fold_name;
 use crate::stats::StatsSnapshot;
 use accounts::{random_passkey, Accounts, AuthError, AuthVerdict, Throttle};
 use console::AdminRequest;
@@ -169,7 +170,7 @@ impl Services {
             f.files = Some(FileStore::open(dir, cfg.max_file_size, cfg.files_quota, links.clone())?);
         }
         if let (Some(user), Some(pw)) = (&cfg.admin_user, &cfg.admin_password) {
-            f.admin = Some((user.to_lowercase(), pw.clone()));
+            f.admin = Some((fold_name(user), pw.clone()));
         }
         Ok(Arc::new(f))
     }
