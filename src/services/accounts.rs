@@ -147,16 +147,12 @@ impl Accounts {
     /// through `links`.
     pub fn start(path: &Path, memory_kib: u32, links: Arc<Links>) -> Result<Accounts, AuthError> {
         let db_err = |source| AuthError::Db { path: path.display().to_string(), source };
-        let db = rusqlite::Connection::open(path).map_err(db_err)?;
-        db.execute_batch(
-            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;
-             CREATE TABLE IF NOT EXISTS users (
+        let schema = "CREATE TABLE IF NOT EXISTS users (
                  name_folded TEXT NOT NULL UNIQUE,
                  name TEXT NOT NULL,
                  hash TEXT NOT NULL,
-                 created_ms INTEGER NOT NULL)",
-        )
-        .map_err(db_err)?;
+                 created_ms INTEGER NOT NULL)";
+        let db = super::open_sqlite(path, schema).map_err(db_err)?;
         let params = Params::new(memory_kib, 2, 1, None).map_err(|e| AuthError::Params(e.to_string()))?;
         let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
         let worker = Worker::spawn("chat-accounts", move |rx| run(db, argon, rx, links))?;

@@ -221,3 +221,12 @@ impl Services {
         source.map(|f| f())
     }
 }
+
+/// Opens (creating) the SQLite database at `path` the way every service wants it (WAL, normal
+/// sync: a commit survives the process being killed) and applies `schema`.
+pub(crate) fn open_sqlite(path: &std::path::Path, schema: &str) -> rusqlite::Result<rusqlite::Connection> {
+    let db = rusqlite::Connection::open(path)?;
+    db.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")?;
+    db.execute_batch(schema)?;
+    Ok(db)
+}

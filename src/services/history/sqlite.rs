@@ -29,16 +29,12 @@ impl SqliteStore {
     /// starts the writer, which answers through `links`.
     pub fn open(path: &Path, len: usize, links: Arc<Links>) -> Result<(SqliteStore, Loaded), HistoryError> {
         let db_err = |source| HistoryError::Db { path: path.display().to_string(), source };
-        let db = rusqlite::Connection::open(path).map_err(db_err)?;
-        db.execute_batch(
-            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;
-             CREATE TABLE IF NOT EXISTS messages (
+        let schema = "CREATE TABLE IF NOT EXISTS messages (
                  seq INTEGER PRIMARY KEY AUTOINCREMENT,
                  id INTEGER NOT NULL, ts_ms INTEGER NOT NULL,
                  room TEXT NOT NULL, sender TEXT NOT NULL, text TEXT NOT NULL);
-             CREATE INDEX IF NOT EXISTS messages_room ON messages (room, seq)",
-        )
-        .map_err(db_err)?;
+             CREATE INDEX IF NOT EXISTS messages_room ON messages (room, seq)";
+        let db = crate::services::open_sqlite(path, schema).map_err(db_err)?;
         let loaded = load(&db, len).map_err(db_err)?;
         let writer = Worker::spawn("chat-history", move |rx| write_loop(db, rx, &links))?;
         Ok((SqliteStore { writer }, loaded))
