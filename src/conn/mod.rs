@@ -11,6 +11,8 @@
 pub mod intake;
 pub mod limits;
 pub mod peers;
+#[cfg(test)]
+mod tests;
 
 pub use peers::Peers;
 

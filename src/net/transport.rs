@@ -168,3 +168,7 @@ impl Transport {
         let _ = self.sock.shutdown(std::net::Shutdown::Both);
     }
 }
+
+#[cfg(test)]
+#[path = "transport_tests.rs"]
+mod tests;
