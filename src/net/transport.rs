@@ -13,6 +13,9 @@ use std::io::{self, Read};
 /// First byte of a TLS handshake record.
 pub const TLS_HANDSHAKE: u8 = 0x16;
 
+/// Most unread input discarded when closing, so that the close is a FIN and not a reset.
+pub const CLOSE_DRAIN: usize = 256 * 1024;
+
 /// How one read or flush went.
 #[derive(Debug)]
 pub enum Outcome {
@@ -160,12 +163,26 @@ impl Transport {
         self.tls().map_or(0, |t| t.buffered())
     }
 
-    /// Starts a clean close: a TLS close_notify where TLS is up, then one last write attempt.
+    /// Starts a clean close: a TLS close_notify where TLS is up, then FIN after what the kernel
+    /// still has to send. Input nobody will read is drained first (at most [`CLOSE_DRAIN`]
+    /// bytes): closing a socket with unread input makes the kernel send a reset and drop what
+    /// it has not delivered yet, such as the last ERROR_MSG of a slow consumer.
     pub fn close(&mut self, wire: &mut WireCount) {
         if let Layer::Tls(tls) = &mut self.layer {
             tls.close(&mut self.sock, wire);
         }
-        let _ = self.sock.shutdown(std::net::Shutdown::Both);
+        let _ = self.sock.shutdown(std::net::Shutdown::Write);
+        let mut sink = [0u8; 4096];
+        let mut drained = 0;
+        while drained < CLOSE_DRAIN {
+            match self.sock.read(&mut sink) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    drained += n;
+                    wire.read += n as u64;
+                }
+            }
+        }
     }
 }
 

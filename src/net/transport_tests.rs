@@ -333,7 +333,6 @@ fn close_delivers_what_the_kernel_still_holds() {
 }
 
 #[test]
-#[ignore = "bug: Transport::close then drop with unread input sends RST; the kernel drops the last frames"]
 fn close_delivers_what_the_kernel_still_holds_even_with_unread_input() {
     let got = close_while_the_kernel_still_sends(true).expect("the stream ends cleanly, not with a reset");
     assert!(got.ends_with(b"END"));
