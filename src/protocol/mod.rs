@@ -19,13 +19,21 @@
 //!
 //! The first byte of a connection tells the formats apart: `0x43` ('C') is binary, `{` is JSON
 //! (see [`WireFormat::detect`]). `docs/PROTOCOL.md` is the byte-exact specification.
+//!
+//! - `spec`: the one description of every message type (code, JSON name, direction, fields),
+//!   from which [`MsgType`], the [`MESSAGES`] table and both codecs are generated;
+//! - `message`: the message enums ([`ClientMsg`], [`ServerMsg`]) and their code types;
+//! - [`binary`], [`json`]: how each field kind is read and written in each format;
+//! - [`validate`]: user and room naming rules.
 
 pub mod binary;
 pub mod json;
 mod message;
+mod spec;
 pub mod validate;
 
-pub use message::{Blob, ClientMsg, ErrorCode, FileEntry, MsgType, ServerMsg, SystemKind};
+pub use message::{Blob, ClientMsg, ErrorCode, FileEntry, ServerMsg, SystemKind};
+pub use spec::{Direction, FieldKind, FieldSpec, MsgSpec, MsgType, MESSAGES};
 
 use bytes::BytesMut;
 use std::borrow::Cow;
