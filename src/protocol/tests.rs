@@ -1299,6 +1299,20 @@ fn doc_examples_round_trip() {
     }
 }
 
+#[test]
+fn encode_both_gives_each_format_its_own_frame_and_leaves_the_arena_empty() {
+    let (_, server) = doc_examples();
+    let mut arena = BytesMut::with_capacity(64);
+    for m in &server {
+        let frames = encode_both(m, &mut arena);
+        assert_eq!(frames.binary, enc_server(WireFormat::Binary, m));
+        assert_eq!(frames.json, enc_server(WireFormat::Json, m));
+        assert_eq!(frames.get(WireFormat::Binary), &frames.binary);
+        assert_eq!(frames.get(WireFormat::Json), &frames.json);
+        assert!(arena.is_empty());
+    }
+}
+
 /// The doc examples show every form the description defines (so every variant is in the docs),
 /// and each example's binary body has exactly the layout its description gives.
 #[test]
