@@ -241,19 +241,27 @@ macro_rules! binary_codec {
 
         /// Appends the binary encoding of a client message.
         pub fn encode_client(msg: &ClientMsg<'_>, out: &mut BytesMut) {
-            let start = begin(out, msg.msg_type());
-            match msg {
-                $($(ClientMsg::$cv { $($cf),* } => { $(bin_put!($ck, out, start, $cf);)* })?)*
-            }
+            // One dispatch: each arm writes its header with a constant type code.
+            let start = match msg {
+                $($(ClientMsg::$cv { $($cf),* } => {
+                    let start = begin(out, MsgType::$ty);
+                    $(bin_put!($ck, out, start, $cf);)*
+                    start
+                })?)*
+            };
             end(out, start);
         }
 
         /// Appends the binary encoding of a server message.
         pub fn encode_server(msg: &ServerMsg<'_>, out: &mut BytesMut) {
-            let start = begin(out, msg.msg_type());
-            match msg {
-                $($(ServerMsg::$sv { $($sf),* } => { $(bin_put!($sk, out, start, $sf);)* })?)*
-            }
+            // One dispatch: each arm writes its header with a constant type code.
+            let start = match msg {
+                $($(ServerMsg::$sv { $($sf),* } => {
+                    let start = begin(out, MsgType::$ty);
+                    $(bin_put!($sk, out, start, $sf);)*
+                    start
+                })?)*
+            };
             end(out, start);
         }
     };
