@@ -240,12 +240,20 @@ pub fn sample_client_msgs() -> Vec<ClientMsg<'static>> {
         ClientMsg::Time,
         ClientMsg::Admin { command: "alert lunch".into() },
         ClientMsg::Register { username: "carol".into(), password: "pw".into() },
+        ClientMsg::FileOffer { name: "hi.txt".into(), size: 3, sha256: SAMPLE_SHA },
+        ClientMsg::FileChunk { id: 7, offset: 0, data: (&b"hi\n"[..]).into() },
+        ClientMsg::FileDone { id: 7, sha256: SAMPLE_SHA },
+        ClientMsg::ListFiles,
+        ClientMsg::FileGet { id: 7 },
     ]
 }
 
+/// A stand-in SHA-256 for the file samples (the decoders do not check digests).
+const SAMPLE_SHA: [u8; 32] = [0xab; 32];
+
 /// One of every server message, for seed corpora.
 pub fn sample_server_msgs() -> Vec<ServerMsg<'static>> {
-    use chatproto::protocol::SystemKind;
+    use chatproto::protocol::{FileEntry, SystemKind};
     vec![
         ServerMsg::LoginAck { username: "alice".into(), room: "general".into() },
         ServerMsg::LoginReject { code: ErrorCode::UsernameTaken, reason: "taken".into() },
@@ -273,6 +281,20 @@ pub fn sample_server_msgs() -> Vec<ServerMsg<'static>> {
         ServerMsg::Pong { token: 4 },
         ServerMsg::Time { ts_ms: 5 },
         ServerMsg::Admin { text: "ok".into() },
+        ServerMsg::FileAccept { id: 7 },
+        ServerMsg::FileChunk { id: 7, offset: 3, data: (&b"\0\xff"[..]).into() },
+        ServerMsg::FileDone { id: 7, sha256: SAMPLE_SHA },
+        ServerMsg::FileAvailable {
+            id: 7,
+            name: "hi.txt".into(),
+            size: 3,
+            from: "alice".into(),
+            room: "general".into(),
+        },
+        ServerMsg::ListFiles {
+            room: "general".into(),
+            files: vec![FileEntry { id: 7, name: "hi.txt".into(), size: 3, from: "alice".into() }],
+        },
     ]
 }
 
@@ -307,6 +329,18 @@ mod tests {
                 sample_server_msgs().iter().for_each(|m| server.extend_from_slice(&encode_server(f, m)));
                 std::fs::write(dir.join(format!("seed-server-{selector}-{limits_bit}")), server).expect("write");
             }
+        }
+    }
+
+    /// The samples hold one message of every form the protocol describes, so the seed corpora
+    /// reach every type (the file messages were once missing here).
+    #[test]
+    fn samples_cover_every_described_message_type() {
+        let client: Vec<_> = sample_client_msgs().iter().map(|m| m.msg_type()).collect();
+        let server: Vec<_> = sample_server_msgs().iter().map(|m| m.msg_type()).collect();
+        for s in chatproto::protocol::MESSAGES {
+            assert_eq!(client.contains(&s.ty), s.client.is_some(), "client sample of {:?}", s.ty);
+            assert_eq!(server.contains(&s.ty), s.server.is_some(), "server sample of {:?}", s.ty);
         }
     }
 

@@ -1,7 +1,6 @@
 //! Room and private messages: fan-out to local members (encoded once per format, shared by
 //! every recipient), hand-off to the other shards, and delivery of what they hand us.
 
-use super::outbox::pick;
 use super::room::RoomId;
 use super::{fold, Hub, Outbox};
 use crate::cluster::{Frames, Remote};
@@ -113,7 +112,7 @@ impl Hub {
     pub(super) fn deliver_all<O: Outbox>(&mut self, out: &mut O, frames: &Frames) {
         for key in self.sessions.keys() {
             if let Some(format) = out.reply_format(key) {
-                out.push(key, pick(frames, format).clone());
+                out.push(key, frames.get(format).clone());
             }
         }
     }

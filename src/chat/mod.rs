@@ -183,7 +183,7 @@ impl Hub {
             Remote::Direct { key, user, frames } => {
                 if self.sessions.is(key, &user) {
                     if let Some(format) = out.format(key) {
-                        out.push(key, outbox::pick(&frames, format).clone());
+                        out.push(key, frames.get(format).clone());
                     }
                 }
             }

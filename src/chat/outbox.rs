@@ -4,8 +4,7 @@
 //! and written once per loop turn; a unit test implements it with a recording vector. The chat
 //! rules never see a socket, a buffer or a transport.
 
-use crate::cluster::Frames;
-use crate::protocol::{ErrorCode, ServerMsg, WireFormat};
+use crate::protocol::{ErrorCode, Frames, ServerMsg, WireFormat};
 use bytes::Bytes;
 use std::net::IpAddr;
 
@@ -56,13 +55,5 @@ pub trait Outbox {
     /// (other shards, everyone).
     fn encode_both(&mut self, msg: &ServerMsg<'_>) -> Frames {
         Frames { binary: self.encode(WireFormat::Binary, msg), json: self.encode(WireFormat::Json, msg) }
-    }
-}
-
-/// The frame of `frames` in `format`.
-pub fn pick(frames: &Frames, format: WireFormat) -> &Bytes {
-    match format {
-        WireFormat::Binary => &frames.binary,
-        WireFormat::Json => &frames.json,
     }
 }

@@ -17,8 +17,9 @@ mod relay;
 pub use local::InProcess;
 pub use relay::Relay;
 
+pub use crate::protocol::Frames;
+
 use crate::services::Done;
-use bytes::Bytes;
 use mio::Waker;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
@@ -47,16 +48,6 @@ impl RoomShared {
     fn remove(&self, shard: usize) {
         self.shards.fetch_and(!(1 << shard), Ordering::AcqRel);
     }
-}
-
-/// A frame encoded once in both formats, for delivery on another shard whose members' formats
-/// the sender does not know.
-#[derive(Clone, Debug)]
-pub struct Frames {
-    /// The binary encoding.
-    pub binary: Bytes,
-    /// The JSON-lines encoding.
-    pub json: Bytes,
 }
 
 /// Work one shard hands another.

@@ -6,7 +6,7 @@ use super::{CloseReason, Connection, Phase};
 use crate::chat::Outbox;
 use crate::net::buffer::QueueFull;
 use crate::net::WireCount;
-use crate::protocol::{ErrorCode, ServerMsg, WireFormat};
+use crate::protocol::{self, ErrorCode, Frames, ServerMsg, WireFormat};
 use bytes::{Bytes, BytesMut};
 use slab::Slab;
 use std::net::IpAddr;
@@ -59,6 +59,13 @@ impl Peers {
             arena: BytesMut::with_capacity(ARENA_CHUNK),
             wire: WireCount::default(),
             counters: PeerCounters::default(),
+        }
+    }
+
+    /// Keeps room in the encoding arena: one allocation serves many frames.
+    fn reserve(&mut self) {
+        if self.arena.capacity() - self.arena.len() < 1024 {
+            self.arena.reserve(ARENA_CHUNK);
         }
     }
 
@@ -171,11 +178,13 @@ impl Outbox for Peers {
     }
 
     fn encode(&mut self, format: WireFormat, msg: &ServerMsg<'_>) -> Bytes {
-        if self.arena.capacity() - self.arena.len() < 1024 {
-            self.arena.reserve(ARENA_CHUNK);
-        }
-        format.encode_server(msg, &mut self.arena);
-        self.arena.split().freeze()
+        self.reserve();
+        format.encode_shared(msg, &mut self.arena)
+    }
+
+    fn encode_both(&mut self, msg: &ServerMsg<'_>) -> Frames {
+        self.reserve();
+        protocol::encode_both(msg, &mut self.arena)
     }
 
     /// Queues a shared frame for `key` and marks it for flushing (the write happens once per

@@ -3,7 +3,11 @@
 //! Decoding checks the header (magic, version, length against [`Limits::max_frame`]) as soon as
 //! nine bytes are there, before any body is buffered, then parses the body in place: every string
 //! in the returned message borrows from the input slice.
+//!
+//! The per-message code (which fields, in which order) is generated from the description in
+//! `spec.rs`; this module says how each field *kind* is read and written.
 
+use super::spec::for_each_message;
 use super::{
     ClientMsg, DecodeError, DecodeErrorKind as K, ErrorCode, FileEntry, Limits, MsgType, ServerMsg, SystemKind,
     FLAG_HISTORY, HEADER_LEN, KNOWN_FLAGS, MAGIC, VERSION,
@@ -53,140 +57,217 @@ fn check_magic(magic: u16) -> Result<(), DecodeError> {
     Ok(())
 }
 
-/// Splits one whole frame off the front of `buf`: header, body, and total length.
-fn frame<'a>(buf: &'a [u8], limits: &Limits) -> Result<Option<(Header, &'a [u8], usize)>, DecodeError> {
-    let Some(h) = parse_header(buf, limits)? else { return Ok(None) };
-    let total = HEADER_LEN + h.body_len;
+/// One whole frame at the front of a buffer.
+struct Frame<'a> {
+    header: Header,
+    /// The body: `header.body_len` bytes.
+    body: &'a [u8],
+    /// Header plus body: how many bytes the frame uses.
+    total: usize,
+}
+
+/// Splits one whole frame off the front of `buf`, or `Ok(None)` until it is all there.
+fn frame<'a>(buf: &'a [u8], limits: &Limits) -> Result<Option<Frame<'a>>, DecodeError> {
+    let Some(header) = parse_header(buf, limits)? else { return Ok(None) };
+    let total = HEADER_LEN + header.body_len;
     if buf.len() < total {
         return Ok(None);
     }
-    if h.flags & !KNOWN_FLAGS != 0 {
-        return Err(DecodeError::skip(K::BadFlags(h.flags), total));
+    if header.flags & !KNOWN_FLAGS != 0 {
+        return Err(DecodeError::skip(K::BadFlags(header.flags), total));
     }
-    Ok(Some((h, &buf[HEADER_LEN..total], total)))
+    Ok(Some(Frame { header, body: &buf[HEADER_LEN..total], total }))
+}
+
+/// Decodes one frame with `body_of`, one direction's body reader; every body error skips the frame.
+#[inline]
+fn decode<'a, M>(
+    buf: &'a [u8],
+    limits: &Limits,
+    body_of: impl FnOnce(&Header, &mut Reader<'a, '_>) -> Result<M, K>,
+) -> Result<Option<(M, usize)>, DecodeError> {
+    let Some(Frame { header, body, total }) = frame(buf, limits)? else { return Ok(None) };
+    let mut r = Reader { buf: body, limits };
+    let msg = body_of(&header, &mut r).and_then(|m| r.finish().map(|()| m));
+    msg.map(|m| Some((m, total))).map_err(|k| DecodeError::skip(k, total))
 }
 
 /// Decodes one client→server message. See the module docs for the error contract.
 pub fn decode_client<'a>(buf: &'a [u8], limits: &Limits) -> Result<Option<(ClientMsg<'a>, usize)>, DecodeError> {
-    let Some((h, body, total)) = frame(buf, limits)? else { return Ok(None) };
-    let mut r = Reader { buf: body, limits };
-    let msg = (|| {
-        let t = MsgType::from_code(h.msg_type).ok_or(K::UnknownType(h.msg_type.to_string()))?;
-        let msg = match t {
-            MsgType::Login => {
-                let username = r.name("username")?;
-                let credential = if r.buf.is_empty() { None } else { Some(r.name("credential")?) };
-                ClientMsg::Login { username, credential }
-            }
-            MsgType::RoomMsg => ClientMsg::RoomMsg { text: r.text("text")? },
-            MsgType::PrivateMsg => ClientMsg::PrivateMsg { to: r.name("to")?, text: r.text("text")? },
-            MsgType::JoinRoom => ClientMsg::JoinRoom { room: r.name("room")? },
-            MsgType::ListUsers => ClientMsg::ListUsers,
-            MsgType::ListRooms => ClientMsg::ListRooms,
-            MsgType::Ping => ClientMsg::Ping { token: r.u64()? },
-            MsgType::Pong => ClientMsg::Pong { token: r.u64()? },
-            MsgType::Time => ClientMsg::Time,
-            MsgType::Admin => ClientMsg::Admin { command: r.text("command")? },
-            MsgType::Register => ClientMsg::Register { username: r.name("username")?, password: r.name("password")? },
-            MsgType::FileOffer => ClientMsg::FileOffer { name: r.name("name")?, size: r.u64()?, sha256: r.sha256()? },
-            MsgType::FileChunk => ClientMsg::FileChunk { id: r.u64()?, offset: r.u64()?, data: r.data()? },
-            MsgType::FileDone => ClientMsg::FileDone { id: r.u64()?, sha256: r.sha256()? },
-            MsgType::ListFiles => ClientMsg::ListFiles,
-            MsgType::FileGet => ClientMsg::FileGet { id: r.u64()? },
-            other => return Err(K::WrongDirection(other.json_name())),
-        };
-        r.finish()?;
-        Ok(msg)
-    })();
-    msg.map(|m| Some((m, total))).map_err(|k| DecodeError::skip(k, total))
+    decode(buf, limits, client_body)
 }
 
 /// Decodes one server→client message. See the module docs for the error contract.
 pub fn decode_server<'a>(buf: &'a [u8], limits: &Limits) -> Result<Option<(ServerMsg<'a>, usize)>, DecodeError> {
-    let Some((h, body, total)) = frame(buf, limits)? else { return Ok(None) };
-    let mut r = Reader { buf: body, limits };
-    let msg = (|| {
-        let t = MsgType::from_code(h.msg_type).ok_or(K::UnknownType(h.msg_type.to_string()))?;
-        let msg = match t {
-            MsgType::LoginAck => ServerMsg::LoginAck { username: r.name("username")?, room: r.name("room")? },
-            MsgType::LoginReject => {
-                ServerMsg::LoginReject { code: ErrorCode::from_u8(r.u8()?), reason: r.text("reason")? }
-            }
-            MsgType::RoomMsg => ServerMsg::RoomMsg {
-                id: r.u64()?,
-                ts_ms: r.u64()?,
-                room: r.name("room")?,
-                from: r.name("from")?,
-                text: r.text("text")?,
-                history: h.flags & FLAG_HISTORY != 0,
-            },
-            MsgType::PrivateMsgDelivery => ServerMsg::PrivateMsgDelivery {
-                ts_ms: r.u64()?,
-                from: r.name("from")?,
-                to: r.name("to")?,
-                text: r.text("text")?,
-            },
-            MsgType::JoinRoom => ServerMsg::JoinRoom { room: r.name("room")? },
-            MsgType::ListUsers => {
-                let room = r.name("room")?;
-                let n = r.u16()? as usize;
-                let mut users = Vec::with_capacity(n.min(r.buf.len()));
-                for _ in 0..n {
-                    users.push(r.name("users")?);
-                }
-                ServerMsg::ListUsers { room, users }
-            }
-            MsgType::ListRooms => {
-                let n = r.u16()? as usize;
-                let mut rooms = Vec::with_capacity(n.min(r.buf.len()));
-                for _ in 0..n {
-                    rooms.push((r.name("rooms")?, r.u32()?));
-                }
-                ServerMsg::ListRooms { rooms }
-            }
-            MsgType::SystemMsg => ServerMsg::SystemMsg {
-                kind: SystemKind::from_u8(r.u8()?),
-                room: r.name("room")?,
-                user: r.name("user")?,
-                text: r.text("text")?,
-            },
-            MsgType::ErrorMsg => ServerMsg::ErrorMsg { code: ErrorCode::from_u8(r.u8()?), text: r.text("text")? },
-            MsgType::RoomMsgAck => ServerMsg::RoomMsgAck { id: r.u64()?, ts_ms: r.u64()? },
-            MsgType::Ping => ServerMsg::Ping { token: r.u64()? },
-            MsgType::Pong => ServerMsg::Pong { token: r.u64()? },
-            MsgType::Time => ServerMsg::Time { ts_ms: r.u64()? },
-            MsgType::Admin => ServerMsg::Admin { text: r.text("text")? },
-            MsgType::FileAccept => ServerMsg::FileAccept { id: r.u64()? },
-            MsgType::FileChunk => ServerMsg::FileChunk { id: r.u64()?, offset: r.u64()?, data: r.data()? },
-            MsgType::FileDone => ServerMsg::FileDone { id: r.u64()?, sha256: r.sha256()? },
-            MsgType::FileAvailable => ServerMsg::FileAvailable {
-                id: r.u64()?,
-                name: r.name("name")?,
-                size: r.u64()?,
-                from: r.name("from")?,
-                room: r.name("room")?,
-            },
-            MsgType::ListFiles => {
-                let room = r.name("room")?;
-                let n = r.u16()? as usize;
-                let mut files = Vec::with_capacity(n.min(r.buf.len()));
-                for _ in 0..n {
-                    files.push(FileEntry {
-                        id: r.u64()?,
-                        name: r.name("name")?,
-                        size: r.u64()?,
-                        from: r.name("from")?,
-                    });
-                }
-                ServerMsg::ListFiles { room, files }
-            }
-            other => return Err(K::WrongDirection(other.json_name())),
-        };
-        r.finish()?;
-        Ok(msg)
-    })();
-    msg.map(|m| Some((m, total))).map_err(|k| DecodeError::skip(k, total))
+    decode(buf, limits, server_body)
 }
+
+/// The error for a code no variant of this direction has: unknown, or the other direction's.
+#[cold]
+fn unexpected(code: u8) -> K {
+    match MsgType::from_code(code) {
+        Some(t) => K::WrongDirection(t.json_name()),
+        None => K::UnknownType(code.to_string()),
+    }
+}
+
+/// Reads one field of kind `$kind` (a [`FieldKind`](super::spec::FieldKind) name).
+macro_rules! bin_get {
+    (Name, $r:ident, $h:ident, $f:ident) => {
+        $r.name(stringify!($f))?
+    };
+    (NameOrEmpty, $r:ident, $h:ident, $f:ident) => {
+        $r.name(stringify!($f))?
+    };
+    (OptName, $r:ident, $h:ident, $f:ident) => {
+        if $r.buf.is_empty() {
+            None
+        } else {
+            Some($r.name(stringify!($f))?)
+        }
+    };
+    (Text, $r:ident, $h:ident, $f:ident) => {
+        $r.text(stringify!($f))?
+    };
+    (U64, $r:ident, $h:ident, $f:ident) => {
+        $r.u64()?
+    };
+    (Token, $r:ident, $h:ident, $f:ident) => {
+        $r.u64()?
+    };
+    (Code, $r:ident, $h:ident, $f:ident) => {
+        ErrorCode::from_u8($r.u8()?)
+    };
+    (SysKind, $r:ident, $h:ident, $f:ident) => {
+        SystemKind::from_u8($r.u8()?)
+    };
+    (HistoryFlag, $r:ident, $h:ident, $f:ident) => {
+        $h.flags & FLAG_HISTORY != 0
+    };
+    (Sha256, $r:ident, $h:ident, $f:ident) => {
+        $r.sha256()?
+    };
+    (Data, $r:ident, $h:ident, $f:ident) => {
+        $r.data()?
+    };
+    (Names, $r:ident, $h:ident, $f:ident) => {
+        $r.names(stringify!($f))?
+    };
+    (RoomCounts, $r:ident, $h:ident, $f:ident) => {
+        $r.room_counts(stringify!($f))?
+    };
+    (Files, $r:ident, $h:ident, $f:ident) => {
+        $r.files()?
+    };
+}
+
+/// Writes one field of kind `$kind`; `$start` is where the frame's header begins.
+macro_rules! bin_put {
+    (Name, $out:ident, $start:ident, $v:ident) => {
+        put_name($out, $v)
+    };
+    (NameOrEmpty, $out:ident, $start:ident, $v:ident) => {
+        put_name($out, $v)
+    };
+    (OptName, $out:ident, $start:ident, $v:ident) => {
+        if let Some(s) = $v {
+            put_name($out, s)
+        }
+    };
+    (Text, $out:ident, $start:ident, $v:ident) => {
+        put_text($out, $v)
+    };
+    (U64, $out:ident, $start:ident, $v:ident) => {
+        $out.put_u64(*$v)
+    };
+    (Token, $out:ident, $start:ident, $v:ident) => {
+        $out.put_u64(*$v)
+    };
+    (Code, $out:ident, $start:ident, $v:ident) => {
+        $out.put_u8(*$v as u8)
+    };
+    (SysKind, $out:ident, $start:ident, $v:ident) => {
+        $out.put_u8(*$v as u8)
+    };
+    (HistoryFlag, $out:ident, $start:ident, $v:ident) => {
+        if *$v {
+            $out[$start + 4] |= FLAG_HISTORY
+        }
+    };
+    (Sha256, $out:ident, $start:ident, $v:ident) => {
+        $out.put_slice($v)
+    };
+    (Data, $out:ident, $start:ident, $v:ident) => {
+        put_data($out, $v)
+    };
+    (Names, $out:ident, $start:ident, $v:ident) => {
+        put_list($out, $v, |out, u| put_name(out, u))
+    };
+    (RoomCounts, $out:ident, $start:ident, $v:ident) => {
+        put_list($out, $v, |out, (name, count)| {
+            put_name(out, name);
+            out.put_u32(*count);
+        })
+    };
+    (Files, $out:ident, $start:ident, $v:ident) => {
+        put_list($out, $v, put_file)
+    };
+}
+
+/// Generates the body decoders and the encoders from the description in `spec.rs`.
+macro_rules! binary_codec {
+    ($(
+        $(#[$doc:meta])*
+        $ty:ident = $code:literal, $json:literal {
+            $(ClientMsg::$cv:ident { $($cf:ident: $ck:ident $(as $cj:ident)?),* $(,)? })?
+            $(ServerMsg::$sv:ident { $($sf:ident: $sk:ident $(as $sj:ident)?),* $(,)? })?
+        }
+    )*) => {
+        /// Reads a client message's body, fields in wire order.
+        fn client_body<'a>(h: &Header, r: &mut Reader<'a, '_>) -> Result<ClientMsg<'a>, K> {
+            Ok(match h.msg_type {
+                $($($code => ClientMsg::$cv { $($cf: bin_get!($ck, r, h, $cf)),* },)?)*
+                code => return Err(unexpected(code)),
+            })
+        }
+
+        /// Reads a server message's body, fields in wire order.
+        fn server_body<'a>(h: &Header, r: &mut Reader<'a, '_>) -> Result<ServerMsg<'a>, K> {
+            Ok(match h.msg_type {
+                $($($code => ServerMsg::$sv { $($sf: bin_get!($sk, r, h, $sf)),* },)?)*
+                code => return Err(unexpected(code)),
+            })
+        }
+
+        /// Appends the binary encoding of a client message.
+        pub fn encode_client(msg: &ClientMsg<'_>, out: &mut BytesMut) {
+            // One dispatch: each arm writes its header with a constant type code.
+            let start = match msg {
+                $($(ClientMsg::$cv { $($cf),* } => {
+                    let start = begin(out, MsgType::$ty);
+                    $(bin_put!($ck, out, start, $cf);)*
+                    start
+                })?)*
+            };
+            end(out, start);
+        }
+
+        /// Appends the binary encoding of a server message.
+        pub fn encode_server(msg: &ServerMsg<'_>, out: &mut BytesMut) {
+            // One dispatch: each arm writes its header with a constant type code.
+            let start = match msg {
+                $($(ServerMsg::$sv { $($sf),* } => {
+                    let start = begin(out, MsgType::$ty);
+                    $(bin_put!($sk, out, start, $sf);)*
+                    start
+                })?)*
+            };
+            end(out, start);
+        }
+    };
+}
+
+for_each_message!(binary_codec);
 
 /// Cursor over a frame body. Every read checks the remaining length first.
 struct Reader<'a, 'l> {
@@ -248,6 +329,28 @@ impl<'a> Reader<'a, '_> {
         let n = self.u32()? as usize;
         Ok(Cow::Borrowed(self.take(n, "data")?))
     }
+    /// A u16 count, then that many items. The capacity is bounded by the bytes left, so a bogus
+    /// count reserves no more than the frame could hold.
+    fn list<T>(&mut self, mut item: impl FnMut(&mut Self) -> Result<T, K>) -> Result<Vec<T>, K> {
+        let n = self.u16()? as usize;
+        let mut items = Vec::with_capacity(n.min(self.buf.len()));
+        for _ in 0..n {
+            items.push(item(self)?);
+        }
+        Ok(items)
+    }
+    /// A list of names (LIST_USERS).
+    fn names(&mut self, field: &'static str) -> Result<Vec<Cow<'a, str>>, K> {
+        self.list(|r| r.name(field))
+    }
+    /// A list of (room, member count) pairs (LIST_ROOMS).
+    fn room_counts(&mut self, field: &'static str) -> Result<Vec<(Cow<'a, str>, u32)>, K> {
+        self.list(|r| Ok((r.name(field)?, r.u32()?)))
+    }
+    /// A list of file entries (LIST_FILES).
+    fn files(&mut self) -> Result<Vec<FileEntry<'a>>, K> {
+        self.list(|r| Ok(FileEntry { id: r.u64()?, name: r.name("name")?, size: r.u64()?, from: r.name("from")? }))
+    }
     fn finish(&self) -> Result<(), K> {
         if !self.buf.is_empty() {
             return Err(K::Malformed(format!("body: {} unexpected trailing bytes", self.buf.len())));
@@ -256,13 +359,14 @@ impl<'a> Reader<'a, '_> {
     }
 }
 
-/// Writes a header whose length is patched by [`end`] once the body is written.
-fn begin(out: &mut BytesMut, t: MsgType, flags: u8) -> usize {
+/// Writes a header with no flags and a zero length: a flag field sets its bit as the body is
+/// written, and [`end`] patches the length once it is known.
+fn begin(out: &mut BytesMut, t: MsgType) -> usize {
     let start = out.len();
     out.put_u16(MAGIC);
     out.put_u8(VERSION);
     out.put_u8(t as u8);
-    out.put_u8(flags);
+    out.put_u8(0);
     out.put_u32(0);
     start
 }
@@ -297,134 +401,24 @@ fn truncate(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-/// A file chunk's body: id, offset, then the data with a u32 length (the frame limit bounds it).
-fn put_chunk(out: &mut BytesMut, id: u64, offset: u64, data: &[u8]) {
-    out.put_u64(id);
-    out.put_u64(offset);
+/// File data: a u32 length (the frame limit bounds it), then the bytes.
+fn put_data(out: &mut BytesMut, data: &[u8]) {
     out.put_u32(data.len() as u32);
     out.put_slice(data);
 }
 
-/// Appends the binary encoding of a client message.
-pub fn encode_client(msg: &ClientMsg<'_>, out: &mut BytesMut) {
-    let start = begin(out, msg.msg_type(), 0);
-    match msg {
-        ClientMsg::Login { username, credential } => {
-            put_name(out, username);
-            if let Some(c) = credential {
-                put_name(out, c);
-            }
-        }
-        ClientMsg::RoomMsg { text } => put_text(out, text),
-        ClientMsg::PrivateMsg { to, text } => {
-            put_name(out, to);
-            put_text(out, text);
-        }
-        ClientMsg::JoinRoom { room } => put_name(out, room),
-        ClientMsg::ListUsers | ClientMsg::ListRooms | ClientMsg::Time => {}
-        ClientMsg::Ping { token } | ClientMsg::Pong { token } => out.put_u64(*token),
-        ClientMsg::Admin { command } => put_text(out, command),
-        ClientMsg::Register { username, password } => {
-            put_name(out, username);
-            put_name(out, password);
-        }
-        ClientMsg::FileOffer { name, size, sha256 } => {
-            put_name(out, name);
-            out.put_u64(*size);
-            out.put_slice(sha256);
-        }
-        ClientMsg::FileChunk { id, offset, data } => put_chunk(out, *id, *offset, data),
-        ClientMsg::FileDone { id, sha256 } => {
-            out.put_u64(*id);
-            out.put_slice(sha256);
-        }
-        ClientMsg::ListFiles => {}
-        ClientMsg::FileGet { id } => out.put_u64(*id),
-    }
-    end(out, start);
+/// A u16 count, then each item; lists longer than a u16 counts are cut (the server never sends
+/// such lists, this only keeps the encoder total).
+fn put_list<T>(out: &mut BytesMut, items: &[T], mut put: impl FnMut(&mut BytesMut, &T)) {
+    let n = items.len().min(u16::MAX as usize);
+    out.put_u16(n as u16);
+    items[..n].iter().for_each(|item| put(out, item));
 }
 
-/// Appends the binary encoding of a server message.
-pub fn encode_server(msg: &ServerMsg<'_>, out: &mut BytesMut) {
-    let flags = match msg {
-        ServerMsg::RoomMsg { history: true, .. } => FLAG_HISTORY,
-        _ => 0,
-    };
-    let start = begin(out, msg.msg_type(), flags);
-    match msg {
-        ServerMsg::LoginAck { username, room } => {
-            put_name(out, username);
-            put_name(out, room);
-        }
-        ServerMsg::LoginReject { code, reason: text } | ServerMsg::ErrorMsg { code, text } => {
-            out.put_u8(*code as u8);
-            put_text(out, text);
-        }
-        ServerMsg::RoomMsg { id, ts_ms, room, from, text, .. } => {
-            out.put_u64(*id);
-            out.put_u64(*ts_ms);
-            put_name(out, room);
-            put_name(out, from);
-            put_text(out, text);
-        }
-        ServerMsg::PrivateMsgDelivery { ts_ms, from, to, text } => {
-            out.put_u64(*ts_ms);
-            put_name(out, from);
-            put_name(out, to);
-            put_text(out, text);
-        }
-        ServerMsg::JoinRoom { room } => put_name(out, room),
-        ServerMsg::ListUsers { room, users } => {
-            put_name(out, room);
-            let n = users.len().min(u16::MAX as usize);
-            out.put_u16(n as u16);
-            users[..n].iter().for_each(|u| put_name(out, u));
-        }
-        ServerMsg::ListRooms { rooms } => {
-            let n = rooms.len().min(u16::MAX as usize);
-            out.put_u16(n as u16);
-            for (name, count) in &rooms[..n] {
-                put_name(out, name);
-                out.put_u32(*count);
-            }
-        }
-        ServerMsg::SystemMsg { kind, room, user, text } => {
-            out.put_u8(*kind as u8);
-            put_name(out, room);
-            put_name(out, user);
-            put_text(out, text);
-        }
-        ServerMsg::RoomMsgAck { id, ts_ms } => {
-            out.put_u64(*id);
-            out.put_u64(*ts_ms);
-        }
-        ServerMsg::Ping { token } | ServerMsg::Pong { token } => out.put_u64(*token),
-        ServerMsg::Time { ts_ms } => out.put_u64(*ts_ms),
-        ServerMsg::Admin { text } => put_text(out, text),
-        ServerMsg::FileAccept { id } => out.put_u64(*id),
-        ServerMsg::FileChunk { id, offset, data } => put_chunk(out, *id, *offset, data),
-        ServerMsg::FileDone { id, sha256 } => {
-            out.put_u64(*id);
-            out.put_slice(sha256);
-        }
-        ServerMsg::FileAvailable { id, name, size, from, room } => {
-            out.put_u64(*id);
-            put_name(out, name);
-            out.put_u64(*size);
-            put_name(out, from);
-            put_name(out, room);
-        }
-        ServerMsg::ListFiles { room, files } => {
-            put_name(out, room);
-            let n = files.len().min(u16::MAX as usize);
-            out.put_u16(n as u16);
-            for f in &files[..n] {
-                out.put_u64(f.id);
-                put_name(out, &f.name);
-                out.put_u64(f.size);
-                put_name(out, &f.from);
-            }
-        }
-    }
-    end(out, start);
+/// One LIST_FILES entry: id, name, size, uploader.
+fn put_file(out: &mut BytesMut, f: &FileEntry<'_>) {
+    out.put_u64(f.id);
+    put_name(out, &f.name);
+    out.put_u64(f.size);
+    put_name(out, &f.from);
 }

@@ -4,7 +4,12 @@
 //! stream cannot be resynchronised without buffering it), then parses the line into a flat struct
 //! of borrowed fields. Strings without escapes borrow from the read buffer; only a string with
 //! escapes is copied. Unknown fields are ignored so newer clients work with older servers.
+//!
+//! The per-message code is generated from the description in `spec.rs`; this module holds the
+//! JSON vocabulary ([`Fields`] to read, [`Out`] to write, one member per key, in the fixed order
+//! keys are written) and says how each field *kind* maps to a JSON value.
 
+use super::spec::for_each_message;
 use super::{
     ClientMsg, DecodeError, DecodeErrorKind as K, ErrorCode, FileEntry, Limits, MsgType, ServerMsg, SystemKind,
 };
@@ -199,106 +204,11 @@ pub fn decode_client<'a>(buf: &'a [u8], limits: &Limits) -> Result<Option<(Clien
     msg.map(|m| Some((m, used))).map_err(|k| DecodeError::skip(k, used))
 }
 
-fn client_from_fields(f: Fields<'_>, t: MsgType) -> Result<ClientMsg<'_>, K> {
-    Ok(match t {
-        MsgType::Login => ClientMsg::Login { username: req(s(f.username), "username")?, credential: s(f.credential) },
-        MsgType::RoomMsg => ClientMsg::RoomMsg { text: req(s(f.text), "text")? },
-        MsgType::PrivateMsg => ClientMsg::PrivateMsg { to: req(s(f.to), "to")?, text: req(s(f.text), "text")? },
-        MsgType::JoinRoom => ClientMsg::JoinRoom { room: req(s(f.room), "room")? },
-        MsgType::ListUsers => ClientMsg::ListUsers,
-        MsgType::ListRooms => ClientMsg::ListRooms,
-        MsgType::Ping => ClientMsg::Ping { token: f.token.unwrap_or(0) },
-        MsgType::Pong => ClientMsg::Pong { token: f.token.unwrap_or(0) },
-        MsgType::Time => ClientMsg::Time,
-        MsgType::Admin => ClientMsg::Admin { command: req(s(f.text), "text")? },
-        MsgType::Register => ClientMsg::Register {
-            username: req(s(f.username), "username")?,
-            password: req(s(f.credential), "credential")?,
-        },
-        MsgType::FileOffer => ClientMsg::FileOffer {
-            name: req(s(f.name), "name")?,
-            size: req(f.size, "size")?,
-            sha256: sha256_field(f.sha256)?,
-        },
-        MsgType::FileChunk => {
-            ClientMsg::FileChunk { id: req(f.id, "id")?, offset: req(f.offset, "offset")?, data: data_field(f.data)? }
-        }
-        MsgType::FileDone => ClientMsg::FileDone { id: req(f.id, "id")?, sha256: sha256_field(f.sha256)? },
-        MsgType::ListFiles => ClientMsg::ListFiles,
-        MsgType::FileGet => ClientMsg::FileGet { id: req(f.id, "id")? },
-        other => return Err(K::WrongDirection(other.json_name())),
-    })
-}
-
 /// Decodes one server→client message from the front of `buf`.
 pub fn decode_server<'a>(buf: &'a [u8], limits: &Limits) -> Result<Option<(ServerMsg<'a>, usize)>, DecodeError> {
     let Some((f, t, used)) = parse(buf, limits)? else { return Ok(None) };
     let msg = server_from_fields(f, t);
     msg.map(|m| Some((m, used))).map_err(|k| DecodeError::skip(k, used))
-}
-
-fn server_from_fields(f: Fields<'_>, t: MsgType) -> Result<ServerMsg<'_>, K> {
-    let code = |c: Option<u8>| ErrorCode::from_u8(c.unwrap_or(ErrorCode::Internal as u8));
-    Ok(match t {
-        MsgType::LoginAck => {
-            ServerMsg::LoginAck { username: req(s(f.username), "username")?, room: req(s(f.room), "room")? }
-        }
-        MsgType::LoginReject => ServerMsg::LoginReject { code: code(f.code), reason: req(s(f.reason), "reason")? },
-        MsgType::RoomMsg => ServerMsg::RoomMsg {
-            id: req(f.id, "id")?,
-            ts_ms: req(f.ts, "ts")?,
-            room: req(s(f.room), "room")?,
-            from: req(s(f.from), "from")?,
-            text: req(s(f.text), "text")?,
-            history: f.history.unwrap_or(false),
-        },
-        MsgType::PrivateMsgDelivery => ServerMsg::PrivateMsgDelivery {
-            ts_ms: req(f.ts, "ts")?,
-            from: req(s(f.from), "from")?,
-            to: req(s(f.to), "to")?,
-            text: req(s(f.text), "text")?,
-        },
-        MsgType::JoinRoom => ServerMsg::JoinRoom { room: req(s(f.room), "room")? },
-        MsgType::ListUsers => ServerMsg::ListUsers {
-            room: req(s(f.room), "room")?,
-            users: req(f.users, "users")?.into_iter().map(|b| b.0).collect(),
-        },
-        MsgType::ListRooms => {
-            ServerMsg::ListRooms { rooms: req(f.rooms, "rooms")?.into_iter().map(|r| (r.name, r.users)).collect() }
-        }
-        MsgType::SystemMsg => ServerMsg::SystemMsg {
-            kind: SystemKind::from_json_name(f.kind.as_ref().map_or("info", |k| &*k.0)),
-            room: s(f.room).unwrap_or_default(),
-            user: s(f.user).unwrap_or_default(),
-            text: req(s(f.text), "text")?,
-        },
-        MsgType::ErrorMsg => ServerMsg::ErrorMsg { code: code(f.code), text: req(s(f.text), "text")? },
-        MsgType::RoomMsgAck => ServerMsg::RoomMsgAck { id: req(f.id, "id")?, ts_ms: req(f.ts, "ts")? },
-        MsgType::Ping => ServerMsg::Ping { token: f.token.unwrap_or(0) },
-        MsgType::Pong => ServerMsg::Pong { token: f.token.unwrap_or(0) },
-        MsgType::Time => ServerMsg::Time { ts_ms: req(f.ts, "ts")? },
-        MsgType::Admin => ServerMsg::Admin { text: req(s(f.text), "text")? },
-        MsgType::FileAccept => ServerMsg::FileAccept { id: req(f.id, "id")? },
-        MsgType::FileChunk => {
-            ServerMsg::FileChunk { id: req(f.id, "id")?, offset: req(f.offset, "offset")?, data: data_field(f.data)? }
-        }
-        MsgType::FileDone => ServerMsg::FileDone { id: req(f.id, "id")?, sha256: sha256_field(f.sha256)? },
-        MsgType::FileAvailable => ServerMsg::FileAvailable {
-            id: req(f.id, "id")?,
-            name: req(s(f.name), "name")?,
-            size: req(f.size, "size")?,
-            from: req(s(f.from), "from")?,
-            room: req(s(f.room), "room")?,
-        },
-        MsgType::ListFiles => ServerMsg::ListFiles {
-            room: req(s(f.room), "room")?,
-            files: req(f.files, "files")?
-                .into_iter()
-                .map(|e| FileEntry { id: e.id, name: e.name, size: e.size, from: e.from })
-                .collect(),
-        },
-        other => return Err(K::WrongDirection(other.json_name())),
-    })
 }
 
 /// The encoder's view of a message: only the fields that type carries, in a fixed order.
@@ -359,104 +269,167 @@ fn write(out: &mut BytesMut, o: &Out<'_>) {
     w.into_inner().put_u8(b'\n');
 }
 
-fn chunk(o: &mut Out<'_>, id: u64, offset: u64, data: &[u8]) {
-    (o.id, o.offset) = (Some(id), Some(offset));
-    o.data = Some(base64::engine::general_purpose::STANDARD.encode(data));
+/// Reads the field `$v` (an `Option` of [`Fields`]) as kind `$kind`; `$key` names it in errors.
+macro_rules! json_value {
+    (Name, $v:expr, $key:ident) => {
+        req(s($v), stringify!($key))?
+    };
+    (Text, $v:expr, $key:ident) => {
+        req(s($v), stringify!($key))?
+    };
+    (OptName, $v:expr, $key:ident) => {
+        s($v)
+    };
+    (NameOrEmpty, $v:expr, $key:ident) => {
+        s($v).unwrap_or_default()
+    };
+    (U64, $v:expr, $key:ident) => {
+        req($v, stringify!($key))?
+    };
+    (Token, $v:expr, $key:ident) => {
+        $v.unwrap_or(0)
+    };
+    (Code, $v:expr, $key:ident) => {
+        ErrorCode::from_u8($v.unwrap_or(ErrorCode::Internal as u8))
+    };
+    (SysKind, $v:expr, $key:ident) => {
+        SystemKind::from_json_name($v.as_ref().map_or("info", |k| &*k.0))
+    };
+    (HistoryFlag, $v:expr, $key:ident) => {
+        $v.unwrap_or(false)
+    };
+    (Sha256, $v:expr, $key:ident) => {
+        sha256_field($v)?
+    };
+    (Data, $v:expr, $key:ident) => {
+        data_field($v)?
+    };
+    (Names, $v:expr, $key:ident) => {
+        req($v, stringify!($key))?.into_iter().map(|b| b.0).collect()
+    };
+    (RoomCounts, $v:expr, $key:ident) => {
+        req($v, stringify!($key))?.into_iter().map(|r| (r.name, r.users)).collect()
+    };
+    (Files, $v:expr, $key:ident) => {
+        req($v, stringify!($key))?
+            .into_iter()
+            .map(|e| FileEntry { id: e.id, name: e.name, size: e.size, from: e.from })
+            .collect()
+    };
 }
 
-/// Appends the JSON line of a client message.
-pub fn encode_client(msg: &ClientMsg<'_>, out: &mut BytesMut) {
-    let mut o = Out { ty: msg.msg_type().json_name(), ..Out::default() };
-    match msg {
-        ClientMsg::Login { username, credential } => {
-            o.username = Some(username);
-            o.credential = credential.as_deref();
-        }
-        ClientMsg::RoomMsg { text } => o.text = Some(text),
-        ClientMsg::PrivateMsg { to, text } => {
-            o.to = Some(to);
-            o.text = Some(text);
-        }
-        ClientMsg::JoinRoom { room } => o.room = Some(room),
-        ClientMsg::ListUsers | ClientMsg::ListRooms | ClientMsg::Time => {}
-        ClientMsg::Ping { token } | ClientMsg::Pong { token } => o.token = Some(*token),
-        ClientMsg::Admin { command } => o.text = Some(command),
-        ClientMsg::Register { username, password } => {
-            o.username = Some(username);
-            o.credential = Some(password);
-        }
-        ClientMsg::FileOffer { name, size, sha256 } => {
-            (o.name, o.size, o.sha256) = (Some(&**name), Some(*size), Some(sha256_hex(sha256)));
-        }
-        ClientMsg::FileChunk { id, offset, data } => chunk(&mut o, *id, *offset, data),
-        ClientMsg::FileDone { id, sha256 } => (o.id, o.sha256) = (Some(*id), Some(sha256_hex(sha256))),
-        ClientMsg::ListFiles => {}
-        ClientMsg::FileGet { id } => o.id = Some(*id),
-    }
-    write(out, &o);
+/// Reads field `$field` (JSON key `$key` when given) of kind `$kind` from the fields `$f`.
+macro_rules! json_get {
+    ($kind:ident, $f:ident, $field:ident as $key:ident) => {
+        json_value!($kind, $f.$key, $key)
+    };
+    ($kind:ident, $f:ident, $field:ident) => {
+        json_value!($kind, $f.$field, $field)
+    };
 }
 
-/// Appends the JSON line of a server message.
-pub fn encode_server(msg: &ServerMsg<'_>, out: &mut BytesMut) {
-    let mut o = Out { ty: msg.msg_type().json_name(), ..Out::default() };
-    match msg {
-        ServerMsg::LoginAck { username, room } => {
-            o.username = Some(username);
-            o.room = Some(room);
-        }
-        ServerMsg::LoginReject { code, reason } => {
-            o.code = Some(*code as u8);
-            o.reason = Some(reason);
-        }
-        ServerMsg::RoomMsg { id, ts_ms, room, from, text, history } => {
-            (o.id, o.ts, o.room, o.from, o.text) =
-                (Some(*id), Some(*ts_ms), Some(&**room), Some(&**from), Some(&**text));
-            o.history = *history;
-        }
-        ServerMsg::PrivateMsgDelivery { ts_ms, from, to, text } => {
-            (o.ts, o.from, o.to, o.text) = (Some(*ts_ms), Some(&**from), Some(&**to), Some(&**text));
-        }
-        ServerMsg::JoinRoom { room } => o.room = Some(room),
-        ServerMsg::ListUsers { room, users } => {
-            o.room = Some(room);
-            o.users = Some(users);
-        }
-        ServerMsg::ListRooms { rooms } => {
-            o.rooms = Some(rooms.iter().map(|(n, c)| RoomEntry { name: Cow::Borrowed(n), users: *c }).collect());
-        }
-        ServerMsg::SystemMsg { kind, room, user, text } => {
-            o.kind = Some(kind.json_name());
-            (o.room, o.user, o.text) = (Some(&**room), Some(&**user), Some(&**text));
-        }
-        ServerMsg::ErrorMsg { code, text } => {
-            o.code = Some(*code as u8);
-            o.text = Some(text);
-        }
-        ServerMsg::RoomMsgAck { id, ts_ms } => (o.id, o.ts) = (Some(*id), Some(*ts_ms)),
-        ServerMsg::Ping { token } | ServerMsg::Pong { token } => o.token = Some(*token),
-        ServerMsg::Time { ts_ms } => o.ts = Some(*ts_ms),
-        ServerMsg::Admin { text } => o.text = Some(text),
-        ServerMsg::FileAccept { id } => o.id = Some(*id),
-        ServerMsg::FileChunk { id, offset, data } => chunk(&mut o, *id, *offset, data),
-        ServerMsg::FileDone { id, sha256 } => (o.id, o.sha256) = (Some(*id), Some(sha256_hex(sha256))),
-        ServerMsg::FileAvailable { id, name, size, from, room } => {
-            (o.id, o.name, o.size, o.from, o.room) =
-                (Some(*id), Some(&**name), Some(*size), Some(&**from), Some(&**room));
-        }
-        ServerMsg::ListFiles { room, files } => {
-            o.room = Some(room);
-            o.files = Some(
-                files
-                    .iter()
-                    .map(|f| FileJson {
-                        id: f.id,
-                        name: Cow::Borrowed(&f.name),
-                        size: f.size,
-                        from: Cow::Borrowed(&f.from),
-                    })
-                    .collect(),
-            );
-        }
-    }
-    write(out, &o);
+/// The [`Out`] value of the field `$v` of kind `$kind`.
+macro_rules! json_out {
+    (OptName, $v:ident) => {
+        $v.as_deref()
+    };
+    (U64, $v:ident) => {
+        Some(*$v)
+    };
+    (Token, $v:ident) => {
+        Some(*$v)
+    };
+    (Code, $v:ident) => {
+        Some(*$v as u8)
+    };
+    (SysKind, $v:ident) => {
+        Some($v.json_name())
+    };
+    (HistoryFlag, $v:ident) => {
+        *$v
+    };
+    (Sha256, $v:ident) => {
+        Some(sha256_hex($v))
+    };
+    (Data, $v:ident) => {
+        Some(base64::engine::general_purpose::STANDARD.encode($v))
+    };
+    (Names, $v:ident) => {
+        Some(&$v[..])
+    };
+    (RoomCounts, $v:ident) => {
+        Some($v.iter().map(|(n, c)| RoomEntry { name: Cow::Borrowed(n), users: *c }).collect())
+    };
+    (Files, $v:ident) => {
+        Some(
+            $v.iter()
+                .map(|f| FileJson {
+                    id: f.id,
+                    name: Cow::Borrowed(&f.name),
+                    size: f.size,
+                    from: Cow::Borrowed(&f.from),
+                })
+                .collect(),
+        )
+    };
+    // Strings: Name, NameOrEmpty, Text.
+    ($kind:ident, $v:ident) => {
+        Some(&**$v)
+    };
 }
+
+/// Sets the [`Out`] field for `$field` (JSON key `$key` when given) of kind `$kind`.
+macro_rules! json_put {
+    ($kind:ident, $o:ident, $field:ident as $key:ident) => {
+        $o.$key = json_out!($kind, $field)
+    };
+    ($kind:ident, $o:ident, $field:ident) => {
+        $o.$field = json_out!($kind, $field)
+    };
+}
+
+/// Generates the decoders (from [`Fields`]) and the encoders (into [`Out`]) from the description
+/// in `spec.rs`.
+macro_rules! json_codec {
+    ($(
+        $(#[$doc:meta])*
+        $ty:ident = $code:literal, $json:literal {
+            $(ClientMsg::$cv:ident { $($cf:ident: $ck:ident $(as $cj:ident)?),* $(,)? })?
+            $(ServerMsg::$sv:ident { $($sf:ident: $sk:ident $(as $sj:ident)?),* $(,)? })?
+        }
+    )*) => {
+        fn client_from_fields(f: Fields<'_>, t: MsgType) -> Result<ClientMsg<'_>, K> {
+            Ok(match t {
+                $($(MsgType::$ty => ClientMsg::$cv { $($cf: json_get!($ck, f, $cf $(as $cj)?)),* },)?)*
+                other => return Err(K::WrongDirection(other.json_name())),
+            })
+        }
+
+        fn server_from_fields(f: Fields<'_>, t: MsgType) -> Result<ServerMsg<'_>, K> {
+            Ok(match t {
+                $($(MsgType::$ty => ServerMsg::$sv { $($sf: json_get!($sk, f, $sf $(as $sj)?)),* },)?)*
+                other => return Err(K::WrongDirection(other.json_name())),
+            })
+        }
+
+        /// Appends the JSON line of a client message.
+        pub fn encode_client(msg: &ClientMsg<'_>, out: &mut BytesMut) {
+            let mut o = Out { ty: msg.msg_type().json_name(), ..Out::default() };
+            match msg {
+                $($(ClientMsg::$cv { $($cf),* } => { $(json_put!($ck, o, $cf $(as $cj)?);)* })?)*
+            }
+            write(out, &o);
+        }
+
+        /// Appends the JSON line of a server message.
+        pub fn encode_server(msg: &ServerMsg<'_>, out: &mut BytesMut) {
+            let mut o = Out { ty: msg.msg_type().json_name(), ..Out::default() };
+            match msg {
+                $($(ServerMsg::$sv { $($sf),* } => { $(json_put!($sk, o, $sf $(as $sj)?);)* })?)*
+            }
+            write(out, &o);
+        }
+    };
+}
+
+for_each_message!(json_codec);

@@ -1,118 +1,10 @@
-//! The message set: type codes, error codes, and the two directions' message enums.
+//! The message set: error codes and the two directions' message enums.
+//!
+//! The enums are written out here, with their documentation; `msg_type()` and `into_owned()` are
+//! generated from the description in `spec.rs`, like the codecs.
 
+use super::spec::{for_each_message, MsgType};
 use super::Str;
-
-/// Message type codes, in the order ChatProto v1.0 defines them. Codes from 0x20 are extensions.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[repr(u8)]
-pub enum MsgType {
-    Login = 1,
-    LoginAck = 2,
-    LoginReject = 3,
-    RoomMsg = 4,
-    PrivateMsg = 5,
-    PrivateMsgDelivery = 6,
-    JoinRoom = 7,
-    ListUsers = 8,
-    ListRooms = 9,
-    SystemMsg = 10,
-    ErrorMsg = 11,
-    RoomMsgAck = 12,
-    /// Extension: keepalive request, either direction.
-    Ping = 0x20,
-    /// Extension: keepalive answer, echoes the ping's token.
-    Pong = 0x21,
-    /// Extension: the server's clock (request from a client, answer from the server).
-    Time = 0x22,
-    /// Extension: an admin console command (client) or its answer (server).
-    Admin = 0x23,
-    /// Extension: create an account and log in with it (`--auth accounts`).
-    Register = 0x24,
-    /// Extension: offer a file upload to the sender's room (`name`, `size`, `sha256`).
-    FileOffer = 0x25,
-    /// Extension: the server accepts a FILE_OFFER; chunks go to the id it gives.
-    FileAccept = 0x26,
-    /// Extension: a piece of a file, either direction (upload or download).
-    FileChunk = 0x27,
-    /// Extension: the end of a file's chunks, with its SHA-256, either direction.
-    FileDone = 0x28,
-    /// Extension: a file is available in a room (sent to the room once stored).
-    FileAvailable = 0x29,
-    /// Extension: list the files of my room (client) or the list (server).
-    ListFiles = 0x2a,
-    /// Extension: download a file by id.
-    FileGet = 0x2b,
-}
-
-impl MsgType {
-    /// Every defined type, for tests and tables.
-    pub const ALL: [MsgType; 24] = [
-        MsgType::Login,
-        MsgType::LoginAck,
-        MsgType::LoginReject,
-        MsgType::RoomMsg,
-        MsgType::PrivateMsg,
-        MsgType::PrivateMsgDelivery,
-        MsgType::JoinRoom,
-        MsgType::ListUsers,
-        MsgType::ListRooms,
-        MsgType::SystemMsg,
-        MsgType::ErrorMsg,
-        MsgType::RoomMsgAck,
-        MsgType::Ping,
-        MsgType::Pong,
-        MsgType::Time,
-        MsgType::Admin,
-        MsgType::Register,
-        MsgType::FileOffer,
-        MsgType::FileAccept,
-        MsgType::FileChunk,
-        MsgType::FileDone,
-        MsgType::FileAvailable,
-        MsgType::ListFiles,
-        MsgType::FileGet,
-    ];
-
-    /// The type for a wire code, if defined.
-    pub fn from_code(code: u8) -> Option<MsgType> {
-        MsgType::ALL.iter().copied().find(|t| *t as u8 == code)
-    }
-
-    /// The JSON `"type"` value: the lower-case name.
-    pub fn json_name(self) -> &'static str {
-        match self {
-            MsgType::Login => "login",
-            MsgType::LoginAck => "login_ack",
-            MsgType::LoginReject => "login_reject",
-            MsgType::RoomMsg => "room_msg",
-            MsgType::PrivateMsg => "private_msg",
-            MsgType::PrivateMsgDelivery => "private_msg_delivery",
-            MsgType::JoinRoom => "join_room",
-            MsgType::ListUsers => "list_users",
-            MsgType::ListRooms => "list_rooms",
-            MsgType::SystemMsg => "system_msg",
-            MsgType::ErrorMsg => "error_msg",
-            MsgType::RoomMsgAck => "room_msg_ack",
-            MsgType::Ping => "ping",
-            MsgType::Pong => "pong",
-            MsgType::Time => "time",
-            MsgType::Admin => "admin",
-            MsgType::Register => "register",
-            MsgType::FileOffer => "file_offer",
-            MsgType::FileAccept => "file_accept",
-            MsgType::FileChunk => "file_chunk",
-            MsgType::FileDone => "file_done",
-            MsgType::FileAvailable => "file_available",
-            MsgType::ListFiles => "list_files",
-            MsgType::FileGet => "file_get",
-        }
-    }
-
-    /// The type for a JSON `"type"` value.
-    pub fn from_json_name(name: &str) -> Option<MsgType> {
-        MsgType::ALL.iter().copied().find(|t| t.json_name() == name)
-    }
-}
 
 /// Error codes carried by `ERROR_MSG` and `LOGIN_REJECT`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -309,30 +201,6 @@ pub struct FileEntry<'a> {
     pub from: Str<'a>,
 }
 
-impl ClientMsg<'_> {
-    /// The message's type code.
-    pub fn msg_type(&self) -> MsgType {
-        match self {
-            ClientMsg::Login { .. } => MsgType::Login,
-            ClientMsg::RoomMsg { .. } => MsgType::RoomMsg,
-            ClientMsg::PrivateMsg { .. } => MsgType::PrivateMsg,
-            ClientMsg::JoinRoom { .. } => MsgType::JoinRoom,
-            ClientMsg::ListUsers => MsgType::ListUsers,
-            ClientMsg::ListRooms => MsgType::ListRooms,
-            ClientMsg::Ping { .. } => MsgType::Ping,
-            ClientMsg::Pong { .. } => MsgType::Pong,
-            ClientMsg::Time => MsgType::Time,
-            ClientMsg::Admin { .. } => MsgType::Admin,
-            ClientMsg::Register { .. } => MsgType::Register,
-            ClientMsg::FileOffer { .. } => MsgType::FileOffer,
-            ClientMsg::FileChunk { .. } => MsgType::FileChunk,
-            ClientMsg::FileDone { .. } => MsgType::FileDone,
-            ClientMsg::ListFiles => MsgType::ListFiles,
-            ClientMsg::FileGet { .. } => MsgType::FileGet,
-        }
-    }
-}
-
 /// Messages the server sends to a client.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ServerMsg<'a> {
@@ -377,112 +245,86 @@ pub enum ServerMsg<'a> {
     ListFiles { room: Str<'a>, files: Vec<FileEntry<'a>> },
 }
 
-impl ServerMsg<'_> {
-    /// The message's type code.
-    pub fn msg_type(&self) -> MsgType {
-        match self {
-            ServerMsg::LoginAck { .. } => MsgType::LoginAck,
-            ServerMsg::LoginReject { .. } => MsgType::LoginReject,
-            ServerMsg::RoomMsg { .. } => MsgType::RoomMsg,
-            ServerMsg::PrivateMsgDelivery { .. } => MsgType::PrivateMsgDelivery,
-            ServerMsg::JoinRoom { .. } => MsgType::JoinRoom,
-            ServerMsg::ListUsers { .. } => MsgType::ListUsers,
-            ServerMsg::ListRooms { .. } => MsgType::ListRooms,
-            ServerMsg::SystemMsg { .. } => MsgType::SystemMsg,
-            ServerMsg::ErrorMsg { .. } => MsgType::ErrorMsg,
-            ServerMsg::RoomMsgAck { .. } => MsgType::RoomMsgAck,
-            ServerMsg::Ping { .. } => MsgType::Ping,
-            ServerMsg::Pong { .. } => MsgType::Pong,
-            ServerMsg::Time { .. } => MsgType::Time,
-            ServerMsg::Admin { .. } => MsgType::Admin,
-            ServerMsg::FileAccept { .. } => MsgType::FileAccept,
-            ServerMsg::FileChunk { .. } => MsgType::FileChunk,
-            ServerMsg::FileDone { .. } => MsgType::FileDone,
-            ServerMsg::FileAvailable { .. } => MsgType::FileAvailable,
-            ServerMsg::ListFiles { .. } => MsgType::ListFiles,
-        }
-    }
+/// A field of a borrowed message, as its owned copy.
+macro_rules! own_field {
+    (Name, $v:ident) => {
+        Str::Owned($v.into_owned())
+    };
+    (NameOrEmpty, $v:ident) => {
+        Str::Owned($v.into_owned())
+    };
+    (Text, $v:ident) => {
+        Str::Owned($v.into_owned())
+    };
+    (OptName, $v:ident) => {
+        $v.map(|s| Str::Owned(s.into_owned()))
+    };
+    (Data, $v:ident) => {
+        Blob::Owned($v.into_owned())
+    };
+    (Names, $v:ident) => {
+        $v.into_iter().map(|s| Str::Owned(s.into_owned())).collect()
+    };
+    (RoomCounts, $v:ident) => {
+        $v.into_iter().map(|(r, n)| (Str::Owned(r.into_owned()), n)).collect()
+    };
+    (Files, $v:ident) => {
+        $v.into_iter()
+            .map(|f| FileEntry {
+                id: f.id,
+                name: Str::Owned(f.name.into_owned()),
+                size: f.size,
+                from: Str::Owned(f.from.into_owned()),
+            })
+            .collect()
+    };
+    // Plain values: U64, Token, Code, SysKind, HistoryFlag, Sha256.
+    ($kind:ident, $v:ident) => {
+        $v
+    };
 }
 
-fn own(s: &Str<'_>) -> Str<'static> {
-    Str::Owned(s.to_string())
+/// Generates `msg_type()` and `into_owned()` for one direction's enum from the description.
+macro_rules! message_impls {
+    ($(
+        $(#[$doc:meta])*
+        $ty:ident = $code:literal, $json:literal {
+            $(ClientMsg::$cv:ident { $($cf:ident: $ck:ident $(as $cj:ident)?),* $(,)? })?
+            $(ServerMsg::$sv:ident { $($sf:ident: $sk:ident $(as $sj:ident)?),* $(,)? })?
+        }
+    )*) => {
+        impl ClientMsg<'_> {
+            /// The message's type code.
+            pub fn msg_type(&self) -> MsgType {
+                match self {
+                    $($(ClientMsg::$cv { .. } => MsgType::$ty,)?)*
+                }
+            }
+
+            /// A copy that owns its strings, for keeping a message past its read buffer.
+            pub fn into_owned(self) -> ClientMsg<'static> {
+                match self {
+                    $($(ClientMsg::$cv { $($cf),* } => ClientMsg::$cv { $($cf: own_field!($ck, $cf)),* },)?)*
+                }
+            }
+        }
+
+        impl ServerMsg<'_> {
+            /// The message's type code.
+            pub fn msg_type(&self) -> MsgType {
+                match self {
+                    $($(ServerMsg::$sv { .. } => MsgType::$ty,)?)*
+                }
+            }
+
+            /// A copy that owns its strings, for keeping a message past its read buffer.
+            pub fn into_owned(self) -> ServerMsg<'static> {
+                match self {
+                    $($(ServerMsg::$sv { $($sf),* } => ServerMsg::$sv { $($sf: own_field!($sk, $sf)),* },)?)*
+                }
+            }
+        }
+    };
 }
 
-impl ClientMsg<'_> {
-    /// A copy that owns its strings, for keeping a message past its read buffer.
-    pub fn into_owned(self) -> ClientMsg<'static> {
-        match self {
-            ClientMsg::Login { username, credential } => {
-                ClientMsg::Login { username: own(&username), credential: credential.as_ref().map(own) }
-            }
-            ClientMsg::RoomMsg { text } => ClientMsg::RoomMsg { text: own(&text) },
-            ClientMsg::PrivateMsg { to, text } => ClientMsg::PrivateMsg { to: own(&to), text: own(&text) },
-            ClientMsg::JoinRoom { room } => ClientMsg::JoinRoom { room: own(&room) },
-            ClientMsg::ListUsers => ClientMsg::ListUsers,
-            ClientMsg::ListRooms => ClientMsg::ListRooms,
-            ClientMsg::Ping { token } => ClientMsg::Ping { token },
-            ClientMsg::Pong { token } => ClientMsg::Pong { token },
-            ClientMsg::Time => ClientMsg::Time,
-            ClientMsg::Admin { command } => ClientMsg::Admin { command: own(&command) },
-            ClientMsg::Register { username, password } => {
-                ClientMsg::Register { username: own(&username), password: own(&password) }
-            }
-            ClientMsg::FileOffer { name, size, sha256 } => ClientMsg::FileOffer { name: own(&name), size, sha256 },
-            ClientMsg::FileChunk { id, offset, data } => {
-                ClientMsg::FileChunk { id, offset, data: Blob::Owned(data.into_owned()) }
-            }
-            ClientMsg::FileDone { id, sha256 } => ClientMsg::FileDone { id, sha256 },
-            ClientMsg::ListFiles => ClientMsg::ListFiles,
-            ClientMsg::FileGet { id } => ClientMsg::FileGet { id },
-        }
-    }
-}
-
-impl ServerMsg<'_> {
-    /// A copy that owns its strings, for keeping a message past its read buffer.
-    pub fn into_owned(self) -> ServerMsg<'static> {
-        match self {
-            ServerMsg::LoginAck { username, room } => {
-                ServerMsg::LoginAck { username: own(&username), room: own(&room) }
-            }
-            ServerMsg::LoginReject { code, reason } => ServerMsg::LoginReject { code, reason: own(&reason) },
-            ServerMsg::RoomMsg { id, ts_ms, room, from, text, history } => {
-                ServerMsg::RoomMsg { id, ts_ms, room: own(&room), from: own(&from), text: own(&text), history }
-            }
-            ServerMsg::PrivateMsgDelivery { ts_ms, from, to, text } => {
-                ServerMsg::PrivateMsgDelivery { ts_ms, from: own(&from), to: own(&to), text: own(&text) }
-            }
-            ServerMsg::JoinRoom { room } => ServerMsg::JoinRoom { room: own(&room) },
-            ServerMsg::ListUsers { room, users } => {
-                ServerMsg::ListUsers { room: own(&room), users: users.iter().map(own).collect() }
-            }
-            ServerMsg::ListRooms { rooms } => {
-                ServerMsg::ListRooms { rooms: rooms.iter().map(|(r, n)| (own(r), *n)).collect() }
-            }
-            ServerMsg::SystemMsg { kind, room, user, text } => {
-                ServerMsg::SystemMsg { kind, room: own(&room), user: own(&user), text: own(&text) }
-            }
-            ServerMsg::ErrorMsg { code, text } => ServerMsg::ErrorMsg { code, text: own(&text) },
-            ServerMsg::RoomMsgAck { id, ts_ms } => ServerMsg::RoomMsgAck { id, ts_ms },
-            ServerMsg::Ping { token } => ServerMsg::Ping { token },
-            ServerMsg::Pong { token } => ServerMsg::Pong { token },
-            ServerMsg::Time { ts_ms } => ServerMsg::Time { ts_ms },
-            ServerMsg::Admin { text } => ServerMsg::Admin { text: own(&text) },
-            ServerMsg::FileAccept { id } => ServerMsg::FileAccept { id },
-            ServerMsg::FileChunk { id, offset, data } => {
-                ServerMsg::FileChunk { id, offset, data: Blob::Owned(data.into_owned()) }
-            }
-            ServerMsg::FileDone { id, sha256 } => ServerMsg::FileDone { id, sha256 },
-            ServerMsg::FileAvailable { id, name, size, from, room } => {
-                ServerMsg::FileAvailable { id, name: own(&name), size, from: own(&from), room: own(&room) }
-            }
-            ServerMsg::ListFiles { room, files } => ServerMsg::ListFiles {
-                room: own(&room),
-                files: files
-                    .iter()
-                    .map(|f| FileEntry { id: f.id, name: own(&f.name), size: f.size, from: own(&f.from) })
-                    .collect(),
-            },
-        }
-    }
-}
+for_each_message!(message_impls);

@@ -19,15 +19,23 @@
 //!
 //! The first byte of a connection tells the formats apart: `0x43` ('C') is binary, `{` is JSON
 //! (see [`WireFormat::detect`]). `docs/PROTOCOL.md` is the byte-exact specification.
+//!
+//! - `spec`: the one description of every message type (code, JSON name, direction, fields),
+//!   from which [`MsgType`], the [`MESSAGES`] table and both codecs are generated;
+//! - `message`: the message enums ([`ClientMsg`], [`ServerMsg`]) and their code types;
+//! - [`binary`], [`json`]: how each field kind is read and written in each format;
+//! - [`validate`]: user and room naming rules.
 
 pub mod binary;
 pub mod json;
 mod message;
+mod spec;
 pub mod validate;
 
-pub use message::{Blob, ClientMsg, ErrorCode, FileEntry, MsgType, ServerMsg, SystemKind};
+pub use message::{Blob, ClientMsg, ErrorCode, FileEntry, ServerMsg, SystemKind};
+pub use spec::{Direction, FieldKind, FieldSpec, MsgSpec, MsgType, MESSAGES};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use std::borrow::Cow;
 
 /// Protocol number, "CP".
@@ -127,6 +135,39 @@ impl WireFormat {
             WireFormat::Json => "json",
         }
     }
+}
+
+impl WireFormat {
+    /// Encodes a server message into `arena` and splits it off as a `Bytes` every recipient can
+    /// share. The caller owns the arena's growth policy (reserve before encoding).
+    pub fn encode_shared(self, msg: &ServerMsg<'_>, arena: &mut BytesMut) -> Bytes {
+        self.encode_server(msg, arena);
+        arena.split().freeze()
+    }
+}
+
+/// One server message encoded in both formats, for a fan-out to binary and JSON peers alike.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Frames {
+    /// The binary frame.
+    pub binary: Bytes,
+    /// The JSON line, with its `\n`.
+    pub json: Bytes,
+}
+
+impl Frames {
+    /// The frame for peers speaking `format`.
+    pub fn get(&self, format: WireFormat) -> &Bytes {
+        match format {
+            WireFormat::Binary => &self.binary,
+            WireFormat::Json => &self.json,
+        }
+    }
+}
+
+/// Encodes `msg` once per format into `arena` (see [`WireFormat::encode_shared`]).
+pub fn encode_both(msg: &ServerMsg<'_>, arena: &mut BytesMut) -> Frames {
+    Frames { binary: WireFormat::Binary.encode_shared(msg, arena), json: WireFormat::Json.encode_shared(msg, arena) }
 }
 
 /// Why a frame could not be decoded, and whether the stream is still in sync.

@@ -1058,6 +1058,8 @@ enum Field {
     U32(&'static str),
     U64(&'static str),
     Name(&'static str),
+    /// A trailing name that may be absent.
+    OptName(&'static str),
     Text(&'static str),
     /// 32 raw bytes of SHA-256.
     Sha(&'static str),
@@ -1065,59 +1067,44 @@ enum Field {
     Data(&'static str),
     /// u16 count, then that many repetitions of the inner fields.
     List(&'static str, &'static [Field]),
+    /// Not in the body (a header flag).
+    None,
 }
 
-fn layout_client(t: MsgType) -> &'static [Field] {
+/// The binary layout of one form, read from its description (labelled with the JSON keys).
+fn layout(fields: &[FieldSpec]) -> Vec<Field> {
     use Field::*;
-    match t {
-        MsgType::Login => &[Name("username"), Name("credential (optional)")],
-        MsgType::RoomMsg => &[Text("text")],
-        MsgType::PrivateMsg => &[Name("to"), Text("text")],
-        MsgType::JoinRoom => &[Name("room")],
-        MsgType::Ping | MsgType::Pong => &[U64("token")],
-        MsgType::Admin => &[Text("command")],
-        MsgType::Register => &[Name("username"), Name("password")],
-        MsgType::FileOffer => &[Name("name"), U64("size"), Sha("sha256")],
-        MsgType::FileChunk => &[U64("id"), U64("offset"), Data("data")],
-        MsgType::FileDone => &[U64("id"), Sha("sha256")],
-        MsgType::FileGet => &[U64("id")],
-        _ => &[],
-    }
+    let field = |f: &FieldSpec| match f.kind {
+        FieldKind::Name | FieldKind::NameOrEmpty => Name(f.json),
+        FieldKind::OptName => OptName(f.json),
+        FieldKind::Text => Text(f.json),
+        FieldKind::U64 | FieldKind::Token => U64(f.json),
+        FieldKind::Code | FieldKind::SysKind => U8(f.json),
+        FieldKind::HistoryFlag => None,
+        FieldKind::Sha256 => Sha(f.json),
+        FieldKind::Data => Data(f.json),
+        FieldKind::Names => List(f.json, &[Name("user")]),
+        FieldKind::RoomCounts => List(f.json, &[Name("name"), U32("users")]),
+        FieldKind::Files => List(f.json, &[U64("id"), Name("name"), U64("size"), Name("from")]),
+    };
+    fields.iter().map(field).collect()
 }
 
-fn layout_server(t: MsgType) -> &'static [Field] {
-    use Field::*;
-    match t {
-        MsgType::LoginAck => &[Name("username"), Name("room")],
-        MsgType::LoginReject => &[U8("code"), Text("reason")],
-        MsgType::RoomMsg => &[U64("id"), U64("ts"), Name("room"), Name("from"), Text("text")],
-        MsgType::PrivateMsgDelivery => &[U64("ts"), Name("from"), Name("to"), Text("text")],
-        MsgType::JoinRoom => &[Name("room")],
-        MsgType::ListUsers => &[Name("room"), List("users", &[Name("user")])],
-        MsgType::ListRooms => &[List("rooms", &[Name("name"), U32("users")])],
-        MsgType::SystemMsg => &[U8("kind"), Name("room"), Name("user"), Text("text")],
-        MsgType::ErrorMsg => &[U8("code"), Text("text")],
-        MsgType::RoomMsgAck => &[U64("id"), U64("ts")],
-        MsgType::Ping | MsgType::Pong => &[U64("token")],
-        MsgType::Time => &[U64("ts")],
-        MsgType::Admin => &[Text("text")],
-        MsgType::FileAccept => &[U64("id")],
-        MsgType::FileChunk => &[U64("id"), U64("offset"), Data("data")],
-        MsgType::FileDone => &[U64("id"), Sha("sha256")],
-        MsgType::FileAvailable => &[U64("id"), Name("name"), U64("size"), Name("from"), Name("room")],
-        MsgType::ListFiles => &[Name("room"), List("files", &[U64("id"), Name("name"), U64("size"), Name("from")])],
-        _ => &[],
-    }
+fn layout_client(t: MsgType) -> Vec<Field> {
+    layout(t.spec().client.unwrap_or_default())
+}
+
+fn layout_server(t: MsgType) -> Vec<Field> {
+    layout(t.spec().server.unwrap_or_default())
 }
 
 /// Appends `offset  hex  comment` rows for the fields of `body` (which starts at `*at`).
 fn dump_fields(frame: &[u8], at: &mut usize, fields: &[Field], rows: &mut Vec<(usize, String, String)>) {
     for field in fields {
-        if *at >= frame.len() {
-            return; // optional trailing field absent
-        }
         let start = *at;
         let (len, note) = match *field {
+            Field::None => continue,
+            Field::OptName(_) if start >= frame.len() => return, // optional trailing field absent
             Field::U8(n) => {
                 let b = frame[start];
                 let meaning = match n {
@@ -1133,12 +1120,13 @@ fn dump_fields(frame: &[u8], at: &mut usize, fields: &[Field], rows: &mut Vec<(u
             Field::U64(n) => {
                 (8, format!("{n} = {} (u64)", u64::from_be_bytes(frame[start..start + 8].try_into().unwrap())))
             }
-            Field::Name(n) => {
+            Field::Name(n) | Field::OptName(n) => {
                 let l = frame[start] as usize;
+                let optional = if matches!(field, Field::OptName(_)) { " (optional)" } else { "" };
                 (
                     1 + l,
                     format!(
-                        "{n}: name8, {l} bytes {:?}",
+                        "{n}{optional}: name8, {l} bytes {:?}",
                         std::str::from_utf8(&frame[start + 1..start + 1 + l]).unwrap()
                     ),
                 )
@@ -1311,6 +1299,65 @@ fn doc_examples_round_trip() {
     }
 }
 
+#[test]
+fn encode_both_gives_each_format_its_own_frame_and_leaves_the_arena_empty() {
+    let (_, server) = doc_examples();
+    let mut arena = BytesMut::with_capacity(64);
+    for m in &server {
+        let frames = encode_both(m, &mut arena);
+        assert_eq!(frames.binary, enc_server(WireFormat::Binary, m));
+        assert_eq!(frames.json, enc_server(WireFormat::Json, m));
+        assert_eq!(frames.get(WireFormat::Binary), &frames.binary);
+        assert_eq!(frames.get(WireFormat::Json), &frames.json);
+        assert!(arena.is_empty());
+    }
+}
+
+/// The doc examples show every form the description defines (so every variant is in the docs),
+/// and each example's binary body has exactly the layout its description gives.
+#[test]
+fn doc_examples_cover_every_described_form_with_its_layout() {
+    let (client, server) = doc_examples();
+    let client_types: Vec<MsgType> = client.iter().map(|m| m.msg_type()).collect();
+    let server_types: Vec<MsgType> = server.iter().map(|m| m.msg_type()).collect();
+    for s in MESSAGES {
+        assert_eq!(client_types.contains(&s.ty), s.client.is_some(), "client form of {:?}", s.ty);
+        assert_eq!(server_types.contains(&s.ty), s.server.is_some(), "server form of {:?}", s.ty);
+    }
+    let frames = client
+        .iter()
+        .map(|m| (enc_client(WireFormat::Binary, m), layout_client(m.msg_type()), m.msg_type()))
+        .chain(server.iter().map(|m| (enc_server(WireFormat::Binary, m), layout_server(m.msg_type()), m.msg_type())));
+    for (frame, fields, t) in frames {
+        let mut at = HEADER_LEN;
+        dump_fields(&frame, &mut at, &fields, &mut Vec::new());
+        assert_eq!(at, frame.len(), "the description of {t:?} does not cover its frame");
+    }
+}
+
+/// Each JSON example carries `type` and only keys its description lists, all of them except
+/// optional ones left out.
+#[test]
+fn doc_examples_json_keys_are_the_described_ones() {
+    let (client, server) = doc_examples();
+    let lines = client
+        .iter()
+        .map(|m| (enc_client(WireFormat::Json, m), m.msg_type().spec().client))
+        .chain(server.iter().map(|m| (enc_server(WireFormat::Json, m), m.msg_type().spec().server)));
+    for (line, form) in lines {
+        let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
+        let obj = v.as_object().unwrap();
+        let form = form.unwrap();
+        for key in obj.keys().filter(|k| *k != "type") {
+            assert!(form.iter().any(|f| f.json == key), "undescribed key {key} in {v}");
+        }
+        let optional = [FieldKind::OptName, FieldKind::HistoryFlag];
+        for f in form.iter().filter(|f| !optional.contains(&f.kind)) {
+            assert!(obj.contains_key(f.json), "described key {} missing in {v}", f.json);
+        }
+    }
+}
+
 /// `docs/PROTOCOL.md` shows every example frame as `header | body` and every JSON line verbatim:
 /// they must still be what the encoder produces.
 #[test]
@@ -1333,6 +1380,25 @@ fn protocol_doc_matches_the_encoder() {
     }
 }
 
+/// The message-type table of `docs/PROTOCOL.md` section 5 lists every described type with its
+/// code, name and directions.
+#[test]
+fn protocol_doc_lists_every_described_type() {
+    let doc = include_str!("../../docs/PROTOCOL.md");
+    for s in MESSAGES {
+        let yes = |form: Option<&[FieldSpec]>| if form.is_some() { "yes" } else { "—" };
+        let row = format!(
+            "| `{:#04x}` | {} | `{}` | {} | {}",
+            s.code,
+            s.json.to_uppercase(),
+            s.json,
+            yes(s.client),
+            yes(s.server)
+        );
+        assert!(doc.contains(&row), "docs/PROTOCOL.md lacks the row {row}");
+    }
+}
+
 /// Prints the hex dumps in `docs/PROTOCOL.md`, so every byte there comes from the encoder.
 #[test]
 #[ignore = "prints the docs/PROTOCOL.md examples; run with --ignored --nocapture"]
@@ -1342,7 +1408,7 @@ fn print_wire_examples() {
         println!("### client → server {:?}\n", m);
         println!(
             "```text\n{}```\n",
-            binary_dump(&enc_client(WireFormat::Binary, m), layout_client(m.msg_type()), m.msg_type())
+            binary_dump(&enc_client(WireFormat::Binary, m), &layout_client(m.msg_type()), m.msg_type())
         );
         println!("```text\n{}```\n", json_dump(&enc_client(WireFormat::Json, m)));
     }
@@ -1350,7 +1416,7 @@ fn print_wire_examples() {
         println!("### server → client {:?}\n", m);
         println!(
             "```text\n{}```\n",
-            binary_dump(&enc_server(WireFormat::Binary, m), layout_server(m.msg_type()), m.msg_type())
+            binary_dump(&enc_server(WireFormat::Binary, m), &layout_server(m.msg_type()), m.msg_type())
         );
         println!("```text\n{}```\n", json_dump(&enc_server(WireFormat::Json, m)));
     }
