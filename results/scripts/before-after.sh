@@ -2,13 +2,17 @@
 # Side-by-side check that a change made the server no slower: two server binaries, the same load
 # generator, interleaved runs (A B A B ...) so that the shared machine's noise hits both alike.
 # Scenarios: 6,000 bots in one room at a steady rate; 2,000 bots in 100 rooms.
-# Usage: results/scripts/before-after.sh OUT_DIR BEFORE_SERVER AFTER_SERVER LOADGEN [REPEATS]
+# Usage: results/scripts/before-after.sh OUT_DIR BEFORE_SERVER AFTER_SERVER LOADGEN [REPEATS [FIRST]]
+#        ONLY="rooms100" ... runs only the named scenarios; FIRST numbers the runs from there
+#        (to add repeats to a folder).
 # Loopback only; every run is bounded by its duration and the load generator's timeouts; servers
 # are started here and stopped by their own PID.
 set -uo pipefail
 OUT=$(realpath -m "${1:?output folder}")
 BEFORE=${2:?before server binary}; AFTER=${3:?after server binary}; LOADGEN=${4:?loadgen binary}
 REPEATS=${5:-3}
+FIRST=${6:-1}
+ONLY=${ONLY:-room6000 rooms100}
 mkdir -p "$OUT"
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 WORK=$(mktemp -d)
@@ -33,7 +37,8 @@ stop_server() { kill -TERM "$PID" 2>/dev/null; wait "$PID" 2>/dev/null; PID=""; 
 # scenario NAME LOADGEN-ARGS... : one run against each binary per repeat, interleaved.
 scenario() {
     local name=$1; shift
-    for i in $(seq "$REPEATS"); do
+    case " $ONLY " in *" $name "*) ;; *) return ;; esac
+    for i in $(seq "$FIRST" $((FIRST + REPEATS - 1))); do
         for which in before after; do
             local bin=$BEFORE; [ "$which" = after ] && bin=$AFTER
             local tag="$name-$which-$i"

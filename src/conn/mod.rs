@@ -218,6 +218,7 @@ impl Connection {
 
     /// Writes what is queued if the socket is writable (edge-triggered readiness is tracked in
     /// `writable`). A write error drops the backlog and marks the connection to close.
+    #[inline]
     pub fn write_out(&mut self, wire: &mut WireCount) {
         if !self.writable {
             return;
@@ -240,6 +241,9 @@ impl Connection {
     /// [`LINGER`] has passed since it first could not write), and whether it just started
     /// lingering. `None` when it is not closing.
     pub fn linger(&mut self, now: Instant) -> Option<(bool, bool)> {
+        if !self.is_closing() {
+            return None;
+        }
         let drained = !self.has_output();
         let Phase::Closing { since, .. } = &mut self.phase else { return None };
         let first = since.is_none();

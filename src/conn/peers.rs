@@ -69,15 +69,22 @@ impl Peers {
         }
     }
 
-    /// Takes this turn's flush list (each key once; a key may be gone since).
-    pub fn take_dirty(&mut self) -> Vec<usize> {
-        let keys = std::mem::take(&mut self.dirty);
-        for &key in &keys {
-            if let Some(conn) = self.conns.get_mut(key) {
-                conn.dirty = false;
-            }
-        }
-        keys
+    /// Swaps this turn's flush list into `keys` (each key once; a key may be gone since, and
+    /// each must be passed to [`Peers::flush`], which clears its mark). `keys` must be empty;
+    /// its capacity is reused, so a turn's flush list costs no allocation.
+    pub fn take_dirty(&mut self, keys: &mut Vec<usize>) {
+        debug_assert!(keys.is_empty());
+        std::mem::swap(&mut self.dirty, keys);
+    }
+
+    /// Writes what `key` has queued if its socket is writable, in one vectored write, and
+    /// clears its flush mark. For a closing connection, returns [`Connection::linger`]'s verdict.
+    #[inline]
+    pub fn flush(&mut self, key: usize, now: std::time::Instant) -> Option<(bool, bool)> {
+        let conn = self.conns.get_mut(key)?;
+        conn.dirty = false;
+        conn.write_out(&mut self.wire);
+        conn.linger(now)
     }
 
     /// True when some connection has output to flush this turn.

@@ -180,6 +180,7 @@ impl OutQueue {
     /// Writes as much as `w` takes with vectored writes of up to [`MAX_IOVECS`] frames, until
     /// the queue is empty or `w` would block. Returns the bytes written; `WouldBlock` is not an
     /// error here (check [`is_empty`](Self::is_empty)), other errors are returned.
+    #[inline]
     pub fn write_to<W: Write + ?Sized>(&mut self, w: &mut W) -> io::Result<usize> {
         let mut total = 0;
         while !self.frames.is_empty() {

@@ -140,6 +140,7 @@ impl Transport {
     /// the socket (possibly 0: then the queue is empty or waits for a writable edge). Under TLS,
     /// plaintext moves into the session only as far as its bounded buffer allows; the rest
     /// waits in `queue`.
+    #[inline]
     pub fn flush(&mut self, queue: &mut OutQueue, wire: &mut WireCount) -> Outcome {
         let before = wire.written;
         let r = match &mut self.layer {

@@ -142,12 +142,20 @@ impl Server {
         self.arena.consume(cursor.used);
     }
 
-    /// Flushes every connection with output this turn, then closes those marked for closing;
-    /// repeats while closing produced more output (presence notices) for others.
+    /// Flushes every connection with output this turn (a closing one that is done, or has
+    /// lingered long enough, goes on the close list; one that starts lingering leaves its room
+    /// now), then closes those; repeats while closing produced more output (presence notices)
+    /// for others.
     pub(super) fn flush_and_close(&mut self) {
+        let mut keys = std::mem::take(&mut self.flushing);
         while self.peers.has_dirty() {
-            for key in self.peers.take_dirty() {
-                self.flush(key);
+            self.peers.take_dirty(&mut keys);
+            for key in keys.drain(..) {
+                match self.peers.flush(key, self.now) {
+                    Some((true, _)) => self.closing.push(key),
+                    Some((false, true)) => self.leaving.push(key),
+                    _ => {}
+                }
             }
             for key in std::mem::take(&mut self.leaving) {
                 // Lingering only to deliver its last frames: it leaves its room (telling the
@@ -158,18 +166,7 @@ impl Server {
                 self.close(key);
             }
         }
-    }
-
-    /// Writes what the connection has queued, if the socket is writable; a closing connection
-    /// that is done (or has lingered long enough) goes on the close list.
-    fn flush(&mut self, key: usize) {
-        self.peers.write_out(key);
-        let Some(conn) = self.peers.conns.get_mut(key) else { return };
-        match conn.linger(self.now) {
-            Some((true, _)) => self.closing.push(key),
-            Some((false, true)) => self.leaving.push(key),
-            _ => {}
-        }
+        self.flushing = keys;
     }
 
     /// Removes a connection: leaves its room (telling the others), closes the socket.

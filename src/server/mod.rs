@@ -90,6 +90,8 @@ pub struct Server {
     arena: ReadArena,
     /// Connections whose read was cut short by the per-turn budget; read again next turn.
     retry_reads: Vec<usize>,
+    /// This turn's flush list, swapped with the connections' (capacity reused every turn).
+    flushing: Vec<usize>,
     /// Closing connections that just started lingering: the chat core forgets them now.
     leaving: Vec<usize>,
     /// Connections to close after this turn's flush.
@@ -262,6 +264,7 @@ impl Parts {
             inbox: self.inbox,
             arena: ReadArena::new(config.limits.max_frame),
             retry_reads: Vec::new(),
+            flushing: Vec::with_capacity(1024),
             leaving: Vec::new(),
             closing: Vec::new(),
             accept_paused_until: None,
