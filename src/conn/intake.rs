@@ -1,7 +1,8 @@
 //! From bytes to messages: what a connection's bytes in the read arena become before the chat
 //! core sees them. The first plaintext byte picks the wire format; a malformed frame is skipped
 //! with an ERROR_MSG when the stream can resync and closes the connection when it cannot; a
-//! frame over the message rate limit is refused (or, far over, closes the connection). The loop
+//! frame over the message rate limit, good or bad, is refused (or, far over, closes the
+//! connection). The loop
 //! only asks [`Peers::next_msg`] for the next message.
 
 use super::{CloseReason, Peers};
@@ -56,7 +57,11 @@ impl Peers {
                     match e.skip {
                         Some(n) => {
                             cursor.used += n;
-                            self.send_error(key, e.code(), &text);
+                            // A bad frame costs a token like a good one: a flood of them is
+                            // refused, then cut off, instead of drawing an answer each.
+                            if self.admit(key, policy) {
+                                self.send_error(key, e.code(), &text);
+                            }
                         }
                         None => {
                             cursor.used = data.len();

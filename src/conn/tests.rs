@@ -412,3 +412,28 @@ fn dirty_keys(peers: &mut Peers) -> Vec<usize> {
     peers.take_dirty(&mut keys);
     keys
 }
+
+/// Issue 16, item 11: undecodable frames used to bypass the rate limiter, each drawing its own
+/// ERROR_MSG (798k unknown-type frames drew 216k answers). They now cost a token like any frame.
+#[test]
+fn a_flood_of_undecodable_frames_is_rate_limited_then_cut_off() {
+    let rate = RateLimit { rate: 0.001, burst: 2.0, disconnect_after: 3 };
+    let now = Instant::now();
+    let mut peers = Peers::new(64 * 1024);
+    let (conn, client) = connection(now, &rate);
+    let key = peers.conns.insert(conn);
+    let limits = Limits::default();
+    let data: Vec<u8> = (0..100).flat_map(|_| b"{\"type\":\"nope\"}\n".to_vec()).collect();
+    let mut cursor = Cursor::default();
+    assert_eq!(peers.next_msg(key, &data, &mut cursor, policy(&limits, &rate, now)), None);
+    // Two answered within the burst, two refused, the third refusal in a row cuts it off.
+    assert_eq!(peers.conns[key].close_reason(), Some(CloseReason::Flooding));
+    assert_eq!(peers.counters.protocol_errors, 5);
+    assert_eq!(peers.counters.rate_limited, 3);
+    assert!(cursor.used < data.len(), "the rest of the flood is never decoded");
+    let unknown = error_msg(ErrorCode::UnknownType, "unknown message type nope");
+    let slow = error_msg(ErrorCode::RateLimited, "slow down: over the message rate limit; this message was dropped");
+    let flood = error_msg(ErrorCode::RateLimited, "disconnected for flooding: far over the message rate limit");
+    let msgs = deliver(&mut peers, key, client, WireFormat::Json);
+    assert_eq!(msgs, vec![unknown.clone(), unknown, slow.clone(), slow, flood]);
+}
