@@ -109,16 +109,22 @@ pub fn execute(services: &Services, command: AdminCommand) -> String {
     rx.recv_timeout(REPLY_TIMEOUT).unwrap_or_else(|_| "no answer from the server".to_string())
 }
 
-/// Reads commands from `input` until it ends and writes each answer to `output`.
-pub fn run_console(services: &Services, input: impl BufRead, mut output: impl Write) -> std::io::Result<()> {
-    for line in input.lines() {
-        let line = line?;
-        if line.trim().is_empty() {
-            continue;
+/// Reads commands from `input` until it ends and writes each answer to `output`. A line that is
+/// not UTF-8 is reported and skipped: one bad line never ends the console.
+pub fn run_console(services: &Services, mut input: impl BufRead, mut output: impl Write) -> std::io::Result<()> {
+    let mut raw = Vec::new();
+    for number in 1.. {
+        raw.clear();
+        if input.read_until(b'\n', &mut raw)? == 0 {
+            return Ok(());
         }
-        let answer = match parse(&line) {
-            Ok(cmd) => execute(services, cmd),
-            Err(e) => e.to_string(),
+        let answer = match std::str::from_utf8(&raw) {
+            Ok(line) if line.trim().is_empty() => continue,
+            Ok(line) => match parse(line.trim_end_matches(['\n', '\r'])) {
+                Ok(cmd) => execute(services, cmd),
+                Err(e) => e.to_string(),
+            },
+            Err(e) => format!("line {number} ignored: it is not valid UTF-8 ({e})"),
         };
         writeln!(output, "{answer}")?;
         output.flush()?;
@@ -151,6 +157,20 @@ mod tests {
         assert_eq!(parse("stats"), Ok(AdminCommand::Stats));
         assert_eq!(parse("kick"), Err(AdminError::Missing("kick", "the user name")));
         assert!(matches!(parse("reboot"), Err(AdminError::Unknown(_))));
+    }
+
+    #[test]
+    fn a_line_that_is_not_utf8_is_reported_and_the_console_carries_on() {
+        // Issue 16, item 9: one invalid-UTF-8 line used to end the console thread.
+        let services = Services::default();
+        let input: &[u8] = b"\xff\xfe oops\n\nbogus\n";
+        let mut output = Vec::new();
+        run_console(&services, input, &mut output).expect("console");
+        let text = String::from_utf8(output).expect("utf-8 output");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert!(lines[0].starts_with("line 1 ignored: it is not valid UTF-8"), "{text}");
+        assert_eq!(lines[1], parse("bogus").expect_err("unknown command").to_string());
     }
 
     #[test]
