@@ -15,6 +15,7 @@
 //! - [`config`]: server settings and their defaults; `settings`: the command line and TOML file.
 //! - [`metrics`]: the Prometheus endpoint, served from shard 0's loop.
 //! - [`stats`]: counters the loop publishes once per turn.
+//! - [`logging`]: the log sink: a bounded queue to one writer thread (never blocks, never panics).
 //! - [`client`]: the terminal client's library (connection, commands, rendering, transfers).
 
 pub mod chat;
@@ -22,6 +23,7 @@ pub mod client;
 pub mod cluster;
 pub mod config;
 pub mod conn;
+pub mod logging;
 pub mod metrics;
 pub mod net;
 pub mod protocol;

@@ -6,10 +6,11 @@
 
 use anyhow::Context;
 use chatproto::config::settings::Settings;
+use chatproto::logging::LogSink;
 use chatproto::server::{Shards, ShardsHandle};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -22,14 +23,25 @@ fn main() -> ExitCode {
     let settings = match Settings::from_env() {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("chat-server: {e}");
+            // Best effort: a broken stderr must not turn a config error into a panic.
+            let _ = writeln!(std::io::stderr(), "chat-server: {e}");
             return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    // Log lines go through a bounded queue to a writer thread: a stuck or broken stderr costs
+    // log lines, never a blocked loop or a panic (and so never the signal thread).
+    let sink = match LogSink::start(std::io::stderr(), settings.log_queue.max(1)) {
+        Ok(sink) => sink,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "chat-server: cannot start the log writer: {e}");
+            return ExitCode::FAILURE;
         }
     };
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(&settings.log_level))
-        .with_writer(std::io::stderr)
+        .with_writer(sink)
         .with_ansi(std::io::stderr().is_terminal())
+        .log_internal_errors(false)
         .init();
     match serve(&settings) {
         Ok(()) => ExitCode::SUCCESS,
@@ -50,7 +62,8 @@ fn serve(settings: &Settings) -> anyhow::Result<()> {
     let services = shards.services();
     if let Some(key) = services.generated_passkey() {
         // Printed, not logged: the admin hands it to the users (the usk2003 seed's behaviour).
-        println!("passkey: {key}");
+        // Best effort: with stdout gone there is nobody to show it to.
+        let _ = writeln!(std::io::stdout(), "passkey: {key}");
     }
     if settings.console {
         chatproto::services::console::spawn_console(services).context("starting the admin console")?;

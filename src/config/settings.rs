@@ -48,6 +48,7 @@ macro_rules! each_setting {
             shards,
             metrics,
             log_level,
+            log_queue,
             presence_limit,
             auth,
             passkey,
@@ -128,6 +129,10 @@ pub struct Settings {
     /// Log filter (error, warn, info, debug, trace, or a RUST_LOG-style directive).
     #[arg(long, value_name = "FILTER", default_value = "info", env = "RUST_LOG")]
     pub log_level: String,
+    /// Log lines that may wait for a slow stderr; past it lines are dropped (and counted), so
+    /// logging never stalls the server.
+    #[arg(long, value_name = "LINES", default_value_t = 4096)]
+    pub log_queue: usize,
     /// Rooms with more members get no join/leave notices (0 = no limit).
     #[arg(long, value_name = "N", default_value_t = 1000)]
     pub presence_limit: usize,
@@ -222,6 +227,7 @@ pub struct FileSettings {
     pub shards: Option<usize>,
     pub metrics: Option<MetricsAddr>,
     pub log_level: Option<String>,
+    pub log_queue: Option<usize>,
     pub presence_limit: Option<usize>,
     pub auth: Option<String>,
     pub passkey: Option<String>,

@@ -104,6 +104,7 @@ fn every_setting_has_a_config_key() {
         shards = 2
         metrics = "[::1]:9555"
         log_level = "trace"
+        log_queue = 64
         presence_limit = 10
         auth = "passkey"
         passkey = "k"

@@ -19,6 +19,7 @@
 //! - [`features`]: TIME, history, passkeys, accounts, admin commands, file sharing.
 //! - [`faults`]: faults injected beside a pair of clients that must lose nothing.
 //! - [`ops`]: the metrics endpoint, and the `chat-server` binary run as an admin would.
+//! - [`logging`]: the binary with its stderr broken or stuck keeps serving and stops on signals.
 //!
 //! Every wait is bounded ([`support::DEADLINE`]), every load loop is bounded in count, and no
 //! assertion is about timing.
@@ -29,6 +30,7 @@ mod chat;
 mod faults;
 mod features;
 mod framing;
+mod logging;
 mod login;
 mod ops;
 mod policy;

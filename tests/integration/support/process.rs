@@ -47,6 +47,29 @@ impl ServerProcess {
         ServerProcess::spawn(cmd, dir)
     }
 
+    /// Starts the binary in `dir` with `args` and its stderr on `stderr` (say, a pipe the test
+    /// breaks or stops reading); [`ServerProcess::log`] is then empty, and
+    /// [`ServerProcess::wait_listening_socket`] finds the address.
+    #[track_caller]
+    pub fn start_with_stderr(dir: &Path, args: &[&str], stderr: Stdio) -> ServerProcess {
+        let child = Self::command(dir, args).stderr(stderr).spawn().expect("start chat-server");
+        ServerProcess { child, log: dir.join("no-log-file") }
+    }
+
+    /// The address of the child's listening TCP socket, read from /proc (bounded wait): for a
+    /// child whose log cannot be read.
+    #[track_caller]
+    pub fn wait_listening_socket(&self) -> SocketAddr {
+        let end = Instant::now() + PROCESS_DEADLINE;
+        loop {
+            if let Some(port) = listening_port(self.child.id()) {
+                return SocketAddr::from(([127, 0, 0, 1], port));
+            }
+            assert!(Instant::now() < end, "the server never listened");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     fn command(dir: &Path, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_chat-server"));
         cmd.current_dir(dir).args(args).env_remove("RUST_LOG").stdin(Stdio::null()).stdout(Stdio::null());
@@ -116,4 +139,23 @@ impl Drop for ServerProcess {
             let _ = self.child.wait();
         }
     }
+}
+
+/// The port of a listening IPv4 TCP socket that process `pid` holds, from /proc: its socket
+/// inodes, matched against the LISTEN rows (state 0A) of its network namespace's table.
+fn listening_port(pid: u32) -> Option<u16> {
+    let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .ok()?
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter_map(|l| l.to_str()?.strip_prefix("socket:[")?.strip_suffix(']').map(str::to_string))
+        .collect();
+    let table = std::fs::read_to_string(format!("/proc/{pid}/net/tcp")).ok()?;
+    table.lines().skip(1).find_map(|row| {
+        let f: Vec<&str> = row.split_whitespace().collect();
+        let (local, state, inode) = (f.get(1)?, f.get(3)?, f.get(9)?);
+        if *state != "0A" || !inodes.iter().any(|i| i == inode) {
+            return None;
+        }
+        u16::from_str_radix(local.rsplit(':').next()?, 16).ok()
+    })
 }
