@@ -3,7 +3,7 @@
 
 use super::{Hub, Outbox};
 use crate::protocol::{ErrorCode, ServerMsg};
-use crate::services::history::{AckTo, DurableAcks, Entry};
+use crate::services::history::{Ack, AckTo, DurableAcks, Entry};
 use std::sync::Arc;
 
 impl Hub {
@@ -23,8 +23,9 @@ impl Hub {
             // No replay and no database: nothing to copy, the message is simply accepted.
             return out.send(key, &ServerMsg::RoomMsgAck { id, ts_ms });
         }
-        let entry = Entry { id, ts_ms, room, from: from.clone(), text: text.into() };
-        let queued = history.append(entry, AckTo { shard: self.shard, key, user: from });
+        let Some(session) = self.sessions.get(key).map(|s| s.id) else { return };
+        let entry = Entry { id, ts_ms, room, from, text: text.into() };
+        let queued = history.append(entry, AckTo { shard: self.shard, key, session });
         if !history.is_durable() {
             out.send(key, &ServerMsg::RoomMsgAck { id, ts_ms });
         } else if !queued {
@@ -33,10 +34,11 @@ impl Hub {
     }
 
     /// The store made these messages durable (or failed to): acknowledge their senders, if they
-    /// are still the same users on the same connections.
+    /// are still in the session that sent them.
     pub(super) fn durable<O: Outbox>(&mut self, out: &mut O, d: DurableAcks) {
-        for (key, user, id, ts_ms) in d.acks {
-            if !self.sessions.is(key, &user) {
+        for Ack { to, id, ts_ms } in d.acks {
+            let key = to.key;
+            if self.sessions.get(key).map(|s| s.id) != Some(to.session) {
                 continue;
             }
             if d.ok {

@@ -139,7 +139,9 @@ impl Hub {
         }
         self.local_users.insert(folded.into(), key);
         let (room, membership) = self.enter_room(key, &name, DEFAULT_ROOM);
-        self.sessions.insert(key, Session { name: name.clone(), membership, admin });
+        let id = self.next_nonce;
+        self.next_nonce += 1;
+        self.sessions.insert(key, Session { name: name.clone(), membership, admin, id });
         out.logged_in(key);
         self.counters.logins += 1;
         out.send(key, &ServerMsg::LoginAck { username: username.into(), room: DEFAULT_ROOM.into() });

@@ -83,7 +83,8 @@ pub struct Hub {
     quiet: bool,
     /// Connections waiting for the accounts worker, with the nonce their answer must carry.
     pending_auth: HashMap<usize, u64>,
-    /// Next nonce for pending logins and downloads (tells a live answer from a stale one).
+    /// Next nonce for pending logins, sessions and downloads (tells a live answer from a stale
+    /// one); never reused.
     next_nonce: u64,
     /// File uploads in progress, by connection.
     uploads: HashMap<usize, files::Upload>,

@@ -12,6 +12,9 @@ pub struct Session {
     pub membership: Membership,
     /// Logged in as the administrator: may run admin commands.
     pub admin: bool,
+    /// This login's number on the shard; never reused (keys are), so answers meant for an
+    /// earlier session on the same key can be told apart.
+    pub id: u64,
 }
 
 /// Sessions by connection key. Keys are slab keys (small, dense, reused), so a vector indexed
@@ -79,7 +82,7 @@ mod tests {
     use super::*;
 
     fn session(name: &str) -> Session {
-        Session { name: name.into(), membership: Membership { room: 0, index: 0 }, admin: false }
+        Session { name: name.into(), membership: Membership { room: 0, index: 0 }, admin: false, id: 0 }
     }
 
     #[test]

@@ -2,6 +2,9 @@
 //! when file sharing is off.
 
 use super::*;
+use crate::services::history::{Ack, AckTo, DurableAcks, Entry, History, HistoryStore, Loaded};
+use crate::services::Done;
+use std::sync::Mutex;
 
 #[test]
 fn a_room_message_is_encoded_once_per_format_and_acknowledged_to_its_sender() {
@@ -144,4 +147,41 @@ fn files_are_refused_when_file_sharing_is_off() {
     let list = ServerMsg::ListFiles { room: "general".into(), files: vec![] };
     assert_eq!(w.take(0, 1), [off.clone(), off, no_upload.clone(), no_upload, list]);
     assert_eq!(w.take(0, 2), [], "nothing is announced");
+}
+
+/// Messages a [`Holding`] store was handed, with whom to acknowledge.
+type Held = Arc<Mutex<Vec<(Arc<Entry>, AckTo)>>>;
+
+/// A store that holds every message instead of making it durable; the test decides when.
+#[derive(Debug)]
+struct Holding(Held);
+
+impl HistoryStore for Holding {
+    fn append(&self, entry: Arc<Entry>, ack: AckTo) -> bool {
+        self.0.lock().unwrap().push((entry, ack));
+        true
+    }
+}
+
+/// Issue 16, item 8: durable acks were addressed by (shard, key, name), so a dead connection's
+/// acks reached the same user's next session on the reused key.
+#[test]
+fn a_durable_ack_reaches_only_the_session_that_sent_the_message() {
+    let held: Held = Arc::default();
+    let mut services = Services::default();
+    services.history = History::with_store(0, Box::new(Holding(held.clone())), Loaded::default());
+    let mut w = World::with(1, Arc::new(services), 0);
+    w.enter(0, 1, "alice", BIN);
+    w.send(0, 1, say("first"));
+    w.send(0, 1, say("second"));
+    assert_eq!(w.take(0, 1), [], "no ack before the store says the message is durable");
+    let acks: Vec<Ack> = held.lock().unwrap().iter().map(|(e, to)| Ack { to: *to, id: e.id, ts_ms: e.ts_ms }).collect();
+    let durable = |ack: Ack| Remote::Done(Done::Durable(DurableAcks { acks: vec![ack], ok: true }));
+    w.hubs[0].remote(&mut w.outs[0], durable(acks[0]));
+    assert_eq!(w.take(0, 1), [ServerMsg::RoomMsgAck { id: acks[0].id, ts_ms: NOW }]);
+    // Alice's connection dies; she is back on the same key before the second message commits.
+    w.leave(0, 1);
+    w.enter(0, 1, "alice", BIN);
+    w.hubs[0].remote(&mut w.outs[0], durable(acks[1]));
+    assert_eq!(w.take(0, 1), [], "an earlier session's ack reached the new session");
 }

@@ -41,21 +41,33 @@ pub struct Entry {
 }
 
 /// Who to acknowledge once a message is committed.
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AckTo {
     /// The sender's shard.
     pub shard: usize,
     /// The sender's connection on that shard.
     pub key: usize,
-    /// The sender's name (keys are reused; a different user on the key gets nothing).
-    pub user: Arc<str>,
+    /// The sender's login session on that shard. Keys are reused and a user may log in again
+    /// on the same key; session numbers never repeat, so a closed session's acks reach nobody.
+    pub session: u64,
+}
+
+/// One message a store made durable, and whom to tell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ack {
+    /// The sender.
+    pub to: AckTo,
+    /// The message id.
+    pub id: u64,
+    /// The message's time.
+    pub ts_ms: u64,
 }
 
 /// Messages one shard may now acknowledge.
 #[derive(Debug, Default)]
 pub struct DurableAcks {
-    /// `(connection, user, id, ts)` per committed message.
-    pub acks: Vec<(usize, Arc<str>, u64, u64)>,
+    /// One per committed message.
+    pub acks: Vec<Ack>,
     /// False when the commit failed: the senders get an error instead of an ack.
     pub ok: bool,
 }
@@ -184,7 +196,7 @@ mod tests {
 
     fn append(h: &History, shard: usize, id: u64, ts_ms: u64) {
         let entry = Entry { id, ts_ms, room: "r".into(), from: "u".into(), text: format!("m{id}").into() };
-        assert!(h.append(entry, AckTo { shard, key: 0, user: "u".into() }));
+        assert!(h.append(entry, AckTo { shard, key: 0, session: 1 }));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! durable, so that ROOM_MSG_ACK in SQLite mode means "committed": a message acknowledged
 //! survives the server being killed.
 
-use super::{AckTo, DurableAcks, Entry, HistoryError, HistoryStore, Loaded};
+use super::{Ack, AckTo, DurableAcks, Entry, HistoryError, HistoryStore, Loaded};
 use crate::services::{Done, Links, Worker};
 use std::collections::HashMap;
 use std::path::Path;
@@ -111,7 +111,7 @@ fn acknowledge(batch: Vec<Job>, ok: bool, links: &Links) {
     let mut per_shard: HashMap<usize, DurableAcks> = HashMap::new();
     for (e, to) in batch {
         let acks = per_shard.entry(to.shard).or_insert_with(|| DurableAcks { acks: Vec::new(), ok });
-        acks.acks.push((to.key, to.user, e.id, e.ts_ms));
+        acks.acks.push(Ack { to, id: e.id, ts_ms: e.ts_ms });
     }
     for (shard, acks) in per_shard {
         links.send(shard, Done::Durable(acks));
