@@ -132,10 +132,10 @@ impl Hub {
         if self.backplane.claim(folded, UserEntry { name: name.clone(), shard: self.shard, key }) == Claim::Taken {
             return reject(out, key, ErrorCode::UsernameTaken, &format!("the name {username:?} is taken"));
         }
-        if admin || self.services.auth != AuthMode::Open {
-            // The credential was right: the name's failed attempts are forgiven, so a user who
-            // logs in often is never throttled for succeeding.
-            self.services.throttle.succeeded(folded);
+        if let Some(ip) = out.peer_ip(key).filter(|_| admin || self.services.auth != AuthMode::Open) {
+            // The credential was right: the name's failed attempts from here are forgiven, so
+            // a user who logs in often is never throttled for succeeding.
+            self.services.throttle.succeeded(folded, ip);
         }
         self.local_users.insert(folded.into(), key);
         let (room, membership) = self.enter_room(key, &name, DEFAULT_ROOM);

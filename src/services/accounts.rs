@@ -50,12 +50,14 @@ pub fn random_passkey() -> String {
     bytes.iter().map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char).collect()
 }
 
-/// Login attempts allowed per window, per user name and per source address, before any hashing.
+/// Login attempts allowed per window, per (user name, source address) and per source address,
+/// before any hashing. Counting a name per address means that guessing a name's password from
+/// one address locks out that address only: the owner, elsewhere, still logs in.
 #[derive(Debug)]
 pub struct Throttle {
-    /// Attempt counts per case-folded user name and per IP, with the window's start.
+    /// Attempt counts per (case-folded user name, IP) and per IP, with the window's start.
     state: Mutex<ThrottleState>,
-    /// Attempts allowed per user name per window.
+    /// Attempts allowed per user name from one address per window.
     per_user: u32,
     /// Attempts allowed per address per window.
     per_ip: u32,
@@ -65,7 +67,7 @@ pub struct Throttle {
 
 #[derive(Debug, Default)]
 struct ThrottleState {
-    users: HashMap<String, (Instant, u32)>,
+    users: HashMap<(String, IpAddr), (Instant, u32)>,
     ips: HashMap<IpAddr, (Instant, u32)>,
 }
 
@@ -96,12 +98,12 @@ impl Throttle {
             Ok(())
         };
         bump(st.ips.entry(ip).or_insert((now, 0)), self.per_ip)?;
-        bump(st.users.entry(fold_name(user)).or_insert((now, 0)), self.per_user)
+        bump(st.users.entry((fold_name(user), ip)).or_insert((now, 0)), self.per_user)
     }
 
-    /// Forgets `user`'s attempts after a successful login.
-    pub fn succeeded(&self, user: &str) {
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).users.remove(&fold_name(user));
+    /// Forgets `user`'s failed attempts from `ip` after a successful login from there.
+    pub fn succeeded(&self, user: &str, ip: IpAddr) {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).users.remove(&(fold_name(user), ip));
     }
 }
 
@@ -206,4 +208,31 @@ fn verify(db: &rusqlite::Connection, argon: &Argon2<'_>, job: &AuthJob) -> Resul
     };
     let parsed = PasswordHash::new(&stored).map_err(|_| bad())?;
     argon.verify_password(job.password.as_bytes(), &parsed).map_err(|_| bad())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_is_locked_out_per_address_not_everywhere() {
+        let t = Throttle::default();
+        let (now, a, b) = (Instant::now(), IpAddr::from([10, 0, 0, 1]), IpAddr::from([10, 0, 0, 2]));
+        (0..5).for_each(|_| assert!(t.check("Bob", a, now).is_ok()));
+        assert!(t.check("bob", a, now).is_err(), "the sixth guess from one address");
+        assert!(t.check("BOB", b, now).is_ok(), "the owner, from elsewhere");
+        // A success from `a` forgives `a`'s failures for that name.
+        t.succeeded("bob", a);
+        assert!(t.check("bob", a, now).is_ok());
+        // The window passes.
+        assert!(t.check("carol", a, now + Duration::from_secs(61)).is_ok());
+    }
+
+    #[test]
+    fn an_address_has_its_own_budget_over_every_name() {
+        let t = Throttle::default();
+        let (now, a) = (Instant::now(), IpAddr::from([10, 0, 0, 1]));
+        (0..20).for_each(|i| assert!(t.check(&format!("user{i}"), a, now).is_ok()));
+        assert!(t.check("another", a, now).is_err());
+    }
 }

@@ -5,8 +5,8 @@
 mod files;
 
 use crate::support::{
-    server, server_with, AuthMode, Client, ClientMsg, ErrorCode, HistoryMode, Msg, ServerConfig, ServerMsg,
-    ServerProcess, SystemKind, TempDir, WireFormat,
+    server, server_with, tcp_connect_from, AuthMode, Client, ClientMsg, ErrorCode, HistoryMode, Msg, ServerConfig,
+    ServerMsg, ServerProcess, SystemKind, TempDir, WireFormat,
 };
 
 pub(super) const FORMATS: [WireFormat; 2] = [WireFormat::Binary, WireFormat::Json];
@@ -268,7 +268,7 @@ fn accounts_register_login_and_refuse_duplicates() {
 }
 
 #[test]
-fn login_attempts_are_throttled_per_user() {
+fn login_attempts_are_throttled_per_user_and_address() {
     let dir = TempDir::new("throttle");
     let s = server_with(accounts_config(&dir));
     let mut observer = Client::connect(s.addr, WireFormat::Json);
@@ -289,8 +289,13 @@ fn login_attempts_are_throttled_per_user() {
     }
     assert_eq!(codes.iter().filter(|c| **c == ErrorCode::AuthFailed).count(), 5, "{codes:?}");
     assert_eq!(codes.last(), Some(&ErrorCode::RateLimited));
-    // Even the right password waits out the window now.
+    // Even the right password waits out the window now, from the attacker's address.
     assert!(matches!(login_reply(&mut attacker, "bob", Some("bob's password")), ServerMsg::LoginReject { .. }));
+    // Issue 16, item 6: the lockout is per (name, address): bob, from elsewhere, still logs in.
+    let elsewhere = std::net::IpAddr::from([127, 0, 0, 2]);
+    let from_elsewhere = tcp_connect_from(Some(elsewhere), s.addr).expect("connect from 127.0.0.2");
+    let mut bob = Client::from_tcp(from_elsewhere, WireFormat::Json);
+    assert!(matches!(login_reply(&mut bob, "bob", Some("bob's password")), ServerMsg::LoginAck { .. }));
 }
 
 /// Starts the real `chat-server` binary in `dir` with SQLite history on port 0 and waits
