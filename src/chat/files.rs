@@ -29,6 +29,9 @@ pub(super) struct Upload {
     sha256: [u8; 32],
     /// The room the uploader was in when offering.
     room: String,
+    /// When the offer or the latest chunk arrived (ms since the epoch): an upload idle for
+    /// [`Services::upload_idle`](crate::services::Services) is aborted.
+    last_ms: u64,
     /// FILE_DONE was handled; the worker is checking and storing.
     finishing: bool,
     /// The upload was refused midway: its remaining chunks (already on the wire) are dropped
@@ -72,6 +75,7 @@ impl Hub {
                     received: 0,
                     sha256,
                     room: room.to_string(),
+                    last_ms: self.now_ms,
                     finishing: false,
                     aborted: false,
                 };
@@ -115,6 +119,7 @@ impl Hub {
             return self.abort_upload(out, key, &why);
         }
         u.received += data.len() as u64;
+        u.last_ms = self.now_ms;
         if let Some(store) = self.services.files.as_ref() {
             store.write(id, data.to_vec());
         }
@@ -213,6 +218,27 @@ impl Hub {
         } else {
             self.downloads.remove(&key);
             refuse(out, key, "the file service is not available");
+        }
+    }
+
+    /// Called every loop turn: aborts uploads that went quiet for the idle deadline, freeing
+    /// their reservations (an offer that never sends must not hold the quota).
+    pub(super) fn expire_uploads<O: Outbox>(&mut self, out: &mut O) {
+        if self.uploads.is_empty() {
+            return;
+        }
+        let idle = self.services.upload_idle;
+        let idle_ms = idle.as_millis() as u64;
+        let now = self.now_ms;
+        let quiet: Vec<(usize, u64)> = self
+            .uploads
+            .iter()
+            .filter(|(_, u)| !u.finishing && !u.aborted && now.saturating_sub(u.last_ms) >= idle_ms)
+            .map(|(&k, u)| (k, u.id))
+            .collect();
+        for (key, id) in quiet {
+            let why = format!("upload {id} aborted: nothing received for {} s", idle.as_secs());
+            self.abort_upload(out, key, &why);
         }
     }
 

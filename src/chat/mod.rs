@@ -124,9 +124,11 @@ impl Hub {
         }
     }
 
-    /// Called once per loop turn, after the turn's events: moves paused downloads on.
+    /// Called once per loop turn, after the turn's events: moves paused downloads on and ends
+    /// uploads that went quiet.
     pub fn on_turn<O: Outbox>(&mut self, out: &mut O) {
         self.pump_downloads(out);
+        self.expire_uploads(out);
     }
 
     /// Sets the timestamp stamped on messages this loop turn.

@@ -78,6 +78,8 @@ pub struct ServiceSettings {
     pub max_file_size: u64,
     /// Most bytes all shared files may take on disk together.
     pub files_quota: u64,
+    /// An upload that receives no chunk for this long is aborted and its reservation freed.
+    pub upload_idle: Duration,
 }
 
 impl Default for ServiceSettings {
@@ -96,6 +98,7 @@ impl Default for ServiceSettings {
             files: true,
             max_file_size: 16 * 1024 * 1024,
             files_quota: 1024 * 1024 * 1024,
+            upload_idle: Duration::from_secs(30),
         }
     }
 }

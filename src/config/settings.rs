@@ -60,7 +60,8 @@ macro_rules! each_setting {
             console,
             no_files,
             max_file_size,
-            files_quota
+            files_quota,
+            upload_idle
         )
     };
 }
@@ -169,6 +170,9 @@ pub struct Settings {
     /// Disk space all shared files may use together, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = 1024 * 1024 * 1024)]
     pub files_quota: u64,
+    /// Seconds an upload may go without a chunk before it is aborted and its space freed.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub upload_idle: u64,
 }
 
 /// Where the metrics endpoint listens, or `off`.
@@ -240,6 +244,7 @@ pub struct FileSettings {
     pub no_files: Option<bool>,
     pub max_file_size: Option<u64>,
     pub files_quota: Option<u64>,
+    pub upload_idle: Option<u64>,
 }
 
 /// Why the settings cannot be used.
@@ -420,6 +425,7 @@ impl Settings {
         f.files = !self.no_files;
         f.max_file_size = self.max_file_size;
         f.files_quota = self.files_quota;
+        f.upload_idle = Duration::from_secs(self.upload_idle.max(1));
         config
     }
 }

@@ -117,6 +117,7 @@ fn every_setting_has_a_config_key() {
         no_files = true
         max_file_size = 1024
         files_quota = 4096
+        upload_idle = 5
     "#;
     let f = file(text).unwrap();
     macro_rules! all_set { ($($k:ident),*) => { $( assert!(f.has(stringify!($k)), stringify!($k)); )* }; }

@@ -99,6 +99,8 @@ pub struct Services {
     pub throttle: Throttle,
     /// Shared files and their worker, when file sharing is on.
     pub files: Option<FileStore>,
+    /// An upload idle this long is aborted and its reservation freed.
+    pub upload_idle: std::time::Duration,
     /// The shards' inboxes, for workers' answers.
     links: Arc<Links>,
     /// Server-wide counters for `stats`, when the server provided them.
@@ -132,6 +134,7 @@ impl Services {
             accounts: None,
             throttle: Throttle::default(),
             files: None,
+            upload_idle: std::time::Duration::from_secs(30),
             links,
             stats: Mutex::new(None),
             started: Instant::now(),
@@ -165,6 +168,7 @@ impl Services {
             let path = cfg.in_data_dir(&cfg.accounts_path);
             f.accounts = Some(Accounts::start(&path, cfg.argon2_memory_kib, links.clone())?);
         }
+        f.upload_idle = cfg.upload_idle;
         if cfg.files {
             let dir = cfg.data_dir.join("files");
             f.files = Some(FileStore::open(dir, cfg.max_file_size, cfg.files_quota, links.clone())?);

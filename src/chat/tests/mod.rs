@@ -12,8 +12,10 @@
 //! - `messages`: room messages per format, private messages, empty text, TIME, files off.
 //! - `shards`: the same paths across two or three shards sharing one backplane.
 //! - `admin`: FORBIDDEN for others, the admin login, users/rooms/alert/kick/time/stats.
+//! - `files`: the upload idle deadline.
 
 mod admin;
+mod files;
 mod login;
 mod messages;
 mod rooms;
