@@ -8,7 +8,7 @@ use super::session::Session;
 use super::{fold, Hub, Outbox};
 use crate::cluster::{Claim, UserEntry};
 use crate::config::AuthMode;
-use crate::protocol::validate::{check_username, DEFAULT_ROOM};
+use crate::protocol::validate::{check_username, normalize_name, DEFAULT_ROOM};
 use crate::protocol::{ErrorCode, ServerMsg, SystemKind};
 use crate::services::accounts::{secret_eq, AuthJob, AuthVerdict};
 use std::sync::Arc;
@@ -35,6 +35,9 @@ impl Hub {
         if self.pending_auth.contains_key(&key) {
             return reject(out, key, ErrorCode::AuthFailed, "a login is already being checked");
         }
+        // The name as people see it: `Ａｌｉｃｅ` logs in as `Alice`.
+        let normalized = normalize_name(username);
+        let username: &str = &normalized;
         if let Err(e) = check_username(username) {
             return reject(out, key, ErrorCode::InvalidUsername, &format!("invalid user name: {e}"));
         }

@@ -2,7 +2,7 @@
 
 use super::room::{Membership, RoomId};
 use super::{Hub, Outbox};
-use crate::protocol::validate::check_room;
+use crate::protocol::validate::{check_room, normalize_name};
 use crate::protocol::{ErrorCode, ServerMsg, SystemKind};
 use std::sync::Arc;
 
@@ -10,6 +10,8 @@ impl Hub {
     /// JOIN_ROOM: leave the current room (telling it), enter the new one, replay its history,
     /// tell it.
     pub(super) fn join<O: Outbox>(&mut self, out: &mut O, key: usize, room: &str) {
+        let normalized = normalize_name(room);
+        let room: &str = &normalized;
         if let Err(e) = check_room(room) {
             return out.send_error(key, ErrorCode::InvalidRoom, &format!("invalid room name: {e}"));
         }

@@ -10,6 +10,7 @@
 //! download) through a channel. The worker answers through the shard's inbox with
 //! [`Done::File`](crate::services::Done::File) and wakes its loop, like the history writer.
 
+use crate::protocol::validate::{is_invisible, normalize_name};
 use crate::services::{Done, Links, Worker};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -284,14 +285,16 @@ impl FileStore {
     }
 }
 
-/// Makes an uploader's file name safe to show: only its last path component, no control
-/// characters, no leading dots, at most [`MAX_NAME_CHARS`] characters (and 255 bytes); `file` if
+/// Makes an uploader's file name safe to show: in NFKC form, only its last path component, no
+/// control or invisible characters, no leading dots, at most [`MAX_NAME_CHARS`] characters (and 255 bytes); `file` if
 /// nothing is left.
 /// (It is never used as a path; this is for display and for the downloader's default name.)
 pub fn sanitize_name(name: &str) -> String {
+    // NFKC first, so a fullwidth slash is a slash; invisible characters are dropped.
+    let name = normalize_name(name);
     let last = name.rsplit(['/', '\\']).next().unwrap_or("");
     let mut clean = String::new();
-    for c in last.chars().filter(|c| !c.is_control()).take(MAX_NAME_CHARS) {
+    for c in last.chars().filter(|&c| !c.is_control() && !is_invisible(c)).take(MAX_NAME_CHARS) {
         // A name8 field holds 255 bytes: keep whole characters that fit.
         if clean.len() + c.len_utf8() > crate::protocol::binary::MAX_NAME_BYTES {
             break;
@@ -471,6 +474,11 @@ mod tests {
         assert_eq!(sanitize_name("dir/"), "file");
         assert_eq!(sanitize_name(&"x".repeat(300)).chars().count(), MAX_NAME_CHARS);
         assert_eq!(sanitize_name(&"😀".repeat(100)).len(), 252);
+        // Issue 16, item 5: lookalike and invisible file names.
+        assert_eq!(sanitize_name("ｒｅｐｏｒｔ.pdf"), "report.pdf");
+        assert_eq!(sanitize_name("evil\u{202e}fdp.exe"), "evilfdp.exe");
+        assert_eq!(sanitize_name("..／..／etc／passwd"), "passwd");
+        assert_eq!(sanitize_name("\u{200b}\u{3164}"), "file");
     }
 
     #[test]

@@ -172,3 +172,36 @@ fn shutdown_sends_no_presence_notices() {
     w.assert_quiet();
     assert_eq!(w.hubs[0].online(), 1);
 }
+
+/// Issue 16, item 5: while `Alice` is online, names that look like hers are refused, and a
+/// fullwidth name logs in under its NFKC form.
+#[test]
+fn lookalike_and_invisible_names_are_refused_while_the_original_is_online() {
+    let mut w = World::new(1);
+    w.enter(0, 1, "Alice", BIN);
+    let taken = ["\u{410}lice", "ALICE", "Ａｌｉｃｅ", "\u{430}lice"];
+    for (i, name) in taken.iter().enumerate() {
+        let key = 10 + i;
+        w.connect(0, key, JSON);
+        w.send(0, key, login(name));
+        let got = w.take(0, key);
+        assert!(
+            matches!(got.as_slice(), [ServerMsg::LoginReject { code: ErrorCode::UsernameTaken, .. }]),
+            "{name:?}: {got:?}"
+        );
+    }
+    for (i, name) in ["al\u{200d}ice", "Alice\u{200b}", "\u{202e}ecilA", "\u{3164}", "\u{2800}"].iter().enumerate() {
+        let key = 20 + i;
+        w.connect(0, key, JSON);
+        w.send(0, key, login(name));
+        let got = w.take(0, key);
+        assert!(
+            matches!(got.as_slice(), [ServerMsg::LoginReject { code: ErrorCode::InvalidUsername, .. }]),
+            "{name:?}: {got:?}"
+        );
+    }
+    w.leave(0, 1);
+    w.connect(0, 30, BIN);
+    w.send(0, 30, login("Ｂｏｂ"));
+    assert_eq!(w.take(0, 30), [login_ack("Bob", "general")]);
+}
