@@ -102,7 +102,9 @@ impl Peers {
         }
     }
 
-    /// Writes what `key` has queued, if its socket is writable.
+    /// Writes what `key` has queued, if its socket is writable (tests; the loop uses
+    /// [`Peers::flush`], which also clears the flush mark and judges lingering).
+    #[cfg(test)]
     pub fn write_out(&mut self, key: usize) {
         if let Some(conn) = self.conns.get_mut(key) {
             conn.write_out(&mut self.wire);
