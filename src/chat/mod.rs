@@ -28,8 +28,6 @@ mod session;
 mod tests;
 
 pub use outbox::Outbox;
-pub use room::{Membership, RoomId};
-pub use session::Session;
 
 use crate::cluster::{Backplane, Relay, Remote};
 use crate::protocol::validate::fold_name_into as fold;
