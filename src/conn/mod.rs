@@ -241,14 +241,11 @@ impl Connection {
     /// [`LINGER`] has passed since it first could not write), and whether it just started
     /// lingering. `None` when it is not closing.
     pub fn linger(&mut self, now: Instant) -> Option<(bool, bool)> {
-        if !self.is_closing() {
-            return None;
-        }
-        let drained = !self.has_output();
-        let Phase::Closing { since, .. } = &mut self.phase else { return None };
-        let first = since.is_none();
-        let since = *since.get_or_insert(now);
-        Some((drained || now.saturating_duration_since(since) >= LINGER, first))
+        let Phase::Closing { reason, since } = self.phase else { return None };
+        let started = since.unwrap_or(now);
+        self.phase = Phase::Closing { reason, since: Some(started) };
+        let done = !self.has_output() || now.saturating_duration_since(started) >= LINGER;
+        Some((done, since.is_none()))
     }
 
     /// True when a closing connection has waited [`LINGER`] for its last frames.
