@@ -1,5 +1,3 @@
-# syntax=docker/dockerfile:1
-#
 # chat-server container image: built with the official Rust image, run on distroless as a
 # non-root user (uid 65532). See docs/OPERATIONS.md ("Docker").
 #
@@ -12,6 +10,12 @@
 # container paths filled in. Mount your own file over it, or append flags (they win over the file):
 #   docker run ... chatproto/chat-server --tls-only --log-level debug
 
+# No `# syntax=` line: it would pull a frontend image from Docker Hub, which an air-gapped site
+# cannot reach; the frontend built into Docker 20.10+ reads everything used here (cache mounts).
+#
+# The base images are build arguments, so a site without a registry can use local ones:
+#   docker build --build-arg RUST_IMAGE=my/rust --build-arg RUNTIME_IMAGE=my/debian .
+# deploy/docker-proof.sh makes both with debootstrap and proves the image end to end.
 ARG RUST_IMAGE=rust:1-slim-bookworm
 ARG RUNTIME_IMAGE=gcr.io/distroless/cc-debian12:nonroot
 
