@@ -101,6 +101,8 @@ pub struct Services {
     pub files: Option<FileStore>,
     /// An upload idle this long is aborted and its reservation freed.
     pub upload_idle: std::time::Duration,
+    /// How big one page of a list reply may be.
+    pub list_page: crate::config::ListPage,
     /// The shards' inboxes, for workers' answers.
     links: Arc<Links>,
     /// Server-wide counters for `stats`, when the server provided them.
@@ -135,6 +137,7 @@ impl Services {
             throttle: Throttle::default(),
             files: None,
             upload_idle: std::time::Duration::from_secs(30),
+            list_page: crate::config::ListPage::default(),
             links,
             stats: Mutex::new(None),
             started: Instant::now(),
@@ -169,6 +172,7 @@ impl Services {
             f.accounts = Some(Accounts::start(&path, cfg.argon2_memory_kib, links.clone())?);
         }
         f.upload_idle = cfg.upload_idle;
+        f.list_page = cfg.list_page;
         if cfg.files {
             let dir = cfg.data_dir.join("files");
             f.files = Some(FileStore::open(dir, cfg.max_file_size, cfg.files_quota, links.clone())?);

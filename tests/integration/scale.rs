@@ -65,7 +65,7 @@ fn a_thousand_clients_in_one_room() {
     assert_eq!(s.slow_consumer_disconnects, 0);
 
     // The room's member list is complete.
-    clients[CLIENTS - 1].send(&ClientMsg::ListUsers);
+    clients[CLIENTS - 1].send(&ClientMsg::ListUsers { after: None });
     match clients[CLIENTS - 1].recv_until(|m| matches!(m, ServerMsg::ListUsers { .. })) {
         ServerMsg::ListUsers { users, .. } => {
             let want: Vec<String> = (0..CLIENTS).map(|i| format!("user{i:04}")).collect();

@@ -83,7 +83,7 @@ fn download(c: &mut Client, id: u64) -> Result<Vec<u8>, Refusal> {
 }
 
 fn list_files(c: &mut Client) -> Vec<(u64, String, u64, String)> {
-    c.send(&ClientMsg::ListFiles);
+    c.send(&ClientMsg::ListFiles { after: None });
     match c.recv_until(|m| matches!(m, ServerMsg::ListFiles { .. })) {
         ServerMsg::ListFiles { files, .. } => {
             files.into_iter().map(|f| (f.id, f.name.to_string(), f.size, f.from.to_string())).collect()
