@@ -66,8 +66,8 @@ impl Hub {
         if self.uploads.get(&key).is_some_and(|u| !u.aborted) {
             return refuse(out, key, "an upload is already in progress on this connection");
         }
-        let Some((_, room)) = self.user_and_room(key) else { return };
-        match store.reserve(size) {
+        let Some((user, room)) = self.user_and_room(key) else { return };
+        match store.reserve(size, &user) {
             Ok(id) => {
                 let upload = Upload {
                     id,
@@ -92,7 +92,7 @@ impl Hub {
         if let Some(u) = self.uploads.get_mut(&key).filter(|u| !u.aborted) {
             u.aborted = true;
             if let Some(store) = self.services.files.as_ref() {
-                store.abort(u.id, u.size);
+                store.abort(u.id);
             }
         }
         refuse(out, key, why);
@@ -343,7 +343,7 @@ impl Hub {
         if let Some(u) = self.uploads.remove(&key) {
             if !u.finishing && !u.aborted {
                 if let Some(store) = self.services.files.as_ref() {
-                    store.abort(u.id, u.size);
+                    store.abort(u.id);
                 }
             }
         }

@@ -175,7 +175,13 @@ impl Services {
         f.list_page = cfg.list_page;
         if cfg.files {
             let dir = cfg.data_dir.join("files");
-            f.files = Some(FileStore::open(dir, cfg.max_file_size, cfg.files_quota, links.clone())?);
+            let limits = files::FileLimits {
+                max_file_size: cfg.max_file_size,
+                quota: cfg.files_quota,
+                per_user: cfg.max_files_per_user,
+                total: cfg.max_files,
+            };
+            f.files = Some(FileStore::open(dir, limits, links.clone())?);
         }
         if let (Some(user), Some(pw)) = (&cfg.admin_user, &cfg.admin_password) {
             f.admin = Some((fold_name(user), pw.clone()));
