@@ -139,7 +139,7 @@ impl Default for ServiceSettings {
             max_files: 100_000,
             auth_workers: 0,
             auth_queue: 256,
-            auth_queue_per_address: 2,
+            auth_queue_per_address: 4,
         }
     }
 }

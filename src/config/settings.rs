@@ -208,7 +208,7 @@ pub struct Settings {
     #[arg(long, value_name = "N", default_value_t = 256)]
     pub auth_queue: usize,
     /// Most logins/registrations one address may have waiting or being hashed at once.
-    #[arg(long, value_name = "N", default_value_t = 2)]
+    #[arg(long, value_name = "N", default_value_t = 4)]
     pub auth_queue_per_address: usize,
 }
 

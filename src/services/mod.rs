@@ -5,6 +5,7 @@
 //!   (SQLite today) that makes messages durable.
 //! - [`files`]: shared files: ids, caps and quota, metadata sidecars, the disk worker.
 //! - [`console`]: admin commands typed on the server's stdin.
+//! - [`fair`]: the bounded queue, round-robin by address, that feeds the accounts pool.
 //! - [`worker`]: the one worker-thread type they all use.
 //!
 //! One [`Services`] per server, created by [`Services::start`] before the shards. Worker threads
@@ -14,6 +15,7 @@
 
 pub mod accounts;
 pub mod console;
+pub mod fair;
 pub mod files;
 pub mod history;
 pub mod worker;
@@ -169,7 +171,12 @@ impl Services {
         }
         if cfg.auth == AuthMode::Accounts {
             let path = cfg.in_data_dir(&cfg.accounts_path);
-            f.accounts = Some(Accounts::start(&path, cfg.argon2_memory_kib, links.clone())?);
+            let limits = accounts::PoolLimits {
+                workers: cfg.auth_workers,
+                queue: cfg.auth_queue,
+                per_address: cfg.auth_queue_per_address,
+            };
+            f.accounts = Some(Accounts::start(&path, cfg.argon2_memory_kib, limits, links.clone())?);
         }
         f.upload_idle = cfg.upload_idle;
         f.list_page = cfg.list_page;
