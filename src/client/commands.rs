@@ -404,4 +404,15 @@ mod tests {
             assert!(HELP.contains(w), "HELP lacks {w}");
         }
     }
+
+    #[test]
+    fn a_paged_list_reply_asks_for_the_next_page_and_the_last_asks_for_nothing() {
+        let more = ServerMsg::ListRooms { rooms: vec![], next: Some("tech".into()) };
+        assert_eq!(next_page(&more), Some(ClientMsg::ListRooms { after: Some("tech".into()) }));
+        let more = ServerMsg::ListFiles { room: "general".into(), files: vec![], next: Some("7".into()) };
+        assert_eq!(next_page(&more), Some(ClientMsg::ListFiles { after: Some("7".into()) }));
+        let last = ServerMsg::ListUsers { room: "general".into(), users: vec![], next: None };
+        assert_eq!(next_page(&last), None);
+        assert_eq!(next_page(&ServerMsg::Time { ts_ms: 1 }), None);
+    }
 }

@@ -195,3 +195,36 @@ fn without_history_nothing_is_replayed() {
     w.send(0, 2, login("bob"));
     assert_eq!(w.take(0, 2), [login_ack("bob", "general")]);
 }
+
+/// Issue 16, item 2: lists come in pages; the `next` cursor sent back as `after` gives the
+/// rest, across shards, and the last page has no cursor.
+#[test]
+fn lists_are_paged_with_a_cursor() {
+    let mut services = Services::default();
+    services.list_page = crate::config::ListPage { entries: 2, bytes: 64 * 1024 };
+    let mut w = World::with(2, Arc::new(services), 0);
+    for (key, name) in [(1, "dave"), (2, "alice"), (3, "carol"), (4, "bob"), (5, "erin")] {
+        w.enter(key % 2, key, name, if key % 2 == 0 { BIN } else { JSON });
+    }
+    w.send(0, 2, ClientMsg::ListUsers { after: None });
+    let page = |users: &[&str], next: Option<&str>| ServerMsg::ListUsers {
+        room: "general".into(),
+        users: users.iter().map(|u| u.to_string().into()).collect(),
+        next: next.map(|n| n.to_string().into()),
+    };
+    assert_eq!(w.take(0, 2), [page(&["alice", "bob"], Some("bob"))]);
+    w.send(0, 2, ClientMsg::ListUsers { after: Some("bob".into()) });
+    assert_eq!(w.take(0, 2), [page(&["carol", "dave"], Some("dave"))]);
+    w.send(0, 2, ClientMsg::ListUsers { after: Some("dave".into()) });
+    assert_eq!(w.take(0, 2), [page(&["erin"], None)]);
+    for (key, room) in [(1, "a"), (3, "b"), (5, "c")] {
+        w.send(1, key, join(room));
+    }
+    w.outs[1].frames(1);
+    w.send(1, 1, ClientMsg::ListRooms { after: None });
+    let rooms = vec![("a".into(), 1), ("b".into(), 1)];
+    assert_eq!(w.take(1, 1), [ServerMsg::ListRooms { rooms, next: Some("b".into()) }]);
+    w.send(1, 1, ClientMsg::ListRooms { after: Some("b".into()) });
+    let rooms = vec![("c".into(), 1), ("general".into(), 2)];
+    assert_eq!(w.take(1, 1), [ServerMsg::ListRooms { rooms, next: None }]);
+}
