@@ -22,7 +22,8 @@ pub struct ServerConfig {
     pub max_outbound_bytes: usize,
     /// Hard per-connection cap on bytes waiting to be written: the memory bound. A backlog
     /// between `max_outbound_bytes` and this is allowed while the reader keeps taking bytes (a
-    /// big reply to a reader that reads); a push past it cuts the connection at once.
+    /// big reply to a reader that reads); a push past it cuts the connection at once. Taken as
+    /// `max_outbound_bytes` when below it.
     pub outbound_burst: usize,
     /// How long a backlog over `max_outbound_bytes` may go without the reader taking a byte
     /// before the connection is cut as a slow consumer.

@@ -188,8 +188,9 @@ pub struct Settings {
     /// Most bytes (encoded, about) in one list reply page.
     #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024)]
     pub list_page_bytes: usize,
-    /// Hard cap on a connection's outbound backlog, in bytes: past it a reader is cut at once.
-    /// Between --max-outbound and this, a reader is cut only if it takes nothing for --slow-grace.
+    /// Hard cap on a connection's outbound backlog, in bytes (raised to --max-outbound if below):
+    /// past it a reader is cut at once. Between --max-outbound and this, a reader is cut only if
+    /// it takes nothing for --slow-grace.
     #[arg(long, value_name = "BYTES", default_value_t = 4 * 1024 * 1024)]
     pub outbound_burst: usize,
     /// Seconds a backlog over --max-outbound may go without the reader taking a byte.
@@ -413,9 +414,6 @@ impl Settings {
         need(self.max_frame >= 256, "max_frame", || format!("{} is below the minimum of 256 bytes", self.max_frame))?;
         need(self.max_outbound >= 1024, "max_outbound", || {
             format!("{} is below the minimum of 1024 bytes", self.max_outbound)
-        })?;
-        need(self.outbound_burst >= self.max_outbound, "outbound_burst", || {
-            format!("{} is below max_outbound ({})", self.outbound_burst, self.max_outbound)
         })?;
         need(self.list_page >= 1, "list_page", || "must be at least 1".into())?;
         need(self.list_page_bytes >= 1024, "list_page_bytes", || {
