@@ -233,8 +233,8 @@ pub fn sample_client_msgs() -> Vec<ClientMsg<'static>> {
         ClientMsg::RoomMsg { text: "hello, world \u{e9}\u{1f600}".into() },
         ClientMsg::PrivateMsg { to: "bob".into(), text: "psst \"quoted\"\n".into() },
         ClientMsg::JoinRoom { room: "#tech".into() },
-        ClientMsg::ListUsers,
-        ClientMsg::ListRooms,
+        ClientMsg::ListUsers { after: None },
+        ClientMsg::ListRooms { after: None },
         ClientMsg::Ping { token: 0x0102_0304_0506_0708 },
         ClientMsg::Pong { token: 1 },
         ClientMsg::Time,
@@ -243,7 +243,7 @@ pub fn sample_client_msgs() -> Vec<ClientMsg<'static>> {
         ClientMsg::FileOffer { name: "hi.txt".into(), size: 3, sha256: SAMPLE_SHA },
         ClientMsg::FileChunk { id: 7, offset: 0, data: (&b"hi\n"[..]).into() },
         ClientMsg::FileDone { id: 7, sha256: SAMPLE_SHA },
-        ClientMsg::ListFiles,
+        ClientMsg::ListFiles { after: None },
         ClientMsg::FileGet { id: 7 },
     ]
 }
@@ -267,8 +267,8 @@ pub fn sample_server_msgs() -> Vec<ServerMsg<'static>> {
         },
         ServerMsg::PrivateMsgDelivery { ts_ms: 5, from: "a".into(), to: "b".into(), text: "x".into() },
         ServerMsg::JoinRoom { room: "r".into() },
-        ServerMsg::ListUsers { room: "general".into(), users: vec!["a".into(), "b".into()] },
-        ServerMsg::ListRooms { rooms: vec![("general".into(), 2), ("#tech".into(), 0)] },
+        ServerMsg::ListUsers { room: "general".into(), users: vec!["a".into(), "b".into()], next: None },
+        ServerMsg::ListRooms { rooms: vec![("general".into(), 2), ("#tech".into(), 0)], next: None },
         ServerMsg::SystemMsg {
             kind: SystemKind::Join,
             room: "general".into(),
@@ -294,6 +294,7 @@ pub fn sample_server_msgs() -> Vec<ServerMsg<'static>> {
         ServerMsg::ListFiles {
             room: "general".into(),
             files: vec![FileEntry { id: 7, name: "hi.txt".into(), size: 3, from: "alice".into() }],
+            next: None,
         },
     ]
 }

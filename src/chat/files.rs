@@ -8,6 +8,7 @@
 //! [`DOWNLOAD_LOW_WATER`]: [`Hub::pump_downloads`] (each loop turn) and each arriving chunk
 //! drive it.
 
+use super::page::{fixed_cost, str_cost, take_page};
 use super::{Hub, Outbox};
 use crate::cluster::Remote;
 use crate::protocol::{ErrorCode, FileEntry, ServerMsg};
@@ -65,8 +66,8 @@ impl Hub {
         if self.uploads.get(&key).is_some_and(|u| !u.aborted) {
             return refuse(out, key, "an upload is already in progress on this connection");
         }
-        let Some((_, room)) = self.user_and_room(key) else { return };
-        match store.reserve(size) {
+        let Some((user, room)) = self.user_and_room(key) else { return };
+        match store.reserve(size, &user) {
             Ok(id) => {
                 let upload = Upload {
                     id,
@@ -91,7 +92,7 @@ impl Hub {
         if let Some(u) = self.uploads.get_mut(&key).filter(|u| !u.aborted) {
             u.aborted = true;
             if let Some(store) = self.services.files.as_ref() {
-                store.abort(u.id, u.size);
+                store.abort(u.id);
             }
         }
         refuse(out, key, why);
@@ -162,15 +163,30 @@ impl Hub {
         }
     }
 
-    /// LIST_FILES: the files of the sender's room.
-    pub(super) fn list_files<O: Outbox>(&mut self, out: &mut O, key: usize) {
+    /// LIST_FILES: the files of the sender's room, oldest first, one page after the cursor
+    /// `after` (the id of the last file of the previous page, in decimal).
+    pub(super) fn list_files<O: Outbox>(&mut self, out: &mut O, key: usize, after: Option<&str>) {
         let Some((_, room)) = self.user_and_room(key) else { return };
-        let files = self.services.files.as_ref().map(|s| s.list(&room)).unwrap_or_default();
+        let Some(format) = out.reply_format(key) else { return };
+        let all = self.services.files.as_ref().map(|s| s.list(&room)).unwrap_or_default();
+        let start = match after {
+            None => 0,
+            Some(a) => match a.parse::<u64>().ok().and_then(|id| all.iter().position(|m| m.id == id)) {
+                Some(i) => i + 1,
+                None => {
+                    let why = format!("no file {a:?} in room {room} to list after; ask again without a cursor");
+                    return out.send_error(key, ErrorCode::Malformed, &why);
+                }
+            },
+        };
+        let cost =
+            |m: &&Arc<FileMeta>| str_cost(format, &m.name) + str_cost(format, &m.from) + fixed_cost(format, 16, 70);
+        let (files, next) = take_page(all[start..].iter(), self.services.list_page, cost, |m| m.id.to_string());
         let files = files
             .iter()
             .map(|m| FileEntry { id: m.id, name: m.name.as_str().into(), size: m.size, from: m.from.as_str().into() })
             .collect();
-        out.send(key, &ServerMsg::ListFiles { room: (&*room).into(), files });
+        out.send(key, &ServerMsg::ListFiles { room: (&*room).into(), files, next: next.map(Into::into) });
     }
 
     /// FILE_GET: start streaming a file of the sender's room.
@@ -327,7 +343,7 @@ impl Hub {
         if let Some(u) = self.uploads.remove(&key) {
             if !u.finishing && !u.aborted {
                 if let Some(store) = self.services.files.as_ref() {
-                    store.abort(u.id, u.size);
+                    store.abort(u.id);
                 }
             }
         }

@@ -94,21 +94,24 @@ impl Hub {
         if self.backplane.locate(folded).is_some() {
             return reject(out, key, ErrorCode::UsernameTaken, &format!("{username:?} is already online"));
         }
+        let Some(ip) = out.peer_ip(key) else { return };
         let nonce = self.next_nonce;
         self.next_nonce += 1;
         let job = AuthJob {
             shard: self.shard,
             key,
             nonce,
+            ip,
             register,
             username: username.to_string(),
             password: password.to_string(),
         };
-        match self.services.accounts() {
-            Some(accounts) if accounts.submit(job) => {
+        match self.services.accounts().map(|a| a.submit(job)) {
+            Some(Ok(())) => {
                 self.pending_auth.insert(key, nonce);
             }
-            _ => reject(out, key, ErrorCode::Internal, "the accounts service is not available"),
+            Some(Err(refused)) => reject(out, key, refused.code, &refused.reason),
+            None => reject(out, key, ErrorCode::Internal, "the accounts service is not available"),
         }
     }
 

@@ -21,6 +21,7 @@ mod history;
 mod login;
 mod messages;
 mod outbox;
+mod page;
 mod room;
 mod rooms;
 mod session;
@@ -165,14 +166,14 @@ impl Hub {
             ClientMsg::RoomMsg { text } => self.room_msg(out, key, &text),
             ClientMsg::PrivateMsg { to, text } => self.private_msg(out, key, &to, &text),
             ClientMsg::JoinRoom { room } => self.join(out, key, &room),
-            ClientMsg::ListUsers => self.list_users(out, key),
-            ClientMsg::ListRooms => self.list_rooms(out, key),
+            ClientMsg::ListUsers { after } => self.list_users(out, key, after.as_deref()),
+            ClientMsg::ListRooms { after } => self.list_rooms(out, key, after.as_deref()),
             ClientMsg::Time => out.send(key, &ServerMsg::Time { ts_ms: self.now_ms }),
             ClientMsg::Admin { command } => self.admin_from_client(out, key, &command),
             ClientMsg::FileOffer { name, size, sha256 } => self.file_offer(out, key, &name, size, sha256),
             ClientMsg::FileChunk { id, offset, data } => self.file_chunk(out, key, id, offset, &data),
             ClientMsg::FileDone { id, sha256 } => self.file_done(out, key, id, sha256),
-            ClientMsg::ListFiles => self.list_files(out, key),
+            ClientMsg::ListFiles { after } => self.list_files(out, key, after.as_deref()),
             ClientMsg::FileGet { id } => self.file_get(out, key, id),
         }
     }

@@ -1,5 +1,6 @@
 //! Rooms: switching rooms, presence notices, and the user and room lists.
 
+use super::page::{fixed_cost, str_cost, take_page};
 use super::room::{Membership, RoomId};
 use super::{Hub, Outbox};
 use crate::protocol::validate::{check_room, normalize_name};
@@ -68,17 +69,30 @@ impl Hub {
         self.broadcast(out, room, Some(who), &msg, false);
     }
 
-    /// LIST_USERS: the members of the sender's room, everywhere.
-    pub(super) fn list_users<O: Outbox>(&self, out: &mut O, key: usize) {
+    /// LIST_USERS: the members of the sender's room, everywhere, sorted, one page after the
+    /// cursor `after` (a user name).
+    pub(super) fn list_users<O: Outbox>(&self, out: &mut O, key: usize, after: Option<&str>) {
         let Some(session) = self.sessions.get(key) else { return };
+        let Some(format) = out.reply_format(key) else { return };
         let room = &self.rooms.room(session.membership.room).name;
-        let users = self.backplane.members(room).iter().map(|n| n.to_string().into()).collect();
-        out.send(key, &ServerMsg::ListUsers { room: (&**room).into(), users });
+        let mut names = self.backplane.members(room);
+        names.sort_unstable();
+        let rest = names.iter().filter(|n| after.map_or(true, |a| &***n > a));
+        let (users, next) = take_page(rest, self.services.list_page, |n| str_cost(format, n), |n| n.to_string());
+        let users = users.into_iter().map(|n| (&**n).into()).collect();
+        let next = next.map(Into::into);
+        out.send(key, &ServerMsg::ListUsers { room: (&**room).into(), users, next });
     }
 
-    /// LIST_ROOMS: every room with its member count.
-    pub(super) fn list_rooms<O: Outbox>(&self, out: &mut O, key: usize) {
-        let rooms = self.backplane.rooms().into_iter().map(|(n, c)| (n.to_string().into(), c)).collect();
-        out.send(key, &ServerMsg::ListRooms { rooms });
+    /// LIST_ROOMS: every room with its member count, sorted by name, one page after the cursor
+    /// `after` (a room name).
+    pub(super) fn list_rooms<O: Outbox>(&self, out: &mut O, key: usize, after: Option<&str>) {
+        let Some(format) = out.reply_format(key) else { return };
+        let all = self.backplane.rooms();
+        let rest = all.iter().filter(|(n, _)| after.map_or(true, |a| &**n > a));
+        let cost = |(n, _): &&(Arc<str>, u32)| str_cost(format, n) + fixed_cost(format, 4, 26);
+        let (rooms, next) = take_page(rest, self.services.list_page, cost, |(n, _)| n.to_string());
+        let rooms = rooms.into_iter().map(|(n, c)| ((&**n).into(), *c)).collect();
+        out.send(key, &ServerMsg::ListRooms { rooms, next: next.map(Into::into) });
     }
 }

@@ -20,7 +20,7 @@
 //! its word in [`parse_line`], its line in [`HELP`] and its message in [`Command::into_request`].
 
 use crate::protocol::validate::{check_room, check_username, NameError};
-use crate::protocol::ClientMsg;
+use crate::protocol::{ClientMsg, ServerMsg};
 
 /// Help text shown by `/help`: every command with its aliases.
 pub const HELP: &str = "\
@@ -83,6 +83,19 @@ pub enum Command {
     Invalid(UsageError),
 }
 
+/// The request for the next page of a paged list reply (LIST_USERS, LIST_ROOMS, LIST_FILES
+/// with a `next` cursor), so `/users`, `/rooms` and `/files` show the whole list; `None` for
+/// the last page and for every other message.
+pub fn next_page(msg: &ServerMsg<'_>) -> Option<ClientMsg<'static>> {
+    let after = |next: &Option<crate::protocol::Str<'_>>| next.as_ref().map(|c| c.to_string().into());
+    match msg {
+        ServerMsg::ListUsers { next: next @ Some(_), .. } => Some(ClientMsg::ListUsers { after: after(next) }),
+        ServerMsg::ListRooms { next: next @ Some(_), .. } => Some(ClientMsg::ListRooms { after: after(next) }),
+        ServerMsg::ListFiles { next: next @ Some(_), .. } => Some(ClientMsg::ListFiles { after: after(next) }),
+        _ => None,
+    }
+}
+
 impl Command {
     /// The request this command sends to the server as it stands, or the command itself back for
     /// those the client carries out on its own: `Say` (checked, and shown once acknowledged),
@@ -91,10 +104,10 @@ impl Command {
         Ok(match self {
             Command::Join(room) => ClientMsg::JoinRoom { room: room.into() },
             Command::Msg { to, text } => ClientMsg::PrivateMsg { to: to.into(), text: text.into() },
-            Command::Users => ClientMsg::ListUsers,
-            Command::Rooms => ClientMsg::ListRooms,
+            Command::Users => ClientMsg::ListUsers { after: None },
+            Command::Rooms => ClientMsg::ListRooms { after: None },
             Command::Time => ClientMsg::Time,
-            Command::Files => ClientMsg::ListFiles,
+            Command::Files => ClientMsg::ListFiles { after: None },
             Command::Admin(command) => ClientMsg::Admin { command: command.into() },
             Command::Say(_)
             | Command::Send(_)
@@ -367,10 +380,10 @@ mod tests {
         let req = |line: &str| parse_line(line).into_request();
         assert_eq!(req("/j tech"), Ok(ClientMsg::JoinRoom { room: "tech".into() }));
         assert_eq!(req("/pm bob hi  there"), Ok(ClientMsg::PrivateMsg { to: "bob".into(), text: "hi  there".into() }));
-        assert_eq!(req("/who"), Ok(ClientMsg::ListUsers));
-        assert_eq!(req("/r"), Ok(ClientMsg::ListRooms));
+        assert_eq!(req("/who"), Ok(ClientMsg::ListUsers { after: None }));
+        assert_eq!(req("/r"), Ok(ClientMsg::ListRooms { after: None }));
         assert_eq!(req("/time"), Ok(ClientMsg::Time));
-        assert_eq!(req("/files"), Ok(ClientMsg::ListFiles));
+        assert_eq!(req("/files"), Ok(ClientMsg::ListFiles { after: None }));
         assert_eq!(req("/admin"), Ok(ClientMsg::Admin { command: "help".into() }));
         assert_eq!(req("/admin kick bob"), Ok(ClientMsg::Admin { command: "kick bob".into() }));
     }
@@ -390,5 +403,16 @@ mod tests {
         ] {
             assert!(HELP.contains(w), "HELP lacks {w}");
         }
+    }
+
+    #[test]
+    fn a_paged_list_reply_asks_for_the_next_page_and_the_last_asks_for_nothing() {
+        let more = ServerMsg::ListRooms { rooms: vec![], next: Some("tech".into()) };
+        assert_eq!(next_page(&more), Some(ClientMsg::ListRooms { after: Some("tech".into()) }));
+        let more = ServerMsg::ListFiles { room: "general".into(), files: vec![], next: Some("7".into()) };
+        assert_eq!(next_page(&more), Some(ClientMsg::ListFiles { after: Some("7".into()) }));
+        let last = ServerMsg::ListUsers { room: "general".into(), users: vec![], next: None };
+        assert_eq!(next_page(&last), None);
+        assert_eq!(next_page(&ServerMsg::Time { ts_ms: 1 }), None);
     }
 }

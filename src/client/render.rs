@@ -38,8 +38,8 @@ pub fn render(msg: &ServerMsg<'_>, me: &str) -> Option<String> {
             }
         }
         ServerMsg::JoinRoom { room } => format!("* you are now in '{room}'"),
-        ServerMsg::ListUsers { room, users } => render_users(room, users, me),
-        ServerMsg::ListRooms { rooms } => render_rooms(rooms),
+        ServerMsg::ListUsers { room, users, .. } => render_users(room, users, me),
+        ServerMsg::ListRooms { rooms, .. } => render_rooms(rooms),
         ServerMsg::SystemMsg { kind, room, user, text } => render_system(*kind, room, user, text),
         ServerMsg::ErrorMsg { code, text } => format!("! error ({}): {text}", code_name(*code)),
         ServerMsg::Time { ts_ms } => format!("* server time: {}", crate::services::console::format_utc(*ts_ms)),
@@ -47,7 +47,7 @@ pub fn render(msg: &ServerMsg<'_>, me: &str) -> Option<String> {
         ServerMsg::FileAvailable { id, name, size, from, room } => {
             format!("* {from} shared file {id} '{name}' ({}) in {room}; /get {id} to download", human_size(*size))
         }
-        ServerMsg::ListFiles { room, files } => render_files(room, files),
+        ServerMsg::ListFiles { room, files, .. } => render_files(room, files),
         // File transfers are driven (and their progress shown) by the client's transfer code.
         ServerMsg::FileAccept { .. } | ServerMsg::FileChunk { .. } | ServerMsg::FileDone { .. } => return None,
         ServerMsg::RoomMsgAck { .. } | ServerMsg::Ping { .. } | ServerMsg::Pong { .. } => return None,
@@ -189,10 +189,10 @@ mod tests {
         assert_eq!(show(m), "* bob shared file 7 'a.txt' (1.5 KiB) in general; /get 7 to download");
         let files = vec![crate::protocol::FileEntry { id: 7, name: c("a.txt"), size: 10, from: c("bob") }];
         assert_eq!(
-            show(ServerMsg::ListFiles { room: c("general"), files }),
+            show(ServerMsg::ListFiles { room: c("general"), files, next: None }),
             "Files in general (1):\n  7  a.txt  10 B  from bob"
         );
-        assert_eq!(show(ServerMsg::ListFiles { room: c("x"), files: vec![] }), "Files in x (0): none");
+        assert_eq!(show(ServerMsg::ListFiles { room: c("x"), files: vec![], next: None }), "Files in x (0): none");
         assert_eq!(render(&ServerMsg::FileAccept { id: 1 }, "alice"), None);
         assert_eq!(human_size(3 * 1024 * 1024), "3.0 MiB");
     }
@@ -252,13 +252,13 @@ mod tests {
 
     #[test]
     fn lists() {
-        let users = ServerMsg::ListUsers { room: c("general"), users: vec![c("alice"), c("bob")] };
+        let users = ServerMsg::ListUsers { room: c("general"), users: vec![c("alice"), c("bob")], next: None };
         assert_eq!(show(users), "Users in general (2): alice (you), bob");
-        let empty = ServerMsg::ListUsers { room: c("x"), users: vec![] };
+        let empty = ServerMsg::ListUsers { room: c("x"), users: vec![], next: None };
         assert_eq!(show(empty), "Users in x (0): nobody");
-        let rooms = ServerMsg::ListRooms { rooms: vec![(c("general"), 3), (c("tech"), 1)] };
+        let rooms = ServerMsg::ListRooms { rooms: vec![(c("general"), 3), (c("tech"), 1)], next: None };
         assert_eq!(show(rooms), "Rooms (2):\n  general  3 users\n  tech     1 user");
-        assert_eq!(show(ServerMsg::ListRooms { rooms: vec![] }), "Rooms (0):");
+        assert_eq!(show(ServerMsg::ListRooms { rooms: vec![], next: None }), "Rooms (0):");
     }
 
     #[test]

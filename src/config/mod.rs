@@ -20,6 +20,14 @@ pub struct ServerConfig {
     /// Per-connection cap on bytes waiting to be written (our queue plus TLS's buffer). A client
     /// whose backlog passes it is a slow consumer and is disconnected; the room keeps flowing.
     pub max_outbound_bytes: usize,
+    /// Hard per-connection cap on bytes waiting to be written: the memory bound. A backlog
+    /// between `max_outbound_bytes` and this is allowed while the reader keeps taking bytes (a
+    /// big reply to a reader that reads); a push past it cuts the connection at once. Taken as
+    /// `max_outbound_bytes` when below it.
+    pub outbound_burst: usize,
+    /// How long a backlog over `max_outbound_bytes` may go without the reader taking a byte
+    /// before the connection is cut as a slow consumer.
+    pub slow_grace: Duration,
     /// Most connections served at once; past it, new connections get ERROR_MSG SERVER_FULL.
     pub max_connections: usize,
     /// Most connections from one source address; loopback is exempt when
@@ -80,6 +88,34 @@ pub struct ServiceSettings {
     pub files_quota: u64,
     /// An upload that receives no chunk for this long is aborted and its reservation freed.
     pub upload_idle: Duration,
+    /// How big one page of a LIST_ROOMS / LIST_USERS / LIST_FILES reply may be.
+    pub list_page: ListPage,
+    /// Most files one user may have stored at once.
+    pub max_files_per_user: u64,
+    /// Most files stored at once, in total.
+    pub max_files: u64,
+    /// Password-hashing threads (0: one per CPU core).
+    pub auth_workers: usize,
+    /// Most accounts jobs waiting for a hashing thread, in total.
+    pub auth_queue: usize,
+    /// Most accounts jobs one source address may have waiting or running at once.
+    pub auth_queue_per_address: usize,
+}
+
+/// The bounds of one page of a list reply: whichever is reached first ends the page, and the
+/// reply carries a `next` cursor for the rest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ListPage {
+    /// Most entries in one page.
+    pub entries: usize,
+    /// Most bytes of entries in one page (their encoded size in the asker's format, about).
+    pub bytes: usize,
+}
+
+impl Default for ListPage {
+    fn default() -> Self {
+        ListPage { entries: 500, bytes: 64 * 1024 }
+    }
 }
 
 impl Default for ServiceSettings {
@@ -99,6 +135,12 @@ impl Default for ServiceSettings {
             max_file_size: 16 * 1024 * 1024,
             files_quota: 1024 * 1024 * 1024,
             upload_idle: Duration::from_secs(30),
+            list_page: ListPage::default(),
+            max_files_per_user: 1000,
+            max_files: 100_000,
+            auth_workers: 0,
+            auth_queue: 256,
+            auth_queue_per_address: 4,
         }
     }
 }
@@ -147,6 +189,8 @@ impl Default for ServerConfig {
             bind: SocketAddr::from(([0, 0, 0, 0], 5555)),
             limits: Limits::default(),
             max_outbound_bytes: 1024 * 1024,
+            outbound_burst: 4 * 1024 * 1024,
+            slow_grace: Duration::from_secs(2),
             max_connections: 100_000,
             max_per_address: 1024,
             exempt_loopback: true,

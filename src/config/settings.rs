@@ -61,7 +61,16 @@ macro_rules! each_setting {
             no_files,
             max_file_size,
             files_quota,
-            upload_idle
+            upload_idle,
+            list_page,
+            list_page_bytes,
+            outbound_burst,
+            slow_grace,
+            max_files_per_user,
+            max_files,
+            auth_workers,
+            auth_queue,
+            auth_queue_per_address
         )
     };
 }
@@ -173,6 +182,35 @@ pub struct Settings {
     /// Seconds an upload may go without a chunk before it is aborted and its space freed.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     pub upload_idle: u64,
+    /// Most entries in one LIST_ROOMS / LIST_USERS / LIST_FILES reply (the rest come in pages).
+    #[arg(long, value_name = "N", default_value_t = 500)]
+    pub list_page: usize,
+    /// Most bytes (encoded, about) in one list reply page.
+    #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024)]
+    pub list_page_bytes: usize,
+    /// Hard cap on a connection's outbound backlog, in bytes (raised to --max-outbound if below):
+    /// past it a reader is cut at once. Between --max-outbound and this, a reader is cut only if
+    /// it takes nothing for --slow-grace.
+    #[arg(long, value_name = "BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub outbound_burst: usize,
+    /// Seconds a backlog over --max-outbound may go without the reader taking a byte.
+    #[arg(long, value_name = "SECS", default_value_t = 2)]
+    pub slow_grace: u64,
+    /// Most shared files one user may have stored at once.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub max_files_per_user: u64,
+    /// Most shared files stored at once, in total.
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    pub max_files: u64,
+    /// Password-hashing threads for --auth accounts (0 = one per CPU core).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub auth_workers: usize,
+    /// Most logins/registrations waiting for a hashing thread, in total.
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    pub auth_queue: usize,
+    /// Most logins/registrations one address may have waiting or being hashed at once.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub auth_queue_per_address: usize,
 }
 
 /// Where the metrics endpoint listens, or `off`.
@@ -245,6 +283,15 @@ pub struct FileSettings {
     pub max_file_size: Option<u64>,
     pub files_quota: Option<u64>,
     pub upload_idle: Option<u64>,
+    pub list_page: Option<usize>,
+    pub list_page_bytes: Option<usize>,
+    pub outbound_burst: Option<usize>,
+    pub slow_grace: Option<u64>,
+    pub max_files_per_user: Option<u64>,
+    pub max_files: Option<u64>,
+    pub auth_workers: Option<usize>,
+    pub auth_queue: Option<usize>,
+    pub auth_queue_per_address: Option<usize>,
 }
 
 /// Why the settings cannot be used.
@@ -368,6 +415,14 @@ impl Settings {
         need(self.max_outbound >= 1024, "max_outbound", || {
             format!("{} is below the minimum of 1024 bytes", self.max_outbound)
         })?;
+        need(self.list_page >= 1, "list_page", || "must be at least 1".into())?;
+        need(self.list_page_bytes >= 1024, "list_page_bytes", || {
+            format!("{} is below the minimum of 1024 bytes", self.list_page_bytes)
+        })?;
+        need(self.max_files_per_user >= 1, "max_files_per_user", || "must be at least 1".into())?;
+        need(self.max_files >= 1, "max_files", || "must be at least 1".into())?;
+        need(self.auth_queue >= 1, "auth_queue", || "must be at least 1".into())?;
+        need(self.auth_queue_per_address >= 1, "auth_queue_per_address", || "must be at least 1".into())?;
         need(self.max_connections >= 1, "max_connections", || "must be at least 1".into())?;
         need(self.max_per_address >= 1, "max_per_address", || "must be at least 1".into())?;
         need(self.login_timeout >= 1, "login_timeout", || "must be at least 1 second".into())?;
@@ -399,6 +454,8 @@ impl Settings {
         let mut config = ServerConfig { bind: SocketAddr::new(self.bind, self.port), ..ServerConfig::default() };
         config.limits.max_frame = self.max_frame;
         config.max_outbound_bytes = self.max_outbound;
+        config.outbound_burst = self.outbound_burst;
+        config.slow_grace = Duration::from_secs(self.slow_grace);
         config.max_connections = self.max_connections;
         config.max_per_address = self.max_per_address;
         config.exempt_loopback = !self.limit_loopback;
@@ -426,6 +483,12 @@ impl Settings {
         f.max_file_size = self.max_file_size;
         f.files_quota = self.files_quota;
         f.upload_idle = Duration::from_secs(self.upload_idle.max(1));
+        f.list_page = crate::config::ListPage { entries: self.list_page, bytes: self.list_page_bytes };
+        f.max_files_per_user = self.max_files_per_user;
+        f.max_files = self.max_files;
+        f.auth_workers = self.auth_workers;
+        f.auth_queue = self.auth_queue;
+        f.auth_queue_per_address = self.auth_queue_per_address;
         config
     }
 }

@@ -118,6 +118,15 @@ fn every_setting_has_a_config_key() {
         max_file_size = 1024
         files_quota = 4096
         upload_idle = 5
+        list_page = 10
+        list_page_bytes = 2048
+        outbound_burst = 4096
+        slow_grace = 1
+        max_files_per_user = 3
+        max_files = 9
+        auth_workers = 2
+        auth_queue = 8
+        auth_queue_per_address = 1
     "#;
     let f = file(text).unwrap();
     macro_rules! all_set { ($($k:ident),*) => { $( assert!(f.has(stringify!($k)), stringify!($k)); )* }; }

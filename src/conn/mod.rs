@@ -82,6 +82,9 @@ pub struct Connection {
     writable: bool,
     /// True while the connection's key is in the flush list; keeps that list unique.
     dirty: bool,
+    /// Since when the backlog has been over the slow-consumer threshold with the socket taking
+    /// nothing; `None` while under it or while the reader makes progress (see [`Peers`]).
+    stalled_since: Option<Instant>,
     /// When the connection was accepted (login and handshake deadlines).
     opened: Instant,
     /// When the last bytes arrived from the client (idle ping and timeout).
@@ -106,6 +109,7 @@ impl Connection {
             out: OutQueue::default(),
             writable: true,
             dirty: false,
+            stalled_since: None,
             opened: now,
             last_rx: now,
             ping_sent: false,
@@ -204,6 +208,28 @@ impl Connection {
     /// Bytes queued and not yet written.
     pub fn queued(&self) -> usize {
         self.out.queued()
+    }
+
+    /// Bytes waiting to be written: our queue plus what TLS holds.
+    pub fn backlog(&self) -> usize {
+        self.out.queued() + self.transport.buffered()
+    }
+
+    /// After a flush that started with `before` bytes waiting: how long the backlog has been
+    /// over `threshold` with the socket taking nothing, or `None` when it is under it or the
+    /// socket just took bytes (the clock restarts at `now`).
+    pub fn stalled(&mut self, before: usize, threshold: usize, now: Instant) -> Option<Duration> {
+        let after = self.backlog();
+        if after <= threshold {
+            self.stalled_since = None;
+            return None;
+        }
+        if after < before {
+            self.stalled_since = Some(now);
+            return None;
+        }
+        let since = *self.stalled_since.get_or_insert(now);
+        Some(now.saturating_duration_since(since))
     }
 
     /// True when output waits: in our queue or below it (TLS records).

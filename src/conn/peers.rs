@@ -1,6 +1,16 @@
 //! Every connection of a shard, the once-per-turn flush list, and the encoding arena for
 //! replies. [`Peers`] is the chat core's [`Outbox`]: frames are queued and marked for the
-//! loop's flush, and a connection whose backlog passes its cap is cut off as a slow consumer.
+//! loop's flush, and a connection that fails to read is cut off as a slow consumer.
+//!
+//! The slow-consumer policy judges a reader by what it leaves unread, not by the size of what
+//! we chose to send it (a big reply, a history replay):
+//! - a backlog over `max_outbound` is allowed while the reader keeps taking bytes; judged at
+//!   each flush, a connection whose backlog is over it and whose socket has taken nothing for
+//!   `grace` is cut off;
+//! - `burst` (at least `max_outbound`) is the memory bound: a push that would take the backlog
+//!   past it first offers the socket what is queued, and cuts the connection off if that does
+//!   not make room. So a reader that reads nothing is cut at `max_outbound` after `grace`, or
+//!   at `burst` at once, whichever comes first.
 
 use super::{CloseReason, Connection, Phase};
 use crate::chat::Outbox;
@@ -10,6 +20,7 @@ use crate::protocol::{self, ErrorCode, Frames, ServerMsg, WireFormat};
 use bytes::{Bytes, BytesMut};
 use slab::Slab;
 use std::net::IpAddr;
+use std::time::{Duration, Instant};
 
 /// How much arena to reserve at a time.
 const ARENA_CHUNK: usize = 64 * 1024;
@@ -39,8 +50,13 @@ pub struct Peers {
     pub conns: Slab<Connection>,
     /// Keys with output queued this loop turn, each once (see `Connection::dirty`).
     dirty: Vec<usize>,
-    /// Per-connection outbound cap in bytes (queue plus TLS buffer).
+    /// Per-connection backlog in bytes (queue plus TLS buffer) a reader may leave unread for
+    /// `grace` without taking a byte.
     max_outbound: usize,
+    /// Per-connection hard cap on the backlog in bytes: the memory bound. `burst >= max_outbound`.
+    burst: usize,
+    /// How long a backlog over `max_outbound` may go without the socket taking a byte.
+    grace: Duration,
     /// Arena that encoded frames are split from; one allocation serves many frames.
     arena: BytesMut,
     /// Bytes across all sockets of this shard.
@@ -50,16 +66,27 @@ pub struct Peers {
 }
 
 impl Peers {
-    /// An empty set with the given outbound cap.
+    /// An empty set with the given outbound cap, strict: the cap is also the hard cap (see
+    /// [`Peers::with_slow_policy`]).
     pub fn new(max_outbound: usize) -> Self {
         Peers {
             conns: Slab::with_capacity(1024),
             dirty: Vec::with_capacity(1024),
             max_outbound,
+            burst: max_outbound,
+            grace: Duration::ZERO,
             arena: BytesMut::with_capacity(ARENA_CHUNK),
             wire: WireCount::default(),
             counters: PeerCounters::default(),
         }
+    }
+
+    /// Sets the hard cap (raised to at least `max_outbound`) and the grace a backlog over
+    /// `max_outbound` gets while the reader takes nothing.
+    pub fn with_slow_policy(mut self, burst: usize, grace: Duration) -> Self {
+        self.burst = burst.max(self.max_outbound);
+        self.grace = grace;
+        self
     }
 
     /// Keeps room in the encoding arena: one allocation serves many frames.
@@ -77,14 +104,25 @@ impl Peers {
         std::mem::swap(&mut self.dirty, keys);
     }
 
-    /// Writes what `key` has queued if its socket is writable, in one vectored write, and
-    /// clears its flush mark. For a closing connection, returns [`Connection::linger`]'s verdict.
+    /// Writes what `key` has queued if its socket is writable, in one vectored write, clears
+    /// its flush mark, and judges it: a backlog over `max_outbound` that the socket took nothing
+    /// of for `grace` cuts it off. For a closing connection, returns [`Connection::linger`]'s
+    /// verdict.
     #[inline]
-    pub fn flush(&mut self, key: usize, now: std::time::Instant) -> Option<(bool, bool)> {
+    pub fn flush(&mut self, key: usize, now: Instant) -> Option<(bool, bool)> {
         let conn = self.conns.get_mut(key)?;
         conn.dirty = false;
+        let before = conn.backlog();
         conn.write_out(&mut self.wire);
-        conn.linger(now)
+        if !conn.is_closing() && conn.stalled(before, self.max_outbound, now) >= Some(self.grace) {
+            let text = format!(
+                "you are reading too slowly: over {} bytes waited unread for {} s",
+                self.max_outbound,
+                self.grace.as_secs()
+            );
+            self.cut_off(key, &text);
+        }
+        self.conns[key].linger(now)
     }
 
     /// True when some connection has output to flush this turn.
@@ -164,13 +202,12 @@ impl Peers {
     }
 
     /// Cuts `key` off as a slow consumer: drops its backlog (keeping a partly written frame
-    /// whole) and queues a last ERROR_MSG SLOW_CONSUMER.
-    fn cut_off(&mut self, key: usize) {
+    /// whole) and queues a last ERROR_MSG SLOW_CONSUMER saying `text`.
+    fn cut_off(&mut self, key: usize, text: &str) {
         let conn = &mut self.conns[key];
         conn.out.drop_backlog();
         conn.start_closing(CloseReason::SlowConsumer);
         self.counters.slow_consumers += 1;
-        let text = format!("you are reading too slowly: over {} bytes were waiting", self.max_outbound);
         let msg = ServerMsg::ErrorMsg { code: ErrorCode::SlowConsumer, text: text.into() };
         let frame = self.encode(self.conns[key].reply_format(), &msg);
         self.conns[key].out.push_final(frame);
@@ -197,15 +234,16 @@ impl Outbox for Peers {
     }
 
     /// Queues a shared frame for `key` and marks it for flushing (the write happens once per
-    /// loop turn). When the frame would take the backlog past its cap, the socket is first
-    /// offered what is queued, so only what the peer has really not taken counts; a connection
-    /// still past its cap is cut off as a slow consumer.
+    /// loop turn; the flush judges a reader over `max_outbound`). Only when the frame would take
+    /// the backlog past the hard cap (`burst`) is the socket first offered what is queued, so
+    /// only what the peer has really not taken counts; a connection still past it is cut off as
+    /// a slow consumer. A fan-out therefore writes mid-way only to connections about to be cut.
     fn push(&mut self, key: usize, frame: Bytes) {
         let Some(conn) = self.conns.get_mut(key) else { return };
         if conn.is_closing() {
             return;
         }
-        let cap = self.max_outbound.saturating_sub(conn.transport.buffered());
+        let cap = self.burst.saturating_sub(conn.transport.buffered());
         let Err(QueueFull(frame)) = conn.out.push(frame, cap) else {
             self.counters.frames_queued += 1;
             self.mark_dirty(key);
@@ -216,9 +254,10 @@ impl Outbox for Peers {
             self.mark_dirty(key);
             return;
         }
-        let cap = self.max_outbound.saturating_sub(conn.transport.buffered());
+        let cap = self.burst.saturating_sub(conn.transport.buffered());
         if conn.out.push(frame, cap).is_err() {
-            self.cut_off(key);
+            let text = format!("you are reading too slowly: over {} bytes were waiting", self.burst);
+            self.cut_off(key, &text);
         }
         self.counters.frames_queued += 1;
         self.mark_dirty(key);

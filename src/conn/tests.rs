@@ -437,3 +437,46 @@ fn a_flood_of_undecodable_frames_is_rate_limited_then_cut_off() {
     let msgs = deliver(&mut peers, key, client, WireFormat::Json);
     assert_eq!(msgs, vec![unknown.clone(), unknown, slow.clone(), slow, flood]);
 }
+
+/// Issue 16, item 2: one frame bigger than `max_outbound` (a reply we chose to send) reaches a
+/// reader that reads; the cap judges what a reader leaves unread, not the size of a frame.
+#[test]
+fn a_frame_over_the_cap_reaches_a_reader_that_reads() {
+    let cap = 4 * 1024;
+    let (peers, key, client) = one_peer(cap, Some(WireFormat::Json));
+    let mut peers = peers.with_slow_policy(1024 * 1024, Duration::from_secs(2));
+    let big = room_msg(&mut peers, WireFormat::Json, &"\u{1}".repeat(8 * 1024));
+    assert!(big.len() > 10 * cap, "{} bytes", big.len());
+    peers.push(key, big.clone());
+    peers.push(key, big.clone());
+    assert_eq!(peers.flush(key, Instant::now()), None, "not closing");
+    let msgs = deliver(&mut peers, key, client, WireFormat::Json);
+    assert_eq!(msgs.len(), 2);
+    assert_eq!(peers.counters.slow_consumers, 0);
+}
+
+/// A reader that takes nothing is still cut: at the flush once its backlog has been over the
+/// cap for the grace, whatever the hard cap.
+#[test]
+fn a_reader_that_takes_nothing_is_cut_after_the_grace() {
+    let cap = 64 * 1024;
+    let (peers, key, _client) = one_peer(cap, Some(WireFormat::Binary));
+    let mut peers = peers.with_slow_policy(1 << 30, Duration::from_secs(5));
+    let frame = room_msg(&mut peers, WireFormat::Binary, &"x".repeat(4000));
+    let start = Instant::now();
+    // Fill the kernel's buffers and then ours past the cap (the loop's flush after each burst).
+    for _ in 0..2_000 {
+        (0..50).for_each(|_| peers.push(key, frame.clone()));
+        peers.conns[key].set_writable();
+        assert_eq!(peers.flush(key, start), None, "never cut within the grace");
+        if peers.conns[key].backlog() > 2 * cap {
+            break;
+        }
+    }
+    assert!(peers.conns[key].backlog() > 2 * cap, "the socket took everything");
+    assert_eq!(peers.flush(key, start + Duration::from_secs(4)), None, "still within the grace");
+    assert_eq!(peers.flush(key, start + Duration::from_secs(6)), Some((false, true)), "cut, lingering");
+    assert_eq!(peers.conns[key].close_reason(), Some(CloseReason::SlowConsumer));
+    assert_eq!(peers.counters.slow_consumers, 1);
+    assert!(peers.conns[key].queued() < frame.len() + 200, "the backlog was dropped");
+}

@@ -75,6 +75,10 @@ struct Fields<'a> {
     #[serde(borrow)]
     credential: Option<B<'a>>,
     #[serde(borrow)]
+    after: Option<B<'a>>,
+    #[serde(borrow)]
+    next: Option<B<'a>>,
+    #[serde(borrow)]
     text: Option<B<'a>>,
     #[serde(borrow)]
     to: Option<B<'a>>,
@@ -258,6 +262,10 @@ struct Out<'a> {
     text: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    after: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next: Option<&'a str>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     history: bool,
 }

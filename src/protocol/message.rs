@@ -158,10 +158,11 @@ pub enum ClientMsg<'a> {
     PrivateMsg { to: Str<'a>, text: Str<'a> },
     /// JOIN_ROOM: switch to `room`, creating it if new.
     JoinRoom { room: Str<'a> },
-    /// LIST_USERS: who is in my room.
-    ListUsers,
-    /// LIST_ROOMS: every room with its member count.
-    ListRooms,
+    /// LIST_USERS: who is in my room; the page after the cursor `after` (a reply's `next`), or
+    /// the first page.
+    ListUsers { after: Option<Str<'a>> },
+    /// LIST_ROOMS: every room with its member count; paged like LIST_USERS.
+    ListRooms { after: Option<Str<'a>> },
     /// PING: the server answers PONG with the same token.
     Ping { token: u64 },
     /// PONG: answer to a server PING.
@@ -179,8 +180,8 @@ pub enum ClientMsg<'a> {
     FileChunk { id: u64, offset: u64, data: Blob<'a> },
     /// FILE_DONE: every chunk of upload `id` was sent; `sha256` repeats the offer's.
     FileDone { id: u64, sha256: [u8; 32] },
-    /// LIST_FILES: the files of my room.
-    ListFiles,
+    /// LIST_FILES: the files of my room; paged like LIST_USERS.
+    ListFiles { after: Option<Str<'a>> },
     /// FILE_GET: download file `id` (of my room).
     FileGet { id: u64 },
 }
@@ -215,10 +216,11 @@ pub enum ServerMsg<'a> {
     PrivateMsgDelivery { ts_ms: u64, from: Str<'a>, to: Str<'a>, text: Str<'a> },
     /// JOIN_ROOM: the switch to `room` is done.
     JoinRoom { room: Str<'a> },
-    /// LIST_USERS: the members of `room`.
-    ListUsers { room: Str<'a>, users: Vec<Str<'a>> },
-    /// LIST_ROOMS: every room and its member count.
-    ListRooms { rooms: Vec<(Str<'a>, u32)> },
+    /// LIST_USERS: the members of `room`, one page; `next` (an opaque cursor) when more follow:
+    /// send it back as the request's `after` for the next page.
+    ListUsers { room: Str<'a>, users: Vec<Str<'a>>, next: Option<Str<'a>> },
+    /// LIST_ROOMS: rooms and their member counts, one page; `next` as in LIST_USERS.
+    ListRooms { rooms: Vec<(Str<'a>, u32)>, next: Option<Str<'a>> },
     /// SYSTEM_MSG: a notice for a room (presence) or for everyone (alerts).
     SystemMsg { kind: SystemKind, room: Str<'a>, user: Str<'a>, text: Str<'a> },
     /// ERROR_MSG: a request failed, or the connection is about to be closed.
@@ -241,8 +243,8 @@ pub enum ServerMsg<'a> {
     FileDone { id: u64, sha256: [u8; 32] },
     /// FILE_AVAILABLE: `from` shared file `id` (`name`, `size` bytes) in `room`.
     FileAvailable { id: u64, name: Str<'a>, size: u64, from: Str<'a>, room: Str<'a> },
-    /// LIST_FILES: the files of `room`.
-    ListFiles { room: Str<'a>, files: Vec<FileEntry<'a>> },
+    /// LIST_FILES: the files of `room`, one page; `next` as in LIST_USERS.
+    ListFiles { room: Str<'a>, files: Vec<FileEntry<'a>>, next: Option<Str<'a>> },
 }
 
 /// A field of a borrowed message, as its owned copy.

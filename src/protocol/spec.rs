@@ -142,15 +142,15 @@ macro_rules! for_each_message {
                 ClientMsg::JoinRoom { room: Name }
                 ServerMsg::JoinRoom { room: Name }
             }
-            /// Who is in my room.
+            /// Who is in my room, a page at a time: `after` is the previous reply's `next`.
             ListUsers = 0x08, "list_users" {
-                ClientMsg::ListUsers {}
-                ServerMsg::ListUsers { room: Name, users: Names }
+                ClientMsg::ListUsers { after: OptName }
+                ServerMsg::ListUsers { room: Name, users: Names, next: OptName }
             }
-            /// Every room with its member count.
+            /// Every room with its member count, a page at a time (see LIST_USERS).
             ListRooms = 0x09, "list_rooms" {
-                ClientMsg::ListRooms {}
-                ServerMsg::ListRooms { rooms: RoomCounts }
+                ClientMsg::ListRooms { after: OptName }
+                ServerMsg::ListRooms { rooms: RoomCounts, next: OptName }
             }
             /// A notice: presence in a room, or an alert for everyone.
             SystemMsg = 0x0a, "system_msg" {
@@ -210,10 +210,11 @@ macro_rules! for_each_message {
             FileAvailable = 0x29, "file_available" {
                 ServerMsg::FileAvailable { id: U64, name: Name, size: U64, from: Name, room: Name }
             }
-            /// Extension: list the files of my room (client) or the list (server).
+            /// Extension: list the files of my room (client) or the list (server), a page at a
+            /// time (see LIST_USERS).
             ListFiles = 0x2a, "list_files" {
-                ClientMsg::ListFiles {}
-                ServerMsg::ListFiles { room: Name, files: Files }
+                ClientMsg::ListFiles { after: OptName }
+                ServerMsg::ListFiles { room: Name, files: Files, next: OptName }
             }
             /// Extension: download a file by id.
             FileGet = 0x2b, "file_get" {

@@ -110,8 +110,8 @@ fn client_msg() -> impl Strategy<Value = ClientMsg<'static>> {
         text().prop_map(|t| ClientMsg::RoomMsg { text: owned(t) }),
         (name(), text()).prop_map(|(to, t)| ClientMsg::PrivateMsg { to: owned(to), text: owned(t) }),
         name().prop_map(|r| ClientMsg::JoinRoom { room: owned(r) }),
-        Just(ClientMsg::ListUsers),
-        Just(ClientMsg::ListRooms),
+        Just(ClientMsg::ListUsers { after: None }),
+        Just(ClientMsg::ListRooms { after: None }),
         any::<u64>().prop_map(|token| ClientMsg::Ping { token }),
         any::<u64>().prop_map(|token| ClientMsg::Pong { token }),
         Just(ClientMsg::Time),
@@ -128,7 +128,7 @@ fn client_msg() -> impl Strategy<Value = ClientMsg<'static>> {
             data: d.into()
         }),
         (any::<u64>(), any::<[u8; 32]>()).prop_map(|(id, sha256)| ClientMsg::FileDone { id, sha256 }),
-        Just(ClientMsg::ListFiles),
+        Just(ClientMsg::ListFiles { after: None }),
         any::<u64>().prop_map(|id| ClientMsg::FileGet { id }),
     ]
 }
@@ -168,10 +168,15 @@ fn server_msg() -> impl Strategy<Value = ServerMsg<'static>> {
             ServerMsg::PrivateMsgDelivery { ts_ms, from: owned(from), to: owned(to), text: owned(t) }
         }),
         name().prop_map(|r| ServerMsg::JoinRoom { room: owned(r) }),
-        (name(), prop::collection::vec(name(), 0..6))
-            .prop_map(|(r, us)| ServerMsg::ListUsers { room: owned(r), users: us.into_iter().map(owned).collect() }),
-        prop::collection::vec((name(), any::<u32>()), 0..6)
-            .prop_map(|rs| ServerMsg::ListRooms { rooms: rs.into_iter().map(|(n, c)| (owned(n), c)).collect() }),
+        (name(), prop::collection::vec(name(), 0..6)).prop_map(|(r, us)| ServerMsg::ListUsers {
+            room: owned(r),
+            users: us.into_iter().map(owned).collect(),
+            next: None
+        }),
+        prop::collection::vec((name(), any::<u32>()), 0..6).prop_map(|rs| ServerMsg::ListRooms {
+            rooms: rs.into_iter().map(|(n, c)| (owned(n), c)).collect(),
+            next: None
+        }),
         (system_kind(), name(), name(), text()).prop_map(|(kind, room, user, t)| ServerMsg::SystemMsg {
             kind,
             room: owned(room),
@@ -194,8 +199,11 @@ fn server_msg() -> impl Strategy<Value = ServerMsg<'static>> {
         (any::<u64>(), name(), any::<u64>(), name(), name()).prop_map(|(id, n, size, from, room)| {
             ServerMsg::FileAvailable { id, name: owned(n), size, from: owned(from), room: owned(room) }
         }),
-        (name(), prop::collection::vec(file_entry(), 0..6))
-            .prop_map(|(room, files)| ServerMsg::ListFiles { room: owned(room), files }),
+        (name(), prop::collection::vec(file_entry(), 0..6)).prop_map(|(room, files)| ServerMsg::ListFiles {
+            room: owned(room),
+            files,
+            next: None
+        }),
     ]
 }
 
@@ -344,8 +352,8 @@ fn example_client_stream() -> Vec<ClientMsg<'static>> {
         ClientMsg::RoomMsg { text: owned("") },
         ClientMsg::PrivateMsg { to: owned("bob"), text: owned("line1\nline2\ttab \\ \u{0}") },
         ClientMsg::JoinRoom { room: owned("#rust") },
-        ClientMsg::ListUsers,
-        ClientMsg::ListRooms,
+        ClientMsg::ListUsers { after: None },
+        ClientMsg::ListRooms { after: None },
         ClientMsg::Ping { token: u64::MAX },
         ClientMsg::Pong { token: 0 },
         ClientMsg::FileChunk { id: 3, offset: 9, data: vec![0, b'\n', 0xff, b'{'].into() },
@@ -375,9 +383,9 @@ fn example_server_stream() -> Vec<ServerMsg<'static>> {
         },
         ServerMsg::PrivateMsgDelivery { ts_ms: 5, from: owned("a"), to: owned("b"), text: owned("psst") },
         ServerMsg::JoinRoom { room: owned("rust") },
-        ServerMsg::ListUsers { room: owned("rust"), users: vec![owned("alice"), owned("ünï")] },
-        ServerMsg::ListUsers { room: owned("empty"), users: vec![] },
-        ServerMsg::ListRooms { rooms: vec![(owned("general"), 3), (owned("rust"), u32::MAX)] },
+        ServerMsg::ListUsers { room: owned("rust"), users: vec![owned("alice"), owned("ünï")], next: None },
+        ServerMsg::ListUsers { room: owned("empty"), users: vec![], next: None },
+        ServerMsg::ListRooms { rooms: vec![(owned("general"), 3), (owned("rust"), u32::MAX)], next: None },
         ServerMsg::SystemMsg { kind: SystemKind::Leave, room: owned("general"), user: owned("a"), text: owned("") },
         ServerMsg::ErrorMsg { code: ErrorCode::Internal, text: owned("oops") },
         ServerMsg::RoomMsgAck { id: 9, ts_ms: 10 },
@@ -506,7 +514,7 @@ fn first_byte_picks_the_format() {
     }
     // Every encoded frame starts with a byte that detects as its own format.
     for f in FORMATS {
-        assert_eq!(WireFormat::detect(enc_client(f, &ClientMsg::ListRooms)[0]), Some(f));
+        assert_eq!(WireFormat::detect(enc_client(f, &ClientMsg::ListRooms { after: None })[0]), Some(f));
         assert_eq!(WireFormat::detect(enc_server(f, &ServerMsg::Ping { token: 0 })[0]), Some(f));
     }
 }
@@ -571,10 +579,13 @@ fn binary_unknown_type_skips_the_whole_frame() {
     // After the skip the next frame decodes: the stream is still in sync.
     let mut stream = raw_frame(0x3f, 0, b"future extension");
     let skip = stream.len();
-    stream.extend(enc_client(WireFormat::Binary, &ClientMsg::ListUsers));
+    stream.extend(enc_client(WireFormat::Binary, &ClientMsg::ListUsers { after: None }));
     let e = WireFormat::Binary.decode_client(&stream, &limits()).unwrap_err();
     assert_eq!(e.skip, Some(skip));
-    assert_eq!(WireFormat::Binary.decode_client(&stream[skip..], &limits()), Ok(Some((ClientMsg::ListUsers, 9))));
+    assert_eq!(
+        WireFormat::Binary.decode_client(&stream[skip..], &limits()),
+        Ok(Some((ClientMsg::ListUsers { after: None }, 9)))
+    );
 }
 
 #[test]
@@ -639,8 +650,9 @@ fn binary_bad_utf8_in_a_name_or_text_skips_the_frame() {
 #[test]
 fn binary_trailing_bytes_skip_the_frame_as_malformed() {
     let cases: [(u8, &[u8]); 5] = [
-        (MsgType::ListUsers as u8, &[0]),
-        (MsgType::ListRooms as u8, b"xx"),
+        // LIST_USERS / LIST_ROOMS: an `after` cursor, then one byte too many
+        (MsgType::ListUsers as u8, &[1, b'a', 0]),
+        (MsgType::ListRooms as u8, &[1, b'a', b'x']),
         (MsgType::Ping as u8, &[0; 9]),
         (MsgType::JoinRoom as u8, &[1, b'r', b'!']),
         // LOGIN: username, credential, then one byte too many
@@ -789,7 +801,10 @@ fn json_malformed_line_is_skipped_and_the_next_decodes() {
     assert_eq!(e.skip, Some(first.len()));
     assert_eq!(e.code(), ErrorCode::Malformed);
     let rest = &stream[first.len()..];
-    assert_eq!(WireFormat::Json.decode_client(rest, &limits()), Ok(Some((ClientMsg::ListRooms, rest.len()))));
+    assert_eq!(
+        WireFormat::Json.decode_client(rest, &limits()),
+        Ok(Some((ClientMsg::ListRooms { after: None }, rest.len())))
+    );
     // Other shapes that are not a message object.
     for line in [&b"hello\n"[..], b"[1,2]\n", b"\"room_msg\"\n", b"{\"type\":\"ping\"} {}\n", b"{\"type\":7}\n"] {
         let e = WireFormat::Json.decode_client(line, &limits()).unwrap_err();
@@ -844,14 +859,17 @@ fn json_line_over_max_frame_without_newline_is_fatal() {
     let mut line = vec![b' '; max - msg.len()];
     line.extend_from_slice(msg);
     line.push(b'\n');
-    assert_eq!(WireFormat::Json.decode_client(&line, &limits()), Ok(Some((ClientMsg::ListRooms, max + 1))));
+    assert_eq!(
+        WireFormat::Json.decode_client(&line, &limits()),
+        Ok(Some((ClientMsg::ListRooms { after: None }, max + 1)))
+    );
 }
 
 #[test]
 fn json_blank_lines_are_skipped_and_counted() {
     let buf = b"\n\r\n   \n\t\n{\"type\":\"list_users\"}\n{\"type\":\"list_rooms\"}\n";
     let first = buf.len() - b"{\"type\":\"list_rooms\"}\n".len();
-    assert_eq!(WireFormat::Json.decode_client(buf, &limits()), Ok(Some((ClientMsg::ListUsers, first))));
+    assert_eq!(WireFormat::Json.decode_client(buf, &limits()), Ok(Some((ClientMsg::ListUsers { after: None }, first))));
     // Blank lines alone are not a message.
     assert_eq!(WireFormat::Json.decode_client(b"\n\n \r\n", &limits()), Ok(None));
 }
@@ -920,7 +938,7 @@ fn json_unescaped_strings_borrow() {
     assert!(matches!(text, Cow::Borrowed(_)), "text: {text:?} was copied");
     let buf = b"{\"type\":\"list_users\",\"room\":\"r\",\"users\":[\"alice\",\"bob\"]}\n";
     let (msg, _) = WireFormat::Json.decode_server(buf, &limits()).unwrap().unwrap();
-    let ServerMsg::ListUsers { room, users } = msg else { panic!("{msg:?}") };
+    let ServerMsg::ListUsers { room, users, .. } = msg else { panic!("{msg:?}") };
     assert!(matches!(room, Cow::Borrowed(_)));
     assert!(users.iter().all(|u| matches!(u, Cow::Borrowed(_))));
 }
@@ -930,7 +948,7 @@ fn json_room_names_in_list_rooms_borrow() {
     // RoomEntry.name is a bare Cow<str> with #[serde(borrow)], which serde does borrow.
     let buf = b"{\"type\":\"list_rooms\",\"rooms\":[{\"name\":\"general\",\"users\":2}]}\n";
     let (msg, _) = WireFormat::Json.decode_server(buf, &limits()).unwrap().unwrap();
-    let ServerMsg::ListRooms { rooms } = msg else { panic!("{msg:?}") };
+    let ServerMsg::ListRooms { rooms, .. } = msg else { panic!("{msg:?}") };
     assert_eq!(rooms, vec![(Cow::Borrowed("general"), 2)]);
     assert!(matches!(rooms[0].0, Cow::Borrowed(_)));
 }
@@ -1045,7 +1063,7 @@ fn golden_encodings() {
         enc_server(WireFormat::Json, &rm),
         &b"{\"type\":\"room_msg\",\"id\":42,\"ts\":1700000000000,\"room\":\"general\",\"from\":\"alice\",\"text\":\"hi all\"}\n"[..]
     );
-    let lr = ServerMsg::ListRooms { rooms: vec![(owned("general"), 2)] };
+    let lr = ServerMsg::ListRooms { rooms: vec![(owned("general"), 2)], next: None };
     assert_eq!(
         enc_server(WireFormat::Json, &lr),
         &b"{\"type\":\"list_rooms\",\"rooms\":[{\"name\":\"general\",\"users\":2}]}\n"[..]
@@ -1218,8 +1236,9 @@ fn doc_examples() -> (Vec<ClientMsg<'static>>, Vec<ServerMsg<'static>>) {
         ClientMsg::RoomMsg { text: owned("hi all") },
         ClientMsg::PrivateMsg { to: owned("bob"), text: owned("psst") },
         ClientMsg::JoinRoom { room: owned("rust") },
-        ClientMsg::ListUsers,
-        ClientMsg::ListRooms,
+        ClientMsg::ListUsers { after: None },
+        ClientMsg::ListRooms { after: None },
+        ClientMsg::ListRooms { after: Some(owned("general")) },
         ClientMsg::Ping { token: 1 },
         ClientMsg::Pong { token: 7 },
         ClientMsg::Time,
@@ -1228,7 +1247,8 @@ fn doc_examples() -> (Vec<ClientMsg<'static>>, Vec<ServerMsg<'static>>) {
         ClientMsg::FileOffer { name: owned("hi.txt"), size: 3, sha256: doc_sha() },
         ClientMsg::FileChunk { id: 7, offset: 0, data: b"hi\n".to_vec().into() },
         ClientMsg::FileDone { id: 7, sha256: doc_sha() },
-        ClientMsg::ListFiles,
+        ClientMsg::ListFiles { after: None },
+        ClientMsg::ListFiles { after: Some(owned("7")) },
         ClientMsg::FileGet { id: 7 },
     ];
     let server = vec![
@@ -1252,8 +1272,9 @@ fn doc_examples() -> (Vec<ClientMsg<'static>>, Vec<ServerMsg<'static>>) {
         },
         ServerMsg::PrivateMsgDelivery { ts_ms: ts, from: owned("alice"), to: owned("bob"), text: owned("psst") },
         ServerMsg::JoinRoom { room: owned("rust") },
-        ServerMsg::ListUsers { room: owned("general"), users: vec![owned("alice"), owned("bob")] },
-        ServerMsg::ListRooms { rooms: vec![(owned("general"), 2), (owned("rust"), 1)] },
+        ServerMsg::ListUsers { room: owned("general"), users: vec![owned("alice"), owned("bob")], next: None },
+        ServerMsg::ListRooms { rooms: vec![(owned("general"), 2), (owned("rust"), 1)], next: None },
+        ServerMsg::ListRooms { rooms: vec![(owned("general"), 2)], next: Some(owned("general")) },
         ServerMsg::SystemMsg {
             kind: SystemKind::Join,
             room: owned("rust"),
@@ -1277,6 +1298,7 @@ fn doc_examples() -> (Vec<ClientMsg<'static>>, Vec<ServerMsg<'static>>) {
         ServerMsg::ListFiles {
             room: owned("general"),
             files: vec![FileEntry { id: 7, name: owned("hi.txt"), size: 3, from: owned("alice") }],
+            next: None,
         },
         ServerMsg::FileChunk { id: 7, offset: 0, data: b"hi\n".to_vec().into() },
         ServerMsg::FileDone { id: 7, sha256: doc_sha() },

@@ -259,7 +259,7 @@ impl Parts {
             listener: self.listener,
             addr: self.addr,
             acceptor: self.acceptor,
-            peers: Peers::new(config.max_outbound_bytes),
+            peers: Peers::new(config.max_outbound_bytes).with_slow_policy(config.outbound_burst, config.slow_grace),
             hub: Hub::new(shard, backplane, services, config.presence_limit),
             inbox: self.inbox,
             arena: ReadArena::new(config.limits.max_frame),

@@ -1,19 +1,23 @@
 //! Authentication: the three modes, the passkey, login throttling, and the accounts worker.
 //!
 //! Nothing here runs on an event loop except [`Throttle::check`] and the constant-time passkey
-//! comparison, both cheap. Password hashing (argon2id) and the accounts database (SQLite) live on
-//! one worker thread ([`Accounts`]); its verdicts go back to the asking shard through the shard's
-//! inbox and waker as [`Done::Auth`](crate::services::Done::Auth).
+//! comparison, both cheap. Password hashing (argon2id) and the accounts database (SQLite) run on
+//! a pool of worker threads ([`Accounts`], one per core by default), fed by a bounded
+//! [`FairQueue`] that takes jobs round-robin across source addresses: a registration storm from
+//! many addresses delays an honest login by about one job per storming address, and an address
+//! with `per_address` jobs outstanding is told "busy, retry" for its excess alone. Verdicts go
+//! back to the asking shard through the shard's inbox and waker as
+//! [`Done::Auth`](crate::services::Done::Auth).
 
 use crate::protocol::validate::fold_name;
 use crate::protocol::ErrorCode;
-use crate::services::{Done, Links, Worker};
+use crate::services::fair::{Busy, FairQueue};
+use crate::services::{Done, Links};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::Path;
-use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -29,6 +33,15 @@ pub enum AuthError {
     Params(String),
     #[error("cannot start the accounts thread: {0}")]
     Thread(#[from] std::io::Error),
+}
+
+/// Why a job was not queued: a LOGIN_REJECT code and reason for the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    /// `RATE_LIMITED` when busy (retry), `INTERNAL` when the service is gone.
+    pub code: ErrorCode,
+    /// Words for the user.
+    pub reason: String,
 }
 
 /// Compares two secrets in time that depends only on their lengths.
@@ -116,6 +129,8 @@ pub struct AuthJob {
     pub key: usize,
     /// The connection's pending-auth nonce (keys are reused).
     pub nonce: u64,
+    /// The client's address: jobs are shared out fairly between addresses.
+    pub ip: IpAddr,
     /// True to create the account, false to check it.
     pub register: bool,
     /// The user name as typed.
@@ -137,40 +152,95 @@ pub struct AuthVerdict {
     pub result: Result<(), (ErrorCode, String)>,
 }
 
-/// The accounts store: a worker thread owning the SQLite connection and doing all hashing.
-#[derive(Debug)]
+/// How the accounts pool is sized and bounded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolLimits {
+    /// Hashing threads (0: one per CPU core).
+    pub workers: usize,
+    /// Most jobs waiting in all.
+    pub queue: usize,
+    /// Most jobs one address may have waiting or running.
+    pub per_address: usize,
+}
+
+/// The accounts store: a pool of threads, each with its own SQLite connection, doing all
+/// hashing, fed by a fair bounded queue.
 pub struct Accounts {
-    /// The thread that owns the database and does the hashing.
-    worker: Worker<AuthJob>,
+    /// Jobs waiting, round-robin by address.
+    queue: Arc<FairQueue<IpAddr, AuthJob>>,
+    /// The pool, joined on drop.
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Accounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Accounts").field("threads", &self.threads.len()).finish_non_exhaustive()
+    }
 }
 
 impl Accounts {
-    /// Opens (creating) the accounts database at `path` and starts the worker, which answers
+    /// Opens (creating) the accounts database at `path` and starts the pool, which answers
     /// through `links`.
-    pub fn start(path: &Path, memory_kib: u32, links: Arc<Links>) -> Result<Accounts, AuthError> {
+    pub fn start(path: &Path, memory_kib: u32, limits: PoolLimits, links: Arc<Links>) -> Result<Accounts, AuthError> {
         let db_err = |source| AuthError::Db { path: path.display().to_string(), source };
         let schema = "CREATE TABLE IF NOT EXISTS users (
                  name_folded TEXT NOT NULL UNIQUE,
                  name TEXT NOT NULL,
                  hash TEXT NOT NULL,
                  created_ms INTEGER NOT NULL)";
-        let db = super::open_sqlite(path, schema).map_err(db_err)?;
         let params = Params::new(memory_kib, 2, 1, None).map_err(|e| AuthError::Params(e.to_string()))?;
         let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
-        let worker = Worker::spawn("chat-accounts", move |rx| run(db, argon, rx, links))?;
-        Ok(Accounts { worker })
+        let workers = match limits.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        let queue = Arc::new(FairQueue::new(limits.per_address, limits.queue));
+        let mut accounts = Accounts { queue, threads: Vec::with_capacity(workers) };
+        for i in 0..workers {
+            let db = super::open_sqlite(path, schema).map_err(db_err)?;
+            // Writers from several threads take turns on the database instead of failing.
+            db.busy_timeout(std::time::Duration::from_secs(5)).map_err(db_err)?;
+            let (queue, argon, links) = (accounts.queue.clone(), argon.clone(), links.clone());
+            let thread = std::thread::Builder::new()
+                .name(format!("chat-accounts-{i}"))
+                .spawn(move || run(db, argon, &queue, &links))?;
+            accounts.threads.push(thread);
+        }
+        Ok(accounts)
     }
 
-    /// Queues a job; false if the worker is gone.
-    pub fn submit(&self, job: AuthJob) -> bool {
-        self.worker.submit(job)
+    /// Queues a job, or says why not: this address has its share outstanding, the queue is
+    /// full (both "busy, retry"), or the pool is gone.
+    pub fn submit(&self, job: AuthJob) -> Result<(), Refused> {
+        let busy = |reason: &str| Refused { code: ErrorCode::RateLimited, reason: reason.to_string() };
+        match self.queue.push(job.ip, job) {
+            Ok(()) => Ok(()),
+            Err(Busy::Key) => {
+                Err(busy("the accounts service is busy with this address's other logins; retry in a moment"))
+            }
+            Err(Busy::Full) => Err(busy("the accounts service is busy; retry in a moment")),
+            Err(Busy::Closed) => {
+                Err(Refused { code: ErrorCode::Internal, reason: "the accounts service is not available".into() })
+            }
+        }
     }
 }
 
-/// The accounts thread: answers each job in turn until the queue closes.
-fn run(db: rusqlite::Connection, argon: Argon2<'static>, rx: Receiver<AuthJob>, links: Arc<Links>) {
-    while let Ok(job) = rx.recv() {
+impl Drop for Accounts {
+    /// Lets the pool finish what is queued, then waits for it.
+    fn drop(&mut self) {
+        self.queue.close();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// One accounts thread: answers jobs in the queue's fair order until it closes.
+fn run(db: rusqlite::Connection, argon: Argon2<'static>, queue: &FairQueue<IpAddr, AuthJob>, links: &Links) {
+    while let Some((ip, job)) = queue.pop() {
         let result = if job.register { register(&db, &argon, &job) } else { verify(&db, &argon, &job) };
+        queue.done(&ip);
         let verdict = AuthVerdict { key: job.key, nonce: job.nonce, username: job.username, result };
         links.send(job.shard, Done::Auth(verdict));
     }

@@ -10,7 +10,7 @@
 //! download) through a channel. The worker answers through the shard's inbox with
 //! [`Done::File`](crate::services::Done::File) and wakes its loop, like the history writer.
 
-use crate::protocol::validate::{is_invisible, normalize_name};
+use crate::protocol::validate::{fold_name, is_invisible, normalize_name};
 use crate::services::{Done, Links, Worker};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -30,6 +30,30 @@ pub const DOWNLOAD_LOW_WATER: usize = 2 * CHUNK;
 
 /// Longest display name kept, in characters.
 pub const MAX_NAME_CHARS: usize = 100;
+
+/// The file-system block the quota counts in: what ext4 and xfs spend per block by default.
+pub const BLOCK: u64 = 4096;
+
+/// What a stored file of `size` bytes costs the quota: what the disk pays for it, its data
+/// rounded up to whole [`BLOCK`]s (an empty file still takes an inode and a directory entry:
+/// one block) plus one block for its metadata sidecar. So 20,000 one-byte files count as
+/// 160 MiB, not 20 KB.
+pub fn disk_cost(size: u64) -> u64 {
+    size.div_ceil(BLOCK).max(1).saturating_mul(BLOCK).saturating_add(BLOCK)
+}
+
+/// The caps of the file store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileLimits {
+    /// Largest file accepted, in bytes of content.
+    pub max_file_size: u64,
+    /// Most bytes all stored files (plus uploads in progress) may cost, by [`disk_cost`].
+    pub quota: u64,
+    /// Most files (stored plus uploads in progress) one user may have.
+    pub per_user: u64,
+    /// Most files (stored plus uploads in progress) in total.
+    pub total: u64,
+}
 
 /// What the server knows about one stored file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -131,6 +155,30 @@ impl State {
         self.order.insert(meta.id, self.order.len() as u64);
         self.index.insert(meta.id, Arc::new(meta));
     }
+
+    /// Ends upload `id`'s reservation; unless `stored`, the file no longer counts for its user.
+    fn unreserve(&mut self, id: u64, stored: bool) -> Option<Reservation> {
+        let r = self.pending.remove(&id)?;
+        self.reserved = self.reserved.saturating_sub(r.cost);
+        if stored {
+            self.used += r.cost;
+        } else if let Some(n) = self.per_user.get_mut(&r.user) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.per_user.remove(&r.user);
+            }
+        }
+        Some(r)
+    }
+}
+
+/// Space and a file slot promised to an upload in progress.
+#[derive(Debug)]
+struct Reservation {
+    /// The uploader, case-folded.
+    user: String,
+    /// Its [`disk_cost`].
+    cost: u64,
 }
 
 /// The index and the space accounting, shared by the shards and the worker.
@@ -141,10 +189,14 @@ struct State {
     /// Storage order of each file in `index` (ids are random, so files stored in the same
     /// millisecond are listed in this order).
     order: HashMap<u64, u64>,
-    /// Bytes of stored files.
+    /// Disk cost ([`disk_cost`]) of stored files.
     used: u64,
-    /// Bytes promised to uploads in progress (counted against the quota until they finish).
+    /// Disk cost promised to uploads in progress (counted against the quota until they finish).
     reserved: u64,
+    /// Uploads in progress by id. Invariant: `reserved` is the sum of their costs.
+    pending: HashMap<u64, Reservation>,
+    /// Files stored plus uploads in progress, per case-folded user (no zero entries).
+    per_user: HashMap<String, u64>,
 }
 
 /// The server's shared files: index, caps, and the worker.
@@ -152,10 +204,8 @@ struct State {
 pub struct FileStore {
     /// `data_dir/files`.
     dir: PathBuf,
-    /// Largest file accepted, in bytes.
-    max_file_size: u64,
-    /// Most bytes all stored files (plus uploads in progress) may take.
-    quota: u64,
+    /// The size cap, the quota and the file counts.
+    limits: FileLimits,
     /// Index and space accounting, shared with the worker.
     state: Arc<Mutex<State>>,
     /// The disk worker.
@@ -175,13 +225,13 @@ pub enum FilesError {
 impl FileStore {
     /// Opens the store in `dir` (loading what an earlier run stored, if the directory exists)
     /// and starts the worker, which answers through `links`.
-    pub fn open(dir: PathBuf, max_file_size: u64, quota: u64, links: Arc<Links>) -> Result<FileStore, FilesError> {
+    pub fn open(dir: PathBuf, limits: FileLimits, links: Arc<Links>) -> Result<FileStore, FilesError> {
         let state = Arc::new(Mutex::new(load(&dir)));
         let (wdir, wstate) = (dir.clone(), state.clone());
         let wlinks = links.clone();
         let worker = Worker::spawn("chat-files", move |rx| run(&wdir, rx, &wstate, &wlinks))?;
         let pacer = Worker::spawn("chat-files-pacer", move |rx| pace(rx, &links))?;
-        Ok(FileStore { dir, max_file_size, quota, state, worker, pacer })
+        Ok(FileStore { dir, limits, state, worker, pacer })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -193,22 +243,29 @@ impl FileStore {
         &self.dir
     }
 
-    /// Reserves room for an upload of `size` bytes and gives it a fresh id, or says (in words
-    /// meant for the user) why not: over the size cap, or over the quota.
-    pub fn reserve(&self, size: u64) -> Result<u64, String> {
-        if size > self.max_file_size {
-            return Err(format!(
-                "file too large: {size} bytes; the server accepts files up to {} bytes",
-                self.max_file_size
-            ));
+    /// Reserves room for an upload of `size` bytes by `user` and gives it a fresh id, or says
+    /// (in words meant for the user) why not: over the size cap, the user's or the server's file
+    /// count, or the quota (counted by [`disk_cost`]).
+    pub fn reserve(&self, size: u64, user: &str) -> Result<u64, String> {
+        let FileLimits { max_file_size, quota, per_user, total } = self.limits;
+        if size > max_file_size {
+            return Err(format!("file too large: {size} bytes; the server accepts files up to {max_file_size} bytes"));
         }
+        let user = fold_name(user);
         let mut st = self.lock();
-        let free = self.quota.saturating_sub(st.used + st.reserved);
-        if size > free {
+        let mine = st.per_user.get(&user).copied().unwrap_or(0);
+        if mine >= per_user {
+            return Err(format!("too many files: you have {mine} files; the server keeps at most {per_user} per user"));
+        }
+        if (st.index.len() + st.pending.len()) as u64 >= total {
+            return Err(format!("too many files: the server holds its maximum of {total} files"));
+        }
+        let cost = disk_cost(size);
+        let free = quota.saturating_sub(st.used + st.reserved);
+        if cost > free {
             return Err(format!(
-                "not enough storage: the file needs {size} bytes but only {free} bytes of the server's \
-                 {}-byte file quota are free",
-                self.quota
+                "not enough storage: the file takes {cost} bytes on disk (in {BLOCK}-byte blocks, with its \
+                 metadata) but only {free} bytes of the server's {quota}-byte file quota are free"
             ));
         }
         let id = loop {
@@ -222,7 +279,9 @@ impl FileStore {
                 break id;
             }
         };
-        st.reserved += size;
+        st.reserved += cost;
+        *st.per_user.entry(user.clone()).or_insert(0) += 1;
+        st.pending.insert(id, Reservation { user, cost });
         drop(st);
         self.submit(Job::Begin { id });
         Ok(id)
@@ -235,14 +294,15 @@ impl FileStore {
 
     /// Every byte was sent: check the SHA-256 against `meta.sha256` and store, or discard.
     pub fn finish(&self, to: ReplyTo, meta: FileMeta) {
-        if !self.submit(Job::Finish { to, meta: meta.clone() }) {
-            self.release(meta.size);
+        let id = meta.id;
+        if !self.submit(Job::Finish { to, meta }) {
+            self.release(id);
         }
     }
 
-    /// Gives up upload `id` of `size` bytes: frees its reservation and deletes its data.
-    pub fn abort(&self, id: u64, size: u64) {
-        self.release(size);
+    /// Gives up upload `id`: frees its reservation and deletes its data.
+    pub fn abort(&self, id: u64) {
+        self.release(id);
         self.submit(Job::Abort { id });
     }
 
@@ -256,9 +316,8 @@ impl FileStore {
         self.pacer.submit((to, tag))
     }
 
-    fn release(&self, size: u64) {
-        let mut st = self.lock();
-        st.reserved = st.reserved.saturating_sub(size);
+    fn release(&self, id: u64) {
+        self.lock().unreserve(id, false);
     }
 
     fn submit(&self, job: Job) -> bool {
@@ -278,7 +337,7 @@ impl FileStore {
         v
     }
 
-    /// Bytes used by stored files and reserved by uploads in progress.
+    /// Quota bytes ([`disk_cost`]) used by stored files and reserved by uploads in progress.
     pub fn usage(&self) -> (u64, u64) {
         let st = self.lock();
         (st.used, st.reserved)
@@ -349,7 +408,8 @@ fn load(dir: &Path) -> State {
     // Directory order is arbitrary: restore the storage order by time, then id.
     loaded.sort_unstable_by_key(|m| (m.ts_ms, m.id));
     for meta in loaded {
-        st.used += meta.size;
+        st.used += disk_cost(meta.size);
+        *st.per_user.entry(fold_name(&meta.from)).or_insert(0) += 1;
         st.insert(meta);
     }
     st
@@ -392,10 +452,9 @@ fn run(dir: &Path, rx: Receiver<Job>, state: &Mutex<State>, links: &Links) {
                     None => Err("the upload was not started".to_string()),
                 };
                 let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
-                st.reserved = st.reserved.saturating_sub(meta.size);
+                st.unreserve(id, result.is_ok());
                 match result {
                     Ok(()) => {
-                        st.used += meta.size;
                         st.insert(meta.clone());
                         drop(st);
                         answer(to, FileDone::Stored { to, meta });
@@ -479,6 +538,15 @@ mod tests {
         assert_eq!(sanitize_name("evil\u{202e}fdp.exe"), "evilfdp.exe");
         assert_eq!(sanitize_name("..／..／etc／passwd"), "passwd");
         assert_eq!(sanitize_name("\u{200b}\u{3164}"), "file");
+    }
+
+    #[test]
+    fn the_quota_counts_blocks_and_the_metadata() {
+        assert_eq!(disk_cost(0), 2 * BLOCK);
+        assert_eq!(disk_cost(1), 2 * BLOCK);
+        assert_eq!(disk_cost(BLOCK), 2 * BLOCK);
+        assert_eq!(disk_cost(BLOCK + 1), 3 * BLOCK);
+        assert_eq!(20_000 * disk_cost(1), 163_840_000, "20,000 one-byte files: 160 MiB, as the disk pays");
     }
 
     #[test]

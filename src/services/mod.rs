@@ -5,6 +5,7 @@
 //!   (SQLite today) that makes messages durable.
 //! - [`files`]: shared files: ids, caps and quota, metadata sidecars, the disk worker.
 //! - [`console`]: admin commands typed on the server's stdin.
+//! - [`fair`]: the bounded queue, round-robin by address, that feeds the accounts pool.
 //! - [`worker`]: the one worker-thread type they all use.
 //!
 //! One [`Services`] per server, created by [`Services::start`] before the shards. Worker threads
@@ -14,6 +15,7 @@
 
 pub mod accounts;
 pub mod console;
+pub mod fair;
 pub mod files;
 pub mod history;
 pub mod worker;
@@ -101,6 +103,8 @@ pub struct Services {
     pub files: Option<FileStore>,
     /// An upload idle this long is aborted and its reservation freed.
     pub upload_idle: std::time::Duration,
+    /// How big one page of a list reply may be.
+    pub list_page: crate::config::ListPage,
     /// The shards' inboxes, for workers' answers.
     links: Arc<Links>,
     /// Server-wide counters for `stats`, when the server provided them.
@@ -135,6 +139,7 @@ impl Services {
             throttle: Throttle::default(),
             files: None,
             upload_idle: std::time::Duration::from_secs(30),
+            list_page: crate::config::ListPage::default(),
             links,
             stats: Mutex::new(None),
             started: Instant::now(),
@@ -166,12 +171,24 @@ impl Services {
         }
         if cfg.auth == AuthMode::Accounts {
             let path = cfg.in_data_dir(&cfg.accounts_path);
-            f.accounts = Some(Accounts::start(&path, cfg.argon2_memory_kib, links.clone())?);
+            let limits = accounts::PoolLimits {
+                workers: cfg.auth_workers,
+                queue: cfg.auth_queue,
+                per_address: cfg.auth_queue_per_address,
+            };
+            f.accounts = Some(Accounts::start(&path, cfg.argon2_memory_kib, limits, links.clone())?);
         }
         f.upload_idle = cfg.upload_idle;
+        f.list_page = cfg.list_page;
         if cfg.files {
             let dir = cfg.data_dir.join("files");
-            f.files = Some(FileStore::open(dir, cfg.max_file_size, cfg.files_quota, links.clone())?);
+            let limits = files::FileLimits {
+                max_file_size: cfg.max_file_size,
+                quota: cfg.files_quota,
+                per_user: cfg.max_files_per_user,
+                total: cfg.max_files,
+            };
+            f.files = Some(FileStore::open(dir, limits, links.clone())?);
         }
         if let (Some(user), Some(pw)) = (&cfg.admin_user, &cfg.admin_password) {
             f.admin = Some((fold_name(user), pw.clone()));

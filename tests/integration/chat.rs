@@ -6,18 +6,18 @@ use crate::support::{
 
 /// The LIST_USERS reply's room and names.
 fn list_users(c: &mut Client) -> (String, Vec<String>) {
-    c.send(&ClientMsg::ListUsers);
+    c.send(&ClientMsg::ListUsers { after: None });
     match c.recv_until(|m| matches!(m, ServerMsg::ListUsers { .. })) {
-        ServerMsg::ListUsers { room, users } => (room.into_owned(), users.iter().map(|u| u.to_string()).collect()),
+        ServerMsg::ListUsers { room, users, .. } => (room.into_owned(), users.iter().map(|u| u.to_string()).collect()),
         _ => unreachable!(),
     }
 }
 
 /// The LIST_ROOMS reply as (name, count) pairs.
 fn list_rooms(c: &mut Client) -> Vec<(String, u32)> {
-    c.send(&ClientMsg::ListRooms);
+    c.send(&ClientMsg::ListRooms { after: None });
     match c.recv_until(|m| matches!(m, ServerMsg::ListRooms { .. })) {
-        ServerMsg::ListRooms { rooms } => rooms.into_iter().map(|(n, k)| (n.into_owned(), k)).collect(),
+        ServerMsg::ListRooms { rooms, .. } => rooms.into_iter().map(|(n, k)| (n.into_owned(), k)).collect(),
         _ => unreachable!(),
     }
 }

@@ -27,7 +27,7 @@ fn invalid_names_are_rejected_and_the_connection_stays_open() {
             assert_rejected(try_login(&mut c, name), ErrorCode::InvalidUsername, name);
         }
         // Still open and not logged in.
-        c.send(&ClientMsg::ListUsers);
+        c.send(&ClientMsg::ListUsers { after: None });
         assert_eq!(c.recv_error(), ErrorCode::NotLoggedIn);
         // The limits are inclusive: 20 characters (even multi-byte ones) are fine.
         let name = if format == WireFormat::Binary { "é".repeat(20) } else { "y".repeat(20) };
@@ -68,7 +68,7 @@ fn a_second_login_is_an_error_and_changes_nothing() {
         assert_eq!(c.recv_error(), ErrorCode::AlreadyLoggedIn);
     }
     // Still known by the original names.
-    bob.send(&ClientMsg::ListUsers);
+    bob.send(&ClientMsg::ListUsers { after: None });
     match bob.recv() {
         ServerMsg::ListUsers { users, .. } => assert_eq!(users, vec!["alice", "bob"]),
         other => panic!("{other:?}"),
@@ -91,8 +91,8 @@ fn only_login_and_ping_are_accepted_before_login() {
             ClientMsg::RoomMsg { text: "hi".into() },
             ClientMsg::PrivateMsg { to: "watcher".into(), text: "hi".into() },
             ClientMsg::JoinRoom { room: "tech".into() },
-            ClientMsg::ListUsers,
-            ClientMsg::ListRooms,
+            ClientMsg::ListUsers { after: None },
+            ClientMsg::ListRooms { after: None },
         ];
         for msg in &before {
             c.send(msg);

@@ -11,6 +11,7 @@
 //! - [`framing`]: frames split into single bytes, and many frames in one write.
 //! - [`tls`]: TLS and plaintext clients in one room, bad certificates and records, slow readers.
 //! - [`backpressure`]: the outbound cap cuts off readers that fall behind, not those that keep up.
+//! - [`paging`]: list replies in pages; big replies reach readers, non-readers are still cut.
 //! - [`policy`]: login and idle deadlines, connection caps, TLS-only, the message rate limit.
 //! - [`shards`]: several event-loop shards behind one port, invisible to users.
 //! - [`scale`]: a thousand clients in one room.
@@ -33,6 +34,7 @@ mod framing;
 mod logging;
 mod login;
 mod ops;
+mod paging;
 mod policy;
 mod scale;
 mod shards;

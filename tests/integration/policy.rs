@@ -30,7 +30,7 @@ fn a_connection_that_never_logs_in_is_closed_with_timeout() {
     assert_eq!(closing_error(&silent.expect_closed()), ErrorCode::Timeout);
     assert_eq!(closing_error(&talker.expect_closed()), ErrorCode::Timeout);
     // The logged-in member is not affected (it has been quiet all along).
-    member.send(&ClientMsg::ListUsers);
+    member.send(&ClientMsg::ListUsers { after: None });
     assert!(matches!(member.recv(), ServerMsg::ListUsers { users, .. } if users == ["member"]));
 }
 
@@ -60,7 +60,7 @@ fn quiet_clients_are_pinged_and_closed_only_if_they_stay_quiet() {
     let frames = mute.expect_closed();
     assert!(frames.iter().any(|m| matches!(m, ServerMsg::Ping { .. })), "mute was pinged first");
     assert_eq!(closing_error(&frames), ErrorCode::Timeout);
-    polite.send(&ClientMsg::ListUsers);
+    polite.send(&ClientMsg::ListUsers { after: None });
     let m = polite.recv_until(|m| matches!(m, ServerMsg::ListUsers { .. }));
     assert!(matches!(m, ServerMsg::ListUsers { users, .. } if users == ["polite"]));
 }
@@ -113,7 +113,7 @@ fn tls_only_refuses(format: WireFormat) {
     let mut plain = Client::connect(server.addr, format);
     plain.send(&ClientMsg::Login { username: "plain".into(), credential: None });
     assert_eq!(closing_error(&plain.expect_closed()), ErrorCode::AuthFailed, "{format:?}");
-    secure.send(&ClientMsg::ListUsers);
+    secure.send(&ClientMsg::ListUsers { after: None });
     assert!(matches!(secure.recv(), ServerMsg::ListUsers { users, .. } if users == ["secure"]));
 }
 

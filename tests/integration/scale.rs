@@ -64,13 +64,25 @@ fn a_thousand_clients_in_one_room() {
     assert_eq!(s.deliveries - before.deliveries, (CLIENTS - 1) as u64);
     assert_eq!(s.slow_consumer_disconnects, 0);
 
-    // The room's member list is complete.
-    clients[CLIENTS - 1].send(&ClientMsg::ListUsers);
-    match clients[CLIENTS - 1].recv_until(|m| matches!(m, ServerMsg::ListUsers { .. })) {
-        ServerMsg::ListUsers { users, .. } => {
-            let want: Vec<String> = (0..CLIENTS).map(|i| format!("user{i:04}")).collect();
-            assert_eq!(users, want);
+    // The room's member list is complete, across its pages (500 names a page by default).
+    let (mut users, mut after, mut pages) = (Vec::new(), None, 0);
+    loop {
+        pages += 1;
+        assert!(pages <= 10, "the list never ended");
+        let c = &mut clients[CLIENTS - 1];
+        c.send(&ClientMsg::ListUsers { after: after.take() });
+        match c.recv_until(|m| matches!(m, ServerMsg::ListUsers { .. })) {
+            ServerMsg::ListUsers { users: page, next, .. } => {
+                users.extend(page.into_iter().map(|u| u.to_string()));
+                match next {
+                    Some(cursor) => after = Some(cursor),
+                    None => break,
+                }
+            }
+            _ => unreachable!(),
         }
-        _ => unreachable!(),
     }
+    let want: Vec<String> = (0..CLIENTS).map(|i| format!("user{i:04}")).collect();
+    assert_eq!(users, want);
+    assert_eq!(pages, 2, "1,000 names: two pages of 500");
 }

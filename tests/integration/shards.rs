@@ -91,9 +91,9 @@ fn rooms_lists_and_presence_cross_shards() {
 
     // The member list is the same from every shard.
     for c in &mut clients {
-        c.send(&ClientMsg::ListUsers);
+        c.send(&ClientMsg::ListUsers { after: None });
         match c.recv_until(|m| matches!(m, ServerMsg::ListUsers { .. })) {
-            ServerMsg::ListUsers { room, users } => {
+            ServerMsg::ListUsers { room, users, .. } => {
                 assert_eq!(room, "general");
                 assert_eq!(users, names, "LIST_USERS from {}", c.name);
             }
@@ -121,9 +121,9 @@ fn rooms_lists_and_presence_cross_shards() {
         }
     }
     for c in &mut clients {
-        c.send(&ClientMsg::ListRooms);
+        c.send(&ClientMsg::ListRooms { after: None });
         match c.recv_until(|m| matches!(m, ServerMsg::ListRooms { .. })) {
-            ServerMsg::ListRooms { rooms } => {
+            ServerMsg::ListRooms { rooms, .. } => {
                 let got: Vec<(String, u32)> = rooms.into_iter().map(|(r, k)| (r.into_owned(), k)).collect();
                 assert_eq!(got, vec![("general".to_string(), 1), ("tech".to_string(), (n - 1) as u32)]);
             }
@@ -153,9 +153,9 @@ fn rooms_lists_and_presence_cross_shards() {
         c.recv_until(|m| is_notice(m, SystemKind::Disconnect, &gone_name));
     }
     let mut back = Client::login_new(server.addr, WireFormat::Json, &gone_name.to_uppercase());
-    back.send(&ClientMsg::ListRooms);
+    back.send(&ClientMsg::ListRooms { after: None });
     match back.recv_until(|m| matches!(m, ServerMsg::ListRooms { .. })) {
-        ServerMsg::ListRooms { rooms } => {
+        ServerMsg::ListRooms { rooms, .. } => {
             let got: Vec<(String, u32)> = rooms.into_iter().map(|(r, k)| (r.into_owned(), k)).collect();
             assert_eq!(got, vec![("general".to_string(), 2), ("tech".to_string(), (n - 2) as u32)]);
         }
@@ -167,9 +167,9 @@ fn rooms_lists_and_presence_cross_shards() {
         c.send(&ClientMsg::JoinRoom { room: "general".into() });
         c.recv_until(|m| matches!(m, ServerMsg::JoinRoom { .. }));
     }
-    back.send(&ClientMsg::ListRooms);
+    back.send(&ClientMsg::ListRooms { after: None });
     match back.recv_until(|m| matches!(m, ServerMsg::ListRooms { .. })) {
-        ServerMsg::ListRooms { rooms } => assert_eq!(rooms, vec![("general".into(), n as u32)]),
+        ServerMsg::ListRooms { rooms, .. } => assert_eq!(rooms, vec![("general".into(), n as u32)]),
         _ => unreachable!(),
     }
 }

@@ -38,7 +38,7 @@ fn tls_and_plaintext_clients_share_a_room() {
     clients[2].send(&ClientMsg::PrivateMsg { to: "TLS_JSON".into(), text: "secret".into() });
     let got = clients[1].recv();
     assert!(matches!(&got, ServerMsg::PrivateMsgDelivery { from, text, .. } if from == "plain" && text == "secret"));
-    clients[1].send(&ClientMsg::ListUsers);
+    clients[1].send(&ClientMsg::ListUsers { after: None });
     assert!(
         matches!(clients[1].recv(), ServerMsg::ListUsers { users, .. } if users == ["plain", "tls_bin", "tls_json"])
     );
@@ -214,7 +214,7 @@ fn a_tls_client_that_stops_reading_is_cut_off_without_stalling_the_room() {
     flooder.say("calm again");
     assert!(is_room_msg(&observer.recv_until(|m| matches!(m, ServerMsg::RoomMsg { .. })), "calm again"));
     let mut after = Client::login_new(server.addr, WireFormat::Binary, "newcomer");
-    after.send(&ClientMsg::ListUsers);
+    after.send(&ClientMsg::ListUsers { after: None });
     match after.recv_until(|m| matches!(m, ServerMsg::ListUsers { .. })) {
         ServerMsg::ListUsers { users, .. } => assert_eq!(users, vec!["flooder", "newcomer", "observer"]),
         _ => unreachable!(),

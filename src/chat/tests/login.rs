@@ -94,14 +94,14 @@ fn everything_but_login_and_ping_is_refused_before_login() {
         say("hi"),
         pm("watcher", "hi"),
         join("tech"),
-        ClientMsg::ListUsers,
-        ClientMsg::ListRooms,
+        ClientMsg::ListUsers { after: None },
+        ClientMsg::ListRooms { after: None },
         ClientMsg::Time,
         admin("users"),
         ClientMsg::FileOffer { name: "a.txt".into(), size: 1, sha256: [0; 32] },
         ClientMsg::FileChunk { id: 1, offset: 0, data: b"x".as_slice().into() },
         ClientMsg::FileDone { id: 1, sha256: [0; 32] },
-        ClientMsg::ListFiles,
+        ClientMsg::ListFiles { after: None },
         ClientMsg::FileGet { id: 1 },
     ];
     let n = requests.len();
@@ -139,8 +139,8 @@ fn disconnect_tells_the_room_and_frees_the_name() {
     w.hubs[0].disconnect(&mut w.outs[0], 1);
     assert_eq!(w.take(0, 2), []);
 
-    w.send(0, 2, ClientMsg::ListUsers);
-    let users = ServerMsg::ListUsers { room: "general".into(), users: vec!["bob".into()] };
+    w.send(0, 2, ClientMsg::ListUsers { after: None });
+    let users = ServerMsg::ListUsers { room: "general".into(), users: vec!["bob".into()], next: None };
     assert_eq!(w.take(0, 2), [users]);
 
     // The key is reused by a new connection, which may take the freed name in any case.

@@ -141,10 +141,10 @@ fn files_are_refused_when_file_sharing_is_off() {
     w.send(0, 1, ClientMsg::FileGet { id: 1 });
     w.send(0, 1, ClientMsg::FileChunk { id: 1, offset: 0, data: b"0123456789".as_slice().into() });
     w.send(0, 1, ClientMsg::FileDone { id: 1, sha256: [7; 32] });
-    w.send(0, 1, ClientMsg::ListFiles);
+    w.send(0, 1, ClientMsg::ListFiles { after: None });
     let off = error(ErrorCode::FileRefused, "file sharing is off on this server");
     let no_upload = error(ErrorCode::FileRefused, "no upload 1 is in progress on this connection");
-    let list = ServerMsg::ListFiles { room: "general".into(), files: vec![] };
+    let list = ServerMsg::ListFiles { room: "general".into(), files: vec![], next: None };
     assert_eq!(w.take(0, 1), [off.clone(), off, no_upload.clone(), no_upload, list]);
     assert_eq!(w.take(0, 2), [], "nothing is announced");
 }

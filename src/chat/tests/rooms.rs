@@ -45,8 +45,8 @@ fn an_invalid_room_is_refused_and_nothing_moves() {
         assert_eq!(w.take(0, 1), [error(ErrorCode::InvalidRoom, &text)], "room {room:?}");
     }
     assert_eq!(w.take(0, 2), []);
-    w.send(0, 1, ClientMsg::ListUsers);
-    let users = ServerMsg::ListUsers { room: "general".into(), users: vec!["alice".into(), "bob".into()] };
+    w.send(0, 1, ClientMsg::ListUsers { after: None });
+    let users = ServerMsg::ListUsers { room: "general".into(), users: vec!["alice".into(), "bob".into()], next: None };
     assert_eq!(w.take(0, 1), [users]);
 }
 
@@ -58,8 +58,8 @@ fn joining_the_room_you_are_in_only_confirms_it() {
     w.send(0, 1, join("general"));
     assert_eq!(w.take(0, 1), [ServerMsg::JoinRoom { room: "general".into() }]);
     assert_eq!(w.take(0, 2), [], "no leave or join notice");
-    w.send(0, 1, ClientMsg::ListRooms);
-    assert_eq!(w.take(0, 1), [ServerMsg::ListRooms { rooms: vec![("general".into(), 2)] }]);
+    w.send(0, 1, ClientMsg::ListRooms { after: None });
+    assert_eq!(w.take(0, 1), [ServerMsg::ListRooms { rooms: vec![("general".into(), 2)], next: None }]);
 }
 
 #[test]
@@ -68,9 +68,9 @@ fn room_names_are_case_sensitive() {
     w.enter(0, 1, "alice", BIN);
     w.send(0, 1, join("General"));
     assert_eq!(w.take(0, 1), [ServerMsg::JoinRoom { room: "General".into() }]);
-    w.send(0, 1, ClientMsg::ListRooms);
+    w.send(0, 1, ClientMsg::ListRooms { after: None });
     let rooms = vec![("General".into(), 1), ("general".into(), 0)];
-    assert_eq!(w.take(0, 1), [ServerMsg::ListRooms { rooms }]);
+    assert_eq!(w.take(0, 1), [ServerMsg::ListRooms { rooms, next: None }]);
 }
 
 #[test]
@@ -80,11 +80,12 @@ fn list_users_names_the_members_of_my_room_sorted() {
     w.enter(0, 2, "alice", JSON);
     w.enter(0, 3, "bob", BIN);
     w.send(0, 3, join("tech"));
-    w.send(0, 1, ClientMsg::ListUsers);
-    let users = ServerMsg::ListUsers { room: "general".into(), users: vec!["alice".into(), "carol".into()] };
+    w.send(0, 1, ClientMsg::ListUsers { after: None });
+    let users =
+        ServerMsg::ListUsers { room: "general".into(), users: vec!["alice".into(), "carol".into()], next: None };
     assert_eq!(w.take(0, 1), [notice(SystemKind::Leave, "general", "bob", "bob left general"), users]);
-    w.send(0, 3, ClientMsg::ListUsers);
-    let users = ServerMsg::ListUsers { room: "tech".into(), users: vec!["bob".into()] };
+    w.send(0, 3, ClientMsg::ListUsers { after: None });
+    let users = ServerMsg::ListUsers { room: "tech".into(), users: vec!["bob".into()], next: None };
     assert_eq!(w.take(0, 3), [ServerMsg::JoinRoom { room: "tech".into() }, users]);
 }
 
@@ -98,15 +99,15 @@ fn list_rooms_counts_members_and_always_lists_the_default_room() {
     w.send(0, 2, join("tech"));
     w.send(0, 3, join("a-team"));
     w.outs[0].clear();
-    w.send(0, 3, ClientMsg::ListRooms);
+    w.send(0, 3, ClientMsg::ListRooms { after: None });
     let rooms = vec![("a-team".into(), 1), ("general".into(), 0), ("tech".into(), 2)];
-    assert_eq!(w.take(0, 3), [ServerMsg::ListRooms { rooms }]);
+    assert_eq!(w.take(0, 3), [ServerMsg::ListRooms { rooms, next: None }]);
 
     // An emptied room is gone; the default room stays, empty.
     w.send(0, 3, join("tech"));
-    w.send(0, 3, ClientMsg::ListRooms);
+    w.send(0, 3, ClientMsg::ListRooms { after: None });
     let rooms = vec![("general".into(), 0), ("tech".into(), 3)];
-    assert_eq!(w.take(0, 3).pop(), Some(ServerMsg::ListRooms { rooms }));
+    assert_eq!(w.take(0, 3).pop(), Some(ServerMsg::ListRooms { rooms, next: None }));
 }
 
 #[test]
@@ -193,4 +194,37 @@ fn without_history_nothing_is_replayed() {
     w.connect(0, 2, BIN);
     w.send(0, 2, login("bob"));
     assert_eq!(w.take(0, 2), [login_ack("bob", "general")]);
+}
+
+/// Issue 16, item 2: lists come in pages; the `next` cursor sent back as `after` gives the
+/// rest, across shards, and the last page has no cursor.
+#[test]
+fn lists_are_paged_with_a_cursor() {
+    let mut services = Services::default();
+    services.list_page = crate::config::ListPage { entries: 2, bytes: 64 * 1024 };
+    let mut w = World::with(2, Arc::new(services), 0);
+    for (key, name) in [(1, "dave"), (2, "alice"), (3, "carol"), (4, "bob"), (5, "erin")] {
+        w.enter(key % 2, key, name, if key % 2 == 0 { BIN } else { JSON });
+    }
+    w.send(0, 2, ClientMsg::ListUsers { after: None });
+    let page = |users: &[&str], next: Option<&str>| ServerMsg::ListUsers {
+        room: "general".into(),
+        users: users.iter().map(|u| u.to_string().into()).collect(),
+        next: next.map(|n| n.to_string().into()),
+    };
+    assert_eq!(w.take(0, 2), [page(&["alice", "bob"], Some("bob"))]);
+    w.send(0, 2, ClientMsg::ListUsers { after: Some("bob".into()) });
+    assert_eq!(w.take(0, 2), [page(&["carol", "dave"], Some("dave"))]);
+    w.send(0, 2, ClientMsg::ListUsers { after: Some("dave".into()) });
+    assert_eq!(w.take(0, 2), [page(&["erin"], None)]);
+    for (key, room) in [(1, "a"), (3, "b"), (5, "c")] {
+        w.send(1, key, join(room));
+    }
+    w.outs[1].frames(1);
+    w.send(1, 1, ClientMsg::ListRooms { after: None });
+    let rooms = vec![("a".into(), 1), ("b".into(), 1)];
+    assert_eq!(w.take(1, 1), [ServerMsg::ListRooms { rooms, next: Some("b".into()) }]);
+    w.send(1, 1, ClientMsg::ListRooms { after: Some("b".into()) });
+    let rooms = vec![("c".into(), 1), ("general".into(), 2)];
+    assert_eq!(w.take(1, 1), [ServerMsg::ListRooms { rooms, next: None }]);
 }

@@ -163,10 +163,10 @@ fn lists_see_every_shard() {
     w.enter(1, 2, "carol", JSON);
     w.send(1, 2, join("tech"));
     w.outs[1].clear();
-    w.send(0, 1, ClientMsg::ListUsers);
-    w.send(0, 1, ClientMsg::ListRooms);
-    let users = ServerMsg::ListUsers { room: "general".into(), users: vec!["alice".into(), "bob".into()] };
-    let rooms = ServerMsg::ListRooms { rooms: vec![("general".into(), 2), ("tech".into(), 1)] };
+    w.send(0, 1, ClientMsg::ListUsers { after: None });
+    w.send(0, 1, ClientMsg::ListRooms { after: None });
+    let users = ServerMsg::ListUsers { room: "general".into(), users: vec!["alice".into(), "bob".into()], next: None };
+    let rooms = ServerMsg::ListRooms { rooms: vec![("general".into(), 2), ("tech".into(), 1)], next: None };
     assert_eq!(w.take(0, 1), [users, rooms]);
 }
 

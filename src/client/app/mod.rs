@@ -222,6 +222,9 @@ impl App {
     /// Tracks the room and the replies to our requests, and prints what the server said.
     fn on_message(&mut self, msg: ServerMsg<'static>) {
         let after = self.track(&msg);
+        if let Some(more) = crate::client::commands::next_page(&msg) {
+            self.send(more);
+        }
         if let Some(text) = render(&msg, &self.me) {
             self.out.line(&text);
         }

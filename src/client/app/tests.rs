@@ -108,7 +108,7 @@ fn typed_requests_go_to_the_live_connection() {
     a.on_line("/rooms");
     a.on_line("hello");
     assert!(a.out.take().is_empty(), "sent, nothing to say yet");
-    a.on_message(ServerMsg::ListRooms { rooms: vec![("general".into(), 1)] });
+    a.on_message(ServerMsg::ListRooms { rooms: vec![("general".into(), 1)], next: None });
     a.on_message(ServerMsg::RoomMsgAck { id: 1, ts_ms: 2 });
     assert_eq!(a.out.take(), ["Rooms (1):\n  general  1 user", "[general] alice: hello"]);
 }

@@ -83,7 +83,7 @@ fn download(c: &mut Client, id: u64) -> Result<Vec<u8>, Refusal> {
 }
 
 fn list_files(c: &mut Client) -> Vec<(u64, String, u64, String)> {
-    c.send(&ClientMsg::ListFiles);
+    c.send(&ClientMsg::ListFiles { after: None });
     match c.recv_until(|m| matches!(m, ServerMsg::ListFiles { .. })) {
         ServerMsg::ListFiles { files, .. } => {
             files.into_iter().map(|f| (f.id, f.name.to_string(), f.size, f.from.to_string())).collect()
@@ -210,7 +210,8 @@ fn files_over_the_size_cap_are_refused_with_a_clear_error() {
 fn files_over_the_quota_are_refused() {
     let dir = TempDir::new("quota");
     let mut cfg = features_config("d", &dir);
-    cfg.services.files_quota = 100_000;
+    // Counted as the disk pays (issue 16, item 4): 60,000 bytes cost 61,440 + 4,096.
+    cfg.services.files_quota = 110_000;
     let s = server_with(cfg);
     let mut c = Client::login_new(s.addr, WireFormat::Binary, "hoarder");
     upload(&mut c, "one", &vec![1; 60_000]).expect("under the quota");
@@ -218,18 +219,46 @@ fn files_over_the_quota_are_refused() {
     assert_eq!(code, ErrorCode::FileRefused);
     assert!(text.contains("quota"), "{text}");
     // An upload in progress counts too, and an abandoned one gives its space back.
-    let _pending = offer(&mut c, "three", 40_000, [0; 32]).expect("fits");
+    let _pending = offer(&mut c, "three", 36_000, [0; 32]).expect("fits");
     let mut other = Client::login_new(s.addr, WireFormat::Json, "other");
     assert!(offer(&mut other, "four", 1, [0; 32]).is_err(), "the reservation counts");
     drop(c);
     other.recv_until(|m| support::is_notice(m, SystemKind::Disconnect, "hoarder"));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
-        match offer(&mut other, "four", 40_000, [0; 32]) {
+        match offer(&mut other, "four", 36_000, [0; 32]) {
             Ok(_) => break,
             Err(e) => assert!(std::time::Instant::now() < deadline, "space never freed: {e:?}"),
         }
     }
+}
+
+/// Issue 16, item 4: 20,000 one-byte files used 20 KB of quota but 158 MB of disk and 40,000
+/// directory entries. Each file now costs its size in 4 KiB blocks plus a block for its
+/// metadata, and one user's file count is bounded; honest uploads carry on.
+#[test]
+fn many_tiny_files_hit_the_per_user_bound_and_the_block_quota() {
+    let dir = TempDir::new("tiny");
+    let mut cfg = features_config("d", &dir);
+    cfg.services.max_files_per_user = 20;
+    cfg.services.files_quota = 30 * 8192;
+    let s = server_with(cfg);
+    let mut spammer = Client::login_new(s.addr, WireFormat::Binary, "spammer");
+    for i in 0..20 {
+        upload(&mut spammer, &format!("tiny{i}"), b"x").expect("under the per-user bound");
+    }
+    let (code, text) = offer(&mut spammer, "tiny20", 1, sha256(b"x")).expect_err("over the per-user bound");
+    assert_eq!(code, ErrorCode::FileRefused);
+    assert!(text.contains("too many files") && text.contains("at most 20 per user"), "{text}");
+    // Another user still uploads, until 30 one-byte files (30 bytes of content) fill the quota.
+    let mut honest = Client::login_new(s.addr, WireFormat::Json, "honest");
+    for i in 0..10 {
+        upload(&mut honest, &format!("notes{i}.txt"), b"y").expect("honest upload");
+    }
+    let (code, text) = offer(&mut honest, "one more", 1, sha256(b"y")).expect_err("the quota is full");
+    assert_eq!(code, ErrorCode::FileRefused);
+    assert!(text.contains("8192 bytes on disk") && text.contains("quota"), "{text}");
+    assert_eq!(stored_files(&dir.path().join("d")).len(), 30);
 }
 
 #[test]

@@ -3,6 +3,7 @@
 //! set, and file sharing ([`files`]).
 
 mod files;
+mod storm;
 
 use crate::support::{
     server, server_with, tcp_connect_from, AuthMode, Client, ClientMsg, ErrorCode, HistoryMode, Msg, ServerConfig,
