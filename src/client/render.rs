@@ -10,8 +10,25 @@
 //! ! error (UNKNOWN_USER): text      ERROR_MSG
 //! ```
 
-use crate::protocol::{ErrorCode, ServerMsg, SystemKind};
+use super::style::Kind;
+use crate::protocol::{ErrorCode, FileEntry, ServerMsg, SystemKind};
 use std::fmt::Write as _;
+
+/// What kind of line `msg` makes for the user `me`, which decides its colour.
+pub fn kind_of(msg: &ServerMsg<'_>, me: &str) -> Kind {
+    match msg {
+        ServerMsg::RoomMsg { from, .. } if from.as_ref() == me => Kind::Own,
+        ServerMsg::PrivateMsgDelivery { .. } => Kind::Pm,
+        ServerMsg::SystemMsg { kind: SystemKind::Alert, .. } => Kind::Alert,
+        ServerMsg::LoginReject { .. } | ServerMsg::ErrorMsg { .. } => Kind::Error,
+        ServerMsg::SystemMsg { .. }
+        | ServerMsg::JoinRoom { .. }
+        | ServerMsg::Time { .. }
+        | ServerMsg::FileAvailable { .. }
+        | ServerMsg::LoginAck { .. } => Kind::Notice,
+        _ => Kind::Plain,
+    }
+}
 
 /// The text to print for `msg`, seen by the user `me`; `None` for messages with nothing to show
 /// (ROOM_MSG_ACK, PING, PONG). Multi-line results (lists) contain `\n` but no trailing newline.
@@ -44,10 +61,8 @@ pub fn render(msg: &ServerMsg<'_>, me: &str) -> Option<String> {
         ServerMsg::ErrorMsg { code, text } => format!("! error ({}): {text}", code_name(*code)),
         ServerMsg::Time { ts_ms } => format!("* server time: {}", crate::services::console::format_utc(*ts_ms)),
         ServerMsg::Admin { text } => format!("[admin] {text}"),
-        ServerMsg::FileAvailable { id, name, size, from, room } => {
-            format!("* {from} shared file {id} '{name}' ({}) in {room}; /get {id} to download", human_size(*size))
-        }
-        ServerMsg::ListFiles { room, files } => render_files(room, files),
+        ServerMsg::FileAvailable { id, name, size, from, room } => file_available(*id, name, *size, from, room, None),
+        ServerMsg::ListFiles { room, files } => render_files(room, files, |id| id.to_string()),
         // File transfers are driven (and their progress shown) by the client's transfer code.
         ServerMsg::FileAccept { .. } | ServerMsg::FileChunk { .. } | ServerMsg::FileDone { .. } => return None,
         ServerMsg::RoomMsgAck { .. } | ServerMsg::Ping { .. } | ServerMsg::Pong { .. } => return None,
@@ -55,14 +70,27 @@ pub fn render(msg: &ServerMsg<'_>, me: &str) -> Option<String> {
     Some(s)
 }
 
-/// `Files in general (2):` then one line per file: `  17  notes.txt  1.2 KiB  from bob`.
-fn render_files(room: &str, files: &[crate::protocol::FileEntry<'_>]) -> String {
+/// `* bob shared file 1234567890123456 'a.txt' (1.5 KiB) in general; /get 3456 to download`:
+/// with `short`, the short id to type; without, the id.
+pub fn file_available(id: u64, name: &str, size: u64, from: &str, room: &str, short: Option<&str>) -> String {
+    let get = short.map_or_else(|| id.to_string(), str::to_string);
+    format!("* {from} shared file {id} '{name}' ({}) in {room}; /get {get} to download", human_size(size))
+}
+
+/// `Files in general (2):` then one line per file, numbered for `/get #N`, with the id to
+/// type that `short` gives: `  #1  3456  notes.txt  1.2 KiB  from bob`.
+pub fn render_files(room: &str, files: &[FileEntry<'_>], short: impl Fn(u64) -> String) -> String {
     let mut s = format!("Files in {room} ({}):", files.len());
     if files.is_empty() {
         s.push_str(" none");
     }
-    for f in files {
-        let _ = write!(s, "\n  {}  {}  {}  from {}", f.id, f.name, human_size(f.size), f.from);
+    let shorts: Vec<String> = files.iter().map(|f| short(f.id)).collect();
+    let width = shorts.iter().map(String::len).max().unwrap_or(0);
+    for (i, (f, id)) in files.iter().zip(&shorts).enumerate() {
+        let _ = write!(s, "\n  #{:<3} {id:>width$}  {}  {}  from {}", i + 1, f.name, human_size(f.size), f.from);
+    }
+    if !files.is_empty() {
+        s.push_str("\n  (/get #N, /get ID or /get NAME)");
     }
     s
 }
@@ -187,10 +215,12 @@ mod tests {
     fn files() {
         let m = ServerMsg::FileAvailable { id: 7, name: c("a.txt"), size: 1536, from: c("bob"), room: c("general") };
         assert_eq!(show(m), "* bob shared file 7 'a.txt' (1.5 KiB) in general; /get 7 to download");
-        let files = vec![crate::protocol::FileEntry { id: 7, name: c("a.txt"), size: 10, from: c("bob") }];
+        let long = file_available(1_234_567_890_123_456, "a", 1, "bob", "general", Some("3456"));
+        assert_eq!(long, "* bob shared file 1234567890123456 'a' (1 B) in general; /get 3456 to download");
+        let files = vec![FileEntry { id: 7, name: c("a.txt"), size: 10, from: c("bob") }];
         assert_eq!(
             show(ServerMsg::ListFiles { room: c("general"), files }),
-            "Files in general (1):\n  7  a.txt  10 B  from bob"
+            "Files in general (1):\n  #1   7  a.txt  10 B  from bob\n  (/get #N, /get ID or /get NAME)"
         );
         assert_eq!(show(ServerMsg::ListFiles { room: c("x"), files: vec![] }), "Files in x (0): none");
         assert_eq!(render(&ServerMsg::FileAccept { id: 1 }, "alice"), None);
@@ -267,6 +297,21 @@ mod tests {
         assert_eq!(not_delivered("hi"), "  (your message \"hi\" was not delivered)");
         let long = not_delivered(&"x".repeat(41));
         assert_eq!(long, format!("  (your message \"{}...\" was not delivered)", "x".repeat(40)));
+    }
+
+    #[test]
+    fn kinds_decide_colours() {
+        let room = |from| ServerMsg::RoomMsg { id: 1, ts_ms: 0, room: c("g"), from: c(from), text: c("x"), history: false };
+        assert_eq!(kind_of(&room("alice"), "alice"), Kind::Own);
+        assert_eq!(kind_of(&room("bob"), "alice"), Kind::Plain);
+        let pm = ServerMsg::PrivateMsgDelivery { ts_ms: 0, from: c("bob"), to: c("alice"), text: c("hi") };
+        assert_eq!(kind_of(&pm, "alice"), Kind::Pm);
+        let err = ServerMsg::ErrorMsg { code: ErrorCode::UnknownUser, text: c("x") };
+        assert_eq!(kind_of(&err, "alice"), Kind::Error);
+        let alert = ServerMsg::SystemMsg { kind: SystemKind::Alert, room: c(""), user: c(""), text: c("x") };
+        assert_eq!(kind_of(&alert, "alice"), Kind::Alert);
+        let join = ServerMsg::SystemMsg { kind: SystemKind::Join, room: c("g"), user: c("bob"), text: c("") };
+        assert_eq!(kind_of(&join, "alice"), Kind::Notice);
     }
 
     #[test]

@@ -1,9 +1,12 @@
 //! Staying connected: when the connection drops, reconnect with back-off (1 s, doubling to 30 s,
-//! with jitter), log in again and rejoin the room, while typed lines still work (`/quit`).
+//! with jitter), trying each server of the list in turn, log in again and rejoin the room,
+//! while typed lines still work (`/quit`). Messages replayed on rejoining that were already
+//! shown are dropped (see `rooms.rs`).
 
 use super::terminal::Input;
 use super::{App, Ending, Flow};
-use crate::client::{Client, ClientError, LoginInfo};
+use super::Connected;
+use crate::client::ClientError;
 use crate::protocol::ClientMsg;
 use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -65,9 +68,9 @@ impl App {
             if self.wait(delay) == Flow::Quit {
                 return Some(Ending::Quit);
             }
-            match super::open(&self.config, false) {
-                Ok((client, info)) => {
-                    self.resume(client, info);
+            match super::open(&self.config, false, self.server, None) {
+                Ok(conn) => {
+                    self.resume(conn);
                     return None;
                 }
                 Err(e) if e.is_transient() => self.out.line(&format!("! reconnect failed: {e}")),
@@ -98,11 +101,12 @@ impl App {
     }
 
     /// Logged in again: rejoin the room we were in and resume.
-    fn resume(&mut self, client: Client, info: LoginInfo) {
-        let room = std::mem::replace(&mut self.room, info.room);
-        self.me = info.username;
-        self.out.line(&format!("* reconnected to {} as {}", self.config.opts.addr_string(), self.me));
-        self.attach(client);
+    fn resume(&mut self, conn: Connected) {
+        let room = std::mem::replace(&mut self.room, conn.info.room);
+        self.me = conn.info.username;
+        self.server = conn.index;
+        self.out.line(&format!("* reconnected to {} as {}", conn.opts.addr_string(), self.me));
+        self.attach(conn.client);
         if room != self.room {
             self.send(ClientMsg::JoinRoom { room: room.into() });
         }

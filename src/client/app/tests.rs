@@ -11,6 +11,8 @@ fn app() -> App {
     let (tx, rx) = mpsc::channel();
     let config = Config {
         opts: ConnectOptions::new("127.0.0.1", 1),
+        servers: Vec::new(),
+        style: Style::BARE,
         username: "alice".into(),
         passkey: None,
         register: false,
@@ -79,7 +81,7 @@ fn downloads_are_written_checked_and_abandoned() {
     let shared =
         ServerMsg::FileAvailable { id: 7, name: "a.txt".into(), size: 3, from: "bob".into(), room: "general".into() };
     a.on_message(shared);
-    a.start_download(7, Some(dest.clone()));
+    a.start_download("7", Some(dest.clone()));
     let lines = a.out.take();
     assert_eq!(lines[1], format!("↓ file 7: downloading to {}", dest.display()));
     a.on_message(ServerMsg::FileChunk { id: 7, offset: 0, data: b"abc".to_vec().into() });
@@ -90,7 +92,7 @@ fn downloads_are_written_checked_and_abandoned() {
     // A download cut off by a lost connection is deleted; without reconnecting, the session ends.
     let partial = dir.join("b.txt");
     let _ = std::fs::remove_file(&partial);
-    a.start_download(8, Some(partial.clone()));
+    a.start_download("8", Some(partial.clone()));
     a.out.take();
     assert_eq!(a.on_closed(ClientError::Closed), Some(Ending::Lost));
     let lost = ["! download of file 8 abandoned", "! disconnected: the server closed the connection"];
