@@ -298,10 +298,12 @@ impl App {
     }
 
     /// Tracks the room and the replies to our requests, and prints what the server said, with
-    /// its time and colour. A room message already shown (a replay) is dropped.
+    /// its time and colour. A replayed room message already shown is dropped.
     fn on_message(&mut self, msg: ServerMsg<'static>) {
-        if let ServerMsg::RoomMsg { id, room, .. } = &msg {
-            if !self.rooms.first_sight(room, *id) {
+        if let ServerMsg::RoomMsg { id, room, history, .. } = &msg {
+            // Only a replay can repeat a message; a live one is always shown (a server restarted
+            // without its history may reuse ids).
+            if !self.rooms.first_sight(room, *id) && *history {
                 return;
             }
         }
