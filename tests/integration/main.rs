@@ -20,6 +20,7 @@
 //! - [`faults`]: faults injected beside a pair of clients that must lose nothing.
 //! - [`ops`]: the metrics endpoint, and the `chat-server` binary run as an admin would.
 //! - [`logging`]: the binary with its stderr broken or stuck keeps serving and stops on signals.
+//! - [`client`]: the `chat-client` binary, piped and on a real terminal (tmux).
 //!
 //! Every wait is bounded ([`support::DEADLINE`]), every load loop is bounded in count, and no
 //! assertion is about timing.
@@ -27,6 +28,7 @@
 mod backpressure;
 mod bad_input;
 mod chat;
+mod client;
 mod faults;
 mod features;
 mod framing;

@@ -1,0 +1,110 @@
+//! `chat-client` with piped input and output, as scripts run it.
+
+use super::{lines_ending, stamped, ChatClient};
+use crate::support::{server, spawn, Client, HistoryMode, RunningServer, ServerConfig, TempDir, WireFormat, DEADLINE};
+use std::net::{SocketAddr, TcpListener};
+use std::time::Instant;
+
+fn addr_args(addr: SocketAddr) -> [String; 2] {
+    [addr.ip().to_string(), addr.port().to_string()]
+}
+
+#[test]
+fn piped_sessions_print_plain_stamped_lines() {
+    let srv = server();
+    let [host, port] = addr_args(srv.addr);
+    let mut alice = ChatClient::start(&["alice", &host, &port]);
+    alice.wait_for("Welcome, alice!");
+    let mut bob = Client::login_new(srv.addr, WireFormat::Binary, "bob");
+    bob.say("hello from bob");
+    let out = alice.wait_for("[general] bob: hello from bob");
+    alice.type_line("hi bob");
+    let got = bob.recv_until(|m| matches!(m, crate::support::ServerMsg::RoomMsg { .. }));
+    assert!(matches!(got, crate::support::ServerMsg::RoomMsg { ref text, .. } if text == "hi bob"), "{got:?}");
+    alice.wait_for("[general] alice: hi bob");
+    alice.type_line("/help");
+    alice.wait_for("aliases: /download");
+    let (status, out2) = alice.finish();
+    assert!(status.success(), "{status:?}\n{out2}");
+    assert!(!out2.contains('\x1b'), "no escape codes on a pipe:\n{out2:?}");
+    for line in lines_ending(&out, "bob: hello from bob").into_iter().chain(lines_ending(&out2, "alice: hi bob")) {
+        assert!(stamped(line), "every line starts with HH:MM: {line:?}");
+    }
+    assert!(!out2.lines().any(|l| l.starts_with('>')), "no prompt on a pipe:\n{out2}");
+}
+
+#[test]
+fn no_timestamps_flag() {
+    let srv = server();
+    let [host, port] = addr_args(srv.addr);
+    let alice = ChatClient::start(&["alice", &host, &port, "--no-timestamps"]);
+    let out = alice.wait_for("Welcome, alice!");
+    assert!(out.lines().any(|l| l.starts_with("Welcome, alice!")), "{out}");
+}
+
+#[test]
+fn server_list_skips_servers_that_are_down() {
+    let srv = server();
+    // A port nothing listens on: bound, then released.
+    let dead = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("bind");
+    let list = format!("{dead},{}", srv.addr);
+    let mut alice = ChatClient::start(&["alice", "--server", &list]);
+    let out = alice.wait_for("Welcome, alice!");
+    assert!(out.contains(&format!("Connected to {}", srv.addr)), "{out}");
+    let (status, _) = alice.finish();
+    assert!(status.success());
+}
+
+#[test]
+fn a_bad_server_list_is_refused() {
+    let mut c = ChatClient::start(&["alice", "--server", "a:1,,b:2"]);
+    let (status, out) = c.wait_exit();
+    assert!(!status.success() && out.contains("empty entry"), "{status:?} {out}");
+}
+
+/// A server with SQLite history in `dir`, on `bind` (port 0 for any).
+fn history_server(dir: &TempDir, bind: SocketAddr) -> Result<RunningServer, String> {
+    let mut cfg = ServerConfig::loopback();
+    cfg.bind = bind;
+    cfg.services.history = HistoryMode::Sqlite;
+    cfg.services.history_len = 50;
+    cfg.services.data_dir = dir.path().to_path_buf();
+    spawn(cfg).map_err(|e| e.to_string())
+}
+
+#[test]
+fn reconnecting_shows_nothing_twice_and_misses_nothing() {
+    let dir = TempDir::new("client-reconnect");
+    let srv = history_server(&dir, "127.0.0.1:0".parse().expect("addr")).expect("server");
+    let addr = srv.addr;
+    let [host, port] = addr_args(addr);
+    let mut alice = ChatClient::start(&["alice", &host, &port]);
+    alice.wait_for("Welcome, alice!");
+    let mut bob = Client::login_new(addr, WireFormat::Json, "bob");
+    bob.say("before the restart");
+    alice.wait_for("bob: before the restart");
+    alice.type_line("mine before");
+    alice.wait_for("alice: mine before");
+    drop(bob);
+    srv.stop().expect("graceful stop");
+    alice.wait_for("* reconnecting in");
+    // The same port again (bounded retries: the old socket may take a moment to go).
+    let deadline = Instant::now() + DEADLINE;
+    let srv = loop {
+        match history_server(&dir, addr) {
+            Ok(s) => break s,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "cannot listen on {addr} again: {e}");
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        }
+    };
+    alice.wait_for("* reconnected to");
+    let mut carol = Client::login_new(srv.addr, WireFormat::Binary, "carol");
+    carol.say("after the restart");
+    let out = alice.wait_for("carol: after the restart");
+    assert_eq!(out.matches("bob: before the restart").count(), 1, "shown once:\n{out}");
+    assert_eq!(out.matches("alice: mine before").count(), 1, "my own line shown once:\n{out}");
+    let (status, _) = alice.finish();
+    assert!(status.success());
+}
