@@ -55,8 +55,8 @@ struct Args {
     /// Passkey (or password) for servers that require one.
     #[arg(long, visible_alias = "password", value_name = "KEY")]
     passkey: Option<String>,
-    /// Create the account (servers with `--auth accounts`) with the --password given, then log
-    /// in; reconnects log in normally.
+    /// Create the account (servers with `--auth accounts`) with the --password given (at least
+    /// 8 bytes), then log in; reconnects log in normally.
     #[arg(long, requires = "passkey")]
     register: bool,
     /// Seconds allowed for connecting, the TLS handshake and the login reply.
@@ -119,8 +119,16 @@ impl Args {
     }
 }
 
+/// The shortest password the server accepts on REGISTER (its rule, checked here first so the
+/// mistake is explained before connecting).
+const MIN_PASSWORD: usize = 8;
+
 fn main() -> ExitCode {
     let args = Args::parse();
+    if args.register && args.passkey.as_ref().is_some_and(|p| p.len() < MIN_PASSWORD) {
+        eprintln!("error: the password must be at least {MIN_PASSWORD} bytes");
+        return ExitCode::FAILURE;
+    }
     if args.insecure {
         eprintln!("WARNING: --insecure: the server's identity is NOT verified.");
         eprintln!("WARNING: anyone on the network path can impersonate the server and read your");

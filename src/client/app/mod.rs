@@ -183,6 +183,9 @@ struct App {
     names: Arc<Mutex<Names>>,
     /// The server of [`Config::server_list`] now (or last) connected; reconnecting starts there.
     server: usize,
+    /// The reason of an ERROR_MSG that may be a kick (FORBIDDEN): if the connection closes
+    /// right after it, the session ends instead of reconnecting. Cleared by any other message.
+    kicked: Option<String>,
     /// Given to the network and worker threads, which report on it.
     tx: Sender<Input>,
     /// Everything the loop waits for: typed lines, network events, upload reports.
@@ -207,6 +210,7 @@ impl App {
             rooms: RoomLog::default(),
             names: Arc::new(Mutex::new(Names::default())),
             server: 0,
+            kicked: None,
             tx,
             rx,
             out,
@@ -307,6 +311,10 @@ impl App {
                 return;
             }
         }
+        self.kicked = match &msg {
+            ServerMsg::ErrorMsg { code: ErrorCode::Forbidden, text } => Some(text.to_string()),
+            _ => None,
+        };
         self.learn_names(&msg);
         let after = self.track(&msg);
         let text = match &msg {

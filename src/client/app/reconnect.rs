@@ -49,6 +49,10 @@ impl App {
         self.outstanding.clear();
         self.drop_transfers();
         self.out.line(&format!("! disconnected: {e}"));
+        if let Some(reason) = self.kicked.take() {
+            self.out.line(&format!("*** removed by an administrator: {reason}; not reconnecting"));
+            return Some(Ending::Lost);
+        }
         if !self.config.reconnect {
             return Some(Ending::Lost);
         }

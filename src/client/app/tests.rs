@@ -183,3 +183,15 @@ fn get_by_short_id_index_or_name_into_a_directory() {
     assert_eq!(a.out.take(), ["! no file matches 'nope'; /files lists the files of your room"]);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_kick_ends_the_session_without_reconnecting() {
+    let mut a = app();
+    a.config.reconnect = true;
+    let kick = "you were disconnected by an administrator";
+    a.on_message(ServerMsg::ErrorMsg { code: ErrorCode::Forbidden, text: kick.into() });
+    a.out.take();
+    assert_eq!(a.on_closed(ClientError::Closed), Some(Ending::Lost));
+    let lines = a.out.take();
+    assert_eq!(lines[1], format!("*** removed by an administrator: {kick}; not reconnecting"));
+}
