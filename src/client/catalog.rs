@@ -108,7 +108,8 @@ impl Catalog {
             self.files.iter().filter(|(_, f)| pred(&f.name)).map(|(id, _)| *id).collect()
         };
         let lower = what.to_lowercase();
-        for found in [by(&|n| n == what), by(&|n| n.to_lowercase() == lower), by(&|n| n.to_lowercase().starts_with(&lower))]
+        for found in
+            [by(&|n| n == what), by(&|n| n.to_lowercase() == lower), by(&|n| n.to_lowercase().starts_with(&lower))]
         {
             match found.as_slice() {
                 [] => continue,

@@ -89,9 +89,7 @@ pub fn complete(line: &str, pos: usize, names: &Names) -> (usize, Vec<String>) {
     let lower = word.to_lowercase();
     let matches = |c: &&String| c.to_lowercase().starts_with(&lower);
     let found: Vec<String> = match source {
-        Source::Commands => {
-            COMMAND_WORDS.iter().map(|w| format!("/{w} ")).filter(|c| c.starts_with(&lower)).collect()
-        }
+        Source::Commands => COMMAND_WORDS.iter().map(|w| format!("/{w} ")).filter(|c| c.starts_with(&lower)).collect(),
         Source::Users => names.users.iter().filter(matches).cloned().collect(),
         Source::Rooms => names.rooms.iter().filter(matches).cloned().collect(),
         Source::Files => names.files.iter().filter(matches).filter(|f| !f.contains(' ')).cloned().collect(),

@@ -301,7 +301,8 @@ mod tests {
 
     #[test]
     fn kinds_decide_colours() {
-        let room = |from| ServerMsg::RoomMsg { id: 1, ts_ms: 0, room: c("g"), from: c(from), text: c("x"), history: false };
+        let room =
+            |from| ServerMsg::RoomMsg { id: 1, ts_ms: 0, room: c("g"), from: c(from), text: c("x"), history: false };
         assert_eq!(kind_of(&room("alice"), "alice"), Kind::Own);
         assert_eq!(kind_of(&room("bob"), "alice"), Kind::Plain);
         let pm = ServerMsg::PrivateMsgDelivery { ts_ms: 0, from: c("bob"), to: c("alice"), text: c("hi") };

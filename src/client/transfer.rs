@@ -291,7 +291,8 @@ mod tests {
     fn destinations_in_directories() {
         let none = |_: &Path| false;
         let is_dl = |p: &Path| p == Path::new("dl");
-        let dest = |d: &str, dir: &dyn Fn(&Path) -> bool| download_dest(Some(Path::new(d)), Some("a.txt"), 3, dir, none);
+        let dest =
+            |d: &str, dir: &dyn Fn(&Path) -> bool| download_dest(Some(Path::new(d)), Some("a.txt"), 3, dir, none);
         assert_eq!(dest("dl", &is_dl), PathBuf::from("dl/a.txt"), "an existing directory");
         assert_eq!(dest("new/", &none), PathBuf::from("new/a.txt"), "a trailing slash means a directory");
         assert_eq!(dest("dl/b.bin", &is_dl), PathBuf::from("dl/b.bin"), "a file path is used as given");

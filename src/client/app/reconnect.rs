@@ -4,8 +4,8 @@
 //! shown are dropped (see `rooms.rs`).
 
 use super::terminal::Input;
-use super::{App, Ending, Flow};
 use super::Connected;
+use super::{App, Ending, Flow};
 use crate::client::ClientError;
 use crate::protocol::ClientMsg;
 use std::sync::mpsc::RecvTimeoutError;
@@ -72,7 +72,7 @@ impl App {
             if self.wait(delay) == Flow::Quit {
                 return Some(Ending::Quit);
             }
-            match super::open(&self.config, false, self.server, None) {
+            match super::open(&self.config, false, self.server, self.rooms.newest(&self.room)) {
                 Ok(conn) => {
                     self.resume(conn);
                     return None;

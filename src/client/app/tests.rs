@@ -154,7 +154,8 @@ fn names_for_completion_follow_the_session() {
     a.on_message(ServerMsg::ListRooms { rooms: vec![("general".into(), 2), ("tech".into(), 1)] });
     let users = |a: &App| crate::client::complete::complete("/msg ", 5, &a.names()).1;
     assert_eq!(users(&a), ["alice", "bob", "carol"]);
-    let left = ServerMsg::SystemMsg { kind: SystemKind::Leave, room: "general".into(), user: "bob".into(), text: "".into() };
+    let left =
+        ServerMsg::SystemMsg { kind: SystemKind::Leave, room: "general".into(), user: "bob".into(), text: "".into() };
     a.on_message(left);
     assert_eq!(users(&a), ["alice", "carol"]);
     assert_eq!(crate::client::complete::complete("/join t", 7, &a.names()).1, ["tech"]);

@@ -134,5 +134,9 @@ pub fn lines_ending<'a>(out: &'a str, tail: &str) -> Vec<&'a str> {
 /// True when `line` starts with a local `HH:MM ` timestamp.
 pub fn stamped(line: &str) -> bool {
     let b = line.as_bytes();
-    b.len() > 6 && b[..2].iter().all(u8::is_ascii_digit) && b[2] == b':' && b[3..5].iter().all(u8::is_ascii_digit) && b[5] == b' '
+    b.len() > 6
+        && b[..2].iter().all(u8::is_ascii_digit)
+        && b[2] == b':'
+        && b[3..5].iter().all(u8::is_ascii_digit)
+        && b[5] == b' '
 }
