@@ -104,7 +104,7 @@ impl App {
         self.out.line(&format!("* reconnected to {} as {}", self.config.opts.addr_string(), self.me));
         self.attach(client);
         if room != self.room {
-            self.send(ClientMsg::JoinRoom { room: room.into() });
+            self.send(ClientMsg::JoinRoom { room: room.into(), since: None });
         }
     }
 }
