@@ -13,7 +13,8 @@ pub(super) fn kick<O: Outbox>(out: &mut O, key: usize, ban: Duration) {
     if ban.is_zero() {
         return out.close(key, ErrorCode::Forbidden, "you were disconnected by an administrator");
     }
-    let text = format!("you were kicked and banned by an administrator for {} s; do not reconnect before", ban.as_secs());
+    let text =
+        format!("you were kicked and banned by an administrator for {} s; do not reconnect before", ban.as_secs());
     out.close(key, ErrorCode::Banned, &text);
 }
 

@@ -80,7 +80,11 @@ fn login_rejected_carries_code_and_reason() {
     let (opts, t) = fake_server(|mut s| {
         read_client(&mut s, WireFormat::Binary, &mut Vec::new());
         let reason = "name in use".into();
-        write_server(&mut s, WireFormat::Binary, &ServerMsg::LoginReject { code: ErrorCode::UsernameTaken, reason, retry_ms: None });
+        write_server(
+            &mut s,
+            WireFormat::Binary,
+            &ServerMsg::LoginReject { code: ErrorCode::UsernameTaken, reason, retry_ms: None },
+        );
     });
     let mut c = Client::connect(&opts).expect("connect");
     match c.login("alice", None) {

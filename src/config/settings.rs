@@ -436,8 +436,8 @@ impl Settings {
         f.history = self.history.parse().unwrap_or(f.history);
         f.history_len = self.history_len;
         f.history_cache = self.history_cache;
-        f.retention.max_age = Some(Duration::from_secs(self.history_retain_days * 24 * 3600))
-            .filter(|_| self.history_retain_days > 0);
+        f.retention.max_age =
+            Some(Duration::from_secs(self.history_retain_days * 24 * 3600)).filter(|_| self.history_retain_days > 0);
         f.retention.per_room = self.history_retain_per_room;
         f.data_dir = self.data_dir.clone();
         f.admin_user = Some(self.admin_user.clone()).filter(|u| !u.is_empty());

@@ -416,7 +416,8 @@ mod tests {
                 for (i, f) in form.iter().enumerate() {
                     if matches!(f.kind, FieldKind::OptName | FieldKind::OptU64) {
                         let rest = &form[i + 1..];
-                        let all_optional = rest.iter().all(|g| matches!(g.kind, FieldKind::OptU64 | FieldKind::HistoryFlag));
+                        let all_optional =
+                            rest.iter().all(|g| matches!(g.kind, FieldKind::OptU64 | FieldKind::HistoryFlag));
                         assert!(all_optional, "{:?}: optional field `{}` is followed by a required one", s.ty, f.name);
                     }
                 }

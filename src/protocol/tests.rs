@@ -157,8 +157,11 @@ fn file_entry() -> impl Strategy<Value = FileEntry<'static>> {
 fn server_msg() -> impl Strategy<Value = ServerMsg<'static>> {
     prop_oneof![
         (name(), name()).prop_map(|(u, r)| ServerMsg::LoginAck { username: owned(u), room: owned(r) }),
-        (error_code(), text(), prop::option::of(any::<u64>()))
-            .prop_map(|(code, t, retry_ms)| ServerMsg::LoginReject { code, reason: owned(t), retry_ms }),
+        (error_code(), text(), prop::option::of(any::<u64>())).prop_map(|(code, t, retry_ms)| ServerMsg::LoginReject {
+            code,
+            reason: owned(t),
+            retry_ms
+        }),
         (any::<u64>(), any::<u64>(), name(), name(), text(), any::<bool>()).prop_map(
             |(id, ts_ms, room, from, t, history)| ServerMsg::RoomMsg {
                 id,
@@ -201,8 +204,12 @@ fn server_msg() -> impl Strategy<Value = ServerMsg<'static>> {
         }),
         (name(), prop::collection::vec(file_entry(), 0..6))
             .prop_map(|(room, files)| ServerMsg::ListFiles { room: owned(room), files }),
-        (name(), any::<u64>(), any::<u64>(), any::<bool>())
-            .prop_map(|(room, last, lost, gap)| ServerMsg::ReplayEnd { room: owned(room), last, lost, gap }),
+        (name(), any::<u64>(), any::<u64>(), any::<bool>()).prop_map(|(room, last, lost, gap)| ServerMsg::ReplayEnd {
+            room: owned(room),
+            last,
+            lost,
+            gap
+        }),
         (name(), any::<u64>(), any::<u64>(), any::<bool>())
             .prop_map(|(room, before, count, more)| ServerMsg::HistoryEnd { room: owned(room), before, count, more }),
     ]
@@ -1125,9 +1132,10 @@ fn dump_fields(frame: &[u8], at: &mut usize, fields: &[Field], rows: &mut Vec<(u
         let (len, note) = match *field {
             Field::None => continue,
             Field::OptName(_) | Field::OptU64(_) if start >= frame.len() => return, // optional trailing field absent
-            Field::OptU64(n) => {
-                (8, format!("{n} (optional) = {} (u64)", u64::from_be_bytes(frame[start..start + 8].try_into().unwrap())))
-            }
+            Field::OptU64(n) => (
+                8,
+                format!("{n} (optional) = {} (u64)", u64::from_be_bytes(frame[start..start + 8].try_into().unwrap())),
+            ),
             Field::U8(n) => {
                 let b = frame[start];
                 let meaning = match n {

@@ -102,8 +102,10 @@ fn kick_closes_the_target_with_forbidden_and_the_disconnect_follows() {
     assert_eq!(w.take(0, 1), [gone]);
     w.send(0, 1, admin("kick bob"));
     w.send(0, 1, admin("kick"));
-    let replies =
-        [admin_reply("no user named \"bob\" is online, banned for 300 s"), admin_reply("`kick` needs an argument: the user name")];
+    let replies = [
+        admin_reply("no user named \"bob\" is online, banned for 300 s"),
+        admin_reply("`kick` needs an argument: the user name"),
+    ];
     assert_eq!(w.take(0, 1), replies);
 }
 

@@ -90,10 +90,11 @@ fn read_loop(db: rusqlite::Connection, rx: Receiver<ReadJob>, links: &Links) {
 /// One read: the newest `limit` matching rows (returned oldest first), how many more matched,
 /// and whether retention deleted some of what was asked for.
 fn read(db: &rusqlite::Connection, job: &ReadJob) -> rusqlite::Result<(Vec<Entry>, u64, bool)> {
+    // SQLite integers are i64: ids above i64::MAX exist nowhere.
     let (low, high) = match job.read {
-        Read::Since(since) => (since.unwrap_or(0), i64::MAX as u64),
+        Read::Since(since) => (since.unwrap_or(0).min(i64::MAX as u64), i64::MAX as u64),
         Read::Page { before: 0 } => (0, i64::MAX as u64),
-        Read::Page { before } => (0, before),
+        Read::Page { before } => (0, before.min(i64::MAX as u64)),
     };
     let room = &*job.room;
     let mut stmt = db.prepare_cached(
@@ -167,7 +168,8 @@ pub fn prune(db: &mut rusqlite::Connection, retention: Retention, budget: usize)
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
         let cutoff = now - age.as_millis() as i64;
         let mut stmt = tx.prepare("SELECT seq, room, id FROM messages WHERE ts_ms < ?1 LIMIT ?2")?;
-        let rows = stmt.query_map(rusqlite::params![cutoff, budget as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        let rows =
+            stmt.query_map(rusqlite::params![cutoff, budget as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
         victims = rows.collect::<rusqlite::Result<_>>()?;
     }
     if retention.per_room > 0 && victims.len() < budget {
