@@ -228,11 +228,11 @@ fn gave_up_early(whole: &[Outcome], chunked: &[Outcome]) -> bool {
 /// One of every client message, for seed corpora.
 pub fn sample_client_msgs() -> Vec<ClientMsg<'static>> {
     vec![
-        ClientMsg::Login { username: "alice".into(), credential: None },
-        ClientMsg::Login { username: "bob".into(), credential: Some("s3cret".into()) },
+        ClientMsg::Login { username: "alice".into(), credential: None, since: None },
+        ClientMsg::Login { username: "bob".into(), credential: Some("s3cret".into()), since: None },
         ClientMsg::RoomMsg { text: "hello, world \u{e9}\u{1f600}".into() },
         ClientMsg::PrivateMsg { to: "bob".into(), text: "psst \"quoted\"\n".into() },
-        ClientMsg::JoinRoom { room: "#tech".into() },
+        ClientMsg::JoinRoom { room: "#tech".into(), since: None },
         ClientMsg::ListUsers,
         ClientMsg::ListRooms,
         ClientMsg::Ping { token: 0x0102_0304_0506_0708 },
@@ -256,7 +256,7 @@ pub fn sample_server_msgs() -> Vec<ServerMsg<'static>> {
     use chatproto::protocol::{FileEntry, SystemKind};
     vec![
         ServerMsg::LoginAck { username: "alice".into(), room: "general".into() },
-        ServerMsg::LoginReject { code: ErrorCode::UsernameTaken, reason: "taken".into() },
+        ServerMsg::LoginReject { code: ErrorCode::UsernameTaken, reason: "taken".into(), retry_ms: None },
         ServerMsg::RoomMsg {
             id: 7,
             ts_ms: 1_700_000_000_000,

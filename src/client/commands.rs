@@ -102,7 +102,7 @@ impl Command {
     /// `Send` and `Get` (file transfers), `Help`, `Quit`, `Empty` and `Invalid`.
     pub fn into_request(self) -> Result<ClientMsg<'static>, Command> {
         Ok(match self {
-            Command::Join(room) => ClientMsg::JoinRoom { room: room.into() },
+            Command::Join(room) => ClientMsg::JoinRoom { room: room.into(), since: None },
             Command::Msg { to, text } => ClientMsg::PrivateMsg { to: to.into(), text: text.into() },
             Command::Users => ClientMsg::ListUsers,
             Command::Rooms => ClientMsg::ListRooms,
@@ -400,7 +400,7 @@ mod tests {
     #[test]
     fn requests_for_server_commands() {
         let req = |line: &str| parse_line(line).into_request();
-        assert_eq!(req("/j tech"), Ok(ClientMsg::JoinRoom { room: "tech".into() }));
+        assert_eq!(req("/j tech"), Ok(ClientMsg::JoinRoom { room: "tech".into(), since: None }));
         assert_eq!(req("/pm bob hi  there"), Ok(ClientMsg::PrivateMsg { to: "bob".into(), text: "hi  there".into() }));
         assert_eq!(req("/who"), Ok(ClientMsg::ListUsers));
         assert_eq!(req("/r"), Ok(ClientMsg::ListRooms));

@@ -155,6 +155,7 @@ impl Client {
         self.await_login(&ClientMsg::Login {
             username: Cow::Borrowed(username),
             credential: credential.map(Cow::Borrowed),
+            since: None,
         })
     }
 
@@ -177,7 +178,7 @@ impl Client {
                 ServerMsg::LoginAck { username, room } => {
                     break Ok(LoginInfo { username: username.into(), room: room.into() })
                 }
-                ServerMsg::LoginReject { code, reason } | ServerMsg::ErrorMsg { code, text: reason } => {
+                ServerMsg::LoginReject { code, reason, .. } | ServerMsg::ErrorMsg { code, text: reason } => {
                     break Err(ClientError::LoginRejected { code, reason: reason.into() })
                 }
                 other => early.push(other),

@@ -40,7 +40,7 @@ pub fn render(msg: &ServerMsg<'_>, me: &str) -> Option<String> {
         ServerMsg::LoginAck { username, room } => {
             format!("Welcome, {username}! You are in room '{room}'; type /help for commands.")
         }
-        ServerMsg::LoginReject { code, reason } => {
+        ServerMsg::LoginReject { code, reason, .. } => {
             format!("! login rejected ({}): {reason}", code_name(*code))
         }
         ServerMsg::RoomMsg { room, from, text, history, .. } => {
@@ -66,6 +66,8 @@ pub fn render(msg: &ServerMsg<'_>, me: &str) -> Option<String> {
         // File transfers are driven (and their progress shown) by the client's transfer code.
         ServerMsg::FileAccept { .. } | ServerMsg::FileChunk { .. } | ServerMsg::FileDone { .. } => return None,
         ServerMsg::RoomMsgAck { .. } | ServerMsg::Ping { .. } | ServerMsg::Pong { .. } => return None,
+        // Resume and scroll-back markers: the client does not ask for either yet.
+        ServerMsg::ReplayEnd { .. } | ServerMsg::HistoryEnd { .. } => return None,
     };
     Some(s)
 }
@@ -254,7 +256,7 @@ mod tests {
     fn login_and_join() {
         let ack = show(ServerMsg::LoginAck { username: c("alice"), room: c("general") });
         assert!(ack.contains("alice") && ack.contains("general") && ack.contains("/help"), "{ack}");
-        let rej = ServerMsg::LoginReject { code: ErrorCode::UsernameTaken, reason: c("in use") };
+        let rej = ServerMsg::LoginReject { code: ErrorCode::UsernameTaken, reason: c("in use"), retry_ms: None };
         assert_eq!(show(rej), "! login rejected (USERNAME_TAKEN): in use");
         assert_eq!(show(ServerMsg::JoinRoom { room: c("tech") }), "* you are now in 'tech'");
     }

@@ -118,6 +118,9 @@ fn every_setting_has_a_config_key() {
         max_file_size = 1024
         files_quota = 4096
         upload_idle = 5
+        history_cache = 1048576
+        history_retain_days = 7
+        history_retain_per_room = 100
     "#;
     let f = file(text).unwrap();
     macro_rules! all_set { ($($k:ident),*) => { $( assert!(f.has(stringify!($k)), stringify!($k)); )* }; }

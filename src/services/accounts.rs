@@ -122,6 +122,8 @@ pub struct AuthJob {
     pub username: String,
     /// The password.
     pub password: String,
+    /// The LOGIN's "since id N", handed back with the verdict.
+    pub since: Option<u64>,
 }
 
 /// The worker's verdict.
@@ -135,6 +137,8 @@ pub struct AuthVerdict {
     pub username: String,
     /// `Ok` to log in; otherwise the LOGIN_REJECT code and reason.
     pub result: Result<(), (ErrorCode, String)>,
+    /// The LOGIN's "since id N".
+    pub since: Option<u64>,
 }
 
 /// The accounts store: a worker thread owning the SQLite connection and doing all hashing.
@@ -171,7 +175,7 @@ impl Accounts {
 fn run(db: rusqlite::Connection, argon: Argon2<'static>, rx: Receiver<AuthJob>, links: Arc<Links>) {
     while let Ok(job) = rx.recv() {
         let result = if job.register { register(&db, &argon, &job) } else { verify(&db, &argon, &job) };
-        let verdict = AuthVerdict { key: job.key, nonce: job.nonce, username: job.username, result };
+        let verdict = AuthVerdict { key: job.key, nonce: job.nonce, username: job.username, result, since: job.since };
         links.send(job.shard, Done::Auth(verdict));
     }
 }

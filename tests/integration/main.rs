@@ -18,6 +18,7 @@
 //! - [`shutdown`]: graceful stop.
 //! - [`features`]: TIME, history, passkeys, accounts, admin commands, file sharing.
 //! - [`faults`]: faults injected beside a pair of clients that must lose nothing.
+//! - [`resume`]: resume with "since id N" across restarts, ordered ids, scroll-back, kick with a ban.
 //! - [`ops`]: the metrics endpoint, and the `chat-server` binary run as an admin would.
 //! - [`logging`]: the binary with its stderr broken or stuck keeps serving and stops on signals.
 //! - [`client`]: the `chat-client` binary, piped and on a real terminal (tmux).
@@ -36,6 +37,7 @@ mod logging;
 mod login;
 mod ops;
 mod policy;
+mod resume;
 mod scale;
 mod shards;
 mod shutdown;

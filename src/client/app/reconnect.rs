@@ -112,7 +112,7 @@ impl App {
         self.out.line(&format!("* reconnected to {} as {}", conn.opts.addr_string(), self.me));
         self.attach(conn.client);
         if room != self.room {
-            self.send(ClientMsg::JoinRoom { room: room.into() });
+            self.send(ClientMsg::JoinRoom { room: room.into(), since: None });
         }
     }
 }

@@ -13,7 +13,7 @@ pub(super) const FORMATS: [WireFormat; 2] = [WireFormat::Binary, WireFormat::Jso
 
 /// Sends LOGIN with `credential` and returns the reply (LOGIN_ACK or LOGIN_REJECT).
 fn login_reply(c: &mut Client, name: &str, credential: Option<&str>) -> Msg {
-    c.send(&ClientMsg::Login { username: name.into(), credential: credential.map(Into::into) });
+    c.send(&ClientMsg::Login { username: name.into(), credential: credential.map(Into::into), since: None });
     c.name = name.to_string();
     c.recv_until(|m| matches!(m, ServerMsg::LoginAck { .. } | ServerMsg::LoginReject { .. }))
 }
@@ -70,12 +70,12 @@ fn memory_history_is_replayed_flagged_on_login_and_join() {
     for t in ["one", "two", "three"] {
         say_acked(&mut alice, t);
     }
-    alice.send(&ClientMsg::JoinRoom { room: "rust".into() });
+    alice.send(&ClientMsg::JoinRoom { room: "rust".into(), since: None });
     say_acked(&mut alice, "in rust");
     for f in FORMATS {
         let mut bob = Client::login_new(s.addr, f, &format!("bob{}", f.name()));
         assert_eq!(history_texts(&bob.sync()), ["one", "two", "three"]);
-        bob.send(&ClientMsg::JoinRoom { room: "rust".into() });
+        bob.send(&ClientMsg::JoinRoom { room: "rust".into(), since: None });
         let frames = bob.sync();
         assert!(matches!(frames[0], ServerMsg::JoinRoom { .. }), "JOIN_ROOM comes before the history");
         assert_eq!(history_texts(&frames), ["in rust"]);
@@ -197,7 +197,7 @@ fn admin_commands_from_a_client() {
     let mut impostor = Client::connect(s.addr, WireFormat::Json);
     assert!(matches!(login_reply(&mut impostor, "ROOT", Some("guess")), ServerMsg::LoginReject { .. }));
     let mut users: Vec<Client> = (0..6).map(|i| Client::login_new(s.addr, FORMATS[i % 2], &format!("u{i}"))).collect();
-    users[1].send(&ClientMsg::JoinRoom { room: "rust".into() });
+    users[1].send(&ClientMsg::JoinRoom { room: "rust".into(), since: None });
     users[1].sync();
     users[0].send(&ClientMsg::Admin { command: "users".into() });
     assert_eq!(users[0].recv_error(), ErrorCode::Forbidden);
@@ -219,9 +219,12 @@ fn admin_commands_from_a_client() {
             _ => unreachable!(),
         }
     }
-    assert_eq!(admin(&mut root, "kick u3"), "kicked u3");
+    assert_eq!(admin(&mut root, "kick u3 0"), "kicked u3");
     let last = users[3].expect_closed();
     assert!(last.iter().any(|m| matches!(m, ServerMsg::ErrorMsg { code: ErrorCode::Forbidden, .. })), "{last:?}");
+    assert_eq!(admin(&mut root, "kick u4"), "kicked u4, banned for 300 s");
+    let last = users[4].expect_closed();
+    assert!(last.iter().any(|m| matches!(m, ServerMsg::ErrorMsg { code: ErrorCode::Banned, .. })), "{last:?}");
     assert!(admin(&mut root, "kick nobody").contains("no user"));
 }
 
