@@ -12,7 +12,7 @@
 //! | `/help`                  | `/h`, `/?`                  |
 //! | `/quit`                  | `/exit`, `/q`               |
 //!
-//! plus `/time` (the TIME extension), `/admin <command>` (admin sessions only), `/history [N]`
+//! plus `/time` (the TIME extension), `/admin <command>` (admin sessions only), `/history`
 //! (scroll back), and file sharing: `/send PATH` (`/upload`), `/files`, `/get FILE [DEST]`
 //! (`/download`). A line not starting with `/` is a message to the current room; `//text` sends
 //! `/text` literally. [`COMMAND_WORDS`] lists every word, for tab completion and the help test.
@@ -30,7 +30,7 @@ Commands (anything else you type is sent to your current room):
   /msg <user> <message>   private message to <user>                aliases: /m /pm /dm /whisper
   /users                  list the users in your room              aliases: /who /list
   /rooms                  list all rooms and their sizes           aliases: /r
-  /history [n]            show earlier messages of your room (default 20)
+  /history                earlier messages of your room (a page; again for more)
   /time                   the server's clock
   /send <path>            share a file with your room              aliases: /upload
   /files                  list the files shared in your room, with #index and short id
@@ -82,8 +82,8 @@ pub enum Command {
         /// Where to save it.
         dest: Option<std::path::PathBuf>,
     },
-    /// `/history [N]`: show the N messages of the current room before the earliest one shown.
-    History(usize),
+    /// `/history`: show the page of the current room's messages before the earliest one shown.
+    History,
     /// `/admin <command>`: an admin console command (the server checks the privilege).
     Admin(String),
     /// `/help`: print [`HELP`].
@@ -112,7 +112,7 @@ impl Command {
             Command::Say(_)
             | Command::Send(_)
             | Command::Get { .. }
-            | Command::History(_)
+            | Command::History
             | Command::Help
             | Command::Quit
             | Command::Empty
@@ -144,9 +144,6 @@ pub enum UsageError {
         /// Which rule it breaks.
         reason: NameError,
     },
-    /// A count that is not a positive number.
-    #[error("invalid count '{0}': a number from 1 to 500; usage: /history [n]")]
-    BadCount(String),
     /// The user name breaks the naming rules.
     #[error("invalid user name '{name}': {reason}")]
     BadUser {
@@ -184,7 +181,7 @@ pub fn parse_line(line: &str) -> Command {
         "users" | "who" | "list" => Command::Users,
         "rooms" | "r" => Command::Rooms,
         "time" => Command::Time,
-        "history" => parse_history(args),
+        "history" => Command::History,
         "send" | "upload" => match args.trim() {
             "" => Command::Invalid(UsageError::Missing { what: "file path", usage: "/send <path>" }),
             path => Command::Send(path.into()),
@@ -226,21 +223,6 @@ fn parse_get(args: &str) -> Command {
     }
     let dest = dest.trim();
     Command::Get { file: file.to_string(), dest: (!dest.is_empty()).then(|| dest.into()) }
-}
-
-/// Messages `/history` shows when no count is given, and the most one request may ask for.
-pub const HISTORY_DEFAULT: usize = 20;
-/// The most `/history N` accepts.
-pub const HISTORY_MAX: usize = 500;
-
-fn parse_history(args: &str) -> Command {
-    match args.trim() {
-        "" => Command::History(HISTORY_DEFAULT),
-        n => match n.parse::<usize>() {
-            Ok(n) if (1..=HISTORY_MAX).contains(&n) => Command::History(n),
-            _ => Command::Invalid(UsageError::BadCount(n.to_string())),
-        },
-    }
 }
 
 fn parse_msg(args: &str) -> Command {
@@ -370,10 +352,8 @@ mod tests {
             assert_eq!(parse_line(w), Command::Quit, "{w}");
         }
         assert_eq!(parse_line("/time"), Command::Time);
-        assert_eq!(parse_line("/history"), Command::History(HISTORY_DEFAULT));
-        assert_eq!(parse_line("/HISTORY 50"), Command::History(50));
-        assert_eq!(parse_line("/history 0"), Command::Invalid(UsageError::BadCount("0".into())));
-        assert_eq!(parse_line("/history lots"), Command::Invalid(UsageError::BadCount("lots".into())));
+        assert_eq!(parse_line("/history"), Command::History);
+        assert_eq!(parse_line("/HISTORY more"), Command::History);
         // Trailing words are tolerated.
         assert_eq!(parse_line("/quit now"), Command::Quit);
         assert_eq!(parse_line("/users  "), Command::Users);

@@ -20,7 +20,8 @@ pub fn kind_of(msg: &ServerMsg<'_>, me: &str) -> Kind {
         ServerMsg::RoomMsg { from, .. } if from.as_ref() == me => Kind::Own,
         ServerMsg::PrivateMsgDelivery { .. } => Kind::Pm,
         ServerMsg::SystemMsg { kind: SystemKind::Alert, .. } => Kind::Alert,
-        ServerMsg::LoginReject { .. } | ServerMsg::ErrorMsg { .. } => Kind::Error,
+        ServerMsg::LoginReject { .. } | ServerMsg::ErrorMsg { .. } | ServerMsg::ReplayEnd { .. } => Kind::Error,
+        ServerMsg::HistoryEnd { .. } => Kind::Notice,
         ServerMsg::SystemMsg { .. }
         | ServerMsg::JoinRoom { .. }
         | ServerMsg::Time { .. }
@@ -66,8 +67,8 @@ pub fn render(msg: &ServerMsg<'_>, me: &str) -> Option<String> {
         // File transfers are driven (and their progress shown) by the client's transfer code.
         ServerMsg::FileAccept { .. } | ServerMsg::FileChunk { .. } | ServerMsg::FileDone { .. } => return None,
         ServerMsg::RoomMsgAck { .. } | ServerMsg::Ping { .. } | ServerMsg::Pong { .. } => return None,
-        // Resume and scroll-back markers: the client does not ask for either yet.
-        ServerMsg::ReplayEnd { .. } | ServerMsg::HistoryEnd { .. } => return None,
+        ServerMsg::ReplayEnd { room, lost, gap, .. } => return gap.then(|| replay_gap(room, *lost)),
+        ServerMsg::HistoryEnd { room, count, more, .. } => history_end(room, *count, *more),
     };
     Some(s)
 }
@@ -95,6 +96,25 @@ pub fn render_files(room: &str, files: &[FileEntry<'_>], short: impl Fn(u64) -> 
         s.push_str("\n  (/get #N, /get ID or /get NAME)");
     }
     s
+}
+
+/// What REPLAY_END with the gap flag means to the user: messages of `room` from while they
+/// were away that the server's history no longer holds (`lost` of them, where known).
+pub fn replay_gap(room: &str, lost: u64) -> String {
+    match lost {
+        0 => format!("! gap: some messages of {room} from while you were away are no longer in the server's history"),
+        1 => format!("! gap: 1 message of {room} from while you were away is no longer in the server's history"),
+        n => format!("! gap: {n} messages of {room} from while you were away are no longer in the server's history"),
+    }
+}
+
+/// The line closing a `/history` page: how many earlier messages came, and whether there are more.
+fn history_end(room: &str, count: u64, more: bool) -> String {
+    match (count, more) {
+        (0, _) => format!("* no earlier messages in {room}"),
+        (n, true) => format!("* {n} earlier messages of {room} above; /history for more"),
+        (n, false) => format!("* {n} earlier messages of {room} above; that is the start of its history"),
+    }
 }
 
 /// `512 B`, `1.5 KiB`, `3.0 MiB`.
@@ -299,6 +319,22 @@ mod tests {
         assert_eq!(not_delivered("hi"), "  (your message \"hi\" was not delivered)");
         let long = not_delivered(&"x".repeat(41));
         assert_eq!(long, format!("  (your message \"{}...\" was not delivered)", "x".repeat(40)));
+    }
+
+    #[test]
+    fn resume_and_scroll_back_markers() {
+        let end = |gap, lost| ServerMsg::ReplayEnd { room: c("general"), last: 9, lost, gap };
+        assert_eq!(render(&end(false, 0), "alice"), None, "a complete replay needs no line");
+        assert_eq!(
+            show(end(true, 12)),
+            "! gap: 12 messages of general from while you were away are no longer in the server's history"
+        );
+        assert!(show(end(true, 0)).starts_with("! gap: some messages of general"));
+        assert_eq!(kind_of(&end(true, 1), "alice"), Kind::Error);
+        let page = |count, more| ServerMsg::HistoryEnd { room: c("general"), before: 50, count, more };
+        assert_eq!(show(page(50, true)), "* 50 earlier messages of general above; /history for more");
+        assert_eq!(show(page(3, false)), "* 3 earlier messages of general above; that is the start of its history");
+        assert_eq!(show(page(0, false)), "* no earlier messages in general");
     }
 
     #[test]

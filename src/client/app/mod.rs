@@ -18,7 +18,7 @@ mod rooms;
 mod terminal;
 
 use self::files::Upload;
-use self::reconnect::Backoff;
+use self::reconnect::{Backoff, Resume};
 use self::requests::{Outstanding, Req};
 use self::rooms::RoomLog;
 use self::terminal::{Input, Printer};
@@ -183,9 +183,14 @@ struct App {
     names: Arc<Mutex<Names>>,
     /// The server of [`Config::server_list`] now (or last) connected; reconnecting starts there.
     server: usize,
-    /// The reason of an ERROR_MSG that may be a kick (FORBIDDEN): if the connection closes
-    /// right after it, the session ends instead of reconnecting. Cleared by any other message.
+    /// The reason of an ERROR_MSG that may be a kick (FORBIDDEN, BANNED): if the connection
+    /// closes right after it, the session ends instead of reconnecting. Cleared by any other
+    /// message.
     kicked: Option<String>,
+    /// The room a login puts us in (`general`): where a reconnection lands before rejoining.
+    landing: String,
+    /// A reconnection going back to its room, until that room's replay has ended.
+    resuming: Option<Resume>,
     /// Given to the network and worker threads, which report on it.
     tx: Sender<Input>,
     /// Everything the loop waits for: typed lines, network events, upload reports.
@@ -199,7 +204,7 @@ impl App {
         App {
             config,
             me: info.username,
-            room: info.room,
+            room: info.room.clone(),
             session: None,
             connected_at: Instant::now(),
             backoff: Backoff::new(),
@@ -211,6 +216,8 @@ impl App {
             names: Arc::new(Mutex::new(Names::default())),
             server: 0,
             kicked: None,
+            landing: info.room,
+            resuming: None,
             tx,
             rx,
             out,
@@ -257,6 +264,11 @@ impl App {
     /// Handles one typed line.
     fn on_line(&mut self, line: &str) -> Flow {
         match parse_line(line).into_request() {
+            // Back in a room seen before: only what came since, and a gap said as such.
+            Ok(ClientMsg::JoinRoom { room, .. }) => {
+                let since = self.rooms.newest(&room);
+                self.send(ClientMsg::JoinRoom { room, since });
+            }
             Ok(msg) => self.send(msg),
             Err(Command::Quit) => return Flow::Quit,
             Err(Command::Help) => self.out.line(HELP),
@@ -264,7 +276,7 @@ impl App {
             Err(Command::Say(text)) => self.say(text),
             Err(Command::Send(path)) => self.start_upload(path),
             Err(Command::Get { file, dest }) => self.start_download(&file, dest),
-            Err(Command::History(n)) => self.scroll_back(n),
+            Err(Command::History) => self.scroll_back(),
             // Empty; commands that are requests never come back.
             Err(_) => {}
         }
@@ -304,15 +316,21 @@ impl App {
     /// Tracks the room and the replies to our requests, and prints what the server said, with
     /// its time and colour. A replayed room message already shown is dropped.
     fn on_message(&mut self, msg: ServerMsg<'static>) {
+        if self.hidden_while_resuming(&msg) {
+            return;
+        }
         if let ServerMsg::RoomMsg { id, room, history, .. } = &msg {
             // Only a replay can repeat a message; a live one is always shown (a server restarted
             // without its history may reuse ids).
             if !self.rooms.first_sight(room, *id) && *history {
                 return;
             }
+            if *history {
+                self.count_replayed(room);
+            }
         }
         self.kicked = match &msg {
-            ServerMsg::ErrorMsg { code: ErrorCode::Forbidden, text } => Some(text.to_string()),
+            ServerMsg::ErrorMsg { code: ErrorCode::Forbidden | ErrorCode::Banned, text } => Some(text.to_string()),
             _ => None,
         };
         self.learn_names(&msg);
@@ -351,10 +369,11 @@ impl App {
         }
     }
 
-    /// `/history N`: earlier messages of the current room.
-    fn scroll_back(&mut self, n: usize) {
-        let _ = (n, self.rooms.oldest(&self.room));
-        self.out.line("! scroll-back needs a server that supports it; your terminal's scroll-back has the rest");
+    /// `/history`: asks for the page of the current room's messages before the oldest one shown
+    /// (the newest page when none was); each call goes one page further back.
+    fn scroll_back(&mut self) {
+        let before = self.rooms.oldest(&self.room).unwrap_or(0);
+        self.send(ClientMsg::History { before });
     }
 
     /// Applies what `msg` changes (the room, the requests awaiting replies, transfers), printing
@@ -374,7 +393,9 @@ impl App {
                 self.room = room.to_string();
                 self.outstanding.answered(false);
             }
+            ServerMsg::ReplayEnd { room, .. } => return self.replay_ended(room),
             ServerMsg::ListUsers { .. }
+            | ServerMsg::HistoryEnd { .. }
             | ServerMsg::ListRooms { .. }
             | ServerMsg::Time { .. }
             | ServerMsg::Admin { .. } => {

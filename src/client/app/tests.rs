@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 use std::net::TcpListener;
 
 /// A session for alice in `general`, not connected, printing into a capture.
-fn app() -> App {
+pub(super) fn app() -> App {
     let (tx, rx) = mpsc::channel();
     let config = Config {
         opts: ConnectOptions::new("127.0.0.1", 1),
