@@ -233,15 +233,24 @@ impl App {
 
     /// The UI loop: one input at a time until the session ends.
     fn run(mut self) -> Ending {
+        let ending = self.run_until_done();
+        if let Some(session) = self.session.take() {
+            session.close();
+        }
+        self.out.finish();
+        ending
+    }
+
+    fn run_until_done(&mut self) -> Ending {
         loop {
             let Ok(input) = self.rx.recv() else { return Ending::Quit };
             match input {
                 Input::Line(line) => {
                     if self.on_line(&line) == Flow::Quit {
-                        return self.quit();
+                        return Ending::Quit;
                     }
                 }
-                Input::Eof => return self.quit(),
+                Input::Eof => return Ending::Quit,
                 Input::Net(Event::Message(msg)) => self.on_message(msg),
                 Input::Upload(ev) => self.on_upload_event(ev),
                 Input::Net(Event::Closed(e)) => {
@@ -251,14 +260,6 @@ impl App {
                 }
             }
         }
-    }
-
-    fn quit(mut self) -> Ending {
-        if let Some(session) = self.session.take() {
-            session.close();
-        }
-        self.out.finish();
-        Ending::Quit
     }
 
     /// Handles one typed line.

@@ -63,9 +63,14 @@ impl App {
     pub(super) fn on_closed(&mut self, e: ClientError) -> Option<Ending> {
         self.session = None;
         self.outstanding.clear();
+        let kicked = self.kicked.take();
+        if kicked.is_some() || !self.config.reconnect {
+            // The session ends: the last lines go straight to the terminal.
+            self.out.finish();
+        }
         self.drop_transfers();
         self.out.line(&format!("! disconnected: {e}"));
-        if let Some(reason) = self.kicked.take() {
+        if let Some(reason) = kicked {
             self.out.line(&format!("*** removed by an administrator: {reason}; not reconnecting"));
             return Some(Ending::Lost);
         }
@@ -96,7 +101,8 @@ impl App {
                 }
                 Err(e) if e.is_transient() => self.out.line(&format!("! reconnect failed: {e}")),
                 Err(e) => {
-                    self.out.line(&format!("! giving up: {e}"));
+                    self.out.finish();
+                    self.out.line(&format!("! giving up: {}", e.describe(self.config.opts.tls.as_ref())));
                     return Some(Ending::Lost);
                 }
             }

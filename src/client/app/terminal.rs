@@ -146,11 +146,11 @@ impl TermRestore {
         TermRestore((unsafe { libc::tcgetattr(0, &mut t) } == 0).then_some(t))
     }
 
-    fn restore(&self) {
-        if let Some(t) = &self.0 {
-            // SAFETY: `t` came from tcgetattr on the same descriptor.
-            unsafe { libc::tcsetattr(0, libc::TCSANOW, t) };
-        }
+    /// Puts the settings back and leaves the prompt's line; only the first call does anything.
+    fn restore(&mut self) {
+        let Some(t) = self.0.take() else { return };
+        // SAFETY: `t` came from tcgetattr on the same descriptor.
+        unsafe { libc::tcsetattr(0, libc::TCSANOW, &t) };
         // Bracketed paste off, as the editor would on leaving; a newline after the prompt.
         let _ = io::stdout().write_all(b"\x1b[?2004l\r\n").and_then(|()| io::stdout().flush());
     }
@@ -216,11 +216,20 @@ impl Printer {
         }
     }
 
-    /// On exit: gives the terminal back as it was found.
+    /// On exit: gives the terminal back as it was found and prints what follows directly, so
+    /// the last lines cannot be lost in the editor's queue when the process ends. Call it
+    /// before printing the lines that end a session; dropping the printer does it too.
     pub(super) fn finish(&mut self) {
-        if let Sink::Editor(_, restore) = &self.sink {
+        if let Sink::Editor(_, restore) = &mut self.sink {
             restore.restore();
+            self.sink = Sink::Stdout;
         }
+    }
+}
+
+impl Drop for Printer {
+    fn drop(&mut self) {
+        self.finish();
     }
 }
 

@@ -146,3 +146,26 @@ fn colours_on_a_terminal_and_none_under_no_color() {
     }
     assert!(bare.contains("[PM from bob] psst"));
 }
+
+#[test]
+fn a_kick_leaves_the_terminal_as_it_was() {
+    let mut cfg = crate::support::ServerConfig::loopback();
+    cfg.services.admin_user = Some("root".into());
+    cfg.services.admin_password = Some("hunter22".into());
+    let srv = crate::support::spawn(cfg).expect("server");
+    let script = format!("{CLIENT_BIN} alice {} {}; echo exit=$?; stty -a; sleep 60", srv.addr.ip(), srv.addr.port());
+    let Some(tmux) = Tmux::start(&[("NO_COLOR", Some("1"))], &["sh", "-c", &script]) else { return };
+    tmux.wait_screen("the welcome", |s| s.contains("Welcome, alice!") && last_line(s) == ">");
+    tmux.type_keys("> ", "half");
+    let mut root = Client::connect(srv.addr, WireFormat::Json);
+    let login =
+        crate::support::ClientMsg::Login { username: "root".into(), credential: Some("hunter22".into()), since: None };
+    root.send(&login);
+    root.recv_until(|m| matches!(m, crate::support::ServerMsg::LoginAck { .. }));
+    root.send(&crate::support::ClientMsg::Admin { command: "kick alice 1m".into() });
+    let screen = tmux.wait_screen("the exit and stty", |s| s.contains("exit=1") && s.contains("speed"));
+    assert!(screen.contains("banned by an administrator for 60 s") && screen.contains("not reconnecting"), "{screen}");
+    // The editor's raw mode is undone: line editing and echo are back on.
+    let words: Vec<&str> = screen.split_whitespace().collect();
+    assert!(words.contains(&"icanon") && words.contains(&"echo"), "terminal left in raw mode:\n{screen}");
+}
