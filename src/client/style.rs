@@ -103,15 +103,45 @@ impl Style {
     }
 }
 
-/// Local time of day `HH:MM` for milliseconds since the Unix epoch (the time zone from the
-/// system, as `localtime_r` sees it; UTC if that fails).
+/// Local time of day `HH:MM` for milliseconds since the Unix epoch, with the date in front
+/// (`MM-DD HH:MM`) when it is not today: a replayed message from yesterday says so. The time
+/// zone is the system's, as `localtime_r` sees it (UTC if that fails).
 pub fn clock(ts_ms: u64) -> String {
+    let (then, today) = (local(ts_ms), local(now_ms()));
+    if (then.year, then.yday) == (today.year, today.yday) {
+        format!("{:02}:{:02}", then.hour, then.min)
+    } else {
+        format!("{:02}-{:02} {:02}:{:02}", then.month, then.mday, then.hour, then.min)
+    }
+}
+
+/// The parts of a local time [`clock`] shows.
+struct LocalTime {
+    year: i32,
+    yday: i32,
+    month: i32,
+    mday: i32,
+    hour: i32,
+    min: i32,
+}
+
+fn local(ts_ms: u64) -> LocalTime {
     let secs = (ts_ms / 1000) as libc::time_t;
     // SAFETY: `tm` is plain data that localtime_r fills in; both pointers are valid for the call.
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    let ok = !unsafe { libc::localtime_r(&secs, &mut tm) }.is_null();
-    let (h, m) = if ok { (tm.tm_hour as u64, tm.tm_min as u64) } else { (ts_ms / 3_600_000 % 24, ts_ms / 60_000 % 60) };
-    format!("{h:02}:{m:02}")
+    if unsafe { libc::localtime_r(&secs, &mut tm) }.is_null() {
+        let (h, m) = ((ts_ms / 3_600_000 % 24) as i32, (ts_ms / 60_000 % 60) as i32);
+        let day = (ts_ms / 86_400_000) as i32;
+        return LocalTime { year: 0, yday: day, month: 0, mday: 0, hour: h, min: m };
+    }
+    LocalTime {
+        year: tm.tm_year,
+        yday: tm.tm_yday,
+        month: tm.tm_mon + 1,
+        mday: tm.tm_mday,
+        hour: tm.tm_hour,
+        min: tm.tm_min,
+    }
 }
 
 /// Milliseconds since the Unix epoch now, for lines that carry no time of their own.
@@ -159,12 +189,14 @@ mod tests {
     }
 
     #[test]
-    fn clock_is_hours_and_minutes() {
-        let c = clock(1_700_000_000_000);
+    fn clock_is_hours_and_minutes_with_the_date_when_not_today() {
+        let c = clock(now_ms());
         assert_eq!(c.len(), 5, "{c}");
         assert_eq!(&c[2..3], ":");
         let (h, m): (u32, u32) = (c[..2].parse().expect("hours"), c[3..].parse().expect("minutes"));
         assert!(h < 24 && m < 60, "{c}");
-        assert!(now_ms() > 1_700_000_000_000);
+        let old = clock(now_ms() - 3 * 86_400_000);
+        assert_eq!(old.len(), 11, "{old}");
+        assert_eq!((&old[2..3], &old[5..6], &old[8..9]), ("-", " ", ":"), "{old}");
     }
 }
