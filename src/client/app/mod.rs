@@ -113,8 +113,7 @@ fn open_one(
     let info = if register {
         client.register(&config.username, config.passkey.as_deref().unwrap_or(""))?
     } else {
-        let _ = since; // resume on login: wired with the protocol's "since id" (see reconnect.rs)
-        client.login(&config.username, config.passkey.as_deref())?
+        client.login_since(&config.username, config.passkey.as_deref(), since)?
     };
     Ok((client, info, opts.clone()))
 }

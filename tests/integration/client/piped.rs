@@ -103,6 +103,7 @@ fn reconnecting_shows_nothing_twice_and_misses_nothing() {
         }
     };
     alice.wait_for("* reconnected to");
+    alice.wait_for("* back in general; nothing new while you were away");
     let mut carol = Client::login_new(srv.addr, WireFormat::Binary, "carol");
     carol.say("after the restart");
     let out = alice.wait_for("carol: after the restart");
