@@ -192,3 +192,40 @@ fn history_scrolls_back_a_page_at_a_time() {
     alice.type_line("/history");
     alice.wait_for("* no earlier messages in general");
 }
+
+#[test]
+fn reconnecting_goes_back_to_the_room_without_showing_the_landing_room() {
+    let dir = TempDir::new("client-back-to-room");
+    let srv = history_server(&dir, "127.0.0.1:0".parse().expect("addr")).expect("server");
+    let addr = srv.addr;
+    let [host, port] = addr_args(addr);
+    let mut bob = Client::login_new(addr, WireFormat::Binary, "bob");
+    bob.say("general chatter");
+    bob.sync();
+    let mut alice = ChatClient::start(&["alice", &host, &port]);
+    alice.wait_for("bob: general chatter");
+    alice.type_line("/join tech");
+    alice.wait_for("* you are now in 'tech'");
+    alice.type_line("in tech");
+    alice.wait_for("[tech] alice: in tech");
+    drop(bob);
+    srv.stop().expect("graceful stop");
+    let deadline = Instant::now() + DEADLINE;
+    let _srv = loop {
+        match history_server(&dir, addr) {
+            Ok(s) => break s,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "cannot listen on {addr} again: {e}");
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        }
+    };
+    let out = alice.wait_for("* back in tech; nothing new while you were away");
+    let after = out.split_once("* reconnected to").map(|(_, a)| a).unwrap_or("");
+    assert!(
+        !after.contains("[general]") && !after.contains("general chatter"),
+        "the landing room is passed through:\n{out}"
+    );
+    assert!(after.contains("* you are now in 'tech'"), "{out}");
+    assert_eq!(out.matches("alice: in tech").count(), 1, "{out}");
+}
