@@ -79,8 +79,9 @@ impl Hub {
     pub(super) fn start_replay<O: Outbox>(&mut self, out: &mut O, key: usize, room: Arc<str>, since: Option<u64>) {
         let Some(session) = self.sessions.get(key).map(|s| s.id) else { return };
         let req = ReplayReq { tag: ReadTag { shard: self.shard, key, session }, room, since };
-        if !self.services.history.is_kept() {
-            // Nothing is kept: nothing to replay, and a resume may have missed anything.
+        if self.services.history.len() == 0 {
+            // Replay is off (or nothing is kept): nothing to replay, and a resume may have
+            // missed anything.
             return self.replayed(out, req, Replay { gap: since.is_some(), ..Replay::default() });
         }
         let owner = self.backplane.room_owner(&req.room);
