@@ -320,10 +320,10 @@ fn history_memory_is_bounded_and_rooms_are_reloaded_on_demand() {
     const TEXT: usize = 8_000;
     const BOUND_KIB: u64 = 16 * 1024; // growth allowed: the 2 MiB cache, SQLite's page caches, the allocator
     let dir = TempDir::new("rss");
-    let args = [
-        "--bind", "127.0.0.1", "--port", "0", "--no-tls", "--shards", "1", "--history", "sqlite", "--data-dir", "data",
-        "--msg-rate", "0", "--history-cache", "2097152",
-    ];
+    let args: Vec<&str> = "--bind 127.0.0.1 --port 0 --no-tls --shards 1 --history sqlite --data-dir data \
+         --msg-rate 0 --history-cache 2097152"
+        .split_whitespace()
+        .collect();
     let text = "x".repeat(TEXT);
     let (base, grown) = {
         let server = ServerProcess::start(dir.path(), &args);
@@ -344,11 +344,7 @@ fn history_memory_is_bounded_and_rooms_are_reloaded_on_demand() {
         server.signal(libc::SIGTERM);
         (base, grown)
     };
-    assert!(
-        grown < base + BOUND_KIB,
-        "RSS grew from {base} to {grown} KiB for {} KiB of text",
-        ROOMS * TEXT / 1024
-    );
+    assert!(grown < base + BOUND_KIB, "RSS grew from {base} to {grown} KiB for {} KiB of text", ROOMS * TEXT / 1024);
     let server = ServerProcess::start(dir.path(), &args);
     let mut reader = Client::login_new(server.wait_listening(), WireFormat::Json, "reader");
     let restarted = rss_kib(server.pid());

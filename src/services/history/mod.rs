@@ -190,7 +190,7 @@ impl History {
     }
 
     /// Messages replayed on a join (and the most a resume replays).
-    pub fn len(&self) -> usize {
+    pub fn replay_len(&self) -> usize {
         self.len
     }
 
