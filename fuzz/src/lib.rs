@@ -245,6 +245,9 @@ pub fn sample_client_msgs() -> Vec<ClientMsg<'static>> {
         ClientMsg::FileDone { id: 7, sha256: SAMPLE_SHA },
         ClientMsg::ListFiles,
         ClientMsg::FileGet { id: 7 },
+        ClientMsg::Login { username: "dave".into(), credential: None, since: Some(41) },
+        ClientMsg::JoinRoom { room: "#tech".into(), since: Some(u64::MAX) },
+        ClientMsg::History { before: 41 },
     ]
 }
 
@@ -257,6 +260,9 @@ pub fn sample_server_msgs() -> Vec<ServerMsg<'static>> {
     vec![
         ServerMsg::LoginAck { username: "alice".into(), room: "general".into() },
         ServerMsg::LoginReject { code: ErrorCode::UsernameTaken, reason: "taken".into(), retry_ms: None },
+        ServerMsg::LoginReject { code: ErrorCode::Banned, reason: "banned".into(), retry_ms: Some(1500) },
+        ServerMsg::ReplayEnd { room: "general".into(), last: 41, lost: 3, gap: true },
+        ServerMsg::HistoryEnd { room: "general".into(), before: 41, count: 0, more: false },
         ServerMsg::RoomMsg {
             id: 7,
             ts_ms: 1_700_000_000_000,

@@ -79,8 +79,9 @@ impl Hub {
     pub(super) fn start_replay<O: Outbox>(&mut self, out: &mut O, key: usize, room: Arc<str>, since: Option<u64>) {
         let Some(session) = self.sessions.get(key).map(|s| s.id) else { return };
         let req = ReplayReq { tag: ReadTag { shard: self.shard, key, session }, room, since };
-        if !self.services.history.is_kept() {
-            // Nothing is kept: nothing to replay, and a resume may have missed anything.
+        if self.services.history.replay_len() == 0 {
+            // Replay is off (or nothing is kept): nothing to replay, and a resume may have
+            // missed anything.
             return self.replayed(out, req, Replay { gap: since.is_some(), ..Replay::default() });
         }
         let owner = self.backplane.room_owner(&req.room);
@@ -102,7 +103,7 @@ impl Hub {
             tag: req.tag,
             room: req.room.clone(),
             read: Read::Since(req.since),
-            limit: history.len().max(1),
+            limit: history.replay_len().max(1),
         };
         if !history.read(job) {
             self.send_replay(out, req, Replay { gap: true, ..Replay::default() });
@@ -147,7 +148,7 @@ impl Hub {
         let Some(s) = self.sessions.get(key) else { return };
         let (room, session) = (self.rooms.room(s.membership.room).name.clone(), s.id);
         let history = &self.services.history;
-        let limit = HISTORY_PAGE.min(history.len().max(1));
+        let limit = HISTORY_PAGE.min(history.replay_len().max(1));
         if let Some((entries, more)) = history.cached_page(&room, before, limit) {
             return self.send_page(out, key, &room, before, entries.iter().map(|e| &**e), more);
         }

@@ -117,7 +117,7 @@ impl Cache {
     /// Evicts least recently used logs (never `keep`) until the cache fits `budget` bytes.
     pub fn evict(&mut self, budget: usize, keep: &str) {
         while self.bytes > budget {
-            let victim = self.lru.iter().map(|(_, r)| r).find(|r| ***r != *keep).cloned();
+            let victim = self.lru.values().find(|r| ***r != *keep).cloned();
             let Some(victim) = victim else { return };
             if let Some(log) = self.rooms.remove(&victim) {
                 self.lru.remove(&log.tick);

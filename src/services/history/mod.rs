@@ -190,7 +190,7 @@ impl History {
     }
 
     /// Messages replayed on a join (and the most a resume replays).
-    pub fn len(&self) -> usize {
+    pub fn replay_len(&self) -> usize {
         self.len
     }
 
@@ -289,18 +289,22 @@ impl History {
             Read::Page { .. } => None,
         };
         let room = done.job.room.clone();
-        let mut gap = !done.ok || done.pruned || done.more > 0;
+        // Without `since` the replay is "the last `len`": older messages are no gap.
+        let mut gap = !done.ok || (since.is_some() && (done.pruned || done.more > 0));
         let mut entries: VecDeque<Arc<Entry>> = done.rows.into_iter().map(Arc::new).collect();
         let last = entries.back().map_or(since.unwrap_or(0), |e| e.id);
         let mut cache = self.slot(&room);
+        // Every message after `last` is either in the room's log or was committed after the
+        // read, unless a log holding it was cut (`dropped_max`) or evicted (`evicted_max`, over
+        // all rooms of the slot: conservative) before it was committed.
+        let evicted_newer = cache.evicted_max > last;
         match cache.rooms.get(&*room) {
             Some(log) if log.covers(last) => entries.extend(log.entries.iter().filter(|e| e.id > last).cloned()),
             Some(log) => {
-                // The cache lost messages the store had not yet committed when read.
-                gap = true;
+                gap |= evicted_newer || log.dropped_max > last;
                 entries.extend(log.entries.iter().filter(|e| e.id > last).cloned());
             }
-            None => {}
+            None => gap |= evicted_newer,
         }
         if since.is_none() && !gap && self.len > 0 {
             let keep: VecDeque<_> = entries.iter().skip(entries.len().saturating_sub(self.len)).cloned().collect();
@@ -313,7 +317,7 @@ impl History {
             cache.evict(self.budget, &room);
         }
         let skip = entries.len().saturating_sub(self.len.max(1));
-        let lost = done.more + skip as u64;
+        let lost = if since.is_some() { done.more + skip as u64 } else { 0 };
         Replay { entries: entries.into_iter().skip(skip).collect(), gap: gap || skip > 0, lost }
     }
 

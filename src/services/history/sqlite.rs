@@ -120,7 +120,7 @@ fn read(db: &rusqlite::Connection, job: &ReadJob) -> rusqlite::Result<(Vec<Entry
     )?;
     let pruned_max: Option<i64> =
         db.query_row("SELECT MAX(max_id) FROM pruned WHERE room = ?1", [room], |r| r.get(0))?;
-    let pruned = matches!(job.read, Read::Since(_)) && pruned_max.is_some_and(|m| m as u64 > low);
+    let pruned = matches!(job.read, Read::Since(Some(_))) && pruned_max.is_some_and(|m| m as u64 > low);
     Ok((rows, more as u64, pruned))
 }
 
@@ -228,5 +228,70 @@ fn acknowledge(batch: Vec<Job>, ok: bool, links: &Links) {
     }
     for (shard, acks) in per_shard {
         links.send(shard, Done::Durable(acks));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::services::history::ReadTag;
+
+    fn db(name: &str) -> (rusqlite::Connection, std::path::PathBuf) {
+        let path = std::env::temp_dir().join(format!("chatproto-history-{name}-{}.db", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        // Opening the store creates the schema; its threads stop when it is dropped.
+        let retention = Retention { max_age: None, per_room: 0 };
+        drop(SqliteStore::open(&path, retention, Arc::default()).expect("open"));
+        (crate::services::open_sqlite(&path, "").expect("reopen"), path)
+    }
+
+    fn insert(db: &rusqlite::Connection, room: &str, id: u64, ts_ms: u64) {
+        db.execute(
+            "INSERT INTO messages (id, ts_ms, room, sender, text) VALUES (?1, ?2, ?3, 'u', 't')",
+            rusqlite::params![id as i64, ts_ms as i64, room],
+        )
+        .expect("insert");
+    }
+
+    fn job(room: &str, read: Read, limit: usize) -> ReadJob {
+        ReadJob { reply: 0, tag: ReadTag { shard: 0, key: 0, session: 0 }, room: room.into(), read, limit }
+    }
+
+    #[test]
+    fn reads_page_and_resume_by_id_and_count_what_they_leave_out() {
+        let (db, path) = db("read");
+        (1..=10).for_each(|id| insert(&db, "r", id * 2, 1));
+        insert(&db, "other", 3, 1);
+        let (rows, more, pruned) = read(&db, &job("r", Read::Since(Some(10)), 3)).unwrap();
+        assert_eq!((rows.iter().map(|e| e.id).collect::<Vec<_>>(), more, pruned), (vec![16, 18, 20], 2, false));
+        let (rows, more, _) = read(&db, &job("r", Read::Page { before: 8 }, 50)).unwrap();
+        assert_eq!((rows.iter().map(|e| e.id).collect::<Vec<_>>(), more), (vec![2, 4, 6], 0));
+        let (rows, more, _) = read(&db, &job("r", Read::Since(Some(u64::MAX)), 3)).unwrap();
+        assert_eq!((rows.len(), more), (0, 0));
+        drop(db);
+        let _ = std::fs::remove_file(path);
+    }
+
+    #[test]
+    fn retention_deletes_by_age_and_count_in_bounded_passes_and_remembers_the_gap() {
+        let (mut db, path) = db("prune");
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+        (1..=10).for_each(|id| insert(&db, "old", id, 1_000)); // 1970: past any age limit
+        (11..=40).for_each(|id| insert(&db, "busy", id, now));
+        let retention = Retention { max_age: Some(Duration::from_secs(3600)), per_room: 20 };
+        assert_eq!(prune(&mut db, retention, 6).unwrap(), 6, "a pass deletes at most its budget");
+        assert_eq!(prune(&mut db, retention, 100).unwrap(), 4 + 10, "the rest of old, then busy past 20");
+        assert_eq!(prune(&mut db, retention, 100).unwrap(), 0);
+        let count = |room: &str| -> i64 {
+            db.query_row("SELECT COUNT(*) FROM messages WHERE room = ?1", [room], |r| r.get(0)).unwrap()
+        };
+        assert_eq!((count("old"), count("busy")), (0, 20));
+        // A resume from before what was pruned is told about the gap; one after it is not.
+        let (rows, _, pruned) = read(&db, &job("busy", Read::Since(Some(15)), 50)).unwrap();
+        assert_eq!((rows.first().map(|e| e.id), pruned), (Some(21), true));
+        let (_, _, pruned) = read(&db, &job("busy", Read::Since(Some(20)), 50)).unwrap();
+        assert!(!pruned);
+        drop(db);
+        let _ = std::fs::remove_file(path);
     }
 }
