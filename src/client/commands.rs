@@ -37,7 +37,7 @@ Commands (anything else you type is sent to your current room):
   /get <file> [dest]      download a file: <file> is its id, short id (last digits), #index
                           or name; [dest] a file or a directory    aliases: /download
   /admin <command>        admin console (admin login only): users, rooms, alert TEXT,
-                          kick USER, time, stats, help
+                          kick USER [BAN, e.g. 5m; 0 = none], unban USER, time, stats, help
   /help                   show this help                           aliases: /h /?
   /quit                   disconnect and exit                      aliases: /exit /q
   //text                  send a message that starts with '/' (sends \"/text\")
