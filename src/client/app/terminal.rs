@@ -38,8 +38,10 @@ pub(super) enum Input {
 /// editor when both ends are a terminal, plain lines otherwise. `names` feeds Tab completion.
 pub(super) fn start(tx: Sender<Input>, names: Arc<Mutex<Names>>, style: Style) -> io::Result<Printer> {
     if io::stdin().is_terminal() && io::stdout().is_terminal() {
+        // Saved before the editor thread can switch the terminal to raw mode.
+        let restore = TermRestore::save();
         if let Some(printer) = spawn_editor(tx.clone(), names)? {
-            return Ok(Printer { sink: Sink::Editor(printer, TermRestore::save()), style });
+            return Ok(Printer { sink: Sink::Editor(printer, restore), style });
         }
     }
     spawn_plain_reader(tx)?;
