@@ -70,7 +70,14 @@ impl Tmux {
         }
     }
 
-    /// Types `text` one key at a time, each waited for on the prompt line, as a person types.
+    /// The cursor's column.
+    fn cursor_x(&self) -> usize {
+        let out = self.tmux(&["display-message", "-p", "#{cursor_x}"]);
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(usize::MAX)
+    }
+
+    /// Types `text` (ASCII) one key at a time, each waited for on the prompt line (its text and
+    /// the cursor after it, so a space counts too), as a person types.
     #[track_caller]
     fn type_keys(&self, prompt_before: &str, text: &str) {
         let mut typed = prompt_before.to_string();
@@ -78,7 +85,12 @@ impl Tmux {
             self.tmux(&["send-keys", "-l", &c.to_string()]);
             typed.push(c);
             let want = typed.trim_end().to_string();
-            self.wait_screen(&format!("the prompt {want:?}"), |s| last_line(s) == want);
+            let deadline = Instant::now() + PROCESS_DEADLINE;
+            while !(last_line(&self.screen(false)) == want && self.cursor_x() == typed.len()) {
+                let screen = self.screen(false);
+                assert!(Instant::now() < deadline, "the prompt never showed {typed:?}:\n{screen}");
+                thread::sleep(Duration::from_millis(20));
+            }
         }
     }
 }
@@ -120,6 +132,9 @@ fn a_half_typed_line_survives_incoming_messages() {
     tmux.type_keys("> ", "/jo");
     tmux.tmux(&["send-keys", "Tab"]);
     tmux.wait_screen("the completed command", |s| last_line(s) == "> /join");
+    // Up recalls the line typed before.
+    tmux.tmux(&["send-keys", "Up"]);
+    tmux.wait_screen("the recalled line", |s| last_line(s) == "> half typed");
 }
 
 #[test]
