@@ -34,21 +34,21 @@ impl Hub {
         let (from, room, id) = (session.name.clone(), session.membership.room, session.id);
         let r = self.rooms.room(room);
         let sender = AckTo { shard: self.shard, key, session: id };
-        let owner = self.backplane.room_owner(&r.name);
-        if owner == self.shard {
+        if r.owner == self.shard {
             let (name, shared) = (r.name.clone(), r.shared.clone());
-            return self.stamp(out, name, &shared, from, text, sender);
+            return self.stamp(out, (name, Some(room)), &shared, from, text, sender);
         }
         let stamp = Stamp { room: r.name.clone(), shared: r.shared.clone(), from, text: text.into(), sender };
-        self.relay.to(owner, Remote::Stamp(stamp));
+        self.relay.to(r.owner, Remote::Stamp(stamp));
     }
 
     /// Stamps a room message of a room this shard owns (id, time), delivers it to the room
-    /// everywhere but its sender, and records it (which acknowledges it).
+    /// everywhere but its sender, and records it (which acknowledges it). `local` is the room's
+    /// index here when the caller knows it (a local sender), else it is looked up by name.
     pub(super) fn stamp<O: Outbox>(
         &mut self,
         out: &mut O,
-        room: Arc<str>,
+        (room, local): (Arc<str>, Option<RoomId>),
         shared: &RoomShared,
         from: Arc<str>,
         text: &str,
@@ -66,7 +66,7 @@ impl Hub {
             history: false,
         };
         let mut encoded = [None, None];
-        let local = self.rooms.find(&room);
+        let local = local.or_else(|| self.rooms.find(&room));
         let skip = (sender.shard == self.shard).then_some(sender.key);
         if let Some(local) = local {
             self.counters.deliveries += self.fanout(out, local, skip, &mut encoded, Some(&msg));

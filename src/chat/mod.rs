@@ -182,7 +182,7 @@ impl Hub {
     pub fn remote<O: Outbox>(&mut self, out: &mut O, work: Remote) {
         match work {
             Remote::Room { room, frames, chat, skip } => self.room_from_remote(out, &room, frames, chat, skip),
-            Remote::Stamp(s) => self.stamp(out, s.room, &s.shared, s.from, &s.text, s.sender),
+            Remote::Stamp(s) => self.stamp(out, (s.room, None), &s.shared, s.from, &s.text, s.sender),
             Remote::Replay(req) => self.replay_at_owner(out, req),
             Remote::Replayed { req, replay } => self.replayed(out, req, replay),
             Remote::Direct { key, user, frames } => {

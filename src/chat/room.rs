@@ -46,6 +46,8 @@ pub struct Room {
     pub pending: Vec<usize>,
     /// Which other shards host members (read lock-free per message).
     pub shared: Arc<RoomShared>,
+    /// The shard that stamps the room's ids (`Backplane::room_owner`, asked once).
+    pub owner: usize,
 }
 
 /// This shard's rooms, by id and by name.
@@ -58,12 +60,14 @@ pub struct Rooms {
 }
 
 impl Rooms {
-    /// The local room called `name`, created (with the directory's shared state) if new here.
-    pub fn get_or_create(&mut self, name: &Arc<str>, shared: Arc<RoomShared>) -> RoomId {
+    /// The local room called `name`, created (with the directory's shared state and its owner
+    /// shard) if new here.
+    pub fn get_or_create(&mut self, name: &Arc<str>, shared: Arc<RoomShared>, owner: usize) -> RoomId {
         if let Some(&id) = self.by_name.get(name) {
             return id;
         }
-        let id = self.rooms.insert(Room { name: name.clone(), members: Vec::new(), pending: Vec::new(), shared });
+        let id =
+            self.rooms.insert(Room { name: name.clone(), members: Vec::new(), pending: Vec::new(), shared, owner });
         self.by_name.insert(name.clone(), id);
         id
     }
@@ -131,7 +135,7 @@ mod tests {
     #[test]
     fn join_leave_keeps_indices_consistent() {
         let mut rooms = Rooms::default();
-        let g = rooms.get_or_create(&"general".into(), Arc::default());
+        let g = rooms.get_or_create(&"general".into(), Arc::default(), 0);
         let a = rooms.join(g, 10);
         let _b = rooms.join(g, 11);
         let c = rooms.join(g, 12);
@@ -145,7 +149,7 @@ mod tests {
     #[test]
     fn rooms_without_local_members_vanish() {
         let mut rooms = Rooms::default();
-        let t = rooms.get_or_create(&"tech".into(), Arc::default());
+        let t = rooms.get_or_create(&"tech".into(), Arc::default(), 0);
         let m = rooms.join(t, 1);
         assert_eq!(rooms.find("tech"), Some(t));
         rooms.leave(m, 1);

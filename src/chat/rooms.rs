@@ -43,7 +43,8 @@ impl Hub {
     /// ([`Hub::start_replay`]).
     pub(super) fn enter_room(&mut self, key: usize, name: &Arc<str>, room: &str) -> (RoomId, Membership) {
         let (canonical, shared) = self.backplane.join(room, self.shard, name);
-        let id = self.rooms.get_or_create(&canonical, shared);
+        let owner = self.backplane.room_owner(&canonical);
+        let id = self.rooms.get_or_create(&canonical, shared, owner);
         (id, self.rooms.join_pending(id, key))
     }
 
