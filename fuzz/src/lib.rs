@@ -228,11 +228,11 @@ fn gave_up_early(whole: &[Outcome], chunked: &[Outcome]) -> bool {
 /// One of every client message, for seed corpora.
 pub fn sample_client_msgs() -> Vec<ClientMsg<'static>> {
     vec![
-        ClientMsg::Login { username: "alice".into(), credential: None },
-        ClientMsg::Login { username: "bob".into(), credential: Some("s3cret".into()) },
+        ClientMsg::Login { username: "alice".into(), credential: None, since: None },
+        ClientMsg::Login { username: "bob".into(), credential: Some("s3cret".into()), since: None },
         ClientMsg::RoomMsg { text: "hello, world \u{e9}\u{1f600}".into() },
         ClientMsg::PrivateMsg { to: "bob".into(), text: "psst \"quoted\"\n".into() },
-        ClientMsg::JoinRoom { room: "#tech".into() },
+        ClientMsg::JoinRoom { room: "#tech".into(), since: None },
         ClientMsg::ListUsers { after: None },
         ClientMsg::ListRooms { after: None },
         ClientMsg::Ping { token: 0x0102_0304_0506_0708 },
@@ -245,6 +245,9 @@ pub fn sample_client_msgs() -> Vec<ClientMsg<'static>> {
         ClientMsg::FileDone { id: 7, sha256: SAMPLE_SHA },
         ClientMsg::ListFiles { after: None },
         ClientMsg::FileGet { id: 7 },
+        ClientMsg::Login { username: "dave".into(), credential: None, since: Some(41) },
+        ClientMsg::JoinRoom { room: "#tech".into(), since: Some(u64::MAX) },
+        ClientMsg::History { before: 41 },
     ]
 }
 
@@ -256,7 +259,10 @@ pub fn sample_server_msgs() -> Vec<ServerMsg<'static>> {
     use chatproto::protocol::{FileEntry, SystemKind};
     vec![
         ServerMsg::LoginAck { username: "alice".into(), room: "general".into() },
-        ServerMsg::LoginReject { code: ErrorCode::UsernameTaken, reason: "taken".into() },
+        ServerMsg::LoginReject { code: ErrorCode::UsernameTaken, reason: "taken".into(), retry_ms: None },
+        ServerMsg::LoginReject { code: ErrorCode::Banned, reason: "banned".into(), retry_ms: Some(1500) },
+        ServerMsg::ReplayEnd { room: "general".into(), last: 41, lost: 3, gap: true },
+        ServerMsg::HistoryEnd { room: "general".into(), before: 41, count: 0, more: false },
         ServerMsg::RoomMsg {
             id: 7,
             ts_ms: 1_700_000_000_000,

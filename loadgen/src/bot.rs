@@ -206,7 +206,7 @@ impl Bot {
     fn start_login(&mut self, ctx: &mut Ctx<'_>, now: u64) {
         ctx.name.clear();
         let _ = write!(ctx.name, "{}{}", ctx.shared.scenario.name_prefix, self.id);
-        let msg = ClientMsg::Login { username: Cow::Borrowed(ctx.name.as_str()), credential: None };
+        let msg = ClientMsg::Login { username: Cow::Borrowed(ctx.name.as_str()), credential: None, since: None };
         ctx.shared.scenario.format.encode_client(&msg, &mut self.out);
         self.phase = Phase::LoggingIn { since: now };
     }
@@ -396,7 +396,7 @@ fn handle(
                     become_ready(phase, id, ctx);
                 } else {
                     let name = crate::scenario::room_name(room);
-                    format.encode_client(&ClientMsg::JoinRoom { room: Cow::Borrowed(&name) }, out);
+                    format.encode_client(&ClientMsg::JoinRoom { room: Cow::Borrowed(&name), since: None }, out);
                     *phase = Phase::Joining { since: now };
                 }
             }

@@ -1,17 +1,22 @@
 //! `chat-client`: a terminal client for ChatProto servers.
 //!
 //! ```text
-//! chat-client <username> [host] [port] [--json] [--tls] [--ca FILE] [--insecure] [--passkey KEY] [--register]
+//! chat-client <username> [host] [port] [--server host:port,host:port] [--json] [--tls] [--ca FILE]
+//!             [--insecure] [--passkey KEY] [--register] [--no-reconnect] [--no-timestamps]
 //! ```
 //!
-//! Lines typed go to the current room; `/help` lists the commands. Incoming messages print on
-//! their own line while you type. A dropped connection is re-established with back-off (1 s,
-//! doubling to 30 s), logging in again and rejoining the room. Exit status: 0 after `/quit` or
-//! end of input, 1 when connecting or logging in fails.
+//! Lines typed go to the current room; `/help` lists the commands. Incoming messages print
+//! above the line being typed, with their time, in colour (not under `NO_COLOR` or when output
+//! is not a terminal). A dropped connection is re-established with back-off (1 s, doubling to
+//! 30 s), trying each `--server` in turn, logging in again and rejoining the room; a kick ends
+//! the session. Exit status: 0 after `/quit` or end of input, 1 when connecting or logging in
+//! fails or the connection is lost for good.
 //!
 //! This file is the command line only; the client is [`chatproto::client::app`].
 
 use chatproto::client::app::{self, Config, Ending};
+use chatproto::client::servers::{parse_servers, Server};
+use chatproto::client::style::{color_from_env, Style};
 use chatproto::client::{ClientTrust, ConnectOptions};
 use chatproto::protocol::WireFormat;
 use clap::Parser;
@@ -31,6 +36,10 @@ struct Args {
     /// Server port.
     #[arg(default_value_t = 5555)]
     port: u16,
+    /// Servers to try in turn, on connecting and on every reconnection: `host:port,host:port`
+    /// (`[::1]:5555` for IPv6; a missing port is the PORT argument). Replaces HOST and PORT.
+    #[arg(long, value_name = "LIST", value_parser = server_list)]
+    server: Option<ServerList>,
     /// Speak newline-delimited JSON instead of binary ChatProto.
     #[arg(long)]
     json: bool,
@@ -46,8 +55,8 @@ struct Args {
     /// Passkey (or password) for servers that require one.
     #[arg(long, visible_alias = "password", value_name = "KEY")]
     passkey: Option<String>,
-    /// Create the account (servers with `--auth accounts`) with the --password given, then log
-    /// in; reconnects log in normally.
+    /// Create the account (servers with `--auth accounts`) with the --password given (at least
+    /// 8 bytes), then log in; reconnects log in normally.
     #[arg(long, requires = "passkey")]
     register: bool,
     /// Seconds allowed for connecting, the TLS handshake and the login reply.
@@ -56,11 +65,33 @@ struct Args {
     /// Exit instead of reconnecting when the connection drops.
     #[arg(long)]
     no_reconnect: bool,
+    /// Print lines without the HH:MM time in front.
+    #[arg(long)]
+    no_timestamps: bool,
+}
+
+/// `--server`'s value: one argument holding the whole list.
+#[derive(Clone, Debug)]
+struct ServerList(Vec<Server>);
+
+/// `--server`'s parser; a missing port is 0 here and PORT in [`Args::servers`].
+fn server_list(s: &str) -> Result<ServerList, String> {
+    parse_servers(s, 0).map(ServerList).map_err(|e| e.to_string())
 }
 
 impl Args {
+    /// The `--server` list, with PORT for entries that gave none.
+    fn servers(&self) -> Vec<Server> {
+        let list = self.server.clone().map(|l| l.0).unwrap_or_default();
+        list.into_iter().map(|s| Server { port: if s.port == 0 { self.port } else { s.port }, ..s }).collect()
+    }
+
     fn connect_options(&self) -> ConnectOptions {
-        let mut opts = ConnectOptions::new(self.host.clone(), self.port);
+        let (host, port) = match self.servers().first() {
+            Some(s) => (s.host.clone(), s.port),
+            None => (self.host.clone(), self.port),
+        };
+        let mut opts = ConnectOptions::new(host, port);
         opts.format = if self.json { WireFormat::Json } else { WireFormat::Binary };
         opts.connect_timeout = Duration::from_secs(self.timeout.max(1));
         opts.tls = if self.insecure {
@@ -78,6 +109,8 @@ impl Args {
     fn config(&self) -> Config {
         Config {
             opts: self.connect_options(),
+            servers: self.servers(),
+            style: Style { color: color_from_env(), timestamps: !self.no_timestamps },
             username: self.username.clone(),
             passkey: self.passkey.clone(),
             register: self.register,
@@ -86,8 +119,16 @@ impl Args {
     }
 }
 
+/// The shortest password the server accepts on REGISTER (its rule, checked here first so the
+/// mistake is explained before connecting).
+const MIN_PASSWORD: usize = 8;
+
 fn main() -> ExitCode {
     let args = Args::parse();
+    if args.register && args.passkey.as_ref().is_some_and(|p| p.len() < MIN_PASSWORD) {
+        eprintln!("error: the password must be at least {MIN_PASSWORD} bytes");
+        return ExitCode::FAILURE;
+    }
     if args.insecure {
         eprintln!("WARNING: --insecure: the server's identity is NOT verified.");
         eprintln!("WARNING: anyone on the network path can impersonate the server and read your");
@@ -104,14 +145,14 @@ fn main() -> ExitCode {
 
 /// Connects (a failure is explained, with a hint, and is exit status 1), then runs the session.
 fn run(config: Config) -> anyhow::Result<ExitCode> {
-    let (client, info) = match app::connect(&config) {
+    let conn = match app::connect(&config) {
         Ok(ok) => ok,
         Err(e) => {
             eprintln!("error: {}", e.describe(config.opts.tls.as_ref()));
             return Ok(ExitCode::FAILURE);
         }
     };
-    Ok(match app::run(config, client, info)? {
+    Ok(match app::run(config, conn)? {
         Ending::Quit => ExitCode::SUCCESS,
         Ending::Lost => ExitCode::FAILURE,
     })
@@ -157,6 +198,19 @@ mod tests {
         let c = args(&[]).config();
         assert!(!c.register && c.reconnect && c.passkey.is_none());
         assert!(Args::try_parse_from(["chat-client", "a", "--register"]).is_err(), "--register needs a password");
+    }
+
+    #[test]
+    fn server_lists() {
+        let a = args(&["--server", "a:1,b", "127.0.0.1", "7000"]);
+        let names: Vec<(String, u16)> = a.servers().into_iter().map(|s| (s.host, s.port)).collect();
+        assert_eq!(names, [("a".to_string(), 1), ("b".to_string(), 7000)], "a missing port is PORT");
+        let o = a.connect_options();
+        assert_eq!((o.host.as_str(), o.port), ("a", 1));
+        assert!(args(&[]).servers().is_empty());
+        let err = Args::try_parse_from(["chat-client", "a", "--server", "x:port"]).expect_err("bad port");
+        assert!(err.to_string().contains("bad port"), "{err}");
+        assert!(!args(&["--no-timestamps"]).config().style.timestamps);
     }
 
     #[test]

@@ -5,11 +5,17 @@ use super::{fold, Hub, Outbox};
 use crate::cluster::Remote;
 use crate::protocol::{ErrorCode, ServerMsg, SystemKind};
 use crate::services::console::{format_utc, parse, AdminCommand, ADMIN_HELP};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-/// Closes `key` as kicked by an administrator.
-pub(super) fn kick<O: Outbox>(out: &mut O, key: usize) {
-    out.close(key, ErrorCode::Forbidden, "you were disconnected by an administrator");
+/// Closes `key` as kicked by an administrator: ERROR_MSG BANNED with the ban's length, or
+/// FORBIDDEN when there is no ban.
+pub(super) fn kick<O: Outbox>(out: &mut O, key: usize, ban: Duration) {
+    if ban.is_zero() {
+        return out.close(key, ErrorCode::Forbidden, "you were disconnected by an administrator");
+    }
+    let text =
+        format!("you were kicked and banned by an administrator for {} s; do not reconnect before", ban.as_secs());
+    out.close(key, ErrorCode::Banned, &text);
 }
 
 impl Hub {
@@ -27,7 +33,16 @@ impl Hub {
     }
 
     /// Executes an admin command for `by` (a user name, or "console") and returns the answer.
+    /// Commands that change anything are logged at info with who ran them.
     pub(super) fn run_admin<O: Outbox>(&mut self, out: &mut O, by: &str, cmd: AdminCommand) -> String {
+        let answer = self.admin_command(out, by, &cmd);
+        if matches!(cmd, AdminCommand::Alert(_) | AdminCommand::Kick(..) | AdminCommand::Unban(_)) {
+            tracing::info!("admin {by}: {cmd:?}: {answer}");
+        }
+        answer
+    }
+
+    fn admin_command<O: Outbox>(&mut self, out: &mut O, by: &str, cmd: &AdminCommand) -> String {
         match cmd {
             AdminCommand::Users => {
                 let rooms = self.backplane.users_by_room();
@@ -44,10 +59,17 @@ impl Hub {
                 s
             }
             AdminCommand::Alert(text) => {
-                let n = self.alert(out, by, &text);
+                let n = self.alert(out, by, text);
                 format!("alert sent to {n} users")
             }
-            AdminCommand::Kick(user) => self.kick_user(out, &user),
+            AdminCommand::Kick(user, ban) => self.kick_user(out, user, *ban),
+            AdminCommand::Unban(user) => {
+                let folded = fold(&mut self.fold_buf, user);
+                match self.services.bans.unban(folded, Instant::now()) {
+                    true => format!("unbanned {user}"),
+                    false => format!("{user} was not banned"),
+                }
+            }
             AdminCommand::Time => format!("server time: {} ({} ms)", format_utc(self.now_ms), self.now_ms),
             AdminCommand::Stats => self.stats_text(),
             AdminCommand::Help => ADMIN_HELP.to_string(),
@@ -63,15 +85,23 @@ impl Hub {
         self.backplane.online()
     }
 
-    fn kick_user<O: Outbox>(&mut self, out: &mut O, user: &str) -> String {
-        let folded = fold(&mut self.fold_buf, user);
-        let Some(e) = self.backplane.locate(folded) else { return format!("no user named {user:?} is online") };
-        if e.shard == self.shard {
-            kick(out, e.key);
-        } else {
-            self.relay.to(e.shard, Remote::Kick { key: e.key, user: e.name.clone() });
+    /// Bans `user`'s name for `ban` (none when zero) and disconnects them if online.
+    fn kick_user<O: Outbox>(&mut self, out: &mut O, user: &str, ban: Duration) -> String {
+        let normalized = crate::protocol::validate::normalize_name(user);
+        let folded = fold(&mut self.fold_buf, &normalized).to_string();
+        if !ban.is_zero() {
+            self.services.bans.ban(&folded, ban, Instant::now());
         }
-        format!("kicked {}", e.name)
+        let banned = if ban.is_zero() { String::new() } else { format!(", banned for {} s", ban.as_secs()) };
+        let Some(e) = self.backplane.locate(&folded) else {
+            return format!("no user named {user:?} is online{banned}");
+        };
+        if e.shard == self.shard {
+            kick(out, e.key, ban);
+        } else {
+            self.relay.to(e.shard, Remote::Kick { key: e.key, user: e.name.clone(), ban });
+        }
+        format!("kicked {}{banned}", e.name)
     }
 
     fn stats_text(&mut self) -> String {

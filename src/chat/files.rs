@@ -329,7 +329,12 @@ impl Hub {
                 // No local member: the other shards check for members themselves.
                 let frames = out.encode_both(&msg);
                 let room: Arc<str> = meta.room.as_str().into();
-                self.relay.everyone(|| Remote::Room { room: room.clone(), frames: frames.clone(), chat: false });
+                self.relay.everyone(|| Remote::Room {
+                    room: room.clone(),
+                    frames: frames.clone(),
+                    chat: false,
+                    skip: None,
+                });
             }
         }
         if still_there {

@@ -18,7 +18,7 @@ use std::time::Instant;
 pub const MIN_PASSWORD: usize = 8;
 
 fn reject<O: Outbox>(out: &mut O, key: usize, code: ErrorCode, reason: &str) {
-    out.send(key, &ServerMsg::LoginReject { code, reason: reason.into() });
+    out.send(key, &ServerMsg::LoginReject { code, reason: reason.into(), retry_ms: None });
 }
 
 impl Hub {
@@ -30,7 +30,7 @@ impl Hub {
         key: usize,
         username: &str,
         credential: Option<&str>,
-        register: bool,
+        (register, since): (bool, Option<u64>),
     ) {
         if self.pending_auth.contains_key(&key) {
             return reject(out, key, ErrorCode::AuthFailed, "a login is already being checked");
@@ -42,6 +42,16 @@ impl Hub {
             return reject(out, key, ErrorCode::InvalidUsername, &format!("invalid user name: {e}"));
         }
         let folded = fold(&mut self.fold_buf, username).to_string();
+        if let Some(left) = self.services.bans.remaining(&folded, Instant::now()) {
+            let secs = left.as_secs() + 1;
+            let reason = format!("{username} is banned by an administrator for {secs} more s; do not reconnect before");
+            let reject = ServerMsg::LoginReject {
+                code: ErrorCode::Banned,
+                reason: reason.into(),
+                retry_ms: Some(left.as_millis() as u64),
+            };
+            return out.send(key, &reject);
+        }
         let mode = self.services.auth;
         let admin = self.services.is_admin_name(&folded);
         if mode != AuthMode::Open || admin {
@@ -61,17 +71,17 @@ impl Hub {
         }
         if admin {
             return match credential {
-                Some(c) if self.services.admin_password_ok(c) => self.finish_login(out, key, username, true),
+                Some(c) if self.services.admin_password_ok(c) => self.finish_login(out, key, username, true, since),
                 _ => reject(out, key, ErrorCode::AuthFailed, "wrong user name or password"),
             };
         }
         match mode {
-            AuthMode::Open => self.finish_login(out, key, username, false),
+            AuthMode::Open => self.finish_login(out, key, username, false, since),
             AuthMode::Passkey => match (credential, self.services.passkey()) {
-                (Some(c), Some(k)) if secret_eq(c, k) => self.finish_login(out, key, username, false),
+                (Some(c), Some(k)) if secret_eq(c, k) => self.finish_login(out, key, username, false, since),
                 _ => reject(out, key, ErrorCode::AuthFailed, "wrong passkey"),
             },
-            AuthMode::Accounts => self.check_account(out, key, (username, &folded), credential, register),
+            AuthMode::Accounts => self.check_account(out, key, (username, &folded), credential, (register, since)),
         }
     }
 
@@ -82,7 +92,7 @@ impl Hub {
         key: usize,
         (username, folded): (&str, &str),
         password: Option<&str>,
-        register: bool,
+        (register, since): (bool, Option<u64>),
     ) {
         let Some(password) = password.filter(|p| !p.is_empty()) else {
             return reject(out, key, ErrorCode::AuthFailed, "a password is required");
@@ -105,6 +115,7 @@ impl Hub {
             register,
             username: username.to_string(),
             password: password.to_string(),
+            since,
         };
         match self.services.accounts().map(|a| a.submit(job)) {
             Some(Ok(())) => {
@@ -122,14 +133,15 @@ impl Hub {
         }
         self.pending_auth.remove(&v.key);
         match v.result {
-            Ok(()) => self.finish_login(out, v.key, &v.username, false),
+            Ok(()) => self.finish_login(out, v.key, &v.username, false, v.since),
             Err((code, reason)) => reject(out, v.key, code, &reason),
         }
     }
 
     /// Logs `key` in as `username` once authenticated: claims the name, enters the default
-    /// room, acknowledges, replays the room's history, tells the room.
-    fn finish_login<O: Outbox>(&mut self, out: &mut O, key: usize, username: &str, admin: bool) {
+    /// room, acknowledges, replays the room's history (after id `since`, if given), tells the
+    /// room.
+    fn finish_login<O: Outbox>(&mut self, out: &mut O, key: usize, username: &str, admin: bool, since: Option<u64>) {
         if let Err(e) = check_username(username) {
             return reject(out, key, ErrorCode::InvalidUsername, &format!("invalid user name: {e}"));
         }
@@ -151,7 +163,8 @@ impl Hub {
         out.logged_in(key);
         self.counters.logins += 1;
         out.send(key, &ServerMsg::LoginAck { username: username.into(), room: DEFAULT_ROOM.into() });
-        self.replay(out, key, DEFAULT_ROOM);
+        let canonical = self.rooms.room(room).name.clone();
+        self.start_replay(out, key, canonical, since);
         self.presence(out, room, key, SystemKind::Join, &name);
     }
 

@@ -1,10 +1,18 @@
 //! Room and private messages: fan-out to local members (encoded once per format, shared by
 //! every recipient), hand-off to the other shards, and delivery of what they hand us.
+//!
+//! A room's ids are stamped by its owner shard ([`Backplane::room_owner`]): a message sent on
+//! another shard travels to the owner first ([`Remote::Stamp`]), which stamps, delivers to its
+//! own members and hands the frames to every other hosting shard in stamping order. Each shard
+//! receives one owner's stream in order, so every member sees a room's ids increase.
+//!
+//! [`Backplane::room_owner`]: crate::cluster::Backplane::room_owner
 
 use super::room::RoomId;
 use super::{fold, Hub, Outbox};
-use crate::cluster::{Frames, Remote};
+use crate::cluster::{Frames, Remote, RoomShared, Stamp};
 use crate::protocol::{ErrorCode, ServerMsg, WireFormat};
+use crate::services::history::AckTo;
 use bytes::Bytes;
 use std::sync::Arc;
 
@@ -17,29 +25,63 @@ fn slot(format: WireFormat) -> usize {
 }
 
 impl Hub {
-    /// ROOM_MSG: stamp id, time and sender, deliver to the room everywhere, record it (which
-    /// acknowledges it).
+    /// ROOM_MSG: stamped here if this shard owns the room, else handed to the owner.
     pub(super) fn room_msg<O: Outbox>(&mut self, out: &mut O, key: usize, text: &str) {
         if text.is_empty() {
             return out.send_error(key, ErrorCode::EmptyText, "empty message");
         }
         let Some(session) = self.sessions.get(key) else { return };
-        let (from, room) = (session.name.clone(), session.membership.room);
+        let (from, room, id) = (session.name.clone(), session.membership.room, session.id);
+        let r = self.rooms.room(room);
+        let sender = AckTo { shard: self.shard, key, session: id };
+        if r.owner == self.shard {
+            let (name, shared) = (r.name.clone(), r.shared.clone());
+            return self.stamp(out, (name, Some(room)), &shared, from, text, sender);
+        }
+        let stamp = Stamp { room: r.name.clone(), shared: r.shared.clone(), from, text: text.into(), sender };
+        self.relay.to(r.owner, Remote::Stamp(stamp));
+    }
+
+    /// Stamps a room message of a room this shard owns (id, time), delivers it to the room
+    /// everywhere but its sender, and records it (which acknowledges it). `local` is the room's
+    /// index here when the caller knows it (a local sender), else it is looked up by name.
+    pub(super) fn stamp<O: Outbox>(
+        &mut self,
+        out: &mut O,
+        (room, local): (Arc<str>, Option<RoomId>),
+        shared: &RoomShared,
+        from: Arc<str>,
+        text: &str,
+        sender: AckTo,
+    ) {
         let id = self.next_seq * self.backplane.shard_count() as u64 + self.shard as u64;
         let ts_ms = self.now_ms;
         self.next_seq += 1;
-        let room_name = self.rooms.room(room).name.clone();
         let msg = ServerMsg::RoomMsg {
             id,
             ts_ms,
-            room: (&*room_name).into(),
+            room: (&*room).into(),
             from: (&*from).into(),
             text: text.into(),
             history: false,
         };
-        self.broadcast(out, room, Some(key), &msg, true);
+        let mut encoded = [None, None];
+        let local = local.or_else(|| self.rooms.find(&room));
+        let skip = (sender.shard == self.shard).then_some(sender.key);
+        if let Some(local) = local {
+            self.counters.deliveries += self.fanout(out, local, skip, &mut encoded, Some(&msg));
+        }
+        let others = shared.shards() & !(1u64 << self.shard);
+        if others != 0 {
+            let frames = Frames {
+                binary: encoded[0].take().unwrap_or_else(|| out.encode(WireFormat::Binary, &msg)),
+                json: encoded[1].take().unwrap_or_else(|| out.encode(WireFormat::Json, &msg)),
+            };
+            let skip = Some((sender.shard, sender.key, sender.session));
+            self.relay.room(others, &room, &frames, true, skip);
+        }
         self.counters.room_msgs += 1;
-        self.record(out, key, (id, ts_ms), room_name, from, text);
+        self.record(out, sender, (id, ts_ms), room, from, text);
     }
 
     /// Delivers `msg` to every member of `room` on every shard, except local `except`.
@@ -66,7 +108,7 @@ impl Hub {
             binary: encoded[0].take().unwrap_or_else(|| out.encode(WireFormat::Binary, msg)),
             json: encoded[1].take().unwrap_or_else(|| out.encode(WireFormat::Json, msg)),
         };
-        self.relay.room(others, &r.name, &frames, chat);
+        self.relay.room(others, &r.name, &frames, chat, None);
     }
 
     /// Queues a frame for every local member of `room` but `except`. `encoded` holds the frame
@@ -98,11 +140,20 @@ impl Hub {
         n
     }
 
-    /// Another shard's room frames: deliver them to the local members of `room`.
-    pub(super) fn room_from_remote<O: Outbox>(&mut self, out: &mut O, room: &str, frames: Frames, chat: bool) {
+    /// Another shard's room frames: deliver them to the local members of `room` but `skip`
+    /// (the sender, if still in the session that sent it).
+    pub(super) fn room_from_remote<O: Outbox>(
+        &mut self,
+        out: &mut O,
+        room: &str,
+        frames: Frames,
+        chat: bool,
+        skip: Option<(usize, u64)>,
+    ) {
         let Some(id) = self.rooms.find(room) else { return };
+        let skip = skip.filter(|&(key, session)| self.sessions.get(key).is_some_and(|s| s.id == session)).map(|s| s.0);
         let mut encoded = [Some(frames.binary), Some(frames.json)];
-        let n = self.fanout(out, id, None, &mut encoded, None);
+        let n = self.fanout(out, id, skip, &mut encoded, None);
         if chat {
             self.counters.deliveries += n;
         }

@@ -149,11 +149,11 @@ impl Hub {
     pub fn handle<O: Outbox>(&mut self, out: &mut O, key: usize, msg: ClientMsg<'_>) {
         let logged_in = self.is_logged_in(key);
         match msg {
-            ClientMsg::Login { username, credential } if !logged_in => {
-                self.login_request(out, key, &username, credential.as_deref(), false)
+            ClientMsg::Login { username, credential, since } if !logged_in => {
+                self.login_request(out, key, &username, credential.as_deref(), (false, since))
             }
             ClientMsg::Register { username, password } if !logged_in => {
-                self.login_request(out, key, &username, Some(&password), true)
+                self.login_request(out, key, &username, Some(&password), (true, None))
             }
             ClientMsg::Login { .. } | ClientMsg::Register { .. } => {
                 out.send_error(key, ErrorCode::AlreadyLoggedIn, "you are already logged in")
@@ -165,7 +165,8 @@ impl Hub {
             }
             ClientMsg::RoomMsg { text } => self.room_msg(out, key, &text),
             ClientMsg::PrivateMsg { to, text } => self.private_msg(out, key, &to, &text),
-            ClientMsg::JoinRoom { room } => self.join(out, key, &room),
+            ClientMsg::JoinRoom { room, since } => self.join(out, key, &room, since),
+            ClientMsg::History { before } => self.history_page(out, key, before),
             ClientMsg::ListUsers { after } => self.list_users(out, key, after.as_deref()),
             ClientMsg::ListRooms { after } => self.list_rooms(out, key, after.as_deref()),
             ClientMsg::Time => out.send(key, &ServerMsg::Time { ts_ms: self.now_ms }),
@@ -181,7 +182,10 @@ impl Hub {
     /// Handles work another shard sent, or the answer of a worker thread.
     pub fn remote<O: Outbox>(&mut self, out: &mut O, work: Remote) {
         match work {
-            Remote::Room { room, frames, chat } => self.room_from_remote(out, &room, frames, chat),
+            Remote::Room { room, frames, chat, skip } => self.room_from_remote(out, &room, frames, chat, skip),
+            Remote::Stamp(s) => self.stamp(out, (s.room, None), &s.shared, s.from, &s.text, s.sender),
+            Remote::Replay(req) => self.replay_at_owner(out, req),
+            Remote::Replayed { req, replay } => self.replayed(out, req, replay),
             Remote::Direct { key, user, frames } => {
                 if self.sessions.is(key, &user) {
                     if let Some(format) = out.format(key) {
@@ -190,9 +194,9 @@ impl Hub {
                 }
             }
             Remote::All { frames } => self.deliver_all(out, &frames),
-            Remote::Kick { key, user } => {
+            Remote::Kick { key, user, ban } => {
                 if self.sessions.is(key, &user) {
-                    admin::kick(out, key);
+                    admin::kick(out, key, ban);
                 }
             }
             Remote::Done(done) => self.done(out, done),
@@ -209,6 +213,7 @@ impl Hub {
                 let _ = req.reply.send(answer);
             }
             Done::File(done) => self.file_done_from_worker(out, done),
+            Done::HistoryRead(done) => self.history_read(out, done),
         }
     }
 

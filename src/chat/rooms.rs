@@ -8,9 +8,9 @@ use crate::protocol::{ErrorCode, ServerMsg, SystemKind};
 use std::sync::Arc;
 
 impl Hub {
-    /// JOIN_ROOM: leave the current room (telling it), enter the new one, replay its history,
-    /// tell it.
-    pub(super) fn join<O: Outbox>(&mut self, out: &mut O, key: usize, room: &str) {
+    /// JOIN_ROOM: leave the current room (telling it), enter the new one, replay its history
+    /// (all of the last `history_len`, or only after id `since`), tell it.
+    pub(super) fn join<O: Outbox>(&mut self, out: &mut O, key: usize, room: &str, since: Option<u64>) {
         let normalized = normalize_name(room);
         let room: &str = &normalized;
         if let Err(e) = check_room(room) {
@@ -18,8 +18,16 @@ impl Hub {
         }
         let Some(session) = self.sessions.get(key) else { return };
         let (name, old) = (session.name.clone(), session.membership);
-        if &*self.rooms.room(old.room).name == room {
-            return out.send(key, &ServerMsg::JoinRoom { room: room.into() });
+        let current = self.rooms.room(old.room).name.clone();
+        if *current == *room {
+            out.send(key, &ServerMsg::JoinRoom { room: room.into() });
+            if since.is_some() && !old.is_pending() {
+                // A resume of the room it is in: wait for the replay again, then carry on.
+                let waiting = self.rooms.join_pending(old.room, key);
+                self.move_member(key, old, waiting);
+                self.start_replay(out, key, current, since);
+            }
+            return;
         }
         self.leave_room(out, key, old, SystemKind::Leave);
         let (id, membership) = self.enter_room(key, &name, room);
@@ -27,15 +35,30 @@ impl Hub {
             s.membership = membership;
         }
         out.send(key, &ServerMsg::JoinRoom { room: room.into() });
-        self.replay(out, key, room);
+        let canonical = self.rooms.room(id).name.clone();
+        self.start_replay(out, key, canonical, since);
         self.presence(out, id, key, SystemKind::Join, &name);
     }
 
-    /// Adds `key` (user `name`) to `room` here and on the backplane.
+    /// Adds `key` (user `name`) to `room` here and on the backplane, waiting for its replay
+    /// ([`Hub::start_replay`]).
     pub(super) fn enter_room(&mut self, key: usize, name: &Arc<str>, room: &str) -> (RoomId, Membership) {
         let (canonical, shared) = self.backplane.join(room, self.shard, name);
-        let id = self.rooms.get_or_create(&canonical, shared);
-        (id, self.rooms.join(id, key))
+        let owner = self.backplane.room_owner(&canonical);
+        let id = self.rooms.get_or_create(&canonical, shared, owner);
+        (id, self.rooms.join_pending(id, key))
+    }
+
+    /// Replaces `key`'s membership `old` by `new` (same room), fixing the moved member's index.
+    fn move_member(&mut self, key: usize, old: super::room::Membership, new: Membership) {
+        if let Some(moved) = self.rooms.leave(old, key) {
+            if let Some(s) = self.sessions.get_mut(moved) {
+                s.membership.index = old.index;
+            }
+        }
+        if let Some(s) = self.sessions.get_mut(key) {
+            s.membership = new;
+        }
     }
 
     /// Takes `key` out of its room, fixing the moved member's index, and tells the room.
@@ -44,7 +67,7 @@ impl Hub {
         // Announce before the room can vanish with its last member.
         self.presence(out, m.room, key, kind, &name);
         let room_name = self.rooms.room(m.room).name.clone();
-        if let Some(moved) = self.rooms.leave(m) {
+        if let Some(moved) = self.rooms.leave(m, key) {
             if let Some(s) = self.sessions.get_mut(moved) {
                 s.membership.index = m.index;
             }

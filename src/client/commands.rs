@@ -12,9 +12,10 @@
 //! | `/help`                  | `/h`, `/?`                  |
 //! | `/quit`                  | `/exit`, `/q`               |
 //!
-//! plus `/time` (the TIME extension), `/admin <command>` (admin sessions only), and file
-//! sharing: `/send PATH`, `/files`, `/get ID [DEST]`. A line not
-//! starting with `/` is a message to the current room; `//text` sends `/text` literally.
+//! plus `/time` (the TIME extension), `/admin <command>` (admin sessions only), `/history`
+//! (scroll back), and file sharing: `/send PATH` (`/upload`), `/files`, `/get FILE [DEST]`
+//! (`/download`). A line not starting with `/` is a message to the current room; `//text` sends
+//! `/text` literally. [`COMMAND_WORDS`] lists every word, for tab completion and the help test.
 //!
 //! A new command that is one request to the server is one entry here: its [`Command`] variant,
 //! its word in [`parse_line`], its line in [`HELP`] and its message in [`Command::into_request`].
@@ -29,16 +30,24 @@ Commands (anything else you type is sent to your current room):
   /msg <user> <message>   private message to <user>                aliases: /m /pm /dm /whisper
   /users                  list the users in your room              aliases: /who /list
   /rooms                  list all rooms and their sizes           aliases: /r
+  /history                earlier messages of your room (a page; again for more)
   /time                   the server's clock
-  /send <path>            share a file with your room (shows progress)
-  /files                  list the files shared in your room
-  /get <id> [dest]        download file <id> (to [dest], else its name in this directory)
+  /send <path>            share a file with your room              aliases: /upload
+  /files                  list the files shared in your room, with #index and short id
+  /get <file> [dest]      download a file: <file> is its id, short id (last digits), #index
+                          or name; [dest] a file or a directory    aliases: /download
   /admin <command>        admin console (admin login only): users, rooms, alert TEXT,
-                          kick USER, time, stats, help
+                          kick USER [BAN, e.g. 5m; 0 = none], unban USER, time, stats, help
   /help                   show this help                           aliases: /h /?
   /quit                   disconnect and exit                      aliases: /exit /q
   //text                  send a message that starts with '/' (sends \"/text\")
-If a message arrives while you are typing, press Ctrl-R to redisplay your line.";
+Keys: Tab completes commands, names and rooms; Up/Down recall typed lines; Ctrl-D quits.";
+
+/// Every command word and alias, without the `/`, in [`HELP`]'s order: what Tab completes.
+pub const COMMAND_WORDS: &[&str] = &[
+    "join", "j", "msg", "m", "pm", "dm", "whisper", "users", "who", "list", "rooms", "r", "history", "time", "send",
+    "upload", "files", "get", "download", "admin", "help", "h", "?", "quit", "exit", "q",
+];
 
 /// What one input line asks the client to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,13 +73,17 @@ pub enum Command {
     Send(std::path::PathBuf),
     /// `/files`: list the files of the current room.
     Files,
-    /// `/get ID [DEST]`: download a file, to `dest` or to its name in the working directory.
+    /// `/get FILE [DEST]`: download a file, to `dest` (a file or a directory) or to its name in
+    /// the working directory.
     Get {
-        /// The file's id, as listed.
-        id: u64,
+        /// How the user named the file: an id, a short id, `#index` or a name (resolved by the
+        /// session, which knows the files).
+        file: String,
         /// Where to save it.
         dest: Option<std::path::PathBuf>,
     },
+    /// `/history`: show the page of the current room's messages before the earliest one shown.
+    History,
     /// `/admin <command>`: an admin console command (the server checks the privilege).
     Admin(String),
     /// `/help`: print [`HELP`].
@@ -102,7 +115,7 @@ impl Command {
     /// `Send` and `Get` (file transfers), `Help`, `Quit`, `Empty` and `Invalid`.
     pub fn into_request(self) -> Result<ClientMsg<'static>, Command> {
         Ok(match self {
-            Command::Join(room) => ClientMsg::JoinRoom { room: room.into() },
+            Command::Join(room) => ClientMsg::JoinRoom { room: room.into(), since: None },
             Command::Msg { to, text } => ClientMsg::PrivateMsg { to: to.into(), text: text.into() },
             Command::Users => ClientMsg::ListUsers { after: None },
             Command::Rooms => ClientMsg::ListRooms { after: None },
@@ -112,6 +125,7 @@ impl Command {
             Command::Say(_)
             | Command::Send(_)
             | Command::Get { .. }
+            | Command::History
             | Command::Help
             | Command::Quit
             | Command::Empty
@@ -143,9 +157,6 @@ pub enum UsageError {
         /// Which rule it breaks.
         reason: NameError,
     },
-    /// A file id that is not a number.
-    #[error("invalid file id '{0}': ids are numbers, as /files lists them; usage: /get <id> [dest]")]
-    BadFileId(String),
     /// The user name breaks the naming rules.
     #[error("invalid user name '{name}': {reason}")]
     BadUser {
@@ -183,6 +194,7 @@ pub fn parse_line(line: &str) -> Command {
         "users" | "who" | "list" => Command::Users,
         "rooms" | "r" => Command::Rooms,
         "time" => Command::Time,
+        "history" => Command::History,
         "send" | "upload" => match args.trim() {
             "" => Command::Invalid(UsageError::Missing { what: "file path", usage: "/send <path>" }),
             path => Command::Send(path.into()),
@@ -218,13 +230,12 @@ fn parse_join(args: &str) -> Command {
 }
 
 fn parse_get(args: &str) -> Command {
-    let (id, dest) = split_word(args);
-    if id.is_empty() {
-        return Command::Invalid(UsageError::Missing { what: "file id", usage: "/get <id> [dest]" });
+    let (file, dest) = split_word(args);
+    if file.is_empty() {
+        return Command::Invalid(UsageError::Missing { what: "file", usage: "/get <file> [dest]" });
     }
-    let Ok(id) = id.parse::<u64>() else { return Command::Invalid(UsageError::BadFileId(id.to_string())) };
     let dest = dest.trim();
-    Command::Get { id, dest: (!dest.is_empty()).then(|| dest.into()) }
+    Command::Get { file: file.to_string(), dest: (!dest.is_empty()).then(|| dest.into()) }
 }
 
 fn parse_msg(args: &str) -> Command {
@@ -258,12 +269,14 @@ mod tests {
         assert!(matches!(parse_line("/send"), Command::Invalid(UsageError::Missing { what: "file path", .. })));
         assert_eq!(parse_line("/files"), Command::Files);
         assert_eq!(parse_line("/FILES extra"), Command::Files);
-        assert_eq!(parse_line("/get 42"), Command::Get { id: 42, dest: None });
-        assert_eq!(parse_line("/get 42 out dir/a.txt"), Command::Get { id: 42, dest: Some("out dir/a.txt".into()) });
-        assert_eq!(parse_line("/download 7 x"), Command::Get { id: 7, dest: Some("x".into()) });
-        assert!(matches!(parse_line("/get"), Command::Invalid(UsageError::Missing { what: "file id", .. })));
-        assert_eq!(parse_line("/get abc"), Command::Invalid(UsageError::BadFileId("abc".into())));
-        assert!(HELP.contains("/send <path>") && HELP.contains("/files") && HELP.contains("/get <id> [dest]"));
+        let get = |file: &str, dest: Option<&str>| Command::Get { file: file.into(), dest: dest.map(Into::into) };
+        assert_eq!(parse_line("/get 42"), get("42", None));
+        assert_eq!(parse_line("/get 42 out dir/a.txt"), get("42", Some("out dir/a.txt")));
+        assert_eq!(parse_line("/download 7 x"), get("7", Some("x")));
+        assert_eq!(parse_line("/get #2 downloads/"), get("#2", Some("downloads/")));
+        assert_eq!(parse_line("/get notes.txt"), get("notes.txt", None));
+        assert!(matches!(parse_line("/get"), Command::Invalid(UsageError::Missing { what: "file", .. })));
+        assert!(HELP.contains("/send <path>") && HELP.contains("/files") && HELP.contains("/get <file> [dest]"));
     }
 
     #[test]
@@ -352,6 +365,8 @@ mod tests {
             assert_eq!(parse_line(w), Command::Quit, "{w}");
         }
         assert_eq!(parse_line("/time"), Command::Time);
+        assert_eq!(parse_line("/history"), Command::History);
+        assert_eq!(parse_line("/HISTORY more"), Command::History);
         // Trailing words are tolerated.
         assert_eq!(parse_line("/quit now"), Command::Quit);
         assert_eq!(parse_line("/users  "), Command::Users);
@@ -378,7 +393,7 @@ mod tests {
     #[test]
     fn requests_for_server_commands() {
         let req = |line: &str| parse_line(line).into_request();
-        assert_eq!(req("/j tech"), Ok(ClientMsg::JoinRoom { room: "tech".into() }));
+        assert_eq!(req("/j tech"), Ok(ClientMsg::JoinRoom { room: "tech".into(), since: None }));
         assert_eq!(req("/pm bob hi  there"), Ok(ClientMsg::PrivateMsg { to: "bob".into(), text: "hi  there".into() }));
         assert_eq!(req("/who"), Ok(ClientMsg::ListUsers { after: None }));
         assert_eq!(req("/r"), Ok(ClientMsg::ListRooms { after: None }));
@@ -390,19 +405,20 @@ mod tests {
 
     #[test]
     fn local_commands_come_back() {
-        for line in ["hello", "//x", "/send a.txt", "/get 3", "/help", "/quit", "", "/dance"] {
+        for line in ["hello", "//x", "/send a.txt", "/get 3", "/history", "/help", "/quit", "", "/dance"] {
             assert_eq!(parse_line(line).into_request(), Err(parse_line(line)), "{line}");
         }
     }
 
     #[test]
     fn help_lists_every_command_and_alias() {
-        for w in [
-            "/join", "/j", "/msg", "/m ", "/pm", "/dm", "/whisper", "/users", "/who", "/list", "/rooms", "/r", "/help",
-            "/h", "/?", "/quit", "/exit", "/q", "/time", "//",
-        ] {
-            assert!(HELP.contains(w), "HELP lacks {w}");
+        for w in COMMAND_WORDS {
+            let shown = HELP.contains(&format!("/{w} ")) || HELP.contains(&format!("/{w}\n"));
+            assert!(shown, "HELP lacks /{w}");
+            let parsed = parse_line(&format!("/{w}"));
+            assert!(!matches!(parsed, Command::Invalid(UsageError::Unknown(_))), "/{w} is not parsed: {parsed:?}");
         }
+        assert!(HELP.contains("//text"));
     }
 
     #[test]

@@ -151,10 +151,22 @@ impl Client {
     /// frames that arrive first are kept, in order, for later `recv` calls. After a rejection
     /// the connection stays usable for another attempt.
     pub fn login(&mut self, username: &str, credential: Option<&str>) -> Result<LoginInfo, ClientError> {
+        self.login_since(username, credential, None)
+    }
+
+    /// [`login`](Self::login) resuming the room the session lands in after message id `since`:
+    /// the server replays only newer messages, then REPLAY_END (see docs/PROTOCOL.md, resume).
+    pub fn login_since(
+        &mut self,
+        username: &str,
+        credential: Option<&str>,
+        since: Option<u64>,
+    ) -> Result<LoginInfo, ClientError> {
         check_username(username).map_err(|reason| ClientError::InvalidUsername { name: username.into(), reason })?;
         self.await_login(&ClientMsg::Login {
             username: Cow::Borrowed(username),
             credential: credential.map(Cow::Borrowed),
+            since,
         })
     }
 
@@ -177,7 +189,7 @@ impl Client {
                 ServerMsg::LoginAck { username, room } => {
                     break Ok(LoginInfo { username: username.into(), room: room.into() })
                 }
-                ServerMsg::LoginReject { code, reason } | ServerMsg::ErrorMsg { code, text: reason } => {
+                ServerMsg::LoginReject { code, reason, .. } | ServerMsg::ErrorMsg { code, text: reason } => {
                     break Err(ClientError::LoginRejected { code, reason: reason.into() })
                 }
                 other => early.push(other),

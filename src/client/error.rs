@@ -119,6 +119,9 @@ impl ClientError {
             ClientError::LoginRejected { code: ErrorCode::UsernameTaken, .. } => {
                 "someone is using that name; pick another"
             }
+            ClientError::LoginRejected { code: ErrorCode::Banned, .. } => {
+                "an administrator banned this name for a while; try again once the ban has ended"
+            }
             ClientError::LoginRejected { code: ErrorCode::AuthFailed, .. } => {
                 "check the passkey or password (--passkey KEY, --password PW; --register creates an account)"
             }
@@ -153,6 +156,8 @@ mod tests {
         assert!(rejected(ErrorCode::ShuttingDown).is_transient());
         assert!(!rejected(ErrorCode::AuthFailed).is_transient());
         assert!(!rejected(ErrorCode::InvalidUsername).is_transient());
+        assert!(!rejected(ErrorCode::Banned).is_transient(), "a banned client does not retry");
+        assert!(rejected(ErrorCode::Banned).describe(None).contains("banned this name"));
         assert!(ClientError::Closed.is_transient());
         assert!(ClientError::Refused { addr: String::new() }.is_transient());
     }

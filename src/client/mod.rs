@@ -8,7 +8,11 @@
 //!   [`Session`] queues messages and [`Event`]s report what arrives.
 //! - [`error`]: [`ClientError`], split the way a user acts on it, with the hint for each kind.
 //! - [`commands`]: what the user types, parsed into a [`commands::Command`].
+//! - [`complete`]: Tab completion of commands, user names and rooms.
 //! - [`render`]: every server message turned into the text to print.
+//! - [`style`]: timestamps and colours (off under `NO_COLOR` or when output is not a terminal).
+//! - [`servers`]: the `--server a:5555,b:5555` list tried in turn.
+//! - [`catalog`]: files seen, so `/get` takes a short id, `#index` or name.
 //! - [`transfer`]: hashing and chunking uploads, writing and checking downloads, progress lines.
 //! - [`app`]: the interactive terminal client `chat-client` runs: [`app::connect`], then
 //!   [`app::run`] until the user quits or the connection is lost for good.
@@ -25,11 +29,15 @@
 //! ```
 
 pub mod app;
+pub mod catalog;
 pub mod commands;
+pub mod complete;
 pub mod connection;
 pub mod error;
 pub mod render;
+pub mod servers;
 pub mod session;
+pub mod style;
 pub mod transfer;
 
 /// The TLS trust settings and errors the client's options and errors carry; imported here once

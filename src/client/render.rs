@@ -10,8 +10,26 @@
 //! ! error (UNKNOWN_USER): text      ERROR_MSG
 //! ```
 
-use crate::protocol::{ErrorCode, ServerMsg, SystemKind};
+use super::style::Kind;
+use crate::protocol::{ErrorCode, FileEntry, ServerMsg, SystemKind};
 use std::fmt::Write as _;
+
+/// What kind of line `msg` makes for the user `me`, which decides its colour.
+pub fn kind_of(msg: &ServerMsg<'_>, me: &str) -> Kind {
+    match msg {
+        ServerMsg::RoomMsg { from, .. } if from.as_ref() == me => Kind::Own,
+        ServerMsg::PrivateMsgDelivery { .. } => Kind::Pm,
+        ServerMsg::SystemMsg { kind: SystemKind::Alert, .. } => Kind::Alert,
+        ServerMsg::LoginReject { .. } | ServerMsg::ErrorMsg { .. } | ServerMsg::ReplayEnd { .. } => Kind::Error,
+        ServerMsg::HistoryEnd { .. } => Kind::Notice,
+        ServerMsg::SystemMsg { .. }
+        | ServerMsg::JoinRoom { .. }
+        | ServerMsg::Time { .. }
+        | ServerMsg::FileAvailable { .. }
+        | ServerMsg::LoginAck { .. } => Kind::Notice,
+        _ => Kind::Plain,
+    }
+}
 
 /// The text to print for `msg`, seen by the user `me`; `None` for messages with nothing to show
 /// (ROOM_MSG_ACK, PING, PONG). Multi-line results (lists) contain `\n` but no trailing newline.
@@ -23,7 +41,7 @@ pub fn render(msg: &ServerMsg<'_>, me: &str) -> Option<String> {
         ServerMsg::LoginAck { username, room } => {
             format!("Welcome, {username}! You are in room '{room}'; type /help for commands.")
         }
-        ServerMsg::LoginReject { code, reason } => {
+        ServerMsg::LoginReject { code, reason, .. } => {
             format!("! login rejected ({}): {reason}", code_name(*code))
         }
         ServerMsg::RoomMsg { room, from, text, history, .. } => {
@@ -44,27 +62,59 @@ pub fn render(msg: &ServerMsg<'_>, me: &str) -> Option<String> {
         ServerMsg::ErrorMsg { code, text } => format!("! error ({}): {text}", code_name(*code)),
         ServerMsg::Time { ts_ms } => format!("* server time: {}", crate::services::console::format_utc(*ts_ms)),
         ServerMsg::Admin { text } => format!("[admin] {text}"),
-        ServerMsg::FileAvailable { id, name, size, from, room } => {
-            format!("* {from} shared file {id} '{name}' ({}) in {room}; /get {id} to download", human_size(*size))
-        }
-        ServerMsg::ListFiles { room, files, .. } => render_files(room, files),
+        ServerMsg::FileAvailable { id, name, size, from, room } => file_available(*id, name, *size, from, room, None),
+        ServerMsg::ListFiles { room, files, .. } => render_files(room, files, |id| id.to_string()),
         // File transfers are driven (and their progress shown) by the client's transfer code.
         ServerMsg::FileAccept { .. } | ServerMsg::FileChunk { .. } | ServerMsg::FileDone { .. } => return None,
         ServerMsg::RoomMsgAck { .. } | ServerMsg::Ping { .. } | ServerMsg::Pong { .. } => return None,
+        ServerMsg::ReplayEnd { room, lost, gap, .. } => return gap.then(|| replay_gap(room, *lost)),
+        ServerMsg::HistoryEnd { room, count, more, .. } => history_end(room, *count, *more),
     };
     Some(s)
 }
 
-/// `Files in general (2):` then one line per file: `  17  notes.txt  1.2 KiB  from bob`.
-fn render_files(room: &str, files: &[crate::protocol::FileEntry<'_>]) -> String {
+/// `* bob shared file 1234567890123456 'a.txt' (1.5 KiB) in general; /get 3456 to download`:
+/// with `short`, the short id to type; without, the id.
+pub fn file_available(id: u64, name: &str, size: u64, from: &str, room: &str, short: Option<&str>) -> String {
+    let get = short.map_or_else(|| id.to_string(), str::to_string);
+    format!("* {from} shared file {id} '{name}' ({}) in {room}; /get {get} to download", human_size(size))
+}
+
+/// `Files in general (2):` then one line per file, numbered for `/get #N`, with the id to
+/// type that `short` gives: `  #1  3456  notes.txt  1.2 KiB  from bob`.
+pub fn render_files(room: &str, files: &[FileEntry<'_>], short: impl Fn(u64) -> String) -> String {
     let mut s = format!("Files in {room} ({}):", files.len());
     if files.is_empty() {
         s.push_str(" none");
     }
-    for f in files {
-        let _ = write!(s, "\n  {}  {}  {}  from {}", f.id, f.name, human_size(f.size), f.from);
+    let shorts: Vec<String> = files.iter().map(|f| short(f.id)).collect();
+    let width = shorts.iter().map(String::len).max().unwrap_or(0);
+    for (i, (f, id)) in files.iter().zip(&shorts).enumerate() {
+        let _ = write!(s, "\n  #{:<3} {id:>width$}  {}  {}  from {}", i + 1, f.name, human_size(f.size), f.from);
+    }
+    if !files.is_empty() {
+        s.push_str("\n  (/get #N, /get ID or /get NAME)");
     }
     s
+}
+
+/// What REPLAY_END with the gap flag means to the user: messages of `room` from while they
+/// were away that the server's history no longer holds (`lost` of them, where known).
+pub fn replay_gap(room: &str, lost: u64) -> String {
+    match lost {
+        0 => format!("! gap: some messages of {room} from while you were away are no longer in the server's history"),
+        1 => format!("! gap: 1 message of {room} from while you were away is no longer in the server's history"),
+        n => format!("! gap: {n} messages of {room} from while you were away are no longer in the server's history"),
+    }
+}
+
+/// The line closing a `/history` page: how many earlier messages came, and whether there are more.
+fn history_end(room: &str, count: u64, more: bool) -> String {
+    match (count, more) {
+        (0, _) => format!("* no earlier messages in {room}"),
+        (n, true) => format!("* {n} earlier messages of {room} above; /history for more"),
+        (n, false) => format!("* {n} earlier messages of {room} above; that is the start of its history"),
+    }
 }
 
 /// `512 B`, `1.5 KiB`, `3.0 MiB`.
@@ -187,10 +237,12 @@ mod tests {
     fn files() {
         let m = ServerMsg::FileAvailable { id: 7, name: c("a.txt"), size: 1536, from: c("bob"), room: c("general") };
         assert_eq!(show(m), "* bob shared file 7 'a.txt' (1.5 KiB) in general; /get 7 to download");
-        let files = vec![crate::protocol::FileEntry { id: 7, name: c("a.txt"), size: 10, from: c("bob") }];
+        let long = file_available(1_234_567_890_123_456, "a", 1, "bob", "general", Some("3456"));
+        assert_eq!(long, "* bob shared file 1234567890123456 'a' (1 B) in general; /get 3456 to download");
+        let files = vec![FileEntry { id: 7, name: c("a.txt"), size: 10, from: c("bob") }];
         assert_eq!(
             show(ServerMsg::ListFiles { room: c("general"), files, next: None }),
-            "Files in general (1):\n  7  a.txt  10 B  from bob"
+            "Files in general (1):\n  #1   7  a.txt  10 B  from bob\n  (/get #N, /get ID or /get NAME)"
         );
         assert_eq!(show(ServerMsg::ListFiles { room: c("x"), files: vec![], next: None }), "Files in x (0): none");
         assert_eq!(render(&ServerMsg::FileAccept { id: 1 }, "alice"), None);
@@ -224,7 +276,7 @@ mod tests {
     fn login_and_join() {
         let ack = show(ServerMsg::LoginAck { username: c("alice"), room: c("general") });
         assert!(ack.contains("alice") && ack.contains("general") && ack.contains("/help"), "{ack}");
-        let rej = ServerMsg::LoginReject { code: ErrorCode::UsernameTaken, reason: c("in use") };
+        let rej = ServerMsg::LoginReject { code: ErrorCode::UsernameTaken, reason: c("in use"), retry_ms: None };
         assert_eq!(show(rej), "! login rejected (USERNAME_TAKEN): in use");
         assert_eq!(show(ServerMsg::JoinRoom { room: c("tech") }), "* you are now in 'tech'");
     }
@@ -267,6 +319,38 @@ mod tests {
         assert_eq!(not_delivered("hi"), "  (your message \"hi\" was not delivered)");
         let long = not_delivered(&"x".repeat(41));
         assert_eq!(long, format!("  (your message \"{}...\" was not delivered)", "x".repeat(40)));
+    }
+
+    #[test]
+    fn resume_and_scroll_back_markers() {
+        let end = |gap, lost| ServerMsg::ReplayEnd { room: c("general"), last: 9, lost, gap };
+        assert_eq!(render(&end(false, 0), "alice"), None, "a complete replay needs no line");
+        assert_eq!(
+            show(end(true, 12)),
+            "! gap: 12 messages of general from while you were away are no longer in the server's history"
+        );
+        assert!(show(end(true, 0)).starts_with("! gap: some messages of general"));
+        assert_eq!(kind_of(&end(true, 1), "alice"), Kind::Error);
+        let page = |count, more| ServerMsg::HistoryEnd { room: c("general"), before: 50, count, more };
+        assert_eq!(show(page(50, true)), "* 50 earlier messages of general above; /history for more");
+        assert_eq!(show(page(3, false)), "* 3 earlier messages of general above; that is the start of its history");
+        assert_eq!(show(page(0, false)), "* no earlier messages in general");
+    }
+
+    #[test]
+    fn kinds_decide_colours() {
+        let room =
+            |from| ServerMsg::RoomMsg { id: 1, ts_ms: 0, room: c("g"), from: c(from), text: c("x"), history: false };
+        assert_eq!(kind_of(&room("alice"), "alice"), Kind::Own);
+        assert_eq!(kind_of(&room("bob"), "alice"), Kind::Plain);
+        let pm = ServerMsg::PrivateMsgDelivery { ts_ms: 0, from: c("bob"), to: c("alice"), text: c("hi") };
+        assert_eq!(kind_of(&pm, "alice"), Kind::Pm);
+        let err = ServerMsg::ErrorMsg { code: ErrorCode::UnknownUser, text: c("x") };
+        assert_eq!(kind_of(&err, "alice"), Kind::Error);
+        let alert = ServerMsg::SystemMsg { kind: SystemKind::Alert, room: c(""), user: c(""), text: c("x") };
+        assert_eq!(kind_of(&alert, "alice"), Kind::Alert);
+        let join = ServerMsg::SystemMsg { kind: SystemKind::Join, room: c("g"), user: c("bob"), text: c("") };
+        assert_eq!(kind_of(&join, "alice"), Kind::Notice);
     }
 
     #[test]

@@ -60,7 +60,7 @@ fn login_buffers_early_frames_in_both_formats() {
         let (mut opts, t) = fake_server(move |mut s| {
             let mut buf = Vec::new();
             let login = read_client(&mut s, fmt, &mut buf);
-            let want = ClientMsg::Login { username: "alice".into(), credential: Some("k".into()) };
+            let want = ClientMsg::Login { username: "alice".into(), credential: Some("k".into()), since: None };
             assert_eq!(login, want);
             write_server(&mut s, fmt, &notice());
             write_server(&mut s, fmt, &ack());
@@ -80,7 +80,11 @@ fn login_rejected_carries_code_and_reason() {
     let (opts, t) = fake_server(|mut s| {
         read_client(&mut s, WireFormat::Binary, &mut Vec::new());
         let reason = "name in use".into();
-        write_server(&mut s, WireFormat::Binary, &ServerMsg::LoginReject { code: ErrorCode::UsernameTaken, reason });
+        write_server(
+            &mut s,
+            WireFormat::Binary,
+            &ServerMsg::LoginReject { code: ErrorCode::UsernameTaken, reason, retry_ms: None },
+        );
     });
     let mut c = Client::connect(&opts).expect("connect");
     match c.login("alice", None) {

@@ -104,20 +104,48 @@ pub fn send_file(
     Ok(())
 }
 
-/// Where `/get` saves file `id` when no destination is given: its (sanitized) name in the
-/// working directory, or `file-<id>`; never over an existing file (`name.1`, `name.2`, ...).
-pub fn default_dest(name: Option<&str>, id: u64, exists: impl Fn(&Path) -> bool) -> PathBuf {
+/// Where `/get` saves file `id`. `dest` as typed: a file path is used as it is; a directory
+/// (`is_dir`, or written with a trailing `/`) gets the file inside it; none means the working
+/// directory. Inside a directory the file takes its sanitized name (or `file-<id>`) and never
+/// replaces an existing file (`name.1`, `name.2`, ...).
+pub fn download_dest(
+    dest: Option<&Path>,
+    name: Option<&str>,
+    id: u64,
+    is_dir: impl Fn(&Path) -> bool,
+    exists: impl Fn(&Path) -> bool,
+) -> PathBuf {
+    let dir = match dest {
+        None => Path::new(""),
+        Some(d) if is_dir(d) || names_a_directory(d) => d,
+        Some(file) => return file.to_path_buf(),
+    };
     let base = match name {
         Some(n) => crate::services::files::sanitize_name(n),
         None => format!("file-{id}"),
     };
-    let mut path = PathBuf::from(&base);
+    let mut path = dir.join(&base);
     let mut n = 1;
     while exists(&path) {
-        path = PathBuf::from(format!("{base}.{n}"));
+        path = dir.join(format!("{base}.{n}"));
         n += 1;
     }
     path
+}
+
+/// True for a path typed with a trailing separator (`downloads/`): meant as a directory.
+pub fn names_a_directory(p: &Path) -> bool {
+    let s = p.as_os_str().to_string_lossy();
+    s.ends_with('/') || s.ends_with(std::path::MAIN_SEPARATOR)
+}
+
+/// [`download_dest`] on the real file system; a directory typed with a trailing `/` that does
+/// not exist yet is created.
+pub fn prepare_dest(dest: Option<&Path>, name: Option<&str>, id: u64) -> io::Result<PathBuf> {
+    if let Some(d) = dest.filter(|d| names_a_directory(d) && !d.is_dir()) {
+        std::fs::create_dir_all(d)?;
+    }
+    Ok(download_dest(dest, name, id, |p| p.is_dir(), |p| p.exists()))
 }
 
 /// Why a download failed. `Display` is the text shown after `! download failed: `.
@@ -251,11 +279,40 @@ mod tests {
     }
 
     #[test]
-    fn default_destinations_never_overwrite() {
+    fn destinations_never_overwrite() {
+        let none = |_: &Path| false;
         let taken = |p: &Path| p == Path::new("passwd") || p == Path::new("passwd.1");
-        assert_eq!(default_dest(Some("../../etc/passwd"), 1, taken), PathBuf::from("passwd.2"));
-        assert_eq!(default_dest(None, 9, |_| false), PathBuf::from("file-9"));
-        assert_eq!(default_dest(Some("ok.txt"), 9, |_| false), PathBuf::from("ok.txt"));
+        assert_eq!(download_dest(None, Some("../../etc/passwd"), 1, none, taken), PathBuf::from("passwd.2"));
+        assert_eq!(download_dest(None, None, 9, none, none), PathBuf::from("file-9"));
+        assert_eq!(download_dest(None, Some("ok.txt"), 9, none, none), PathBuf::from("ok.txt"));
+    }
+
+    #[test]
+    fn destinations_in_directories() {
+        let none = |_: &Path| false;
+        let is_dl = |p: &Path| p == Path::new("dl");
+        let dest =
+            |d: &str, dir: &dyn Fn(&Path) -> bool| download_dest(Some(Path::new(d)), Some("a.txt"), 3, dir, none);
+        assert_eq!(dest("dl", &is_dl), PathBuf::from("dl/a.txt"), "an existing directory");
+        assert_eq!(dest("new/", &none), PathBuf::from("new/a.txt"), "a trailing slash means a directory");
+        assert_eq!(dest("dl/b.bin", &is_dl), PathBuf::from("dl/b.bin"), "a file path is used as given");
+        let taken = |p: &Path| p == Path::new("dl/a.txt");
+        assert_eq!(download_dest(Some(Path::new("dl")), Some("a.txt"), 3, is_dl, taken), PathBuf::from("dl/a.txt.1"));
+        let evil = download_dest(Some(Path::new("dl")), Some("../../x"), 3, is_dl, none);
+        assert_eq!(evil, PathBuf::from("dl/x"), "the name cannot climb out of the directory");
+    }
+
+    #[test]
+    fn prepared_destinations_on_disk() {
+        let dir = std::env::temp_dir().join(format!("chatproto-dest-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = prepare_dest(Some(&dir), Some("a.txt"), 1).unwrap();
+        assert_eq!(p, dir.join("a.txt"));
+        let sub = format!("{}/sub/", dir.display());
+        let p = prepare_dest(Some(Path::new(&sub)), Some("b.txt"), 2).unwrap();
+        assert!(dir.join("sub").is_dir() && p == dir.join("sub").join("b.txt"), "{}", p.display());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

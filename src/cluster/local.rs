@@ -57,6 +57,10 @@ impl Backplane for InProcess {
         self.links.len()
     }
 
+    fn room_owner(&self, room: &str) -> usize {
+        crate::services::history::owner(room, self.links.len())
+    }
+
     fn claim(&self, folded: &str, entry: UserEntry) -> Claim {
         let mut inner = self.lock();
         if inner.users.contains_key(folded) {

@@ -19,6 +19,7 @@ pub use relay::Relay;
 
 pub use crate::protocol::Frames;
 
+use crate::services::history::{AckTo, ReadTag, Replay};
 use crate::services::Done;
 use mio::Waker;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -50,18 +51,54 @@ impl RoomShared {
     }
 }
 
+/// A room message on its way to the room's owner shard, which stamps its id (so that ids
+/// increase in the order every shard delivers them).
+#[derive(Debug)]
+pub struct Stamp {
+    /// The room.
+    pub room: Arc<str>,
+    /// The room's shard mask, from the sender's shard (a member's, so current).
+    pub shared: Arc<RoomShared>,
+    /// The sender's name.
+    pub from: Arc<str>,
+    /// The text.
+    pub text: Box<str>,
+    /// The sender, for its ROOM_MSG_ACK and to leave it out of the fan-out.
+    pub sender: AckTo,
+}
+
+/// A member waiting to enter `room` asks its owner for the history it missed: the owner answers
+/// in the same ordered stream as the room's messages, so nothing is missed or sent twice.
+#[derive(Clone, Debug)]
+pub struct ReplayReq {
+    /// The waiting member.
+    pub tag: ReadTag,
+    /// The room.
+    pub room: Arc<str>,
+    /// Replay only ids above this (`None`: the last `history_len`).
+    pub since: Option<u64>,
+}
+
 /// Work one shard hands another.
 #[derive(Debug)]
 pub enum Remote {
-    /// Deliver to every local member of `room`.
+    /// Deliver to every local member of `room`, but `skip` (a connection key and its login
+    /// session: the sender, on its own shard).
     /// `chat`: a room message (counted as deliveries), not a presence notice.
-    Room { room: Arc<str>, frames: Frames, chat: bool },
+    Room { room: Arc<str>, frames: Frames, chat: bool, skip: Option<(usize, u64)> },
+    /// A room message for its owner to stamp and deliver.
+    Stamp(Stamp),
+    /// A replay request for the room's owner.
+    Replay(ReplayReq),
+    /// The owner's answer to a replay request.
+    Replayed { req: ReplayReq, replay: Replay },
     /// Deliver to local connection `key` if it is still `user` (keys are reused).
     Direct { key: usize, user: Arc<str>, frames: Frames },
     /// Deliver to every logged-in local connection (admin alerts).
     All { frames: Frames },
-    /// Close local connection `key` if it is still `user` (admin kick).
-    Kick { key: usize, user: Arc<str> },
+    /// Close local connection `key` if it is still `user` (admin kick), telling it how long
+    /// its name is banned.
+    Kick { key: usize, user: Arc<str>, ban: std::time::Duration },
     /// The result of work done off the loop (hashing, disk, console).
     Done(Done),
 }
@@ -102,6 +139,9 @@ pub enum Claim {
 pub trait Backplane: Send + Sync {
     /// Number of shards (the room mask has one bit per shard).
     fn shard_count(&self) -> usize;
+    /// The shard that owns `room`: it stamps the room's ids and answers its replays. Must be
+    /// the same answer on every shard, for the life of the server.
+    fn room_owner(&self, room: &str) -> usize;
     /// Claims `folded` (a case-folded user name) for `entry`.
     fn claim(&self, folded: &str, entry: UserEntry) -> Claim;
     /// Releases a claimed name.

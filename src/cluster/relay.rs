@@ -28,10 +28,12 @@ impl Relay {
         }
     }
 
-    /// Queues a room's frames for every shard in `mask` but this one (the room's shard mask).
-    pub fn room(&mut self, mask: u64, room: &Arc<str>, frames: &Frames, chat: bool) {
+    /// Queues a room's frames for every shard in `mask` but this one (the room's shard mask);
+    /// `skip` is a (shard, key, session) not to deliver to (the sender).
+    pub fn room(&mut self, mask: u64, room: &Arc<str>, frames: &Frames, chat: bool, skip: Option<(usize, usize, u64)>) {
         for shard in (0..self.batches.len()).filter(|s| mask & (1 << s) != 0) {
-            self.to(shard, Remote::Room { room: room.clone(), frames: frames.clone(), chat });
+            let skip = skip.filter(|s| s.0 == shard).map(|(_, key, session)| (key, session));
+            self.to(shard, Remote::Room { room: room.clone(), frames: frames.clone(), chat, skip });
         }
     }
 
@@ -66,7 +68,7 @@ mod tests {
     #[test]
     fn room_frames_go_to_the_masked_shards_but_never_home() {
         let mut relay = Relay::new(1, 4);
-        relay.room(0b1011, &"r".into(), &frames(), true);
+        relay.room(0b1011, &"r".into(), &frames(), true, None);
         let sizes: Vec<usize> = relay.batches.iter().map(Vec::len).collect();
         assert_eq!(sizes, [1, 0, 0, 1]);
         relay.everyone(|| Remote::All { frames: frames() });

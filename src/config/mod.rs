@@ -70,6 +70,10 @@ pub struct ServiceSettings {
     pub history_path: PathBuf,
     /// Messages per room replayed on joining it (0 turns replay off).
     pub history_len: usize,
+    /// Bytes of history the RAM cache may hold in all.
+    pub history_cache: usize,
+    /// What the history database keeps.
+    pub retention: Retention,
     /// Directory for databases and uploaded files. Created if missing.
     pub data_dir: PathBuf,
     /// The accounts database for `AuthMode::Accounts`; relative paths are under `data_dir`.
@@ -126,6 +130,8 @@ impl Default for ServiceSettings {
             history: HistoryMode::Sqlite,
             history_path: PathBuf::from("history.db"),
             history_len: 50,
+            history_cache: 64 * 1024 * 1024,
+            retention: Retention::default(),
             data_dir: PathBuf::from("data"),
             accounts_path: PathBuf::from("accounts.db"),
             argon2_memory_kib: 19 * 1024,
@@ -268,6 +274,21 @@ impl std::str::FromStr for AuthMode {
             "accounts" => Ok(AuthMode::Accounts),
             other => Err(format!("unknown auth mode {other:?} (expected open, passkey or accounts)")),
         }
+    }
+}
+
+/// How long and how much the store keeps (pruned by the writer, a bounded amount per pass).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Retention {
+    /// Messages older than this are deleted (`None`: kept regardless of age).
+    pub max_age: Option<Duration>,
+    /// At most this many messages per room are kept (0: no limit).
+    pub per_room: usize,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention { max_age: Some(Duration::from_secs(30 * 24 * 3600)), per_room: 10_000 }
     }
 }
 

@@ -54,6 +54,9 @@ macro_rules! each_setting {
             passkey,
             history,
             history_len,
+            history_cache,
+            history_retain_days,
+            history_retain_per_room,
             data_dir,
             admin_user,
             admin_password,
@@ -158,6 +161,16 @@ pub struct Settings {
     /// Messages per room replayed on joining it (0 = no replay).
     #[arg(long, value_name = "N", default_value_t = 50)]
     pub history_len: usize,
+    /// Bytes of room history kept in RAM in all (least recently used rooms evicted; they are
+    /// read back from the database on demand).
+    #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub history_cache: usize,
+    /// Days the database keeps a message (0 = no age limit).
+    #[arg(long, value_name = "DAYS", default_value_t = 30)]
+    pub history_retain_days: u64,
+    /// Messages the database keeps per room (0 = no limit).
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub history_retain_per_room: usize,
     /// Directory for the history and accounts databases and shared files.
     #[arg(long, value_name = "DIR", default_value = "data")]
     pub data_dir: PathBuf,
@@ -275,6 +288,9 @@ pub struct FileSettings {
     pub passkey: Option<String>,
     pub history: Option<String>,
     pub history_len: Option<usize>,
+    pub history_cache: Option<usize>,
+    pub history_retain_days: Option<u64>,
+    pub history_retain_per_room: Option<usize>,
     pub data_dir: Option<PathBuf>,
     pub admin_user: Option<String>,
     pub admin_password: Option<String>,
@@ -476,6 +492,10 @@ impl Settings {
         f.passkey = Some(self.passkey.clone()).filter(|k| !k.is_empty());
         f.history = self.history.parse().unwrap_or(f.history);
         f.history_len = self.history_len;
+        f.history_cache = self.history_cache;
+        f.retention.max_age =
+            Some(Duration::from_secs(self.history_retain_days * 24 * 3600)).filter(|_| self.history_retain_days > 0);
+        f.retention.per_room = self.history_retain_per_room;
         f.data_dir = self.data_dir.clone();
         f.admin_user = Some(self.admin_user.clone()).filter(|u| !u.is_empty());
         f.admin_password = Some(self.admin_password.clone()).filter(|p| !p.is_empty());

@@ -127,6 +127,9 @@ fn every_setting_has_a_config_key() {
         auth_workers = 2
         auth_queue = 8
         auth_queue_per_address = 1
+        history_cache = 1048576
+        history_retain_days = 7
+        history_retain_per_room = 100
     "#;
     let f = file(text).unwrap();
     macro_rules! all_set { ($($k:ident),*) => { $( assert!(f.has(stringify!($k)), stringify!($k)); )* }; }

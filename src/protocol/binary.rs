@@ -123,7 +123,15 @@ macro_rules! bin_get {
         if $r.buf.is_empty() {
             None
         } else {
-            Some($r.name(stringify!($f))?)
+            // An empty name followed by more fields is a placeholder for an absent one.
+            Some($r.name(stringify!($f))?).filter(|n| !n.is_empty() || $r.buf.is_empty())
+        }
+    };
+    (OptU64, $r:ident, $h:ident, $f:ident) => {
+        if $r.buf.is_empty() {
+            None
+        } else {
+            Some($r.u64()?)
         }
     };
     (Text, $r:ident, $h:ident, $f:ident) => {
@@ -163,53 +171,63 @@ macro_rules! bin_get {
 
 /// Writes one field of kind `$kind`; `$start` is where the frame's header begins.
 macro_rules! bin_put {
-    (Name, $out:ident, $start:ident, $v:ident) => {
+    (Name, $out:ident, $start:ident, $pad:ident, $v:ident) => {
         put_name($out, $v)
     };
-    (NameOrEmpty, $out:ident, $start:ident, $v:ident) => {
+    (NameOrEmpty, $out:ident, $start:ident, $pad:ident, $v:ident) => {
         put_name($out, $v)
     };
-    (OptName, $out:ident, $start:ident, $v:ident) => {
-        if let Some(s) = $v {
-            put_name($out, s)
+    (OptName, $out:ident, $start:ident, $pad:ident, $v:ident) => {
+        match $v {
+            Some(s) => put_name($out, s),
+            // Written as an empty name only if a later optional field is present.
+            None => $pad = true,
         }
     };
-    (Text, $out:ident, $start:ident, $v:ident) => {
+    (OptU64, $out:ident, $start:ident, $pad:ident, $v:ident) => {
+        if let Some(n) = $v {
+            if $pad {
+                $out.put_u8(0);
+            }
+            $out.put_u64(*n)
+        }
+    };
+    (Text, $out:ident, $start:ident, $pad:ident, $v:ident) => {
         put_text($out, $v)
     };
-    (U64, $out:ident, $start:ident, $v:ident) => {
+    (U64, $out:ident, $start:ident, $pad:ident, $v:ident) => {
         $out.put_u64(*$v)
     };
-    (Token, $out:ident, $start:ident, $v:ident) => {
+    (Token, $out:ident, $start:ident, $pad:ident, $v:ident) => {
         $out.put_u64(*$v)
     };
-    (Code, $out:ident, $start:ident, $v:ident) => {
+    (Code, $out:ident, $start:ident, $pad:ident, $v:ident) => {
         $out.put_u8(*$v as u8)
     };
-    (SysKind, $out:ident, $start:ident, $v:ident) => {
+    (SysKind, $out:ident, $start:ident, $pad:ident, $v:ident) => {
         $out.put_u8(*$v as u8)
     };
-    (HistoryFlag, $out:ident, $start:ident, $v:ident) => {
+    (HistoryFlag, $out:ident, $start:ident, $pad:ident, $v:ident) => {
         if *$v {
             $out[$start + 4] |= FLAG_HISTORY
         }
     };
-    (Sha256, $out:ident, $start:ident, $v:ident) => {
+    (Sha256, $out:ident, $start:ident, $pad:ident, $v:ident) => {
         $out.put_slice($v)
     };
-    (Data, $out:ident, $start:ident, $v:ident) => {
+    (Data, $out:ident, $start:ident, $pad:ident, $v:ident) => {
         put_data($out, $v)
     };
-    (Names, $out:ident, $start:ident, $v:ident) => {
+    (Names, $out:ident, $start:ident, $pad:ident, $v:ident) => {
         put_list($out, $v, |out, u| put_name(out, u))
     };
-    (RoomCounts, $out:ident, $start:ident, $v:ident) => {
+    (RoomCounts, $out:ident, $start:ident, $pad:ident, $v:ident) => {
         put_list($out, $v, |out, (name, count)| {
             put_name(out, name);
             out.put_u32(*count);
         })
     };
-    (Files, $out:ident, $start:ident, $v:ident) => {
+    (Files, $out:ident, $start:ident, $pad:ident, $v:ident) => {
         put_list($out, $v, put_file)
     };
 }
@@ -245,7 +263,11 @@ macro_rules! binary_codec {
             let start = match msg {
                 $($(ClientMsg::$cv { $($cf),* } => {
                     let start = begin(out, MsgType::$ty);
-                    $(bin_put!($ck, out, start, $cf);)*
+                    #[allow(unused_mut, unused_variables, unused_assignments)]
+                    let mut pad = false;
+                    $(bin_put!($ck, out, start, pad, $cf);)*
+                    // Read once, so a message ending in an absent optional field warns nothing.
+                    let _ = pad;
                     start
                 })?)*
             };
@@ -258,7 +280,11 @@ macro_rules! binary_codec {
             let start = match msg {
                 $($(ServerMsg::$sv { $($sf),* } => {
                     let start = begin(out, MsgType::$ty);
-                    $(bin_put!($sk, out, start, $sf);)*
+                    #[allow(unused_mut, unused_variables, unused_assignments)]
+                    let mut pad = false;
+                    $(bin_put!($sk, out, start, pad, $sf);)*
+                    // Read once, so a message ending in an absent optional field warns nothing.
+                    let _ = pad;
                     start
                 })?)*
             };

@@ -111,6 +111,14 @@ struct Fields<'a> {
     token: Option<u64>,
     code: Option<u8>,
     history: Option<bool>,
+    since: Option<u64>,
+    retry_ms: Option<u64>,
+    last: Option<u64>,
+    lost: Option<u64>,
+    gap: Option<bool>,
+    before: Option<u64>,
+    count: Option<u64>,
+    more: Option<bool>,
 }
 
 /// A string that borrows from the input when it has no escapes. serde borrows a bare
@@ -268,6 +276,22 @@ struct Out<'a> {
     next: Option<&'a str>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     history: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    since: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    before: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    count: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lost: Option<u64>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    gap: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    more: bool,
 }
 
 fn write(out: &mut BytesMut, o: &Out<'_>) {
@@ -296,6 +320,9 @@ macro_rules! json_value {
     };
     (Token, $v:expr, $key:ident) => {
         $v.unwrap_or(0)
+    };
+    (OptU64, $v:expr, $key:ident) => {
+        $v
     };
     (Code, $v:expr, $key:ident) => {
         ErrorCode::from_u8($v.unwrap_or(ErrorCode::Internal as u8))
@@ -346,6 +373,9 @@ macro_rules! json_out {
     };
     (Token, $v:ident) => {
         Some(*$v)
+    };
+    (OptU64, $v:ident) => {
+        *$v
     };
     (Code, $v:ident) => {
         Some(*$v as u8)

@@ -58,12 +58,15 @@ pub enum ErrorCode {
     /// A file transfer was refused: over the size cap or the disk quota, a bad chunk, a wrong
     /// SHA-256, an unknown file id.
     FileRefused = 23,
+    /// An administrator banned this name for a while (kick with a ban): do not reconnect
+    /// automatically; LOGIN_REJECT's `retry_ms` says how long the ban still lasts.
+    Banned = 24,
     /// Anything else.
     Internal = 255,
 }
 
 impl ErrorCode {
-    const ALL: [ErrorCode; 24] = [
+    const ALL: [ErrorCode; 25] = [
         ErrorCode::BadMagic,
         ErrorCode::BadVersion,
         ErrorCode::UnknownType,
@@ -87,6 +90,7 @@ impl ErrorCode {
         ErrorCode::ShuttingDown,
         ErrorCode::Forbidden,
         ErrorCode::FileRefused,
+        ErrorCode::Banned,
         ErrorCode::Internal,
     ];
 
@@ -151,13 +155,16 @@ impl SystemKind {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ClientMsg<'a> {
     /// LOGIN: the user name, and a credential (passkey or password) where the server wants one.
-    Login { username: Str<'a>, credential: Option<Str<'a>> },
+    /// `since`: resume the room the session lands in after message id N (only newer messages
+    /// are replayed, then REPLAY_END).
+    Login { username: Str<'a>, credential: Option<Str<'a>>, since: Option<u64> },
     /// ROOM_MSG: text for the sender's current room. The server stamps sender, room, id and time.
     RoomMsg { text: Str<'a> },
     /// PRIVATE_MSG: text for one user, wherever they are.
     PrivateMsg { to: Str<'a>, text: Str<'a> },
-    /// JOIN_ROOM: switch to `room`, creating it if new.
-    JoinRoom { room: Str<'a> },
+    /// JOIN_ROOM: switch to `room`, creating it if new. `since`: replay only messages newer
+    /// than id N, then REPLAY_END.
+    JoinRoom { room: Str<'a>, since: Option<u64> },
     /// LIST_USERS: who is in my room; the page after the cursor `after` (a reply's `next`), or
     /// the first page.
     ListUsers { after: Option<Str<'a>> },
@@ -184,6 +191,9 @@ pub enum ClientMsg<'a> {
     ListFiles { after: Option<Str<'a>> },
     /// FILE_GET: download file `id` (of my room).
     FileGet { id: u64 },
+    /// HISTORY: scroll-back, up to a page of my room's messages older than id `before`
+    /// (0: the newest).
+    History { before: u64 },
 }
 
 /// Raw bytes of a file chunk: borrowed from the read buffer (binary) or decoded (JSON base64).
@@ -208,7 +218,8 @@ pub enum ServerMsg<'a> {
     /// LOGIN_ACK: logged in as `username`, now in `room`.
     LoginAck { username: Str<'a>, room: Str<'a> },
     /// LOGIN_REJECT: why the login failed; the connection stays open for another try.
-    LoginReject { code: ErrorCode, reason: Str<'a> },
+    /// `retry_ms`: how long the refusal lasts, where the server knows (a ban, a throttle).
+    LoginReject { code: ErrorCode, reason: Str<'a>, retry_ms: Option<u64> },
     /// ROOM_MSG: a message in `room` from `from`, with the server's id and time (ms since the
     /// Unix epoch). `history` marks a replay sent on joining, not a live message.
     RoomMsg { id: u64, ts_ms: u64, room: Str<'a>, from: Str<'a>, text: Str<'a>, history: bool },
@@ -245,6 +256,13 @@ pub enum ServerMsg<'a> {
     FileAvailable { id: u64, name: Str<'a>, size: u64, from: Str<'a>, room: Str<'a> },
     /// LIST_FILES: the files of `room`, one page; `next` as in LIST_USERS.
     ListFiles { room: Str<'a>, files: Vec<FileEntry<'a>>, next: Option<Str<'a>> },
+    /// REPLAY_END: a "since id N" replay of `room` is over; `last` is the newest id sent (or
+    /// N), `gap` true when history no longer held every newer message, `lost` how many were
+    /// lost where known (0: none or unknown).
+    ReplayEnd { room: Str<'a>, last: u64, lost: u64, gap: bool },
+    /// HISTORY_END: a scroll-back page of `count` messages of `room` older than `before` was
+    /// sent; `more` says older ones exist.
+    HistoryEnd { room: Str<'a>, before: u64, count: u64, more: bool },
 }
 
 /// A field of a borrowed message, as its owned copy.
@@ -280,7 +298,7 @@ macro_rules! own_field {
             })
             .collect()
     };
-    // Plain values: U64, Token, Code, SysKind, HistoryFlag, Sha256.
+    // Plain values: U64, OptU64, Token, Code, SysKind, HistoryFlag, Sha256.
     ($kind:ident, $v:ident) => {
         $v
     };

@@ -44,11 +44,15 @@ pub enum FieldKind {
     U64,
     /// Binary: u64 big-endian. JSON: a number, 0 when absent (ping tokens).
     Token,
+    /// Binary: a trailing u64 big-endian, present when body bytes remain. JSON: an optional
+    /// number. An absent `OptName` before a present `OptU64` is written as an empty name.
+    OptU64,
     /// Binary: one byte, an [`ErrorCode`](super::ErrorCode). JSON: a number, `Internal` when absent.
     Code,
     /// Binary: one byte, a [`SystemKind`](super::SystemKind). JSON: its name, `"info"` when absent.
     SysKind,
     /// Binary: bit 0 of the header flags, not a body field. JSON: `true`, omitted when false.
+    /// (ROOM_MSG `history`, REPLAY_END `gap`, HISTORY_END `more`.)
     HistoryFlag,
     /// Binary: 32 raw bytes. JSON: 64 lower-case hex digits.
     Sha256,
@@ -112,7 +116,7 @@ macro_rules! for_each_message {
         $then! {
             /// Log in as `username`, with a credential where the server wants one.
             Login = 0x01, "login" {
-                ClientMsg::Login { username: Name, credential: OptName }
+                ClientMsg::Login { username: Name, credential: OptName, since: OptU64 }
             }
             /// Logged in: the name and the room the session starts in.
             LoginAck = 0x02, "login_ack" {
@@ -120,7 +124,7 @@ macro_rules! for_each_message {
             }
             /// The login failed; the connection stays open for another try.
             LoginReject = 0x03, "login_reject" {
-                ServerMsg::LoginReject { code: Code, reason: Text }
+                ServerMsg::LoginReject { code: Code, reason: Text, retry_ms: OptU64 }
             }
             /// A chat message: text from a client, the stamped message from the server.
             RoomMsg = 0x04, "room_msg" {
@@ -139,7 +143,7 @@ macro_rules! for_each_message {
             }
             /// Switch rooms (client), or the switch is done (server).
             JoinRoom = 0x07, "join_room" {
-                ClientMsg::JoinRoom { room: Name }
+                ClientMsg::JoinRoom { room: Name, since: OptU64 }
                 ServerMsg::JoinRoom { room: Name }
             }
             /// Who is in my room, a page at a time: `after` is the previous reply's `next`.
@@ -219,6 +223,21 @@ macro_rules! for_each_message {
             /// Extension: download a file by id.
             FileGet = 0x2b, "file_get" {
                 ClientMsg::FileGet { id: U64 }
+            }
+            /// Extension: the end of a "since id N" replay (JOIN_ROOM or LOGIN with `since`):
+            /// `last` is the newest id replayed (or N), `gap` says the history no longer held
+            /// every message after N, `lost` how many it lost where known (0: unknown or none).
+            ReplayEnd = 0x30, "replay_end" {
+                ServerMsg::ReplayEnd { room: Name, last: U64, lost: U64, gap: HistoryFlag }
+            }
+            /// Extension: scroll-back: up to a page of the current room's messages older than
+            /// `before` (0: the newest), answered oldest first, flagged history, then HISTORY_END.
+            History = 0x31, "history" {
+                ClientMsg::History { before: U64 }
+            }
+            /// Extension: the end of a scroll-back page; `more` says older messages exist.
+            HistoryEnd = 0x32, "history_end" {
+                ServerMsg::HistoryEnd { room: Name, before: U64, count: U64, more: HistoryFlag }
             }
         }
     };
@@ -375,7 +394,7 @@ mod tests {
         let count = |d| MESSAGES.iter().filter(|s| s.direction() == d).count();
         assert_eq!(
             (count(Direction::ClientToServer), count(Direction::ServerToClient), count(Direction::Both)),
-            (5, 8, 11)
+            (6, 10, 11)
         );
     }
 
@@ -390,14 +409,17 @@ mod tests {
     }
 
     /// Only the last field of a form can be optional in binary (present when bytes remain), and
-    /// the history flag is a header bit only a server ROOM_MSG carries.
+    /// the header flag bit is used by server ROOM_MSG (history), REPLAY_END (gap) and HISTORY_END (more).
     #[test]
     fn optional_and_flag_fields_sit_where_the_binary_format_allows() {
         for s in MESSAGES {
             for form in [s.client, s.server].into_iter().flatten() {
                 for (i, f) in form.iter().enumerate() {
-                    if f.kind == FieldKind::OptName {
-                        assert_eq!(i + 1, form.len(), "{:?}: optional field `{}` is not last", s.ty, f.name);
+                    if matches!(f.kind, FieldKind::OptName | FieldKind::OptU64) {
+                        let rest = &form[i + 1..];
+                        let all_optional =
+                            rest.iter().all(|g| matches!(g.kind, FieldKind::OptU64 | FieldKind::HistoryFlag));
+                        assert!(all_optional, "{:?}: optional field `{}` is followed by a required one", s.ty, f.name);
                     }
                 }
             }
@@ -413,6 +435,6 @@ mod tests {
             })
             .map(|s| s.ty)
             .collect();
-        assert_eq!(flagged, [MsgType::RoomMsg]);
+        assert_eq!(flagged, [MsgType::RoomMsg, MsgType::ReplayEnd, MsgType::HistoryEnd]);
     }
 }

@@ -105,11 +105,15 @@ fn system_kind() -> impl Strategy<Value = SystemKind> {
 
 fn client_msg() -> impl Strategy<Value = ClientMsg<'static>> {
     prop_oneof![
-        (name(), prop::option::of(name()))
-            .prop_map(|(u, c)| ClientMsg::Login { username: owned(u), credential: c.map(owned) }),
+        // An empty credential before `since` is written as "none" in binary: generate it so.
+        (name(), prop::option::of(name()), prop::option::of(any::<u64>())).prop_map(|(u, c, since)| {
+            let c = c.filter(|c| !c.is_empty() || since.is_none());
+            ClientMsg::Login { username: owned(u), credential: c.map(owned), since }
+        }),
         text().prop_map(|t| ClientMsg::RoomMsg { text: owned(t) }),
         (name(), text()).prop_map(|(to, t)| ClientMsg::PrivateMsg { to: owned(to), text: owned(t) }),
-        name().prop_map(|r| ClientMsg::JoinRoom { room: owned(r) }),
+        (name(), prop::option::of(any::<u64>())).prop_map(|(r, since)| ClientMsg::JoinRoom { room: owned(r), since }),
+        any::<u64>().prop_map(|before| ClientMsg::History { before }),
         Just(ClientMsg::ListUsers { after: None }),
         Just(ClientMsg::ListRooms { after: None }),
         any::<u64>().prop_map(|token| ClientMsg::Ping { token }),
@@ -153,7 +157,11 @@ fn file_entry() -> impl Strategy<Value = FileEntry<'static>> {
 fn server_msg() -> impl Strategy<Value = ServerMsg<'static>> {
     prop_oneof![
         (name(), name()).prop_map(|(u, r)| ServerMsg::LoginAck { username: owned(u), room: owned(r) }),
-        (error_code(), text()).prop_map(|(code, t)| ServerMsg::LoginReject { code, reason: owned(t) }),
+        (error_code(), text(), prop::option::of(any::<u64>())).prop_map(|(code, t, retry_ms)| ServerMsg::LoginReject {
+            code,
+            reason: owned(t),
+            retry_ms
+        }),
         (any::<u64>(), any::<u64>(), name(), name(), text(), any::<bool>()).prop_map(
             |(id, ts_ms, room, from, t, history)| ServerMsg::RoomMsg {
                 id,
@@ -204,6 +212,14 @@ fn server_msg() -> impl Strategy<Value = ServerMsg<'static>> {
             files,
             next: None
         }),
+        (name(), any::<u64>(), any::<u64>(), any::<bool>()).prop_map(|(room, last, lost, gap)| ServerMsg::ReplayEnd {
+            room: owned(room),
+            last,
+            lost,
+            gap
+        }),
+        (name(), any::<u64>(), any::<u64>(), any::<bool>())
+            .prop_map(|(room, before, count, more)| ServerMsg::HistoryEnd { room: owned(room), before, count, more }),
     ]
 }
 
@@ -257,7 +273,13 @@ proptest! {
             f.encode_server(&msg, &mut out);
             prop_assert_eq!(&out[..3], b"xyz");
             let bytes = &out[3..];
-            let flags = if matches!(msg, ServerMsg::RoomMsg { history: true, .. }) { FLAG_HISTORY } else { 0 };
+            let flagged = matches!(
+                msg,
+                ServerMsg::RoomMsg { history: true, .. }
+                    | ServerMsg::ReplayEnd { gap: true, .. }
+                    | ServerMsg::HistoryEnd { more: true, .. }
+            );
+            let flags = if flagged { FLAG_HISTORY } else { 0 };
             check_framing(f, bytes, msg.msg_type(), flags)?;
             let (got, used) = f.decode_server(bytes, &limits()).unwrap().expect("a whole frame");
             prop_assert_eq!(used, bytes.len(), "{} consumed length", f.name());
@@ -270,7 +292,7 @@ proptest! {
 fn names_at_the_255_byte_edge_round_trip() {
     for name in ["n".repeat(255), format!("abc{}", "😀".repeat(63)), format!("a{}", "é".repeat(127))] {
         assert_eq!(name.len(), 255);
-        let msg = ClientMsg::JoinRoom { room: Cow::Borrowed(&name) };
+        let msg = ClientMsg::JoinRoom { room: Cow::Borrowed(&name), since: None };
         for f in FORMATS {
             let bytes = enc_client(f, &msg);
             assert_eq!(f.decode_client(&bytes, &limits()).unwrap(), Some((msg.clone(), bytes.len())));
@@ -347,11 +369,11 @@ fn decode_in_pieces<M>(
 
 fn example_client_stream() -> Vec<ClientMsg<'static>> {
     vec![
-        ClientMsg::Login { username: owned("zoë"), credential: Some(owned("pa ss\"word")) },
+        ClientMsg::Login { username: owned("zoë"), credential: Some(owned("pa ss\"word")), since: None },
         ClientMsg::RoomMsg { text: owned("hello, 世界 🌍") },
         ClientMsg::RoomMsg { text: owned("") },
         ClientMsg::PrivateMsg { to: owned("bob"), text: owned("line1\nline2\ttab \\ \u{0}") },
-        ClientMsg::JoinRoom { room: owned("#rust") },
+        ClientMsg::JoinRoom { room: owned("#rust"), since: None },
         ClientMsg::ListUsers { after: None },
         ClientMsg::ListRooms { after: None },
         ClientMsg::Ping { token: u64::MAX },
@@ -364,7 +386,7 @@ fn example_client_stream() -> Vec<ClientMsg<'static>> {
 fn example_server_stream() -> Vec<ServerMsg<'static>> {
     vec![
         ServerMsg::LoginAck { username: owned("zoë"), room: owned("general") },
-        ServerMsg::LoginReject { code: ErrorCode::UsernameTaken, reason: owned("taken") },
+        ServerMsg::LoginReject { code: ErrorCode::UsernameTaken, reason: owned("taken"), retry_ms: None },
         ServerMsg::RoomMsg {
             id: 1,
             ts_ms: 1_700_000_000_000,
@@ -654,9 +676,10 @@ fn binary_trailing_bytes_skip_the_frame_as_malformed() {
         (MsgType::ListUsers as u8, &[1, b'a', 0]),
         (MsgType::ListRooms as u8, &[1, b'a', b'x']),
         (MsgType::Ping as u8, &[0; 9]),
-        (MsgType::JoinRoom as u8, &[1, b'r', b'!']),
-        // LOGIN: username, credential, then one byte too many
-        (MsgType::Login as u8, &[1, b'a', 1, b'p', 0]),
+        // JOIN_ROOM: room, since, then one byte too many
+        (MsgType::JoinRoom as u8, &[1, b'r', 0, 0, 0, 0, 0, 0, 0, 1, b'!']),
+        // LOGIN: username, credential, since, then one byte too many
+        (MsgType::Login as u8, &[1, b'a', 1, b'p', 0, 0, 0, 0, 0, 0, 0, 1, 0]),
     ];
     for (ty, body) in cases {
         let frame = raw_frame(ty, 0, body);
@@ -772,7 +795,8 @@ fn error_codes_and_kinds_round_trip_through_their_bytes() {
         assert_eq!(ErrorCode::from_u8(c as u8), c);
     }
     assert_eq!(ErrorCode::from_u8(23), ErrorCode::FileRefused);
-    assert_eq!(ErrorCode::from_u8(24), ErrorCode::Internal);
+    assert_eq!(ErrorCode::from_u8(24), ErrorCode::Banned);
+    assert_eq!(ErrorCode::from_u8(25), ErrorCode::Internal);
     assert_eq!(ErrorCode::from_u8(0), ErrorCode::Internal);
     for b in 0..=4u8 {
         assert_eq!(SystemKind::from_u8(b) as u8, b);
@@ -998,7 +1022,7 @@ fn json_text_over_max_text_is_skipped() {
     let (m, _) = WireFormat::Json.decode_client(line.as_bytes(), &limits()).unwrap().unwrap();
     assert_eq!(m, ClientMsg::RoomMsg { text: owned("A".repeat(max)) });
     // LOGIN_REJECT reason has the same limit.
-    let msg = ServerMsg::LoginReject { code: ErrorCode::Internal, reason: owned("r".repeat(max + 1)) };
+    let msg = ServerMsg::LoginReject { code: ErrorCode::Internal, reason: owned("r".repeat(max + 1)), retry_ms: None };
     let line = enc_server(WireFormat::Json, &msg);
     server_err(
         WireFormat::Json,
@@ -1014,7 +1038,7 @@ fn json_optional_fields_have_defaults() {
     assert_eq!(d("{\"type\":\"ping\"}\n"), ClientMsg::Ping { token: 0 });
     assert_eq!(
         d("{\"type\":\"login\",\"username\":\"a\"}\n"),
-        ClientMsg::Login { username: owned("a"), credential: None }
+        ClientMsg::Login { username: owned("a"), credential: None, since: None }
     );
     let s = |s: &str| WireFormat::Json.decode_server(s.as_bytes(), &limits()).unwrap().unwrap().0.into_owned();
     assert_eq!(
@@ -1041,7 +1065,7 @@ fn hex(bytes: &[u8]) -> String {
 
 #[test]
 fn golden_encodings() {
-    let login = ClientMsg::Login { username: owned("alice"), credential: None };
+    let login = ClientMsg::Login { username: owned("alice"), credential: None, since: None };
     assert_eq!(hex(&enc_client(WireFormat::Binary, &login)), "43 50 01 01 00 00 00 00 06 05 61 6c 69 63 65");
     assert_eq!(enc_client(WireFormat::Json, &login), b"{\"type\":\"login\",\"username\":\"alice\"}\n");
 
@@ -1078,6 +1102,8 @@ enum Field {
     Name(&'static str),
     /// A trailing name that may be absent.
     OptName(&'static str),
+    /// A trailing u64 that may be absent.
+    OptU64(&'static str),
     Text(&'static str),
     /// 32 raw bytes of SHA-256.
     Sha(&'static str),
@@ -1095,6 +1121,7 @@ fn layout(fields: &[FieldSpec]) -> Vec<Field> {
     let field = |f: &FieldSpec| match f.kind {
         FieldKind::Name | FieldKind::NameOrEmpty => Name(f.json),
         FieldKind::OptName => OptName(f.json),
+        FieldKind::OptU64 => OptU64(f.json),
         FieldKind::Text => Text(f.json),
         FieldKind::U64 | FieldKind::Token => U64(f.json),
         FieldKind::Code | FieldKind::SysKind => U8(f.json),
@@ -1122,7 +1149,11 @@ fn dump_fields(frame: &[u8], at: &mut usize, fields: &[Field], rows: &mut Vec<(u
         let start = *at;
         let (len, note) = match *field {
             Field::None => continue,
-            Field::OptName(_) if start >= frame.len() => return, // optional trailing field absent
+            Field::OptName(_) | Field::OptU64(_) if start >= frame.len() => return, // optional trailing field absent
+            Field::OptU64(n) => (
+                8,
+                format!("{n} (optional) = {} (u64)", u64::from_be_bytes(frame[start..start + 8].try_into().unwrap())),
+            ),
             Field::U8(n) => {
                 let b = frame[start];
                 let meaning = match n {
@@ -1231,11 +1262,11 @@ fn doc_sha() -> [u8; 32] {
 fn doc_examples() -> (Vec<ClientMsg<'static>>, Vec<ServerMsg<'static>>) {
     let ts = 1_700_000_000_000;
     let client = vec![
-        ClientMsg::Login { username: owned("alice"), credential: None },
-        ClientMsg::Login { username: owned("alice"), credential: Some(owned("s3cret")) },
+        ClientMsg::Login { username: owned("alice"), credential: None, since: None },
+        ClientMsg::Login { username: owned("alice"), credential: Some(owned("s3cret")), since: None },
         ClientMsg::RoomMsg { text: owned("hi all") },
         ClientMsg::PrivateMsg { to: owned("bob"), text: owned("psst") },
-        ClientMsg::JoinRoom { room: owned("rust") },
+        ClientMsg::JoinRoom { room: owned("rust"), since: None },
         ClientMsg::ListUsers { after: None },
         ClientMsg::ListRooms { after: None },
         ClientMsg::ListRooms { after: Some(owned("general")) },
@@ -1250,10 +1281,15 @@ fn doc_examples() -> (Vec<ClientMsg<'static>>, Vec<ServerMsg<'static>>) {
         ClientMsg::ListFiles { after: None },
         ClientMsg::ListFiles { after: Some(owned("7")) },
         ClientMsg::FileGet { id: 7 },
+        ClientMsg::Login { username: owned("alice"), credential: None, since: Some(41) },
+        ClientMsg::Login { username: owned("alice"), credential: Some(owned("s3cret")), since: Some(41) },
+        ClientMsg::JoinRoom { room: owned("rust"), since: Some(41) },
+        ClientMsg::History { before: 41 },
+        ClientMsg::History { before: 0 },
     ];
     let server = vec![
         ServerMsg::LoginAck { username: owned("alice"), room: owned("general") },
-        ServerMsg::LoginReject { code: ErrorCode::UsernameTaken, reason: owned("name in use") },
+        ServerMsg::LoginReject { code: ErrorCode::UsernameTaken, reason: owned("name in use"), retry_ms: None },
         ServerMsg::RoomMsg {
             id: 42,
             ts_ms: ts,
@@ -1302,6 +1338,14 @@ fn doc_examples() -> (Vec<ClientMsg<'static>>, Vec<ServerMsg<'static>>) {
         },
         ServerMsg::FileChunk { id: 7, offset: 0, data: b"hi\n".to_vec().into() },
         ServerMsg::FileDone { id: 7, sha256: doc_sha() },
+        ServerMsg::ReplayEnd { room: owned("rust"), last: 44, lost: 0, gap: false },
+        ServerMsg::ReplayEnd { room: owned("rust"), last: 240, lost: 12, gap: true },
+        ServerMsg::HistoryEnd { room: owned("rust"), before: 41, count: 2, more: true },
+        ServerMsg::LoginReject {
+            code: ErrorCode::Banned,
+            reason: owned("bob is banned by an administrator for 120 more s; do not reconnect before"),
+            retry_ms: Some(119_500),
+        },
     ];
     (client, server)
 }
@@ -1373,7 +1417,7 @@ fn doc_examples_json_keys_are_the_described_ones() {
         for key in obj.keys().filter(|k| *k != "type") {
             assert!(form.iter().any(|f| f.json == key), "undescribed key {key} in {v}");
         }
-        let optional = [FieldKind::OptName, FieldKind::HistoryFlag];
+        let optional = [FieldKind::OptName, FieldKind::OptU64, FieldKind::HistoryFlag];
         for f in form.iter().filter(|f| !optional.contains(&f.kind)) {
             assert!(obj.contains_key(f.json), "described key {} missing in {v}", f.json);
         }

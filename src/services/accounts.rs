@@ -137,6 +137,8 @@ pub struct AuthJob {
     pub username: String,
     /// The password.
     pub password: String,
+    /// The LOGIN's "since id N", handed back with the verdict.
+    pub since: Option<u64>,
 }
 
 /// The worker's verdict.
@@ -150,6 +152,8 @@ pub struct AuthVerdict {
     pub username: String,
     /// `Ok` to log in; otherwise the LOGIN_REJECT code and reason.
     pub result: Result<(), (ErrorCode, String)>,
+    /// The LOGIN's "since id N".
+    pub since: Option<u64>,
 }
 
 /// How the accounts pool is sized and bounded.
@@ -241,7 +245,7 @@ fn run(db: rusqlite::Connection, argon: Argon2<'static>, queue: &FairQueue<IpAdd
     while let Some((ip, job)) = queue.pop() {
         let result = if job.register { register(&db, &argon, &job) } else { verify(&db, &argon, &job) };
         queue.done(&ip);
-        let verdict = AuthVerdict { key: job.key, nonce: job.nonce, username: job.username, result };
+        let verdict = AuthVerdict { key: job.key, nonce: job.nonce, username: job.username, result, since: job.since };
         links.send(job.shard, Done::Auth(verdict));
     }
 }

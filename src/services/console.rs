@@ -21,7 +21,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Help text for the admin command set.
-pub const ADMIN_HELP: &str = "admin commands: users | rooms | alert TEXT | kick USER | time | stats | help";
+pub const ADMIN_HELP: &str =
+    "admin commands: users | rooms | alert TEXT | kick USER [BAN: 90s, 5m, 2h, 1d; 0 = no ban] | unban USER | time | stats | help";
+
+/// How long `kick USER` bans the name when no duration is given.
+pub const DEFAULT_BAN: Duration = Duration::from_secs(300);
 
 /// How long the console waits for the server's answer.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -35,8 +39,10 @@ pub enum AdminCommand {
     Rooms,
     /// Broadcast an alert to everyone.
     Alert(String),
-    /// Disconnect a user.
-    Kick(String),
+    /// Disconnect a user and refuse the name for a while (zero: no ban).
+    Kick(String, Duration),
+    /// Lift a ban.
+    Unban(String),
     /// The server's clock.
     Time,
     /// Live counters.
@@ -65,12 +71,33 @@ pub fn parse(line: &str) -> Result<AdminCommand, AdminError> {
         "users" | "who" | "list" => AdminCommand::Users,
         "rooms" => AdminCommand::Rooms,
         "alert" | "broadcast" => AdminCommand::Alert(need("alert", "the alert text")?),
-        "kick" => AdminCommand::Kick(need("kick", "the user name")?),
+        "kick" => {
+            let rest = need("kick", "the user name")?;
+            match rest.rsplit_once(char::is_whitespace).and_then(|(u, d)| Some((u.trim(), parse_duration(d)?))) {
+                Some((user, ban)) => AdminCommand::Kick(user.to_string(), ban),
+                None => AdminCommand::Kick(rest, DEFAULT_BAN),
+            }
+        }
+        "unban" => AdminCommand::Unban(need("unban", "the user name")?),
         "time" => AdminCommand::Time,
         "stats" => AdminCommand::Stats,
         "help" | "?" | "" => AdminCommand::Help,
         other => return Err(AdminError::Unknown(other.to_string())),
     })
+}
+
+/// `90`, `90s`, `5m`, `2h`, `1d` as a duration.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let (n, unit) = s.find(|c: char| !c.is_ascii_digit()).map_or((s, ""), |i| s.split_at(i));
+    let n: u64 = n.parse().ok()?;
+    let secs = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return None,
+    };
+    Some(Duration::from_secs(n.checked_mul(secs)?))
 }
 
 /// `2023-11-14 22:13:20.000 UTC` for milliseconds since the Unix epoch (civil-from-days, no
@@ -152,7 +179,10 @@ mod tests {
         assert_eq!(parse("users"), Ok(AdminCommand::Users));
         assert_eq!(parse("/rooms"), Ok(AdminCommand::Rooms));
         assert_eq!(parse("alert  lunch is served "), Ok(AdminCommand::Alert("lunch is served".into())));
-        assert_eq!(parse("KICK bob"), Ok(AdminCommand::Kick("bob".into())));
+        assert_eq!(parse("KICK bob"), Ok(AdminCommand::Kick("bob".into(), DEFAULT_BAN)));
+        assert_eq!(parse("kick bob 2m"), Ok(AdminCommand::Kick("bob".into(), Duration::from_secs(120))));
+        assert_eq!(parse("kick bob 0"), Ok(AdminCommand::Kick("bob".into(), Duration::ZERO)));
+        assert_eq!(parse("unban bob"), Ok(AdminCommand::Unban("bob".into())));
         assert_eq!(parse("time"), Ok(AdminCommand::Time));
         assert_eq!(parse("stats"), Ok(AdminCommand::Stats));
         assert_eq!(parse("kick"), Err(AdminError::Missing("kick", "the user name")));

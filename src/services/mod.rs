@@ -1,6 +1,7 @@
 //! The services every shard shares, each doing its slow work on a [`Worker`] thread so that no
 //! event loop ever blocks:
 //! - [`accounts`]: the auth modes, login throttling, and the argon2id accounts worker (SQLite).
+//! - [`bans`]: names refused for a while after an admin kick.
 //! - [`history`]: room history: the RAM cache replays read, and a [`history::HistoryStore`]
 //!   (SQLite today) that makes messages durable.
 //! - [`files`]: shared files: ids, caps and quota, metadata sidecars, the disk worker.
@@ -14,6 +15,7 @@
 //! chat core acts on it on its own thread.
 
 pub mod accounts;
+pub mod bans;
 pub mod console;
 pub mod fair;
 pub mod files;
@@ -46,6 +48,8 @@ pub enum Done {
     Console(AdminRequest),
     /// The file worker stored or refused an upload, or read a chunk of a download.
     File(FileDone),
+    /// The history reader answered a read the cache could not.
+    HistoryRead(history::ReadDone),
 }
 
 /// How a worker's answer reaches shard `n`: set by the server once the shards exist.
@@ -99,6 +103,8 @@ pub struct Services {
     accounts: Option<Accounts>,
     /// Login attempt limits (accounts and passkey modes).
     pub throttle: Throttle,
+    /// Names banned by an administrator's kick.
+    pub bans: bans::Bans,
     /// Shared files and their worker, when file sharing is on.
     pub files: Option<FileStore>,
     /// An upload idle this long is aborted and its reservation freed.
@@ -123,7 +129,7 @@ impl Default for Services {
     /// Open mode, no history replay, no admin: ChatProto v1.0 semantics, what a server whose
     /// directory was built without [`Services::start`] does.
     fn default() -> Self {
-        Services::with_history(AuthMode::Open, History::memory(0), Arc::default())
+        Services::with_history(AuthMode::Open, History::memory(0, 0, 1), Arc::default())
     }
 }
 
@@ -137,6 +143,7 @@ impl Services {
             history,
             accounts: None,
             throttle: Throttle::default(),
+            bans: bans::Bans::default(),
             files: None,
             upload_idle: std::time::Duration::from_secs(30),
             list_page: crate::config::ListPage::default(),
@@ -156,12 +163,14 @@ impl Services {
             std::fs::create_dir_all(&cfg.data_dir)
                 .map_err(|source| ServiceError::DataDir { path: cfg.data_dir.display().to_string(), source })?;
         }
+        // One cache slot per shard: a room's owner shard is the only one appending to it.
+        let shards = config.shard_count();
         let history = match cfg.history {
-            HistoryMode::Memory => History::memory(cfg.history_len),
+            HistoryMode::Memory => History::memory(cfg.history_len, cfg.history_cache, shards),
             HistoryMode::Sqlite => {
                 let path = cfg.in_data_dir(&cfg.history_path);
-                let (store, loaded) = history::sqlite::SqliteStore::open(&path, cfg.history_len, links.clone())?;
-                History::with_store(cfg.history_len, Box::new(store), loaded)
+                let (store, max_id) = history::sqlite::SqliteStore::open(&path, cfg.retention, links.clone())?;
+                History::with_store(cfg.history_len, cfg.history_cache, shards, Box::new(store), max_id)
             }
         };
         let mut f = Services::with_history(cfg.auth, history, links.clone());

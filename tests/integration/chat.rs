@@ -28,7 +28,7 @@ fn rooms(v: &[(&str, u32)]) -> Vec<(String, u32)> {
 
 /// Joins `room` and checks the JOIN_ROOM reply (skipping nothing else of interest).
 fn join(c: &mut Client, room: &str) {
-    c.send(&ClientMsg::JoinRoom { room: room.into() });
+    c.send(&ClientMsg::JoinRoom { room: room.into(), since: None });
     match c.recv_until(|m| matches!(m, ServerMsg::JoinRoom { .. } | ServerMsg::ErrorMsg { .. })) {
         ServerMsg::JoinRoom { room: r } => assert_eq!(r, room),
         other => panic!("{} joining {room}: {other:?}", c.name),
@@ -144,9 +144,9 @@ fn presence_rooms_and_lists() {
     assert!(bob.sync().is_empty());
 
     // An invalid room name is refused and changes nothing.
-    carol.send(&ClientMsg::JoinRoom { room: "two words".into() });
+    carol.send(&ClientMsg::JoinRoom { room: "two words".into(), since: None });
     assert_eq!(carol.recv_error(), ErrorCode::InvalidRoom);
-    carol.send(&ClientMsg::JoinRoom { room: "r".repeat(33).into() });
+    carol.send(&ClientMsg::JoinRoom { room: "r".repeat(33).into(), since: None });
     assert_eq!(carol.recv_error(), ErrorCode::InvalidRoom);
     assert_eq!(list_users(&mut carol).0, "tech");
 

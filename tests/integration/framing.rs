@@ -10,7 +10,7 @@ fn bytewise(format: WireFormat) {
     let mut peer = Client::login_new(server.addr, WireFormat::Binary, "peer");
     let mut c = Client::connect(server.addr, format);
     let text = "dribbled, one byte at a time: ünïcödé ✓";
-    let mut bytes = c.encode(&ClientMsg::Login { username: "slowpoke".into(), credential: None });
+    let mut bytes = c.encode(&ClientMsg::Login { username: "slowpoke".into(), credential: None, since: None });
     bytes.extend(c.encode(&ClientMsg::RoomMsg { text: text.into() }));
     bytes.extend(c.encode(&ClientMsg::Ping { token: 42 }));
     c.send_bytewise(&bytes);

@@ -4,7 +4,7 @@ use crate::support::{is_notice, raw, server, Client, ClientMsg, ErrorCode, Serve
 
 /// Sends LOGIN and returns the reply (LOGIN_ACK or LOGIN_REJECT).
 fn try_login(c: &mut Client, name: &str) -> ServerMsg<'static> {
-    c.send(&ClientMsg::Login { username: name.into(), credential: None });
+    c.send(&ClientMsg::Login { username: name.into(), credential: None, since: None });
     c.recv_until(|m| matches!(m, ServerMsg::LoginAck { .. } | ServerMsg::LoginReject { .. }))
 }
 
@@ -64,7 +64,7 @@ fn a_second_login_is_an_error_and_changes_nothing() {
     let mut bob = Client::login_new(server.addr, WireFormat::Json, "bob");
     alice.sync();
     for c in [&mut alice, &mut bob] {
-        c.send(&ClientMsg::Login { username: "someone_else".into(), credential: None });
+        c.send(&ClientMsg::Login { username: "someone_else".into(), credential: None, since: None });
         assert_eq!(c.recv_error(), ErrorCode::AlreadyLoggedIn);
     }
     // Still known by the original names.
@@ -90,7 +90,7 @@ fn only_login_and_ping_are_accepted_before_login() {
         let before = [
             ClientMsg::RoomMsg { text: "hi".into() },
             ClientMsg::PrivateMsg { to: "watcher".into(), text: "hi".into() },
-            ClientMsg::JoinRoom { room: "tech".into() },
+            ClientMsg::JoinRoom { room: "tech".into(), since: None },
             ClientMsg::ListUsers { after: None },
             ClientMsg::ListRooms { after: None },
         ];

@@ -19,8 +19,10 @@
 //! - [`shutdown`]: graceful stop.
 //! - [`features`]: TIME, history, passkeys, accounts, admin commands, file sharing.
 //! - [`faults`]: faults injected beside a pair of clients that must lose nothing.
+//! - [`resume`]: resume with "since id N" across restarts, ordered ids, scroll-back, kick with a ban.
 //! - [`ops`]: the metrics endpoint, and the `chat-server` binary run as an admin would.
 //! - [`logging`]: the binary with its stderr broken or stuck keeps serving and stops on signals.
+//! - [`client`]: the `chat-client` binary, piped and on a real terminal (tmux).
 //!
 //! Every wait is bounded ([`support::DEADLINE`]), every load loop is bounded in count, and no
 //! assertion is about timing.
@@ -28,6 +30,7 @@
 mod backpressure;
 mod bad_input;
 mod chat;
+mod client;
 mod faults;
 mod features;
 mod framing;
@@ -36,6 +39,7 @@ mod login;
 mod ops;
 mod paging;
 mod policy;
+mod resume;
 mod scale;
 mod shards;
 mod shutdown;

@@ -111,7 +111,7 @@ fn tls_only_refuses(format: WireFormat) {
     let mut secure = Client::connect_tls(server.addr, WireFormat::Binary, &dir.cert());
     secure.login("secure");
     let mut plain = Client::connect(server.addr, format);
-    plain.send(&ClientMsg::Login { username: "plain".into(), credential: None });
+    plain.send(&ClientMsg::Login { username: "plain".into(), credential: None, since: None });
     assert_eq!(closing_error(&plain.expect_closed()), ErrorCode::AuthFailed, "{format:?}");
     secure.send(&ClientMsg::ListUsers { after: None });
     assert!(matches!(secure.recv(), ServerMsg::ListUsers { users, .. } if users == ["secure"]));

@@ -33,7 +33,7 @@ fn a_thousand_clients_in_one_room() {
             .collect();
         for c in &mut batch {
             let name = c.name.clone();
-            c.send(&ClientMsg::Login { username: name.as_str().into(), credential: None });
+            c.send(&ClientMsg::Login { username: name.as_str().into(), credential: None, since: None });
         }
         for c in &mut batch {
             match c.recv() {

@@ -103,7 +103,7 @@ fn rooms_lists_and_presence_cross_shards() {
 
     // Everyone but the first moves to "tech", one by one; the rooms hear it wherever they are.
     for i in 1..n {
-        clients[i].send(&ClientMsg::JoinRoom { room: "tech".into() });
+        clients[i].send(&ClientMsg::JoinRoom { room: "tech".into(), since: None });
         assert!(matches!(clients[i].recv(), ServerMsg::JoinRoom { room } if room == "tech"));
         let who = names[i].clone();
         for (j, c) in clients.iter_mut().enumerate() {
@@ -164,7 +164,7 @@ fn rooms_lists_and_presence_cross_shards() {
 
     // Empty the room from all shards: it disappears.
     for c in &mut clients[1..] {
-        c.send(&ClientMsg::JoinRoom { room: "general".into() });
+        c.send(&ClientMsg::JoinRoom { room: "general".into(), since: None });
         c.recv_until(|m| matches!(m, ServerMsg::JoinRoom { .. }));
     }
     back.send(&ClientMsg::ListRooms { after: None });
@@ -208,7 +208,7 @@ fn private_messages_and_names_cross_shards() {
         .collect();
     for (k, c) in others.iter_mut().enumerate() {
         let name = names[k % n].to_uppercase();
-        c.send(&ClientMsg::Login { username: name.as_str().into(), credential: None });
+        c.send(&ClientMsg::Login { username: name.as_str().into(), credential: None, since: None });
         match c.recv() {
             ServerMsg::LoginReject { code, .. } => assert_eq!(code, ErrorCode::UsernameTaken, "{name}"),
             other => panic!("{name} must be taken: {other:?}"),

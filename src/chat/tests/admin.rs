@@ -91,7 +91,7 @@ fn alert_reaches_everyone_including_the_admin_in_one_encoding_per_format() {
 fn kick_closes_the_target_with_forbidden_and_the_disconnect_follows() {
     let mut w = with_admin(1);
     w.enter(0, 3, "carol", BIN);
-    w.send(0, 1, admin("kick Bob"));
+    w.send(0, 1, admin("kick Bob 0"));
     assert_eq!(w.take(0, 1), [admin_reply("kicked bob")]);
     assert_eq!(w.outs[0].closed(2), Some((ErrorCode::Forbidden, KICKED)));
     assert_eq!(w.outs[0].closed(3), None);
@@ -102,8 +102,10 @@ fn kick_closes_the_target_with_forbidden_and_the_disconnect_follows() {
     assert_eq!(w.take(0, 1), [gone]);
     w.send(0, 1, admin("kick bob"));
     w.send(0, 1, admin("kick"));
-    let replies =
-        [admin_reply("no user named \"bob\" is online"), admin_reply("`kick` needs an argument: the user name")];
+    let replies = [
+        admin_reply("no user named \"bob\" is online, banned for 300 s"),
+        admin_reply("`kick` needs an argument: the user name"),
+    ];
     assert_eq!(w.take(0, 1), replies);
 }
 
@@ -131,7 +133,7 @@ fn kick_and_alert_reach_other_shards() {
     w.enter(1, 1, "carol", BIN);
     w.enter(1, 2, "dave", JSON);
 
-    w.send(0, 1, admin("kick carol"));
+    w.send(0, 1, admin("kick carol 0"));
     assert_eq!(w.take(0, 1), [admin_reply("kicked carol")]);
     assert_eq!(w.outs[1].closed(1), None, "not before shard 0's turn ends");
     w.settle();
@@ -212,4 +214,29 @@ fn an_admin_name_with_a_final_sigma_is_recognised() {
     w.send(0, 1, admin("time"));
     let time = admin_reply("server time: 2023-11-14 22:13:20.000 UTC (1700000000000 ms)");
     assert_eq!(w.take(0, 1), [login_ack("ΣΟΣ", "general"), time]);
+}
+
+#[test]
+fn kick_with_a_ban_refuses_the_name_until_unbanned() {
+    let mut w = with_admin(2);
+    w.enter(1, 1, "carol", BIN);
+    w.send(0, 1, admin("kick Carol 2m"));
+    assert_eq!(w.take(0, 1), [admin_reply("kicked carol, banned for 120 s")]);
+    w.settle();
+    let (code, text) = w.outs[1].closed(1).expect("carol is closed");
+    assert_eq!(code, ErrorCode::Banned);
+    assert!(text.contains("120 s"), "{text}");
+    w.leave(1, 1);
+    // From any shard (any address), the name is refused with the time left.
+    w.connect(0, 5, JSON);
+    w.send(0, 5, login("CAROL"));
+    let got = w.take(0, 5);
+    let [ServerMsg::LoginReject { code: ErrorCode::Banned, retry_ms: Some(left), .. }] = got.as_slice() else {
+        panic!("not a ban: {got:?}")
+    };
+    assert!(*left > 100_000 && *left <= 120_000, "{left} ms left");
+    w.send(0, 1, admin("unban carol"));
+    assert_eq!(w.take(0, 1), [admin_reply("unbanned carol")]);
+    w.send(0, 5, login("carol"));
+    assert_eq!(w.take(0, 5)[0], login_ack("carol", "general"));
 }

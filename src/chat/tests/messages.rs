@@ -2,7 +2,7 @@
 //! when file sharing is off.
 
 use super::*;
-use crate::services::history::{Ack, AckTo, DurableAcks, Entry, History, HistoryStore, Loaded};
+use crate::services::history::{Ack, AckTo, DurableAcks, Entry, History, HistoryStore, ReadJob};
 use crate::services::Done;
 use std::sync::Mutex;
 
@@ -161,6 +161,10 @@ impl HistoryStore for Holding {
         self.0.lock().unwrap().push((entry, ack));
         true
     }
+
+    fn read(&self, _: ReadJob) -> bool {
+        false
+    }
 }
 
 /// Issue 16, item 8: durable acks were addressed by (shard, key, name), so a dead connection's
@@ -169,7 +173,7 @@ impl HistoryStore for Holding {
 fn a_durable_ack_reaches_only_the_session_that_sent_the_message() {
     let held: Held = Arc::default();
     let mut services = Services::default();
-    services.history = History::with_store(0, Box::new(Holding(held.clone())), Loaded::default());
+    services.history = History::with_store(0, 0, 1, Box::new(Holding(held.clone())), 0);
     let mut w = World::with(1, Arc::new(services), 0);
     w.enter(0, 1, "alice", BIN);
     w.send(0, 1, say("first"));

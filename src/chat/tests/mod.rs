@@ -10,6 +10,7 @@
 //! - `login`: admission, rejections, messages before login, ping, disconnect.
 //! - `rooms`: join, leave notices, lists, the presence limit, history replay.
 //! - `messages`: room messages per format, private messages, empty text, TIME, files off.
+//! - `resume`: "since id N" replays, REPLAY_END, scroll-back (one shard and across shards).
 //! - `shards`: the same paths across two or three shards sharing one backplane.
 //! - `admin`: FORBIDDEN for others, the admin login, users/rooms/alert/kick/time/stats.
 //! - `files`: the upload idle deadline.
@@ -18,6 +19,7 @@ mod admin;
 mod files;
 mod login;
 mod messages;
+mod resume;
 mod rooms;
 mod shards;
 
@@ -277,11 +279,11 @@ fn services(history_len: usize, admin: Option<(&str, &str)>) -> Arc<Services> {
 }
 
 fn login(name: &str) -> ClientMsg<'_> {
-    ClientMsg::Login { username: name.into(), credential: None }
+    ClientMsg::Login { username: name.into(), credential: None, since: None }
 }
 
 fn login_with<'a>(name: &'a str, credential: &'a str) -> ClientMsg<'a> {
-    ClientMsg::Login { username: name.into(), credential: Some(credential.into()) }
+    ClientMsg::Login { username: name.into(), credential: Some(credential.into()), since: None }
 }
 
 fn say(text: &str) -> ClientMsg<'_> {
@@ -293,7 +295,7 @@ fn pm<'a>(to: &'a str, text: &'a str) -> ClientMsg<'a> {
 }
 
 fn join(room: &str) -> ClientMsg<'_> {
-    ClientMsg::JoinRoom { room: room.into() }
+    ClientMsg::JoinRoom { room: room.into(), since: None }
 }
 
 fn admin(command: &str) -> ClientMsg<'_> {
@@ -305,7 +307,7 @@ fn login_ack(name: &str, room: &str) -> Msg {
 }
 
 fn reject(code: ErrorCode, reason: &str) -> Msg {
-    ServerMsg::LoginReject { code, reason: reason.to_string().into() }
+    ServerMsg::LoginReject { code, reason: reason.to_string().into(), retry_ms: None }
 }
 
 fn error(code: ErrorCode, text: &str) -> Msg {

@@ -77,47 +77,75 @@ fn a_direct_delivery_for_a_key_now_someone_elses_is_dropped() {
     assert_eq!(w.take(1, 1), []);
 }
 
+/// `general` is owned by shard 1 of 2 or 3 (`history::owner`): the tests below rely on it.
+#[test]
+fn the_tests_know_who_owns_general() {
+    assert_eq!(crate::services::history::owner("general", 2), 1);
+    assert_eq!(crate::services::history::owner("general", 3), 1);
+}
+
 #[test]
 fn a_room_message_is_relayed_once_per_shard_with_members_and_shared_there() {
     let mut w = World::new(3);
-    w.enter(0, 1, "alice", BIN);
-    w.enter(0, 2, "bob", JSON);
-    w.enter(1, 1, "carol", BIN);
-    w.enter(1, 2, "dave", BIN);
-    w.enter(1, 3, "erin", JSON);
+    w.enter(1, 1, "alice", BIN);
+    w.enter(1, 2, "bob", JSON);
+    w.enter(0, 1, "carol", BIN);
+    w.enter(0, 2, "dave", BIN);
+    w.enter(0, 3, "erin", JSON);
     w.enter(2, 1, "frank", BIN);
     w.send(2, 1, join("elsewhere"));
     w.settle();
     w.outs.iter_mut().for_each(Recorder::clear);
 
-    w.send(0, 1, say("across"));
-    // Ids are `seq * shards + shard`: the first message of shard 0 of 3 is id 3.
-    let expected = room_msg(3, "general", "alice", "across", false);
-    assert_eq!(w.take(0, 1), [ServerMsg::RoomMsgAck { id: 3, ts_ms: NOW }]);
-    let bob = w.outs[0].frames(2).remove(0);
+    // Shard 1 owns `general`, so it stamps alice's message itself: ids are `seq * shards +
+    // shard`, and the first message of shard 1 of 3 is id 4.
+    w.send(1, 1, say("across"));
+    let expected = room_msg(4, "general", "alice", "across", false);
+    assert_eq!(w.take(1, 1), [ServerMsg::RoomMsgAck { id: 4, ts_ms: NOW }]);
+    let bob = w.outs[1].frames(2).remove(0);
     assert_eq!(decode(WireFormat::Json, &bob), expected);
-    // Shard 0 has no binary member but alice: it encoded binary once, for the other shards.
-    assert_eq!(w.outs[0].encodes(WireFormat::Binary), 2, "the relayed frame and alice's ack");
-    assert_eq!(w.outs[0].encodes(WireFormat::Json), 1);
+    // Shard 1 has no binary member but alice: it encoded binary once, for the other shards.
+    assert_eq!(w.outs[1].encodes(WireFormat::Binary), 2, "the relayed frame and alice's ack");
+    assert_eq!(w.outs[1].encodes(WireFormat::Json), 1);
 
-    w.hubs[0].send_remote();
+    w.hubs[1].send_remote();
     no_batch(&w, 2);
-    let mut work = batch(&w, 1);
+    let mut work = batch(&w, 0);
     assert_eq!(work.len(), 1, "one entry for the shard, not one per member");
-    let Some(Remote::Room { room, frames, chat: true }) = work.pop() else { panic!("not a room message") };
+    let Some(Remote::Room { room, frames, chat: true, .. }) = work.pop() else { panic!("not a room message") };
     assert_eq!(&*room, "general");
-    assert!(shared(&[&frames.json, &bob]), "the JSON frame is the one shard 0's members got");
+    assert!(shared(&[&frames.json, &bob]), "the JSON frame is the one shard 1's members got");
     let Frames { binary, json } = frames.clone();
 
-    w.hubs[1].remote(&mut w.outs[1], Remote::Room { room, frames, chat: true });
-    let (carol, dave, erin) = (w.outs[1].frames(1), w.outs[1].frames(2), w.outs[1].frames(3));
+    w.hubs[0].remote(&mut w.outs[0], Remote::Room { room, frames, chat: true, skip: None });
+    let (carol, dave, erin) = (w.outs[0].frames(1), w.outs[0].frames(2), w.outs[0].frames(3));
     assert!(shared(&[&carol[0], &dave[0], &binary]));
     assert!(shared(&[&erin[0], &json]));
     assert_eq!(decode(WireFormat::Binary, &carol[0]), expected);
-    assert_eq!(w.outs[1].encodes(WireFormat::Binary) + w.outs[1].encodes(WireFormat::Json), 0);
-    assert_eq!(w.hubs[1].counters.deliveries, 3);
-    assert_eq!(w.hubs[0].counters.deliveries, 1);
+    assert_eq!(w.outs[0].encodes(WireFormat::Binary) + w.outs[0].encodes(WireFormat::Json), 0);
+    assert_eq!(w.hubs[0].counters.deliveries, 3);
+    assert_eq!(w.hubs[1].counters.deliveries, 1);
     w.assert_quiet();
+}
+
+#[test]
+fn a_message_sent_off_the_owner_is_stamped_there_and_comes_back_to_the_others() {
+    let mut w = World::new(2);
+    w.enter(0, 1, "alice", BIN);
+    w.enter(0, 2, "carol", JSON);
+    w.enter(1, 1, "bob", BIN);
+    w.send(0, 1, say("hi"));
+    assert_eq!(w.take(0, 2), [], "carol waits for the owner's stamp");
+    w.hubs[0].send_remote();
+    let work = batch(&w, 1);
+    assert!(matches!(work.as_slice(), [Remote::Stamp(_)]), "{work:?}");
+    work.into_iter().for_each(|r| w.hubs[1].remote(&mut w.outs[1], r));
+    // Shard 1's first id of 2 shards is 3.
+    let hi = room_msg(3, "general", "alice", "hi", false);
+    assert_eq!(w.take(1, 1), std::slice::from_ref(&hi));
+    w.settle();
+    assert_eq!(w.take(0, 2), [hi]);
+    assert_eq!(w.take(0, 1), [ServerMsg::RoomMsgAck { id: 3, ts_ms: NOW }], "the sender gets its ack, not its message");
 }
 
 #[test]
@@ -125,7 +153,7 @@ fn room_frames_for_a_room_without_local_members_are_dropped() {
     let mut w = World::new(2);
     w.enter(1, 1, "carol", BIN);
     let frames = Frames { binary: Bytes::from_static(b"x"), json: Bytes::from_static(b"y") };
-    w.hubs[1].remote(&mut w.outs[1], Remote::Room { room: "tech".into(), frames, chat: true });
+    w.hubs[1].remote(&mut w.outs[1], Remote::Room { room: "tech".into(), frames, chat: true, skip: None });
     assert_eq!(w.outs[1].frames(1), Vec::<Bytes>::new());
     assert_eq!(w.hubs[1].counters.deliveries, 0);
 }
@@ -181,23 +209,39 @@ fn presence_limit_counts_members_on_every_shard() {
     no_batch(&w, 0);
 }
 
+/// Senders on both shards, interleaved: every member, on either shard, gets the room's ids in
+/// increasing order, and each sender's acks carry the ids the others saw.
 #[test]
-fn ids_are_unique_across_shards() {
+fn ids_increase_in_delivery_order_across_shards() {
     let mut w = World::new(2);
     w.enter(0, 1, "alice", BIN);
+    w.enter(0, 2, "carol", BIN);
     w.enter(1, 1, "bob", BIN);
+    w.enter(1, 2, "dave", JSON);
     w.send(0, 1, say("a"));
     w.send(1, 1, say("b"));
     w.send(0, 1, say("c"));
-    assert_eq!(
-        w.take(0, 1),
-        [ServerMsg::RoomMsgAck { id: 2, ts_ms: NOW }, ServerMsg::RoomMsgAck { id: 4, ts_ms: NOW }]
-    );
-    assert_eq!(w.take(1, 1), [ServerMsg::RoomMsgAck { id: 3, ts_ms: NOW }]);
     w.settle();
-    assert_eq!(
-        w.take(1, 1),
-        [room_msg(2, "general", "alice", "a", false), room_msg(4, "general", "alice", "c", false)]
-    );
-    assert_eq!(w.take(0, 1), [room_msg(3, "general", "bob", "b", false)]);
+    w.send(1, 1, say("d"));
+    w.send(0, 1, say("e"));
+    w.settle();
+    let ids = |msgs: Vec<Msg>| -> Vec<u64> {
+        msgs.into_iter()
+            .map(|m| match m {
+                ServerMsg::RoomMsg { id, .. } | ServerMsg::RoomMsgAck { id, .. } => id,
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect()
+    };
+    let carol = ids(w.take(0, 2));
+    let dave = ids(w.take(1, 2));
+    assert_eq!(carol.len(), 5);
+    assert!(carol.windows(2).all(|p| p[0] < p[1]), "carol saw {carol:?}");
+    assert_eq!(carol, dave, "both shards deliver the same ids in the same order");
+    let mut acked = ids(w.take(0, 1));
+    acked.extend(ids(w.take(1, 1)));
+    acked.sort_unstable();
+    assert_eq!(acked.len(), 10, "each sender got the others' messages and its own acks");
+    acked.dedup();
+    assert_eq!(acked, carol, "acks and deliveries name the same ids");
 }

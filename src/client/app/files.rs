@@ -4,8 +4,8 @@
 use super::requests::Req;
 use super::terminal::Input;
 use super::App;
-use crate::client::render::human_size;
-use crate::client::transfer::{self, default_dest, offer_name, progress_line, Download, Progress};
+use crate::client::render::{file_available, human_size, render_files};
+use crate::client::transfer::{self, offer_name, progress_line, Download, Progress};
 use crate::protocol::{ClientMsg, ServerMsg};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -62,12 +62,10 @@ impl App {
             }
             ServerMsg::ListFiles { files, .. } => {
                 self.outstanding.answered(false);
-                for f in files {
-                    self.known_files.insert(f.id, (f.name.to_string(), f.size));
-                }
+                self.catalog.listed(files.iter().map(|f| (f.id, f.name.as_ref(), f.size)));
             }
             ServerMsg::FileAvailable { id, name, size, from, .. } => {
-                self.known_files.insert(*id, (name.to_string(), *size));
+                self.catalog.add(*id, name, *size);
                 if *from == self.me && self.upload.as_ref().is_some_and(|u| u.id == Some(*id)) {
                     self.outstanding.answered(false);
                     if let Some(u) = self.upload.take() {
@@ -174,16 +172,36 @@ impl App {
         }
     }
 
-    /// `/get ID [DEST]`: create the destination, then ask for the file.
-    pub(super) fn start_download(&mut self, id: u64, dest: Option<PathBuf>) {
+    /// The line for a file list or a share notice, with the short ids `/get` takes (the
+    /// catalog already holds the files: `track` runs first).
+    pub(super) fn render_file_message(&self, msg: &ServerMsg<'static>) -> Option<String> {
+        Some(match msg {
+            ServerMsg::ListFiles { room, files, .. } => render_files(room, files, |id| self.catalog.short_id(id)),
+            ServerMsg::FileAvailable { id, name, size, from, room } => {
+                file_available(*id, name, *size, from, room, Some(&self.catalog.short_id(*id)))
+            }
+            _ => return None,
+        })
+    }
+
+    /// `/get FILE [DEST]`: find the file the user means, create the destination (inside DEST
+    /// when it is a directory), then ask for it.
+    pub(super) fn start_download(&mut self, file: &str, dest: Option<PathBuf>) {
         if self.download.is_some() {
             self.out.line("! a download is already running; wait for it to finish");
             return;
         }
-        let known = self.known_files.get(&id).cloned();
-        let dest = dest.unwrap_or_else(|| default_dest(known.as_ref().map(|k| k.0.as_str()), id, |p| p.exists()));
-        let name = known.as_ref().map_or_else(|| format!("file {id}"), |k| k.0.clone());
-        match Download::create(id, dest.clone(), name, known.map(|k| k.1)) {
+        let id = match self.catalog.resolve(file) {
+            Ok(id) => id,
+            Err(e) => return self.out.line(&format!("! {e}")),
+        };
+        let known = self.catalog.get(id).cloned();
+        let dest = match transfer::prepare_dest(dest.as_deref(), known.as_ref().map(|k| k.name.as_str()), id) {
+            Ok(dest) => dest,
+            Err(e) => return self.out.line(&format!("! cannot create the directory: {e}")),
+        };
+        let name = known.as_ref().map_or_else(|| format!("file {id}"), |k| k.name.clone());
+        match Download::create(id, dest.clone(), name, known.map(|k| k.size)) {
             Ok(d) => {
                 self.out.line(&format!("↓ file {id}: downloading to {}", dest.display()));
                 self.download = Some(d);

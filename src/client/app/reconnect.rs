@@ -1,12 +1,31 @@
 //! Staying connected: when the connection drops, reconnect with back-off (1 s, doubling to 30 s,
-//! with jitter), log in again and rejoin the room, while typed lines still work (`/quit`).
+//! with jitter), trying each server of the list in turn, log in again and rejoin the room,
+//! while typed lines still work (`/quit`).
+//!
+//! Resuming: the login asks for the landing room's messages after the last id seen there, and
+//! the JOIN_ROOM back to the room we were in asks for that room's messages after the last id
+//! seen in it; the server replays only those, then REPLAY_END says whether anything was lost
+//! (docs/PROTOCOL.md, "Resume"). Until then, what belongs to the landing room (we are only
+//! passing through) is not shown. A replayed message already shown is dropped (`rooms.rs`).
 
 use super::terminal::Input;
+use super::Connected;
 use super::{App, Ending, Flow};
-use crate::client::{Client, ClientError, LoginInfo};
-use crate::protocol::ClientMsg;
+use crate::client::ClientError;
+use crate::protocol::{ClientMsg, ServerMsg};
 use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// A reconnection on its way back to `room`.
+#[derive(Debug)]
+pub(super) struct Resume {
+    /// The room we were in.
+    room: String,
+    /// Replayed messages of `room` received so far.
+    replayed: u64,
+    /// A REPLAY_END for `room` will come (we sent "since"); otherwise the JOIN_ROOM reply ends it.
+    awaiting_end: bool,
+}
 
 /// Back-off between reconnection attempts: 1 s, doubling, at most 30 s.
 pub(super) struct Backoff {
@@ -44,8 +63,17 @@ impl App {
     pub(super) fn on_closed(&mut self, e: ClientError) -> Option<Ending> {
         self.session = None;
         self.outstanding.clear();
+        let kicked = self.kicked.take();
+        if kicked.is_some() || !self.config.reconnect {
+            // The session ends: the last lines go straight to the terminal.
+            self.out.finish();
+        }
         self.drop_transfers();
         self.out.line(&format!("! disconnected: {e}"));
+        if let Some(reason) = kicked {
+            self.out.line(&format!("*** removed by an administrator: {reason}; not reconnecting"));
+            return Some(Ending::Lost);
+        }
         if !self.config.reconnect {
             return Some(Ending::Lost);
         }
@@ -65,14 +93,16 @@ impl App {
             if self.wait(delay) == Flow::Quit {
                 return Some(Ending::Quit);
             }
-            match super::open(&self.config, false) {
-                Ok((client, info)) => {
-                    self.resume(client, info);
+            let since = self.rooms.newest(&self.landing);
+            match super::open(&self.config, false, self.server, since) {
+                Ok(conn) => {
+                    self.resume(conn);
                     return None;
                 }
                 Err(e) if e.is_transient() => self.out.line(&format!("! reconnect failed: {e}")),
                 Err(e) => {
-                    self.out.line(&format!("! giving up: {e}"));
+                    self.out.finish();
+                    self.out.line(&format!("! giving up: {}", e.describe(self.config.opts.tls.as_ref())));
                     return Some(Ending::Lost);
                 }
             }
@@ -97,15 +127,58 @@ impl App {
         }
     }
 
-    /// Logged in again: rejoin the room we were in and resume.
-    fn resume(&mut self, client: Client, info: LoginInfo) {
-        let room = std::mem::replace(&mut self.room, info.room);
-        self.me = info.username;
-        self.out.line(&format!("* reconnected to {} as {}", self.config.opts.addr_string(), self.me));
-        self.attach(client);
+    /// Logged in again (resuming the landing room after its last id seen): go back to the room
+    /// we were in, asking for what came after the last id seen there.
+    fn resume(&mut self, conn: Connected) {
+        let room = std::mem::replace(&mut self.room, conn.info.room.clone());
+        self.landing = conn.info.room;
+        self.me = conn.info.username;
+        self.server = conn.index;
+        self.out.line(&format!("* reconnected to {} as {}", conn.opts.addr_string(), self.me));
+        self.attach(conn.client);
+        let since = self.rooms.newest(&room);
         if room != self.room {
-            self.send(ClientMsg::JoinRoom { room: room.into() });
+            self.send(ClientMsg::JoinRoom { room: room.clone().into(), since });
+            self.resuming = Some(Resume { room, replayed: 0, awaiting_end: since.is_some() });
+        } else if since.is_some() {
+            self.resuming = Some(Resume { room, replayed: 0, awaiting_end: true });
         }
+    }
+
+    /// While going back to our room after a reconnection: true for what belongs to another room
+    /// (the landing room's replay, presence and messages), which is not shown; the JOIN_ROOM
+    /// reply ends a resume that expects no REPLAY_END.
+    pub(super) fn hidden_while_resuming(&mut self, msg: &ServerMsg<'static>) -> bool {
+        let Some(r) = self.resuming.as_mut() else { return false };
+        match msg {
+            ServerMsg::RoomMsg { room, .. } => *room != r.room,
+            ServerMsg::SystemMsg { room, .. } | ServerMsg::ReplayEnd { room, .. } => {
+                !room.is_empty() && *room != r.room
+            }
+            ServerMsg::JoinRoom { room } if *room == r.room && !r.awaiting_end => {
+                self.resuming = None;
+                false
+            }
+            _ => false,
+        }
+    }
+
+    /// A replayed message of `room` was shown: counted for the resume's summary.
+    pub(super) fn count_replayed(&mut self, room: &str) {
+        if let Some(r) = self.resuming.as_mut().filter(|r| r.room == room) {
+            r.replayed += 1;
+        }
+    }
+
+    /// REPLAY_END for `room`: the end of a resume says how it went (a gap is shown by the
+    /// message's own line).
+    pub(super) fn replay_ended(&mut self, room: &str) -> Option<String> {
+        let r = self.resuming.take_if(|r| r.room == room)?;
+        Some(match r.replayed {
+            0 => format!("* back in {room}; nothing new while you were away"),
+            1 => format!("* back in {room}; 1 message from while you were away is above"),
+            n => format!("* back in {room}; {n} messages from while you were away are above"),
+        })
     }
 }
 
@@ -121,5 +194,52 @@ mod tests {
         let mut b = Backoff::new();
         let d = b.next_delay();
         assert!(d <= Duration::from_secs(1) && d >= Duration::from_millis(900), "{d:?}");
+    }
+}
+
+#[cfg(test)]
+mod resume_tests {
+    use super::*;
+    use crate::protocol::SystemKind;
+
+    fn msg(room: &str, id: u64, history: bool) -> ServerMsg<'static> {
+        let (room, text) = (room.to_string().into(), format!("m{id}").into());
+        ServerMsg::RoomMsg { id, ts_ms: 0, room, from: "bob".into(), text, history }
+    }
+
+    #[test]
+    fn going_back_hides_the_landing_room_and_reports_the_gap() {
+        let mut a = super::super::tests::app();
+        a.rooms.first_sight("tech", 5);
+        a.resuming = Some(Resume { room: "tech".into(), replayed: 0, awaiting_end: true });
+        a.on_message(msg("general", 40, true));
+        let join =
+            ServerMsg::SystemMsg { kind: SystemKind::Join, room: "general".into(), user: "x".into(), text: "".into() };
+        a.on_message(join);
+        a.on_message(ServerMsg::ReplayEnd { room: "general".into(), last: 40, lost: 0, gap: false });
+        assert!(a.out.take().is_empty(), "the landing room is only passed through");
+        a.on_message(ServerMsg::JoinRoom { room: "tech".into() });
+        a.on_message(msg("tech", 5, true));
+        a.on_message(msg("tech", 6, true));
+        a.on_message(ServerMsg::ReplayEnd { room: "tech".into(), last: 6, lost: 2, gap: true });
+        let lines = a.out.take();
+        assert_eq!(lines[..2], ["* you are now in 'tech'", "[tech] (history) bob: m6"]);
+        assert!(lines[2].starts_with("! gap: 2 messages of tech"), "{lines:?}");
+        assert_eq!(lines[3], "* back in tech; 1 message from while you were away is above");
+        assert!(a.resuming.is_none());
+        // Live messages of the room show as usual afterwards.
+        a.on_message(msg("tech", 7, false));
+        assert_eq!(a.out.take(), ["[tech] bob: m7"]);
+    }
+
+    #[test]
+    fn without_since_the_join_reply_ends_the_resume() {
+        let mut a = super::super::tests::app();
+        a.resuming = Some(Resume { room: "tech".into(), replayed: 0, awaiting_end: false });
+        a.on_message(msg("general", 1, true));
+        a.on_message(ServerMsg::JoinRoom { room: "tech".into() });
+        assert!(a.resuming.is_none());
+        a.on_message(msg("general", 2, false));
+        assert_eq!(a.out.take(), ["* you are now in 'tech'", "[general] bob: m2"]);
     }
 }

@@ -63,8 +63,11 @@ fn disconnect_mid_frame_is_cleaned_up() {
     expect_disconnect_notice(&mut observer, "mid-json");
 
     // Before login: a partial LOGIN, then FIN; and a partial LOGIN, then RST.
-    let login = Client::connect(server.addr, WireFormat::Binary)
-        .encode(&ClientMsg::Login { username: "ghost".into(), credential: None });
+    let login = Client::connect(server.addr, WireFormat::Binary).encode(&ClientMsg::Login {
+        username: "ghost".into(),
+        credential: None,
+        since: None,
+    });
     let mut tcp = raw_connect(server.addr);
     tcp.write_all(&login[..login.len() - 1]).expect("send");
     drop(tcp);

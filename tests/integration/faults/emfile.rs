@@ -56,7 +56,7 @@ fn out_of_file_descriptors_the_server_backs_off_and_recovers() {
         .map(|i| {
             let mut conn = Client::connect(addr, WireFormat::Binary);
             let name = format!("extra-{i}");
-            conn.send(&ClientMsg::Login { username: name.as_str().into(), credential: None });
+            conn.send(&ClientMsg::Login { username: name.as_str().into(), credential: None, since: None });
             conn.name = name;
             Waiting { conn, acked: false }
         })

@@ -23,7 +23,7 @@ fn expect_refused(from: Option<IpAddr>, addr: SocketAddr, login: bool) {
     c.name = format!("refused from {from:?}");
     if login {
         // The server may already have closed: a failed write is fine, the reply is what counts.
-        let _ = c.try_send(&ClientMsg::Login { username: "refused".into(), credential: None });
+        let _ = c.try_send(&ClientMsg::Login { username: "refused".into(), credential: None, since: None });
     }
     c.expect_error_then_closed(ErrorCode::ServerFull);
 }
@@ -37,7 +37,7 @@ fn login_when_admitted(from: Option<IpAddr>, addr: SocketAddr, name: &str) -> Cl
         let tcp = tcp_connect_from(from, addr).expect("connect");
         let mut c = Client::from_tcp(tcp, WireFormat::Binary);
         c.name = name.to_string();
-        let _ = c.try_send(&ClientMsg::Login { username: name.into(), credential: None });
+        let _ = c.try_send(&ClientMsg::Login { username: name.into(), credential: None, since: None });
         match c.recv_by(deadline) {
             Ok(ServerMsg::LoginAck { .. }) => return c,
             // Refused in JSON: the binary decoder sees '{' as bad magic, or the close.
@@ -108,7 +108,7 @@ fn login_timeout_closes_silent_and_partial_connections() {
     // Partial: half a binary LOGIN. Answered in binary.
     let mut partial = Client::connect(server.addr, WireFormat::Binary);
     partial.name = "partial".into();
-    let login = partial.encode(&ClientMsg::Login { username: "partial".into(), credential: None });
+    let login = partial.encode(&ClientMsg::Login { username: "partial".into(), credential: None, since: None });
     partial.send_raw(&login[..6]);
     // Talks (PING), never logs in.
     let mut talker = Client::connect(server.addr, WireFormat::Json);

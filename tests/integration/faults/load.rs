@@ -200,7 +200,7 @@ fn storm(addr: std::net::SocketAddr, t: usize) -> Result<u64, String> {
             1 => {
                 let mut c = Client::from_tcp(tcp, WireFormat::Binary);
                 let name = format!("storm-{t}-{i}");
-                c.send(&ClientMsg::Login { username: name.as_str().into(), credential: None });
+                c.send(&ClientMsg::Login { username: name.as_str().into(), credential: None, since: None });
                 match c.recv_by(Instant::now() + DEADLINE) {
                     Ok(ServerMsg::LoginAck { .. }) => logins += 1,
                     other => return Err(format!("{name}: {other:?}")),

@@ -283,7 +283,7 @@ fn files_are_visible_only_in_their_room() {
     let s = server_with(features_config("d", &dir));
     let mut alice = Client::login_new(s.addr, WireFormat::Binary, "alice");
     let mut carol = Client::login_new(s.addr, WireFormat::Json, "carol");
-    carol.send(&ClientMsg::JoinRoom { room: "rust".into() });
+    carol.send(&ClientMsg::JoinRoom { room: "rust".into(), since: None });
     carol.recv_until(|m| matches!(m, ServerMsg::JoinRoom { .. }));
     let id = upload(&mut alice, "secret.txt", b"general only").expect("upload");
     let frames = carol.sync();
@@ -295,7 +295,7 @@ fn files_are_visible_only_in_their_room() {
     let (code, _) = download(&mut carol, 12345).expect_err("unknown id");
     assert_eq!(code, ErrorCode::FileRefused);
     // Joining the room makes it visible.
-    carol.send(&ClientMsg::JoinRoom { room: "general".into() });
+    carol.send(&ClientMsg::JoinRoom { room: "general".into(), since: None });
     assert_eq!(list_files(&mut carol).len(), 1);
     assert_eq!(download(&mut carol, id).expect("now visible"), b"general only");
 }

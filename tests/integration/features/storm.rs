@@ -60,7 +60,11 @@ fn an_honest_login_completes_during_a_registration_storm() {
     let honest_ip = IpAddr::from([127, 0, 0, 200]);
     let mut honest = Client::from_tcp(tcp_connect_from(Some(honest_ip), s.addr).expect("connect"), FORMATS[1]);
     let start = Instant::now();
-    honest.send(&ClientMsg::Login { username: "honest".into(), credential: Some("honest password".into()) });
+    honest.send(&ClientMsg::Login {
+        username: "honest".into(),
+        credential: Some("honest password".into()),
+        since: None,
+    });
     let reply = verdict(&mut honest, Duration::from_secs(120));
     let latency = start.elapsed();
 
@@ -68,7 +72,9 @@ fn an_honest_login_completes_during_a_registration_storm() {
     for c in &mut storm {
         match verdict(c, Duration::from_secs(120)) {
             Ok(ServerMsg::LoginAck { .. }) => ok += 1,
-            Ok(ServerMsg::LoginReject { code: ErrorCode::RateLimited, reason }) if reason.contains("busy") => busy += 1,
+            Ok(ServerMsg::LoginReject { code: ErrorCode::RateLimited, reason, .. }) if reason.contains("busy") => {
+                busy += 1
+            }
             other_reply => other.push(format!("{other_reply:?}")),
         }
     }

@@ -97,7 +97,7 @@ impl Client {
     #[track_caller]
     pub fn login(&mut self, name: &str) {
         self.name = name.to_string();
-        self.send(&ClientMsg::Login { username: name.into(), credential: None });
+        self.send(&ClientMsg::Login { username: name.into(), credential: None, since: None });
         match self.recv_until(|m| matches!(m, ServerMsg::LoginAck { .. } | ServerMsg::LoginReject { .. })) {
             ServerMsg::LoginAck { username, room } => {
                 assert_eq!(username, name, "LOGIN_ACK echoes the name");
@@ -110,7 +110,7 @@ impl Client {
     /// Joins `room` and waits for the server's confirmation.
     #[track_caller]
     pub fn join(&mut self, room: &str) {
-        self.send(&ClientMsg::JoinRoom { room: room.into() });
+        self.send(&ClientMsg::JoinRoom { room: room.into(), since: None });
         self.recv_until(|m| matches!(m, ServerMsg::JoinRoom { room: r } if r == room));
     }
 

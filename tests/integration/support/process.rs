@@ -126,6 +126,11 @@ impl ServerProcess {
         }
     }
 
+    /// The child's process id (to read its /proc entries).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Everything the child has logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
