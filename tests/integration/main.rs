@@ -19,6 +19,8 @@
 //! - [`features`]: TIME, history, passkeys, accounts, admin commands, file sharing.
 //! - [`faults`]: faults injected beside a pair of clients that must lose nothing.
 //! - [`ops`]: the metrics endpoint, and the `chat-server` binary run as an admin would.
+//! - [`websocket`]: the web app over HTTP, the WebSocket handshake, framing rules and close
+//!   codes, limits, and `wss://` beside binary and JSON clients.
 //! - [`logging`]: the binary with its stderr broken or stuck keeps serving and stops on signals.
 //!
 //! Every wait is bounded ([`support::DEADLINE`]), every load loop is bounded in count, and no
@@ -40,3 +42,4 @@ mod shutdown;
 mod stats;
 mod support;
 mod tls;
+mod websocket;
