@@ -51,7 +51,7 @@ fn the_web_app_is_served_with_its_type_and_security_headers() {
     assert_eq!((status, body.len()), (304, 0));
     let (status, _, body) = http_get(server.addr, b"HEAD / HTTP/1.1\r\n\r\n");
     assert_eq!((status, body.len()), (200, 0));
-    assert_eq!(server.handle.stats().http_requests, 3);
+    wait_for_stats(&server, "three HTTP requests", |s| s.http_requests == 3);
 }
 
 #[test]
@@ -112,8 +112,9 @@ fn websocket_binary_and_json_clients_chat_in_one_room() {
     web.send(&ClientMsg::PrivateMsg { to: "json".into(), text: "psst".into() });
     let m = json.recv_until(|m| matches!(m, ServerMsg::PrivateMsgDelivery { .. }));
     assert!(matches!(&m, ServerMsg::PrivateMsgDelivery { from, text, .. } if from == "web" && text == "psst"), "{m:?}");
-    let s = server.handle.stats();
-    assert_eq!((s.open_websocket, s.open_websocket_tls, s.open_binary, s.open_json), (1, 0, 1, 1), "{s:?}");
+    let by_format =
+        |s: &crate::support::StatsSnapshot| (s.open_websocket, s.open_websocket_tls, s.open_binary, s.open_json);
+    wait_for_stats(&server, "one connection per format", |s| by_format(s) == (1, 0, 1, 1));
 }
 
 #[test]
@@ -175,7 +176,7 @@ fn framing_violations_close_with_their_codes() {
     for (what, bytes, want) in cases {
         assert_eq!(close_code_after(server.addr, &bytes), want, "{what}");
     }
-    assert!(server.handle.stats().protocol_errors >= 8);
+    wait_for_stats(&server, "eight protocol errors", |s| s.protocol_errors >= 8);
     // Bad JSON in a good frame costs only an ERROR_MSG, like on a JSON-lines connection.
     let mut web = ws_connect(server.addr);
     web.send_raw(&masked(true, wsframe::OP_TEXT, b"{not json"));
