@@ -152,6 +152,31 @@ fn the_close_handshake_echoes_the_peers_code() {
 }
 
 #[test]
+fn a_shutdown_tells_websocket_clients_and_closes_with_going_away() {
+    let server = server();
+    let mut tcp = ws_raw(server.addr);
+    tcp.write_all(&login_frame("leaver")).unwrap();
+    wait_for_stats(&server, "the login", |s| s.logins == 1);
+    server.stop().expect("clean stop");
+    let frames = frames_until_closed(&mut tcp);
+    let texts: Vec<String> = frames.iter().map(|f| String::from_utf8_lossy(&f.payload).into_owned()).collect();
+    assert!(texts.iter().any(|t| t.contains("shutting down")), "{texts:?}");
+    assert_eq!(last_close(&frames), 1001);
+}
+
+#[test]
+fn the_login_deadline_applies_to_a_websocket_that_never_logs_in() {
+    let mut cfg = ServerConfig::loopback();
+    cfg.login_timeout = std::time::Duration::from_millis(300);
+    let server = server_with(cfg);
+    let mut tcp = ws_raw(server.addr);
+    let frames = frames_until_closed(&mut tcp);
+    let first = String::from_utf8_lossy(&frames[0].payload).into_owned();
+    assert!(first.starts_with(r#"{"type":"error_msg","code":"#), "{first}");
+    assert_eq!(last_close(&frames), 1008, "a policy close after the ERROR_MSG");
+}
+
+#[test]
 fn framing_violations_close_with_their_codes() {
     let mut cfg = ServerConfig::loopback();
     cfg.limits.max_frame = 1024;
