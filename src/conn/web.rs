@@ -135,6 +135,16 @@ impl Peers {
         Unwrapped { ready, len }
     }
 
+    /// Answers a plaintext HTTP request on a TLS-only server with a `400` saying to use
+    /// `https://`, and closes `key` once it is written.
+    pub fn refuse_plain_http(&mut self, key: usize) {
+        let Some(conn) = self.conns.get_mut(key) else { return };
+        self.counters.http_requests += 1;
+        conn.out.push_final(Bytes::from(http::tls_required()));
+        conn.start_closing(CloseReason::Framing);
+        self.mark_dirty(key);
+    }
+
     /// Queues a WebSocket close frame for `key` (if it is a WebSocket that is not closing yet).
     pub(super) fn goodbye(&mut self, key: usize, code: u16, why: &str) {
         let Some(conn) = self.conns.get(key) else { return };

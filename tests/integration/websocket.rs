@@ -304,3 +304,16 @@ fn websocket_members_on_every_shard_get_a_room_message() {
         assert!(is_room_msg(&m, "across shards"), "{}: {m:?}", c.name);
     }
 }
+
+#[test]
+fn a_tls_only_server_answers_plain_http_with_a_pointer_to_https() {
+    let dir = TempDir::new("tls-only-http");
+    let mut cfg = tls_config(&dir);
+    cfg.tls.tls_only = true;
+    let server = server_with(cfg);
+    let (status, _, body) = http_get(server.addr, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(status, 400);
+    assert!(String::from_utf8_lossy(&body).contains("https://"));
+    let mut page = Client::connect_tls(server.addr, WireFormat::Json, &dir.cert());
+    assert!(page.upgrade(b"GET / HTTP/1.1\r\n\r\n").unwrap().starts_with("HTTP/1.1 200 OK\r\n"));
+}
