@@ -16,14 +16,6 @@ use crate::services::history::AckTo;
 use bytes::Bytes;
 use std::sync::Arc;
 
-/// Index of a format in the per-format encoding slots.
-fn slot(format: WireFormat) -> usize {
-    match format {
-        WireFormat::Binary => 0,
-        WireFormat::Json => 1,
-    }
-}
-
 impl Hub {
     /// ROOM_MSG: stamped here if this shard owns the room, else handed to the owner.
     pub(super) fn room_msg<O: Outbox>(&mut self, out: &mut O, key: usize, text: &str) {
@@ -65,7 +57,7 @@ impl Hub {
             text: text.into(),
             history: false,
         };
-        let mut encoded = [None, None];
+        let mut encoded = [None, None, None];
         let local = local.or_else(|| self.rooms.find(&room));
         let skip = (sender.shard == self.shard).then_some(sender.key);
         if let Some(local) = local {
@@ -73,10 +65,7 @@ impl Hub {
         }
         let others = shared.shards() & !(1u64 << self.shard);
         if others != 0 {
-            let frames = Frames {
-                binary: encoded[0].take().unwrap_or_else(|| out.encode(WireFormat::Binary, &msg)),
-                json: encoded[1].take().unwrap_or_else(|| out.encode(WireFormat::Json, &msg)),
-            };
+            let frames = frames_for_others(out, &mut encoded, &msg);
             let skip = Some((sender.shard, sender.key, sender.session));
             self.relay.room(others, &room, &frames, true, skip);
         }
@@ -94,7 +83,7 @@ impl Hub {
         msg: &ServerMsg<'_>,
         chat: bool,
     ) {
-        let mut encoded = [None, None];
+        let mut encoded = [None, None, None];
         let n = self.fanout(out, room, except, &mut encoded, Some(msg));
         if chat {
             self.counters.deliveries += n;
@@ -104,22 +93,19 @@ impl Hub {
         if others == 0 {
             return;
         }
-        let frames = Frames {
-            binary: encoded[0].take().unwrap_or_else(|| out.encode(WireFormat::Binary, msg)),
-            json: encoded[1].take().unwrap_or_else(|| out.encode(WireFormat::Json, msg)),
-        };
+        let frames = frames_for_others(out, &mut encoded, msg);
         self.relay.room(others, &r.name, &frames, chat, None);
     }
 
     /// Queues a frame for every local member of `room` but `except`. `encoded` holds the frame
-    /// per format (index 0 binary, 1 JSON); an empty slot is filled by encoding `msg` once.
+    /// per format (by `WireFormat::index`); an empty slot is filled by encoding `msg` once.
     /// Returns the number of recipients.
     fn fanout<O: Outbox>(
         &self,
         out: &mut O,
         room: RoomId,
         except: Option<usize>,
-        encoded: &mut [Option<Bytes>; 2],
+        encoded: &mut [Option<Bytes>; 3],
         msg: Option<&ServerMsg<'_>>,
     ) -> u64 {
         let mut n = 0;
@@ -128,7 +114,7 @@ impl Hub {
                 continue;
             }
             let Some(format) = out.format(member) else { continue };
-            let slot = &mut encoded[slot(format)];
+            let slot = &mut encoded[format.index()];
             let frame = match (&*slot, msg) {
                 (Some(f), _) => f.clone(),
                 (None, Some(msg)) => slot.insert(out.encode(format, msg)).clone(),
@@ -152,7 +138,7 @@ impl Hub {
     ) {
         let Some(id) = self.rooms.find(room) else { return };
         let skip = skip.filter(|&(key, session)| self.sessions.get(key).is_some_and(|s| s.id == session)).map(|s| s.0);
-        let mut encoded = [Some(frames.binary), Some(frames.json)];
+        let mut encoded = frames.into_slots();
         let n = self.fanout(out, id, skip, &mut encoded, None);
         if chat {
             self.counters.deliveries += n;
@@ -205,4 +191,15 @@ impl Hub {
         let s = self.sessions.get(key)?;
         Some((s.name.clone(), self.rooms.room(s.membership.room).name.clone()))
     }
+}
+
+/// The frames other shards need, per format: those the local fan-out already encoded, the rest
+/// encoded now (the WebSocket frame wraps the JSON line rather than encoding `msg` again).
+fn frames_for_others<O: Outbox>(out: &mut O, encoded: &mut [Option<Bytes>; 3], msg: &ServerMsg<'_>) -> Frames {
+    let json = encoded[WireFormat::Json.index()].take().unwrap_or_else(|| out.encode(WireFormat::Json, msg));
+    Frames::from_fn(|f| match encoded[f.index()].take() {
+        Some(frame) => frame,
+        None if f == WireFormat::Json => json.clone(),
+        None => out.encode_after_json(f, msg, &json),
+    })
 }

@@ -39,7 +39,8 @@ pub(super) fn take_page<T>(
 pub(super) fn str_cost(format: WireFormat, s: &str) -> usize {
     match format {
         WireFormat::Binary => 1 + s.len(),
-        WireFormat::Json => {
+        // A WebSocket frame carries the JSON text; its header is in the page's slack.
+        WireFormat::Json | WireFormat::WebSocket => {
             3 + s
                 .chars()
                 .map(|c| match c {
@@ -57,7 +58,7 @@ pub(super) fn str_cost(format: WireFormat, s: &str) -> usize {
 pub(super) fn fixed_cost(format: WireFormat, binary: usize, json: usize) -> usize {
     match format {
         WireFormat::Binary => binary,
-        WireFormat::Json => json,
+        WireFormat::Json | WireFormat::WebSocket => json,
     }
 }
 

@@ -28,6 +28,9 @@ pub struct ServerConfig {
     /// How long a backlog over `max_outbound_bytes` may go without the reader taking a byte
     /// before the connection is cut as a slow consumer.
     pub slow_grace: Duration,
+    /// Largest HTTP request head accepted (the web app and the WebSocket handshake share the
+    /// port); a larger one is answered 431 and closed. At most 32 KiB, so it fits the read arena.
+    pub max_http_head: usize,
     /// Most connections served at once; past it, new connections get ERROR_MSG SERVER_FULL.
     pub max_connections: usize,
     /// Most connections from one source address; loopback is exempt when
@@ -197,6 +200,7 @@ impl Default for ServerConfig {
             max_outbound_bytes: 1024 * 1024,
             outbound_burst: 4 * 1024 * 1024,
             slow_grace: Duration::from_secs(2),
+            max_http_head: 8 * 1024,
             max_connections: 100_000,
             max_per_address: 1024,
             exempt_loopback: true,

@@ -42,6 +42,12 @@ pub struct PeerCounters {
     pub open_binary: u64,
     /// Open connections speaking JSON.
     pub open_json: u64,
+    /// Open connections speaking JSON over WebSocket.
+    pub open_websocket: u64,
+    /// Of those, the ones over TLS.
+    pub open_websocket_tls: u64,
+    /// HTTP requests answered (files, errors, upgrades).
+    pub http_requests: u64,
 }
 
 /// All connections, the flush list, and the encoding arena for replies.
@@ -58,7 +64,7 @@ pub struct Peers {
     /// How long a backlog over `max_outbound` may go without the socket taking a byte.
     grace: Duration,
     /// Arena that encoded frames are split from; one allocation serves many frames.
-    arena: BytesMut,
+    pub(super) arena: BytesMut,
     /// Bytes across all sockets of this shard.
     pub wire: WireCount,
     /// What happened so far.
@@ -90,7 +96,7 @@ impl Peers {
     }
 
     /// Keeps room in the encoding arena: one allocation serves many frames.
-    fn reserve(&mut self) {
+    pub(super) fn reserve(&mut self) {
         if self.arena.capacity() - self.arena.len() < 1024 {
             self.arena.reserve(ARENA_CHUNK);
         }
@@ -159,6 +165,10 @@ impl Peers {
         match format {
             WireFormat::Binary => self.counters.open_binary += 1,
             WireFormat::Json => self.counters.open_json += 1,
+            WireFormat::WebSocket => {
+                self.counters.open_websocket += 1;
+                self.counters.open_websocket_tls += u64::from(conn.is_tls());
+            }
         }
     }
 
@@ -168,13 +178,21 @@ impl Peers {
         match conn.format {
             Some(WireFormat::Binary) => self.counters.open_binary -= 1,
             Some(WireFormat::Json) => self.counters.open_json -= 1,
+            Some(WireFormat::WebSocket) => {
+                self.counters.open_websocket -= 1;
+                self.counters.open_websocket_tls -= u64::from(conn.is_tls());
+            }
             None => {}
         }
         Some(conn)
     }
 
-    /// Starts closing `key` for `reason` (without a last frame) and marks it for the flush.
+    /// Starts closing `key` for `reason` (without a last frame; a WebSocket going away for a
+    /// shutdown gets its close frame, 1001) and marks it for the flush.
     pub fn start_closing(&mut self, key: usize, reason: CloseReason) {
+        if reason == CloseReason::Shutdown {
+            self.goodbye_for(key, reason, "the server is shutting down");
+        }
         if let Some(conn) = self.conns.get_mut(key) {
             conn.start_closing(reason);
             self.mark_dirty(key);
@@ -188,9 +206,9 @@ impl Peers {
             return;
         }
         let frame = self.encode(conn.reply_format(), &ServerMsg::ErrorMsg { code, text: text.into() });
-        let conn = &mut self.conns[key];
-        conn.out.push_final(frame);
-        conn.start_closing(reason);
+        self.conns[key].out.push_final(frame);
+        self.goodbye_for(key, reason, text);
+        self.conns[key].start_closing(reason);
         self.mark_dirty(key);
     }
 
@@ -202,15 +220,16 @@ impl Peers {
     }
 
     /// Cuts `key` off as a slow consumer: drops its backlog (keeping a partly written frame
-    /// whole) and queues a last ERROR_MSG SLOW_CONSUMER saying `text`.
+    /// whole), queues a last ERROR_MSG SLOW_CONSUMER saying `text` (and, on a WebSocket, its
+    /// close frame).
     fn cut_off(&mut self, key: usize, text: &str) {
-        let conn = &mut self.conns[key];
-        conn.out.drop_backlog();
-        conn.start_closing(CloseReason::SlowConsumer);
+        self.conns[key].out.drop_backlog();
         self.counters.slow_consumers += 1;
         let msg = ServerMsg::ErrorMsg { code: ErrorCode::SlowConsumer, text: text.into() };
         let frame = self.encode(self.conns[key].reply_format(), &msg);
         self.conns[key].out.push_final(frame);
+        self.goodbye_for(key, CloseReason::SlowConsumer, text);
+        self.conns[key].start_closing(CloseReason::SlowConsumer);
     }
 }
 
@@ -226,6 +245,14 @@ impl Outbox for Peers {
     fn encode(&mut self, format: WireFormat, msg: &ServerMsg<'_>) -> Bytes {
         self.reserve();
         format.encode_shared(msg, &mut self.arena)
+    }
+
+    fn encode_after_json(&mut self, format: WireFormat, msg: &ServerMsg<'_>, json: &Bytes) -> Bytes {
+        self.reserve();
+        match format {
+            WireFormat::WebSocket => protocol::ws_from_json(json, &mut self.arena),
+            _ => format.encode_shared(msg, &mut self.arena),
+        }
     }
 
     fn encode_both(&mut self, msg: &ServerMsg<'_>) -> Frames {

@@ -4,6 +4,7 @@
 
 use super::Server;
 use crate::conn::intake::{Cursor, Policy};
+use crate::conn::web::is_http_start;
 use crate::conn::CloseReason;
 use crate::net::transport::{Opening, Outcome};
 use crate::protocol::{ErrorCode, WireFormat};
@@ -43,7 +44,7 @@ impl Server {
         if conn.is_closing() {
             return;
         }
-        if conn.format().is_none() && !conn.is_tls() && !self.open(key) {
+        if conn.awaits_first_byte() && !self.open(key) {
             return;
         }
         let conn = &mut self.peers.conns[key];
@@ -93,6 +94,10 @@ impl Server {
                 self.peers.start_closing(key, CloseReason::Framing);
                 false
             }
+            (Opening::Plain(first), _) if tls_only && is_http_start(first) => {
+                self.peers.refuse_plain_http(key);
+                false
+            }
             (Opening::Plain(first), _) if tls_only => {
                 // Answer in the client's own format when it is recognisably ChatProto.
                 if let Some(f) = WireFormat::detect(first) {
@@ -131,10 +136,17 @@ impl Server {
     }
 
     /// Hands every complete message in the arena to the chat core; the connection layer
-    /// decodes them and answers what it refuses.
+    /// unwraps (HTTP, WebSocket) and decodes them and answers what it refuses.
     fn dispatch(&mut self, key: usize) {
-        let policy = Policy { limits: &self.config.limits, rate: &self.config.rate_limit, now: self.now };
-        let data = self.arena.data();
+        let policy = Policy {
+            limits: &self.config.limits,
+            rate: &self.config.rate_limit,
+            now: self.now,
+            max_http_head: self.config.max_http_head,
+        };
+        let unwrapped = self.peers.unwrap(key, self.arena.data_mut(), policy);
+        self.arena.truncate(unwrapped.len);
+        let data = &self.arena.data()[..unwrapped.ready];
         let mut cursor = Cursor::default();
         while let Some(msg) = self.peers.next_msg(key, data, &mut cursor, policy) {
             self.hub.handle(&mut self.peers, key, msg);

@@ -21,6 +21,8 @@
 //! - [`faults`]: faults injected beside a pair of clients that must lose nothing.
 //! - [`resume`]: resume with "since id N" across restarts, ordered ids, scroll-back, kick with a ban.
 //! - [`ops`]: the metrics endpoint, and the `chat-server` binary run as an admin would.
+//! - [`websocket`]: the web app over HTTP, the WebSocket handshake, framing rules and close
+//!   codes, limits, and `wss://` beside binary and JSON clients.
 //! - [`logging`]: the binary with its stderr broken or stuck keeps serving and stops on signals.
 //! - [`client`]: the `chat-client` binary, piped and on a real terminal (tmux).
 //!
@@ -46,3 +48,4 @@ mod shutdown;
 mod stats;
 mod support;
 mod tls;
+mod websocket;
