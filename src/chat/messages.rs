@@ -72,7 +72,7 @@ impl Hub {
     /// Queues a frame for every local member of `room` but `except`. `encoded` holds the frame
     /// per format (index 0 binary, 1 JSON); an empty slot is filled by encoding `msg` once.
     /// Returns the number of recipients.
-    fn fanout<O: Outbox>(
+    pub(super) fn fanout<O: Outbox>(
         &self,
         out: &mut O,
         room: RoomId,

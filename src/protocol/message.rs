@@ -243,6 +243,9 @@ pub enum ServerMsg<'a> {
     FileAvailable { id: u64, name: Str<'a>, size: u64, from: Str<'a>, room: Str<'a> },
     /// LIST_FILES: the files of `room`.
     ListFiles { room: Str<'a>, files: Vec<FileEntry<'a>> },
+    /// PRESENCE: who joined and left `room` in one coalescing interval. `joined` and `left`
+    /// list names up to a cap, in order; `joined_more` and `left_more` count the rest.
+    Presence { room: Str<'a>, joined: Vec<Str<'a>>, joined_more: u64, left: Vec<Str<'a>>, left_more: u64 },
 }
 
 /// A field of a borrowed message, as its owned copy.

@@ -219,6 +219,11 @@ macro_rules! for_each_message {
             FileGet = 0x2b, "file_get" {
                 ClientMsg::FileGet { id: U64 }
             }
+            /// Extension: a room's joins and leaves of one coalescing interval, in one notice
+            /// (names up to a cap, the rest counted).
+            Presence = 0x38, "presence" {
+                ServerMsg::Presence { room: Name, joined: Names, joined_more: U64, left: Names, left_more: U64 }
+            }
         }
     };
 }
@@ -374,7 +379,7 @@ mod tests {
         let count = |d| MESSAGES.iter().filter(|s| s.direction() == d).count();
         assert_eq!(
             (count(Direction::ClientToServer), count(Direction::ServerToClient), count(Direction::Both)),
-            (5, 8, 11)
+            (5, 9, 11)
         );
     }
 

@@ -196,6 +196,14 @@ fn server_msg() -> impl Strategy<Value = ServerMsg<'static>> {
         }),
         (name(), prop::collection::vec(file_entry(), 0..6))
             .prop_map(|(room, files)| ServerMsg::ListFiles { room: owned(room), files }),
+        (name(), prop::collection::vec(name(), 0..6), any::<u64>(), prop::collection::vec(name(), 0..6), any::<u64>())
+            .prop_map(|(room, joined, joined_more, left, left_more)| ServerMsg::Presence {
+                room: owned(room),
+                joined: joined.into_iter().map(owned).collect(),
+                joined_more,
+                left: left.into_iter().map(owned).collect(),
+                left_more,
+            }),
     ]
 }
 
@@ -1280,6 +1288,13 @@ fn doc_examples() -> (Vec<ClientMsg<'static>>, Vec<ServerMsg<'static>>) {
         },
         ServerMsg::FileChunk { id: 7, offset: 0, data: b"hi\n".to_vec().into() },
         ServerMsg::FileDone { id: 7, sha256: doc_sha() },
+        ServerMsg::Presence {
+            room: owned("general"),
+            joined: vec![owned("alice"), owned("bob")],
+            joined_more: 48,
+            left: vec![owned("carol")],
+            left_more: 0,
+        },
     ];
     (client, server)
 }
