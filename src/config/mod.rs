@@ -186,6 +186,8 @@ impl ServerConfig {
             shards: 1,
             // Plain v1.0 semantics unless a test asks for more: no replay on joining.
             services: ServiceSettings { history: HistoryMode::Memory, history_len: 0, ..ServiceSettings::default() },
+            // ... and one SYSTEM_MSG per presence change, not coalesced PRESENCE notices.
+            presence_interval: Duration::ZERO,
             ..ServerConfig::default()
         }
     }

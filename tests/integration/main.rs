@@ -14,6 +14,7 @@
 //! - [`policy`]: login and idle deadlines, connection caps, TLS-only, the message rate limit.
 //! - [`shards`]: several event-loop shards behind one port, invisible to users.
 //! - [`scale`]: a thousand clients in one room.
+//! - [`presence`]: a join storm coalesced into a bounded number of notices per member.
 //! - [`stats`]: the server's counters after a known exchange.
 //! - [`shutdown`]: graceful stop.
 //! - [`features`]: TIME, history, passkeys, accounts, admin commands, file sharing.
@@ -34,6 +35,7 @@ mod logging;
 mod login;
 mod ops;
 mod policy;
+mod presence;
 mod scale;
 mod shards;
 mod shutdown;
