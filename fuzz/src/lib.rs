@@ -295,6 +295,13 @@ pub fn sample_server_msgs() -> Vec<ServerMsg<'static>> {
             room: "general".into(),
             files: vec![FileEntry { id: 7, name: "hi.txt".into(), size: 3, from: "alice".into() }],
         },
+        ServerMsg::Presence {
+            room: "general".into(),
+            joined: vec!["alice".into(), "bob".into()],
+            joined_more: 48,
+            left: vec!["carol".into()],
+            left_more: 0,
+        },
     ]
 }
 
