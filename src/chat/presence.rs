@@ -94,7 +94,14 @@ impl Coalescer {
     /// Records `change` of user `name` in `room` at `now_ms`. Returns true when it must go out
     /// at once (coalescing is off, or the room was quiet: this opens a window), false when it was
     /// gathered for the room's next notice.
-    pub fn note(&mut self, room: &Arc<str>, shared: &Arc<RoomShared>, change: Change, name: &Arc<str>, now_ms: u64) -> bool {
+    pub fn note(
+        &mut self,
+        room: &Arc<str>,
+        shared: &Arc<RoomShared>,
+        change: Change,
+        name: &Arc<str>,
+        now_ms: u64,
+    ) -> bool {
         if self.interval_ms == 0 {
             return true;
         }

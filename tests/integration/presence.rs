@@ -3,7 +3,9 @@
 //! coalescing intervals the storm lasted, not one frame per join, and the first member hears of
 //! every joiner exactly once (named or counted).
 
-use crate::support::{raise_fd_limit, server_with, Client, ClientMsg, Msg, ServerConfig, ServerMsg, SystemKind, WireFormat};
+use crate::support::{
+    raise_fd_limit, server_with, Client, ClientMsg, Msg, ServerConfig, ServerMsg, SystemKind, WireFormat,
+};
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
@@ -51,7 +53,8 @@ fn a_join_storm_costs_each_member_a_bounded_number_of_presence_frames() {
         let from = clients.len();
         let mut batch: Vec<Client> = (from..(from + BATCH).min(CLIENTS - 1))
             .map(|i| {
-                let mut c = Client::connect(server.addr, if i % 2 == 0 { WireFormat::Json } else { WireFormat::Binary });
+                let mut c =
+                    Client::connect(server.addr, if i % 2 == 0 { WireFormat::Json } else { WireFormat::Binary });
                 c.name = format!("j{i:03}");
                 c
             })
