@@ -11,9 +11,10 @@
 //! of the room gets the same `Bytes` in its next batch, never re-encoded.
 //!
 //! One file per concern: `login` (authentication, admission, leaving), `rooms` (join, leave,
-//! presence, lists), `messages` (room and private messages, fan-out, other shards' frames),
-//! `history` (record, acknowledge, replay), `admin`, `files`; `outbox` is the seam to the
-//! connections and `session` who is logged in.
+//! presence, lists), `presence` (coalescing a room's joins and leaves per interval), `messages`
+//! (room and private messages, fan-out, other shards' frames), `history` (record, acknowledge,
+//! replay), `admin`, `files`; `outbox` is the seam to the connections and `session` who is logged
+//! in.
 
 mod admin;
 mod files;
