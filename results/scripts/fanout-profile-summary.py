@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Summarises fanout-profile.sh runs: latency, CPU per delivery and syscall counts per tag and
-shard count, with medians per shard count.
+shard count, with medians per shard count (runs tagged `pinned*` apart: server and probe on their own CPU).
 Usage: results/scripts/fanout-profile-summary.py DIR > DIR/summary.md"""
 import glob, json, os, re, statistics, sys
 
@@ -25,12 +25,13 @@ for p in sorted(glob.glob(os.path.join(d, "*-shards*.json"))):
         "ctx switches/s": stat(ps, "context-switches") / secs,
         "load avg": r["loadavg_start"] or float("nan"),
     }
-    rows.setdefault(shards, []).append((tag, row))
+    group = ("pinned" if tag.startswith("pinned") else "unpinned", shards)
+    rows.setdefault(group, []).append((tag, row))
 keys = list(next(iter(rows.values()))[0][1].keys())
 print("| run | shards | " + " | ".join(keys) + " |")
 print("|---|---|" + "---|" * len(keys))
-for shards, rs in sorted(rows.items()):
+for (_, shards), rs in sorted(rows.items()):
     for tag, row in rs:
         print(f"| {tag} | {shards} | " + " | ".join("%.2f" % row[k] for k in keys) + " |")
-for shards, rs in sorted(rows.items()):
-    print(f"| **median** | {shards} | " + " | ".join("%.2f" % statistics.median(r[k] for _, r in rs) for k in keys) + " |")
+for (pin, shards), rs in sorted(rows.items()):
+    print(f"| **median {pin}** | {shards} | " + " | ".join("%.2f" % statistics.median(r[k] for _, r in rs) for k in keys) + " |")

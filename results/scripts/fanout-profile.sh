@@ -3,6 +3,7 @@
 # profiled with perf (software clock: this VM has no hardware counters) for 8 s of the measured
 # window, and its scheduling counted with perf stat.
 # Usage: results/scripts/fanout-profile.sh OUT_DIR SERVER LOADGEN TAG [N [RATE [SHARDS...]]]
+#        PIN=1: the server on CPU 0 and the load generator (one thread) on CPU 1 (taskset).
 # Loopback only; bounded by the run's duration; the server is stopped by its own PID.
 set -uo pipefail
 OUT=$(realpath -m "${1:?output folder}"); SERVER=${2:?server}; LOADGEN=${3:?loadgen}; TAG=${4:?tag}
@@ -13,9 +14,12 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 WORK=$(mktemp -d)
 PID=""
 trap '[ -n "$PID" ] && kill -TERM "$PID" 2>/dev/null; rm -rf "$WORK"' EXIT
+SRV_PIN=(); LG_PIN=()
+if [ "${PIN:-0}" = 1 ]; then SRV_PIN=(taskset -c 0); LG_PIN=(taskset -c 1); fi
+LG_THREADS=(); [ "${PIN:-0}" = 1 ] && LG_THREADS=(-t 1)
 for s in $SHARDS; do
     name="$TAG-shards$s"
-    (cd "$WORK" && exec "$SERVER" --bind 127.0.0.1 --port 0 --no-tls --history memory --msg-rate 0 \
+    (cd "$WORK" && exec "${SRV_PIN[@]}" "$SERVER" --bind 127.0.0.1 --port 0 --no-tls --history memory --msg-rate 0 \
         --shards "$s" --log-level warn > "$OUT/$name.server.log" 2>&1) &
     PID=$!
     ADDR=""
@@ -24,8 +28,8 @@ for s in $SHARDS; do
         [ -n "$ADDR" ] && break; sleep 0.1
     done
     echo "== $name: loadgen run -a $ADDR -n $N --rooms 1 --rate $RATE --private-share 0 -d 15 --warmup 5 (load average $(cut -d' ' -f1 /proc/loadavg))" | tee -a "$OUT/commands.txt"
-    "$LOADGEN" run -a "$ADDR" --server-pid "$PID" -q --json "$OUT/$name.json" --hgrm "$OUT/$name.hgrm" \
-        -n "$N" --rooms 1 --rate "$RATE" --private-share 0 -d 15 --warmup 5 --connect-timeout 120 > "$OUT/$name.txt" 2>&1 &
+    "${LG_PIN[@]}" "$LOADGEN" run -a "$ADDR" --server-pid "$PID" -q --json "$OUT/$name.json" --hgrm "$OUT/$name.hgrm" \
+        "${LG_THREADS[@]}" -n "$N" --rooms 1 --rate "$RATE" --private-share 0 -d 15 --warmup 5 --connect-timeout 120 > "$OUT/$name.txt" 2>&1 &
     LG=$!
     # Past connect and warm-up (bots join in about a second here).
     sleep 9
