@@ -302,6 +302,13 @@ pub fn sample_server_msgs() -> Vec<ServerMsg<'static>> {
             files: vec![FileEntry { id: 7, name: "hi.txt".into(), size: 3, from: "alice".into() }],
             next: None,
         },
+        ServerMsg::Presence {
+            room: "general".into(),
+            joined: vec!["alice".into(), "bob".into()],
+            joined_more: 48,
+            left: vec!["carol".into()],
+            left_more: 0,
+        },
     ]
 }
 

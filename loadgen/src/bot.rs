@@ -421,6 +421,7 @@ fn handle(
         ServerMsg::PrivateMsgDelivery { text, .. } => chat(id, room, text, true, now, ctx),
         ServerMsg::RoomMsgAck { .. } => ctx.stats.counters.acks += 1,
         ServerMsg::SystemMsg { .. } => ctx.stats.counters.system += 1,
+        ServerMsg::Presence { .. } => ctx.stats.counters.presence += 1,
         ServerMsg::Ping { token } => format.encode_client(&ClientMsg::Pong { token: *token }, out),
         ServerMsg::LoginAck { .. } => {
             if let Phase::LoggingIn { since } = *phase {

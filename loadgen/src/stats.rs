@@ -135,6 +135,8 @@ pub struct Counters {
     pub history: u64,
     /// SYSTEM_MSG notices (ignored).
     pub system: u64,
+    /// PRESENCE notices (coalesced joins and leaves; ignored but counted).
+    pub presence: u64,
     /// Bots that failed to connect (refused, reset, timed out).
     pub connect_failures: u64,
     /// LOGIN_REJECTs and JOIN failures.
@@ -177,6 +179,7 @@ impl Counters {
             foreign,
             history,
             system,
+            presence,
             connect_failures,
             login_failures,
             disconnects,
@@ -203,6 +206,7 @@ impl Counters {
         self.foreign += foreign;
         self.history += history;
         self.system += system;
+        self.presence += presence;
         self.connect_failures += connect_failures;
         self.login_failures += login_failures;
         self.disconnects += disconnects;

@@ -100,7 +100,7 @@ impl Hub {
     /// Queues a frame for every local member of `room` but `except`. `encoded` holds the frame
     /// per format (by `WireFormat::index`); an empty slot is filled by encoding `msg` once.
     /// Returns the number of recipients.
-    fn fanout<O: Outbox>(
+    pub(super) fn fanout<O: Outbox>(
         &self,
         out: &mut O,
         room: RoomId,

@@ -11,9 +11,10 @@
 //! of the room gets the same `Bytes` in its next batch, never re-encoded.
 //!
 //! One file per concern: `login` (authentication, admission, leaving), `rooms` (join, leave,
-//! presence, lists), `messages` (room and private messages, fan-out, other shards' frames),
-//! `history` (record, acknowledge, replay), `admin`, `files`; `outbox` is the seam to the
-//! connections and `session` who is logged in.
+//! presence, lists), `presence` (coalescing a room's joins and leaves per interval), `messages`
+//! (room and private messages, fan-out, other shards' frames), `history` (record, acknowledge,
+//! replay), `admin`, `files`; `outbox` is the seam to the connections and `session` who is logged
+//! in.
 
 mod admin;
 mod files;
@@ -22,6 +23,7 @@ mod login;
 mod messages;
 mod outbox;
 mod page;
+mod presence;
 mod room;
 mod rooms;
 mod session;
@@ -78,6 +80,8 @@ pub struct Hub {
     fold_buf: String,
     /// Rooms larger than this get no presence notices (0: no limit).
     presence_limit: usize,
+    /// Each room's presence window: changes after the first in an interval become one notice.
+    coalescer: presence::Coalescer,
     /// Set during shutdown: nobody is left to tell about departures.
     quiet: bool,
     /// Connections waiting for the accounts worker, with the nonce their answer must carry.
@@ -113,6 +117,7 @@ impl Hub {
             now_ms: 0,
             fold_buf: String::new(),
             presence_limit,
+            coalescer: presence::Coalescer::new(0),
             quiet: false,
             pending_auth: HashMap::new(),
             next_nonce: 1,
@@ -123,11 +128,25 @@ impl Hub {
         }
     }
 
-    /// Called once per loop turn, after the turn's events: moves paused downloads on and ends
-    /// uploads that went quiet.
+    /// Coalesces each room's presence changes over `interval` (zero, the default of
+    /// [`Hub::new`]: every change is its own notice). See `chat/presence.rs`.
+    pub fn with_presence_interval(mut self, interval: std::time::Duration) -> Self {
+        self.coalescer = presence::Coalescer::new(interval.as_millis().try_into().unwrap_or(u64::MAX));
+        self
+    }
+
+    /// Called once per loop turn, after the turn's events: moves paused downloads on, ends
+    /// uploads that went quiet, sends the presence notices whose window ended.
     pub fn on_turn<O: Outbox>(&mut self, out: &mut O) {
         self.pump_downloads(out);
         self.expire_uploads(out);
+        self.flush_presence(out);
+    }
+
+    /// Milliseconds until [`Hub::on_turn`] has timed work (a presence window ends), if any: the
+    /// loop polls no longer than this.
+    pub fn next_timer_ms(&self) -> Option<u64> {
+        self.coalescer.next_due_in(self.now_ms)
     }
 
     /// Sets the timestamp stamped on messages this loop turn.

@@ -1,10 +1,12 @@
 //! Rooms: switching rooms, presence notices, and the user and room lists.
 
 use super::page::{fixed_cost, str_cost, take_page};
+use super::presence::Change;
 use super::room::{Membership, RoomId};
 use super::{Hub, Outbox};
 use crate::protocol::validate::{check_room, normalize_name};
 use crate::protocol::{ErrorCode, ServerMsg, SystemKind};
+use std::borrow::Cow;
 use std::sync::Arc;
 
 impl Hub {
@@ -76,10 +78,23 @@ impl Hub {
     }
 
     /// Tells everyone in `room` but `who` that `who` joined, left or disconnected — unless the
-    /// room is over the presence limit or the server is shutting down.
-    pub(super) fn presence<O: Outbox>(&mut self, out: &mut O, room: RoomId, who: usize, kind: SystemKind, name: &str) {
-        let room_name = self.rooms.room(room).name.clone();
+    /// room is over the presence limit or the server is shutting down. At once (SYSTEM_MSG) in a
+    /// quiet room; otherwise gathered into the room's next PRESENCE notice ([`Hub::flush_presence`]).
+    pub(super) fn presence<O: Outbox>(
+        &mut self,
+        out: &mut O,
+        room: RoomId,
+        who: usize,
+        kind: SystemKind,
+        name: &Arc<str>,
+    ) {
+        let r = self.rooms.room(room);
+        let room_name = r.name.clone();
         if self.quiet || (self.presence_limit > 0 && self.backplane.room_size(&room_name) > self.presence_limit) {
+            return;
+        }
+        let change = if kind == SystemKind::Join { Change::Joined } else { Change::Left };
+        if !self.coalescer.note(&room_name, &r.shared, change, name, self.now_ms) {
             return;
         }
         let verb = match kind {
@@ -88,8 +103,37 @@ impl Hub {
             _ => "disconnected from",
         };
         let text = format!("{name} {verb} {room_name}");
-        let msg = ServerMsg::SystemMsg { kind, room: (&*room_name).into(), user: name.into(), text: text.into() };
+        let msg = ServerMsg::SystemMsg { kind, room: (&*room_name).into(), user: (&**name).into(), text: text.into() };
         self.broadcast(out, room, Some(who), &msg, false);
+    }
+
+    /// Sends one PRESENCE notice for every room whose window ended with changes gathered: encoded
+    /// once per format, shared by every local member and handed to every other shard hosting
+    /// members (the room may have none left here).
+    pub(super) fn flush_presence<O: Outbox>(&mut self, out: &mut O) {
+        if self.quiet {
+            return self.coalescer.clear();
+        }
+        let mut due = Vec::new();
+        self.coalescer.due(self.now_ms, |room, shared, gathered| due.push((room.clone(), shared.shards(), gathered)));
+        fn names(v: &[Arc<str>]) -> Vec<Cow<'_, str>> {
+            v.iter().map(|n| Cow::Borrowed(&**n)).collect()
+        }
+        for (room, mask, g) in due {
+            let msg = ServerMsg::Presence {
+                room: (&*room).into(),
+                joined: names(&g.joined),
+                joined_more: g.joined_more,
+                left: names(&g.left),
+                left_more: g.left_more,
+            };
+            let frames = out.encode_both(&msg);
+            if let Some(id) = self.rooms.find(&room) {
+                let mut encoded = frames.clone().into_slots();
+                self.fanout(out, id, None, &mut encoded, None);
+            }
+            self.relay.room(mask & !(1u64 << self.shard), &room, &frames, false, None);
+        }
     }
 
     /// LIST_USERS: the members of the sender's room, everywhere, sorted, one page after the

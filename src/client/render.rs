@@ -7,11 +7,13 @@
 //! [PM from bob] hi                  private message to me
 //! [PM to bob] hi                    the server's echo of a private message I sent
 //! * alice joined general            SYSTEM_MSG presence notices
+//! * a, b and 48 others joined general  PRESENCE (a join storm, coalesced)
 //! ! error (UNKNOWN_USER): text      ERROR_MSG
 //! ```
 
 use super::style::Kind;
 use crate::protocol::{ErrorCode, FileEntry, ServerMsg, SystemKind};
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 /// What kind of line `msg` makes for the user `me`, which decides its colour.
@@ -59,6 +61,9 @@ pub fn render(msg: &ServerMsg<'_>, me: &str) -> Option<String> {
         ServerMsg::ListUsers { room, users, .. } => render_users(room, users, me),
         ServerMsg::ListRooms { rooms, .. } => render_rooms(rooms),
         ServerMsg::SystemMsg { kind, room, user, text } => render_system(*kind, room, user, text),
+        ServerMsg::Presence { room, joined, joined_more, left, left_more } => {
+            render_presence(room, (joined, *joined_more), (left, *left_more))
+        }
         ServerMsg::ErrorMsg { code, text } => format!("! error ({}): {text}", code_name(*code)),
         ServerMsg::Time { ts_ms } => format!("* server time: {}", crate::services::console::format_utc(*ts_ms)),
         ServerMsg::Admin { text } => format!("[admin] {text}"),
@@ -206,6 +211,29 @@ fn render_system(kind: SystemKind, room: &str, user: &str, text: &str) -> String
     }
 }
 
+/// A coalesced PRESENCE notice: `* alice, bob and 48 others joined general; carol left`.
+fn render_presence(room: &str, joined: (&[Cow<'_, str>], u64), left: (&[Cow<'_, str>], u64)) -> String {
+    let joined = names_and_more(joined.0, joined.1);
+    let left = names_and_more(left.0, left.1);
+    match (joined.is_empty(), left.is_empty()) {
+        (false, true) => format!("* {joined} joined {room}"),
+        (true, false) => format!("* {left} left {room}"),
+        _ => format!("* {joined} joined {room}; {left} left"),
+    }
+}
+
+/// `alice`, `alice and bob`, `a, b and c`, `alice, bob and 48 others`, `7 users`; empty for none.
+fn names_and_more(names: &[Cow<'_, str>], more: u64) -> String {
+    match (names, more) {
+        ([], 0) => String::new(),
+        ([], n) => format!("{n} users"),
+        ([one], 0) => one.to_string(),
+        ([rest @ .., last], 0) => format!("{} and {last}", rest.join(", ")),
+        (some, 1) => format!("{} and 1 other", some.join(", ")),
+        (some, n) => format!("{} and {n} others", some.join(", ")),
+    }
+}
+
 /// The error code's protocol name, e.g. `USERNAME_TAKEN`, derived from the variant name so that
 /// codes added later get a name without touching this function.
 pub fn code_name(code: ErrorCode) -> String {
@@ -223,7 +251,6 @@ pub fn code_name(code: ErrorCode) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::borrow::Cow;
 
     fn c(s: &str) -> Cow<'_, str> {
         Cow::Borrowed(s)
@@ -231,6 +258,24 @@ mod tests {
 
     fn show(m: ServerMsg<'_>) -> String {
         render(&m, "alice").expect("should render")
+    }
+
+    #[test]
+    fn coalesced_presence_reads_like_a_sentence() {
+        let p = |joined: &[&'static str], joined_more, left: &[&'static str], left_more| {
+            show(ServerMsg::Presence {
+                room: c("general"),
+                joined: joined.iter().map(|s| c(s)).collect(),
+                joined_more,
+                left: left.iter().map(|s| c(s)).collect(),
+                left_more,
+            })
+        };
+        assert_eq!(p(&["alice", "bob"], 48, &[], 0), "* alice, bob and 48 others joined general");
+        assert_eq!(p(&["alice"], 1, &[], 0), "* alice and 1 other joined general");
+        assert_eq!(p(&["a", "b", "c"], 0, &[], 0), "* a, b and c joined general");
+        assert_eq!(p(&[], 0, &["carol"], 0), "* carol left general");
+        assert_eq!(p(&["dave"], 0, &[], 7), "* dave joined general; 7 users left");
     }
 
     #[test]

@@ -49,6 +49,10 @@ pub struct ServerConfig {
     /// Rooms with more members than this get no join/leave/disconnect notices ("auditorium"
     /// mode: 6,000 joins would otherwise mean 18 million notices). 0 means no limit.
     pub presence_limit: usize,
+    /// A room's presence changes within this interval become one PRESENCE notice per member
+    /// (the first change after a quiet interval goes out at once as SYSTEM_MSG), so a join storm
+    /// of n users costs O(n) frames, not O(n²). Zero: every change is its own SYSTEM_MSG.
+    pub presence_interval: Duration,
     /// TLS: where the certificate and key are, and whether plaintext is refused.
     pub tls: TlsSettings,
     /// Event-loop shards (SO_REUSEPORT listeners); 0 means one per CPU core.
@@ -209,6 +213,7 @@ impl Default for ServerConfig {
             idle_timeout: Duration::from_secs(120),
             rate_limit: RateLimit::default(),
             presence_limit: 1000,
+            presence_interval: Duration::from_millis(250),
             tls: TlsSettings::default(),
             shards: 0,
             metrics: None,
@@ -235,6 +240,8 @@ impl ServerConfig {
             shards: 1,
             // Plain v1.0 semantics unless a test asks for more: no replay on joining.
             services: ServiceSettings { history: HistoryMode::Memory, history_len: 0, ..ServiceSettings::default() },
+            // ... and one SYSTEM_MSG per presence change, not coalesced PRESENCE notices.
+            presence_interval: Duration::ZERO,
             ..ServerConfig::default()
         }
     }

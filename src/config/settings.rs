@@ -51,6 +51,7 @@ macro_rules! each_setting {
             log_level,
             log_queue,
             presence_limit,
+            presence_interval_ms,
             auth,
             passkey,
             history,
@@ -154,6 +155,10 @@ pub struct Settings {
     /// Rooms with more members get no join/leave notices (0 = no limit).
     #[arg(long, value_name = "N", default_value_t = 1000)]
     pub presence_limit: usize,
+    /// Milliseconds over which a room's joins and leaves become one PRESENCE notice per member
+    /// (the first change after a quiet interval still goes out at once); 0 = a notice per change.
+    #[arg(long, value_name = "MS", default_value_t = 250)]
+    pub presence_interval_ms: u64,
     /// Authentication: open (a name is enough), passkey, or accounts (register + password).
     #[arg(long, value_name = "MODE", default_value = "open")]
     pub auth: String,
@@ -290,6 +295,7 @@ pub struct FileSettings {
     pub log_level: Option<String>,
     pub log_queue: Option<usize>,
     pub presence_limit: Option<usize>,
+    pub presence_interval_ms: Option<u64>,
     pub auth: Option<String>,
     pub passkey: Option<String>,
     pub history: Option<String>,
@@ -450,6 +456,9 @@ impl Settings {
         })?;
         need(self.max_connections >= 1, "max_connections", || "must be at least 1".into())?;
         need(self.max_per_address >= 1, "max_per_address", || "must be at least 1".into())?;
+        need(self.presence_interval_ms <= 60_000, "presence_interval_ms", || {
+            format!("{} is over the maximum of 60000 ms", self.presence_interval_ms)
+        })?;
         need(self.login_timeout >= 1, "login_timeout", || "must be at least 1 second".into())?;
         need(self.idle_ping >= 1, "idle_ping", || "must be at least 1 second".into())?;
         need(self.msg_rate.is_finite() && self.msg_rate >= 0.0, "msg_rate", || {
@@ -497,6 +506,7 @@ impl Settings {
         config.shards = self.shards;
         config.metrics = self.metrics.0;
         config.presence_limit = self.presence_limit;
+        config.presence_interval = Duration::from_millis(self.presence_interval_ms);
         let f = &mut config.services;
         f.auth = self.auth.parse().unwrap_or(f.auth);
         f.passkey = Some(self.passkey.clone()).filter(|k| !k.is_empty());

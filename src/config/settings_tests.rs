@@ -107,6 +107,7 @@ fn every_setting_has_a_config_key() {
         log_level = "trace"
         log_queue = 64
         presence_limit = 10
+        presence_interval_ms = 500
         auth = "passkey"
         passkey = "k"
         history = "memory"

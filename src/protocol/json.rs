@@ -95,6 +95,12 @@ struct Fields<'a> {
     #[serde(borrow)]
     users: Option<Vec<B<'a>>>,
     #[serde(borrow)]
+    joined: Option<Vec<B<'a>>>,
+    #[serde(borrow)]
+    left: Option<Vec<B<'a>>>,
+    joined_more: Option<u64>,
+    left_more: Option<u64>,
+    #[serde(borrow)]
     rooms: Option<Vec<RoomEntry<'a>>>,
     #[serde(borrow)]
     name: Option<B<'a>>,
@@ -269,6 +275,14 @@ struct Out<'a> {
     credential: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     room: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    joined: Option<&'a [Cow<'a, str>]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    joined_more: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    left: Option<&'a [Cow<'a, str>]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    left_more: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     from: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -263,6 +263,9 @@ pub enum ServerMsg<'a> {
     /// HISTORY_END: a scroll-back page of `count` messages of `room` older than `before` was
     /// sent; `more` says older ones exist.
     HistoryEnd { room: Str<'a>, before: u64, count: u64, more: bool },
+    /// PRESENCE: who joined and left `room` in one coalescing interval. `joined` and `left`
+    /// list names up to a cap, in order; `joined_more` and `left_more` count the rest.
+    Presence { room: Str<'a>, joined: Vec<Str<'a>>, joined_more: u64, left: Vec<Str<'a>>, left_more: u64 },
 }
 
 /// A field of a borrowed message, as its owned copy.

@@ -220,6 +220,14 @@ fn server_msg() -> impl Strategy<Value = ServerMsg<'static>> {
         }),
         (name(), any::<u64>(), any::<u64>(), any::<bool>())
             .prop_map(|(room, before, count, more)| ServerMsg::HistoryEnd { room: owned(room), before, count, more }),
+        (name(), prop::collection::vec(name(), 0..6), any::<u64>(), prop::collection::vec(name(), 0..6), any::<u64>())
+            .prop_map(|(room, joined, joined_more, left, left_more)| ServerMsg::Presence {
+                room: owned(room),
+                joined: joined.into_iter().map(owned).collect(),
+                joined_more,
+                left: left.into_iter().map(owned).collect(),
+                left_more,
+            }),
     ]
 }
 
@@ -1362,6 +1370,13 @@ fn doc_examples() -> (Vec<ClientMsg<'static>>, Vec<ServerMsg<'static>>) {
             code: ErrorCode::Banned,
             reason: owned("bob is banned by an administrator for 120 more s; do not reconnect before"),
             retry_ms: Some(119_500),
+        },
+        ServerMsg::Presence {
+            room: owned("general"),
+            joined: vec![owned("alice"), owned("bob")],
+            joined_more: 48,
+            left: vec![owned("carol")],
+            left_more: 0,
         },
     ];
     (client, server)

@@ -173,6 +173,9 @@ impl Server {
             return Duration::ZERO;
         }
         let mut t = TICK.saturating_sub(self.last_tick.elapsed());
+        if let Some(ms) = self.hub.next_timer_ms() {
+            t = t.min(Duration::from_millis(ms));
+        }
         if let Some(at) = self.accept_paused_until {
             t = t.min(at.saturating_duration_since(Instant::now()));
         }
@@ -263,7 +266,8 @@ impl Parts {
             addr: self.addr,
             acceptor: self.acceptor,
             peers: Peers::new(config.max_outbound_bytes).with_slow_policy(config.outbound_burst, config.slow_grace),
-            hub: Hub::new(shard, backplane, services, config.presence_limit),
+            hub: Hub::new(shard, backplane, services, config.presence_limit)
+                .with_presence_interval(config.presence_interval),
             inbox: self.inbox,
             arena: ReadArena::new(config.limits.max_frame),
             retry_reads: Vec::new(),

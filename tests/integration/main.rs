@@ -15,6 +15,7 @@
 //! - [`policy`]: login and idle deadlines, connection caps, TLS-only, the message rate limit.
 //! - [`shards`]: several event-loop shards behind one port, invisible to users.
 //! - [`scale`]: a thousand clients in one room.
+//! - [`presence`]: a join storm coalesced into a bounded number of notices per member.
 //! - [`stats`]: the server's counters after a known exchange.
 //! - [`shutdown`]: graceful stop.
 //! - [`features`]: TIME, history, passkeys, accounts, admin commands, file sharing.
@@ -41,6 +42,7 @@ mod login;
 mod ops;
 mod paging;
 mod policy;
+mod presence;
 mod resume;
 mod scale;
 mod shards;

@@ -114,6 +114,7 @@ fn messages(c: &Counters, f: &RunFacts, win: Window) -> Messages {
         foreign: c.foreign,
         history: c.history,
         system: c.system,
+        presence: c.presence,
         backlog_skips: c.backlog_skips,
         unsent: f.unsent,
         no_target: c.no_target,

@@ -77,6 +77,8 @@ pub struct Messages {
     pub foreign: u64,
     pub history: u64,
     pub system: u64,
+    /// PRESENCE notices received by all bots (coalesced joins and leaves).
+    pub presence: u64,
     pub backlog_skips: u64,
     /// Scheduled sends never made because the bot's connection had ended.
     pub unsent: u64,

@@ -9,6 +9,7 @@
 //!
 //! - `login`: admission, rejections, messages before login, ping, disconnect.
 //! - `rooms`: join, leave notices, lists, the presence limit, history replay.
+//! - `presence`: join storms coalesced into O(n) notices, quiet rooms, across shards.
 //! - `messages`: room messages per format, private messages, empty text, TIME, files off.
 //! - `resume`: "since id N" replays, REPLAY_END, scroll-back (one shard and across shards).
 //! - `shards`: the same paths across two or three shards sharing one backplane.
@@ -19,6 +20,7 @@ mod admin;
 mod files;
 mod login;
 mod messages;
+mod presence;
 mod resume;
 mod rooms;
 mod shards;
@@ -202,6 +204,25 @@ impl World {
             })
             .collect();
         World { hubs, outs: (0..shards).map(|_| Recorder::default()).collect(), inboxes, _polls: polls }
+    }
+
+    /// `shards` hubs with the default services whose presence changes are coalesced over
+    /// `interval_ms`.
+    fn coalescing(shards: usize, interval_ms: u64) -> World {
+        let mut w = World::new(shards);
+        let interval = std::time::Duration::from_millis(interval_ms);
+        w.hubs = std::mem::take(&mut w.hubs).into_iter().map(|h| h.with_presence_interval(interval)).collect();
+        w
+    }
+
+    /// Plays one loop turn of every shard at `now` (ms): the clock moves, timed work runs
+    /// ([`Hub::on_turn`]), batches are handed over.
+    fn turn_at(&mut self, now: u64) {
+        for (hub, out) in self.hubs.iter_mut().zip(&mut self.outs) {
+            hub.set_now(now);
+            hub.on_turn(out);
+        }
+        self.settle();
     }
 
     fn connect(&mut self, shard: usize, key: usize, format: Option<WireFormat>) {
