@@ -2,9 +2,9 @@
 //! types with `send-keys` and reads the screen with `capture-pane`. Without tmux these tests
 //! print a skip notice, or fail when `CHATPROTO_REQUIRE_TMUX=1` (as CI sets it).
 //!
-//! Keys are sent one at a time, each waited for on screen, as a person types them (rustyline
-//! 17 handles several keys arriving in one read lazily when an external printer is in use;
-//! see the README's client section).
+//! Keys are mostly sent one at a time, each waited for on screen, as a person types them; one
+//! test sends a whole line in one write, as a paste without bracketed paste arrives (rustyline
+//! 17 took such keys only at the next key press; see the README's client section).
 
 use super::CLIENT_BIN;
 use crate::support::{server, Client, WireFormat, PROCESS_DEADLINE};
@@ -135,6 +135,25 @@ fn a_half_typed_line_survives_incoming_messages() {
     // Up recalls the line typed before.
     tmux.tmux(&["send-keys", "Up"]);
     tmux.wait_screen("the recalled line", |s| last_line(s) == "> half typed");
+}
+
+#[test]
+fn a_line_arriving_in_one_read_is_taken_whole() {
+    let srv = server();
+    let (host, port) = (srv.addr.ip().to_string(), srv.addr.port().to_string());
+    let Some(tmux) = Tmux::start(&[("NO_COLOR", None)], &[CLIENT_BIN, "alice", &host, &port]) else { return };
+    tmux.wait_screen("the welcome", |s| s.contains("Welcome, alice!") && last_line(s) == ">");
+    let mut bob = Client::login_new(srv.addr, WireFormat::Binary, "bob");
+    // The whole line and its Enter in one send-keys: one write to the terminal.
+    tmux.tmux(&["send-keys", "pasted in one go", "Enter"]);
+    let got = bob.recv_until(|m| matches!(m, crate::support::ServerMsg::RoomMsg { from, .. } if from == "alice"));
+    assert!(
+        matches!(got, crate::support::ServerMsg::RoomMsg { ref text, .. } if text == "pasted in one go"),
+        "{got:?}"
+    );
+    tmux.wait_screen("an empty prompt again", |s| {
+        last_line(s) == ">" || last_line(s).ends_with("alice: pasted in one go")
+    });
 }
 
 #[test]
