@@ -144,7 +144,7 @@ impl Hub {
         let room = &self.rooms.room(session.membership.room).name;
         let mut names = self.backplane.members(room);
         names.sort_unstable();
-        let rest = names.iter().filter(|n| after.map_or(true, |a| &***n > a));
+        let rest = names.iter().filter(|n| after.is_none_or(|a| &***n > a));
         let (users, next) = take_page(rest, self.services.list_page, |n| str_cost(format, n), |n| n.to_string());
         let users = users.into_iter().map(|n| (&**n).into()).collect();
         let next = next.map(Into::into);
@@ -156,7 +156,7 @@ impl Hub {
     pub(super) fn list_rooms<O: Outbox>(&self, out: &mut O, key: usize, after: Option<&str>) {
         let Some(format) = out.reply_format(key) else { return };
         let all = self.backplane.rooms();
-        let rest = all.iter().filter(|(n, _)| after.map_or(true, |a| &**n > a));
+        let rest = all.iter().filter(|(n, _)| after.is_none_or(|a| &**n > a));
         let cost = |(n, _): &&(Arc<str>, u32)| str_cost(format, n) + fixed_cost(format, 4, 26);
         let (rooms, next) = take_page(rest, self.services.list_page, cost, |(n, _)| n.to_string());
         let rooms = rooms.into_iter().map(|(n, c)| ((&**n).into(), *c)).collect();

@@ -126,7 +126,7 @@ impl Peers {
                     self.start_closing(key, CloseReason::Framing);
                 }
             }
-            if self.conns.get(key).map_or(true, |c| c.is_closing()) {
+            if self.conns.get(key).is_none_or(|c| c.is_closing()) {
                 break;
             }
         }

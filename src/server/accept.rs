@@ -50,7 +50,7 @@ impl Server {
     fn out_of_fds(&mut self, e: &std::io::Error) {
         self.totals.accept_refusals += 1;
         let now = Instant::now();
-        if self.last_fd_warning.map_or(true, |t| now.duration_since(t) >= FD_WARNING_EVERY) {
+        if self.last_fd_warning.is_none_or(|t| now.duration_since(t) >= FD_WARNING_EVERY) {
             self.last_fd_warning = Some(now);
             tracing::warn!(
                 "out of file descriptors ({e}); accept retries every {ACCEPT_BACKOFF:?} \
