@@ -288,7 +288,7 @@ pub fn assign_rooms(bots: u32, rooms: u32, spread: Spread) -> Vec<u32> {
 }
 
 fn expand(sizes: &[u32]) -> Vec<u32> {
-    sizes.iter().enumerate().flat_map(|(k, &n)| std::iter::repeat(k as u32).take(n as usize)).collect()
+    sizes.iter().enumerate().flat_map(|(k, &n)| std::iter::repeat_n(k as u32, n as usize)).collect()
 }
 
 /// Parses `127.0.0.1`, `127.0.0.1-127.0.0.8` or `127.0.0.1,127.0.0.2`.

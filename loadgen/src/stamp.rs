@@ -35,7 +35,7 @@ impl Stamp {
         // Writing to a String cannot fail.
         let _ = write!(out, "~{:x}.{:x}.{:x}.{:x}~", self.bot, self.seq, self.intended_ns, self.actual_ns);
         let pad = payload.saturating_sub(out.len());
-        out.extend(std::iter::repeat('x').take(pad));
+        out.extend(std::iter::repeat_n('x', pad));
     }
 
     /// Reads a stamp from the front of a delivered text. `None` if it is not one of ours.
