@@ -238,8 +238,10 @@ export class Files {
     t.node.dataset.state = t.state;
     if (t.id !== null && t.id !== undefined) t.node.dataset.id = String(t.id);
     const done = kind === 'upload' ? t.sent : t.received;
-    if (t.size) t.bar.value = Math.min(done, t.size);
+    if (!t.size && t.state === 'verified') t.bar.max = Math.max(done, 1);
+    t.bar.value = t.size ? Math.min(done, t.size) : done;
     t.status.textContent = statusText(t, kind);
+    if (t.sha && t.state === 'verified') t.node.dataset.sha256 = t.sha;
     if (t.state === 'verified' && !t.link) {
       t.link = el('a', { class: 'button small', text: `Save ${t.name}`, attrs: { href: t.url, download: t.name } });
       t.node.append(t.link);

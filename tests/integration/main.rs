@@ -20,6 +20,7 @@
 //! - [`faults`]: faults injected beside a pair of clients that must lose nothing.
 //! - [`ops`]: the metrics endpoint, and the `chat-server` binary run as an admin would.
 //! - [`logging`]: the binary with its stderr broken or stuck keeps serving and stops on signals.
+//! - [`web`]: the browser app in real headless Chromium (WebDriver), beside a binary client.
 //!
 //! Every wait is bounded ([`support::DEADLINE`]), every load loop is bounded in count, and no
 //! assertion is about timing.
@@ -40,3 +41,4 @@ mod shutdown;
 mod stats;
 mod support;
 mod tls;
+mod web;

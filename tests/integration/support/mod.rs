@@ -8,6 +8,7 @@
 //! - [`frames`]: hand-made binary frames ([`raw`]), matchers and failure summaries of frames.
 //! - [`server`]: in-process servers on `127.0.0.1:0`, configs, stats polling, fd limits, temp dirs.
 //! - [`process`]: the real `chat-server` binary as a child process, killed on drop.
+//! - [`webdriver`]: headless Chromium through chromedriver's W3C WebDriver HTTP API.
 //!
 //! The library paths the suite uses are all named in this file: when the crate moves a module,
 //! only the `pub use` lines below change.
@@ -17,6 +18,7 @@ mod frames;
 mod net;
 mod process;
 mod server;
+pub mod webdriver;
 
 pub use chatproto::config::AuthMode;
 pub use chatproto::config::HistoryMode;

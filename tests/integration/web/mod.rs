@@ -1,0 +1,358 @@
+//! The browser app, in real headless Chromium driven over WebDriver ([`crate::support::webdriver`]):
+//! two browser windows and one binary client in one room, against the real `chat-server` binary
+//! (HTTP, the app's files and the WebSocket all on its one port). Everything is checked in the
+//! page's DOM, waiting (bounded) for each condition; nothing is asserted about timing.
+//!
+//! Without Chromium and chromedriver the tests print a skip notice, unless
+//! `CHATPROTO_REQUIRE_BROWSER=1` (CI sets it), which makes a missing browser a failure.
+
+mod screenshots;
+
+use crate::support::webdriver::{Browser, Session, ENTER};
+use crate::support::{Client, ClientMsg, Msg, ServerMsg, ServerProcess, TempDir, WireFormat};
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::path::Path;
+
+/// Desktop and phone viewports, CSS pixels.
+pub(crate) const DESKTOP: (u32, u32) = (1280, 800);
+pub(crate) const PHONE: (u32, u32) = (390, 844);
+
+/// Starts the real binary in `dir` (SQLite history, so history survives a restart) on `port`
+/// (0: any); returns it and its address.
+pub(crate) fn start_server(dir: &Path, port: u16) -> (ServerProcess, SocketAddr) {
+    let port = port.to_string();
+    let args = ["--bind", "127.0.0.1", "--port", &port, "--no-tls", "--shards", "1", "--history", "sqlite"];
+    let server = ServerProcess::start(dir, &[&args[..], &["--data-dir", "data"]].concat());
+    let addr = server.wait_listening();
+    (server, addr)
+}
+
+/// Signs in through the form and waits for the chat to show, connected.
+#[track_caller]
+pub(crate) fn sign_in(page: &Session<'_>, url: &str, name: &str) {
+    page.goto(url);
+    page.wait("the sign-in form", "return document.documentElement.dataset.ready === 'true'", &[]);
+    page.type_into("#signin-name", &format!("{name}{ENTER}"));
+    wait_online(page, &format!("{name} signed in"));
+}
+
+#[track_caller]
+fn wait_online(page: &Session<'_>, what: &str) {
+    page.wait(
+        what,
+        "return !document.getElementById('app').hidden && document.getElementById('conn-status').dataset.state === 'online'",
+        &[],
+    );
+}
+
+/// Types a line into the message box and presses Enter.
+#[track_caller]
+pub(crate) fn say(page: &Session<'_>, text: &str) {
+    page.type_into("#input", &format!("{text}{ENTER}"));
+}
+
+/// How many entries of the shown conversation have exactly this text.
+const COUNT_TEXT: &str = "return [...document.querySelectorAll('#messages li .text')]\
+    .filter(e => e.textContent === arguments[0]).length";
+
+/// Waits until the shown conversation has a message with `text`.
+#[track_caller]
+pub(crate) fn wait_text(page: &Session<'_>, who: &str, text: &str) {
+    page.wait(&format!("{text:?} at {who}"), COUNT_TEXT, &[json!(text)]);
+}
+
+fn count_text(page: &Session<'_>, text: &str) -> u64 {
+    page.js(COUNT_TEXT, &[json!(text)]).as_u64().unwrap_or(0)
+}
+
+/// The sender shown on the message with `text`.
+fn sender_of(page: &Session<'_>, text: &str) -> String {
+    let v = page.js(
+        "const li = [...document.querySelectorAll('#messages li.msg')]\
+             .find(li => li.querySelector('.text').textContent === arguments[0]);\
+         return li ? li.querySelector('.from').textContent : null",
+        &[json!(text)],
+    );
+    v.as_str().unwrap_or_default().to_string()
+}
+
+/// The data-id of every room message shown, in order (must have no repeats).
+fn shown_ids(page: &Session<'_>) -> Vec<String> {
+    let v = page.js("return [...document.querySelectorAll('#messages li.msg[data-id]')].map(li => li.dataset.id)", &[]);
+    serde_json::from_value(v).unwrap_or_default()
+}
+
+#[track_caller]
+fn assert_no_repeats(page: &Session<'_>, who: &str) {
+    let ids = shown_ids(page);
+    let mut unique = ids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), ids.len(), "{who} shows a message twice: {ids:?}");
+}
+
+/// The page saw no Content-Security-Policy violation (the app uses no inline script or style).
+#[track_caller]
+fn assert_csp_clean(page: &Session<'_>, who: &str) {
+    let v = page.js("return document.documentElement.dataset.cspViolations || '0'", &[]);
+    assert_eq!(v, json!("0"), "{who}: the page broke its Content-Security-Policy");
+}
+
+/// The binary client's next room message with `text` (skipping everything else).
+#[track_caller]
+fn recv_room_text(c: &mut Client, text: &str) -> Msg {
+    c.recv_until(|m| matches!(m, ServerMsg::RoomMsg { text: t, .. } if t == text))
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Two browsers and a binary client chat in one room, privately, across rooms; a file goes from
+/// a browser to the binary client (and back to a browser), checked by SHA-256; a reload shows
+/// history once; a server restart on the same port is survived without repeating anything.
+#[test]
+fn two_browsers_and_a_binary_client_chat_share_files_and_survive_a_restart() {
+    let Some(browser) = Browser::start() else { return };
+    let dir = TempDir::new("web-e2e");
+    let (server, addr) = start_server(dir.path(), 0);
+    let url = format!("http://{addr}/");
+
+    let alice = browser.session(DESKTOP.0, DESKTOP.1);
+    let bob = browser.session(PHONE.0, PHONE.1);
+    sign_in(&alice, &url, "alice");
+    sign_in(&bob, &url, "bob");
+    let mut carol = Client::login_new(addr, WireFormat::Binary, "carol");
+    alice.wait("carol in alice's member list", "return !!document.querySelector('#member-list [data-user=carol]')", &[]);
+
+    // Messages every way: browser → browser + binary, and binary → both browsers.
+    say(&alice, "hello from alice");
+    wait_text(&bob, "bob", "hello from alice");
+    assert_eq!(sender_of(&bob, "hello from alice"), "alice");
+    match recv_room_text(&mut carol, "hello from alice") {
+        ServerMsg::RoomMsg { from, history, .. } => assert!(from == "alice" && !history),
+        _ => unreachable!(),
+    }
+    say(&bob, "hi from bob's phone");
+    wait_text(&alice, "alice", "hi from bob's phone");
+    recv_room_text(&mut carol, "hi from bob's phone");
+    carol.say("carol <b>here</b> & there");
+    wait_text(&alice, "alice", "carol <b>here</b> & there");
+    wait_text(&bob, "bob", "carol <b>here</b> & there");
+    assert_eq!(alice.js("return document.querySelectorAll('#messages b').length", &[]), json!(0), "text is escaped");
+    // Alice's own message was acknowledged: it carries the server's id.
+    alice.wait("alice's message acknowledged", "return document.querySelectorAll('#messages li.msg.mine[data-id]').length", &[]);
+
+    private_messages(&alice, &bob, &mut carol);
+    rooms(&alice, &bob, &mut carol);
+    files(&alice, &bob, &mut carol, dir.path());
+    history_after_reload(&alice, &url);
+
+    // The server restarts on the same port: both pages reconnect by themselves, say so, and
+    // repeat nothing of the history they already show.
+    let before = count_text(&alice, "hello from alice");
+    drop(server);
+    alice.wait("alice notices the drop", "return document.getElementById('conn-status').dataset.state !== 'online'", &[]);
+    let (_server, again) = start_server(dir.path(), addr.port());
+    assert_eq!(again, addr);
+    wait_online(&alice, "alice reconnected");
+    wait_online(&bob, "bob reconnected");
+    wait_text(&alice, "alice", "Reconnected.");
+    let mut carol = Client::login_new(addr, WireFormat::Json, "carol");
+    say(&alice, "after the restart");
+    wait_text(&bob, "bob", "after the restart");
+    recv_room_text(&mut carol, "after the restart");
+    assert_eq!(count_text(&alice, "hello from alice"), before, "history shown once after the reconnect");
+    for (page, who) in [(&alice, "alice"), (&bob, "bob")] {
+        assert_no_repeats(page, who);
+        assert_csp_clean(page, who);
+    }
+}
+
+/// A private message from a browser (clicking a name), one from the binary client, and the
+/// unread count on the conversation that is not shown.
+fn private_messages(alice: &Session<'_>, bob: &Session<'_>, carol: &mut Client) {
+    alice.click("#member-list button[data-user=bob]");
+    alice.wait("the private conversation", "return document.getElementById('conv-title').textContent === '@bob'", &[]);
+    say(alice, "psst, bob");
+    wait_text(alice, "alice (echo)", "psst, bob");
+    // Bob is in #general: the message waits behind an unread badge.
+    bob.wait("bob's unread badge", "const b = document.querySelector('#dm-list [data-dm=alice] .badge'); return b && b.textContent", &[]);
+    assert_eq!(count_text(bob, "psst, bob"), 0, "not in the room's conversation");
+    bob.click("#nav-toggle");
+    bob.click("#dm-list [data-dm=alice]");
+    wait_text(bob, "bob", "psst, bob");
+    assert_eq!(bob.js("return document.querySelector('#dm-list [data-dm=alice] .badge')", &[]), Value::Null);
+    // The binary client writes to alice privately.
+    carol.send(&ClientMsg::PrivateMsg { to: "alice".into(), text: "carol to alice, privately".into() });
+    alice.click("#dm-list [data-dm=carol]");
+    wait_text(alice, "alice", "carol to alice, privately");
+    // Back to the room for both.
+    alice.click("#room-list [data-room=general]");
+    bob.click("#nav-toggle");
+    bob.click("#room-list [data-room=general]");
+    wait_text(bob, "bob", "hello from alice");
+}
+
+/// Bob joins #rust with a command, carol follows; alice sees bob leave; bob comes back.
+fn rooms(alice: &Session<'_>, bob: &Session<'_>, carol: &mut Client) {
+    say(bob, "/join rust");
+    bob.wait("bob in #rust", "return document.getElementById('conv-title').textContent === '#rust'", &[]);
+    alice.wait("bob gone from alice's members", "return !document.querySelector('#member-list [data-user=bob]')", &[]);
+    wait_text(alice, "alice", "bob left");
+    carol.join("rust");
+    wait_text(bob, "bob", "carol joined");
+    carol.say("rustaceans only");
+    wait_text(bob, "bob", "rustaceans only");
+    assert_eq!(count_text(alice, "rustaceans only"), 0, "another room's message stays there");
+    // The room list counts members.
+    alice.click("#rooms-refresh");
+    alice.wait("#rust has 2 members", "const c = document.querySelector('#room-list [data-room=rust] .count'); return c && c.textContent === '2'", &[]);
+    bob.click("#nav-toggle");
+    bob.click("#room-list [data-room=general]");
+    bob.wait("bob back in #general", "return document.getElementById('conv-title').textContent === '#general'", &[]);
+    carol.join("general");
+}
+
+/// Alice shares a file from the browser; the binary client downloads it with the same SHA-256;
+/// bob downloads it in his browser, which checks the SHA-256 itself.
+fn files(alice: &Session<'_>, bob: &Session<'_>, carol: &mut Client, dir: &Path) {
+    let data: Vec<u8> = (0..100_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let path = dir.join("report.bin");
+    std::fs::write(&path, &data).expect("write the file to share");
+    let want = sha256_hex(&data);
+
+    alice.click("#files-toggle");
+    alice.type_into("#file-input", path.to_str().expect("utf-8 temp path"));
+    let id = alice.wait(
+        "the upload confirmed",
+        "const t = document.querySelector('.transfer[data-kind=upload]');\
+         if (t && t.dataset.state === 'failed') return 'failed: ' + t.textContent;\
+         return t && t.dataset.state === 'done' && t.dataset.id",
+        &[],
+    );
+    let id: u64 = id.as_str().and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("upload: {id}"));
+    let offered = carol.recv_until(|m| matches!(m, ServerMsg::FileAvailable { id: got, .. } if *got == id));
+    assert!(matches!(offered, ServerMsg::FileAvailable { ref name, size: 100_000, ref from, .. } if name == "report.bin" && from == "alice"));
+
+    carol.send(&ClientMsg::FileGet { id });
+    let mut got = Vec::new();
+    let stored = loop {
+        match carol.recv_until(|m| matches!(m, ServerMsg::FileChunk { .. } | ServerMsg::FileDone { .. } | ServerMsg::ErrorMsg { .. })) {
+            ServerMsg::FileChunk { offset, data, .. } => {
+                assert_eq!(offset, got.len() as u64);
+                got.extend_from_slice(&data);
+            }
+            ServerMsg::FileDone { sha256, .. } => break sha256.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+            other => panic!("download refused: {other:?}"),
+        }
+    };
+    assert_eq!(sha256_hex(&got), want, "the binary client got the browser's bytes");
+    assert_eq!(stored, want);
+
+    // Bob's browser downloads it from the announcement in the room and checks the digest.
+    bob.wait("the file announced to bob", "return document.querySelector('#messages li.file[data-file]')", &[]);
+    bob.click(&format!("#messages li.file[data-file='{id}'] button"));
+    let sha = bob.wait(
+        "bob's download verified",
+        "const t = document.querySelector('.transfer[data-kind=download]');\
+         if (t && t.dataset.state === 'failed') return 'failed: ' + t.textContent;\
+         return t && t.dataset.state === 'verified' && t.dataset.sha256",
+        &[],
+    );
+    assert_eq!(sha, json!(want), "the browser computed the same SHA-256");
+    assert_eq!(bob.downloaded("report.bin", data.len()), data, "the browser saved the same bytes");
+    alice.click("#files-toggle");
+}
+
+/// After a reload the page signs in again by itself, back in its room, and shows the room's
+/// history once, marked as history.
+fn history_after_reload(alice: &Session<'_>, url: &str) {
+    alice.goto(url);
+    wait_online(alice, "alice back after the reload");
+    alice.wait(
+        "history after the reload",
+        "return [...document.querySelectorAll('#messages li.msg.history .text')]\
+             .some(e => e.textContent === 'carol <b>here</b> & there')",
+        &[],
+    );
+    for text in ["hello from alice", "hi from bob's phone", "carol <b>here</b> & there"] {
+        assert_eq!(count_text(alice, text), 1, "{text:?} shown once after the reload");
+    }
+    assert_no_repeats(alice, "alice after the reload");
+}
+
+/// Types a name and a passkey or password into the sign-in form and submits it.
+fn submit_sign_in(page: &Session<'_>, name: &str, secret: &str) {
+    page.js("document.getElementById('signin-name').value = ''; document.getElementById('signin-secret').value = ''", &[]);
+    page.type_into("#signin-name", name);
+    page.type_into("#signin-secret", &format!("{secret}{ENTER}"));
+}
+
+/// The sign-in error shown next (the form clears the previous one on submit).
+#[track_caller]
+fn sign_in_error(page: &Session<'_>, what: &str) -> String {
+    let v = page.wait(
+        what,
+        "const e = document.getElementById('signin-error'); return !e.hidden && e.textContent",
+        &[],
+    );
+    page.js("document.getElementById('signin-error').hidden = true", &[]);
+    v.as_str().unwrap_or_default().to_string()
+}
+
+/// Every way a sign-in can be refused is explained on the form; the admin gets the admin panel
+/// and its commands work; nobody else sees it.
+#[test]
+fn sign_in_refusals_are_explained_and_the_admin_gets_the_admin_panel() {
+    let Some(browser) = Browser::start() else { return };
+    let dir = TempDir::new("web-auth");
+    let args = [
+        "--bind", "127.0.0.1", "--port", "0", "--no-tls", "--shards", "1", "--history", "memory",
+        "--auth", "passkey", "--passkey", "sesame", "--admin-user", "root", "--admin-password", "rootpass1",
+    ];
+    let server = ServerProcess::start(dir.path(), &args);
+    let url = format!("http://{}/", server.wait_listening());
+
+    let page = browser.session(PHONE.0, PHONE.1);
+    page.goto(&url);
+    page.wait("the sign-in form", "return document.documentElement.dataset.ready === 'true'", &[]);
+    submit_sign_in(&page, "a b", "");
+    assert!(sign_in_error(&page, "a bad name").contains("cannot be used"));
+    submit_sign_in(&page, "alice", "");
+    assert!(sign_in_error(&page, "no passkey").contains("asks for a passkey or a password"));
+    submit_sign_in(&page, "alice", "wrong");
+    assert!(sign_in_error(&page, "a wrong passkey").contains("did not accept the passkey or password"));
+    submit_sign_in(&page, "alice", "sesame");
+    wait_online(&page, "alice with the passkey");
+
+    let other = browser.session(DESKTOP.0, DESKTOP.1);
+    other.goto(&url);
+    other.wait("the sign-in form", "return document.documentElement.dataset.ready === 'true'", &[]);
+    submit_sign_in(&other, "ALICE", "sesame");
+    assert!(sign_in_error(&other, "a taken name").contains("That name is taken"));
+    submit_sign_in(&other, "bob", "sesame");
+    wait_online(&other, "bob with the passkey");
+    // Registering is refused on a passkey server, and says so.
+    other.click("#sign-out");
+    other.type_into("#signin-name", "newbie");
+    other.type_into("#signin-secret", "long enough");
+    other.click("#register-button");
+    assert!(sign_in_error(&other, "no accounts here").contains("does not take new accounts"));
+
+    // The admin: the panel appears, its buttons and command box work.
+    submit_sign_in(&other, "root", "rootpass1");
+    wait_online(&other, "root signed in");
+    other.wait("the admin panel", "return !document.getElementById('admin-panel').hidden", &[]);
+    other.click("#admin-panel [data-admin=users]");
+    other.wait("the users answer", "return document.getElementById('admin-output').textContent.includes('alice')", &[]);
+    other.type_into("#admin-command", &format!("alert fire drill at noon{ENTER}"));
+    wait_text(&page, "alice", "Alert from root: fire drill at noon");
+    assert!(page.js("return document.getElementById('admin-panel').hidden", &[]) == json!(true), "not for alice");
+    say(&page, "/admin users");
+    page.wait("alice refused", "return [...document.querySelectorAll('#messages li.notice.error')].length", &[]);
+    assert_csp_clean(&page, "alice");
+    assert_csp_clean(&other, "root");
+}
