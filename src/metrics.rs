@@ -336,7 +336,7 @@ struct Field {
 }
 
 /// Totals over all shards, one metric per [`StatsSnapshot`] field (the per-protocol gauges
-/// `open_binary` and `open_json` are one labelled metric, written separately).
+/// `open_binary`, `open_json` and `open_websocket` are one labelled metric, written separately).
 const TOTALS: &[Field] = &[
     Field {
         name: "chatproto_connections_open",
@@ -349,6 +349,12 @@ const TOTALS: &[Field] = &[
         kind: Kind::Gauge,
         help: "Open connections using TLS.",
         get: |s| s.open_tls,
+    },
+    Field {
+        name: "chatproto_http_requests_total",
+        kind: Kind::Counter,
+        help: "HTTP requests answered on the chat port (web app files, errors, WebSocket upgrades).",
+        get: |s| s.http_requests,
     },
     Field {
         name: "chatproto_connections_accepted_total",
@@ -471,6 +477,9 @@ pub fn render(total: &StatsSnapshot, shards: &[StatsSnapshot], extra: &Extra) ->
     family(&mut out, name, "gauge", "Open connections by wire format, once the first byte has told it.");
     sample(&mut out, name, "protocol=\"binary\"", &total.open_binary.to_string());
     sample(&mut out, name, "protocol=\"json\"", &total.open_json.to_string());
+    let ws_plain = total.open_websocket.saturating_sub(total.open_websocket_tls);
+    sample(&mut out, name, "protocol=\"websocket\",tls=\"false\"", &ws_plain.to_string());
+    sample(&mut out, name, "protocol=\"websocket\",tls=\"true\"", &total.open_websocket_tls.to_string());
     for f in PER_SHARD {
         family(&mut out, f.name, f.kind.as_str(), f.help);
         for (i, s) in shards.iter().enumerate() {

@@ -42,6 +42,12 @@ pub struct Stats {
     pub open_binary: AtomicU64,
     /// Open connections speaking JSON (format known).
     pub open_json: AtomicU64,
+    /// Open connections speaking JSON over WebSocket.
+    pub open_websocket: AtomicU64,
+    /// Of those, the ones over TLS (`wss://`).
+    pub open_websocket_tls: AtomicU64,
+    /// HTTP requests answered (web app files, errors, WebSocket upgrades).
+    pub http_requests: AtomicU64,
     /// Open TLS connections.
     pub open_tls: AtomicU64,
     /// Bytes waiting in outbound queues now.
@@ -68,6 +74,9 @@ pub struct StatsSnapshot {
     pub rate_limited: u64,
     pub open_binary: u64,
     pub open_json: u64,
+    pub open_websocket: u64,
+    pub open_websocket_tls: u64,
+    pub http_requests: u64,
     pub open_tls: u64,
     pub queued_bytes: u64,
 }
@@ -94,6 +103,9 @@ impl StatsSnapshot {
             rate_limited,
             open_binary,
             open_json,
+            open_websocket,
+            open_websocket_tls,
+            http_requests,
             open_tls,
             queued_bytes
         );
@@ -121,6 +133,9 @@ impl Stats {
             rate_limited: self.rate_limited.load(Relaxed),
             open_binary: self.open_binary.load(Relaxed),
             open_json: self.open_json.load(Relaxed),
+            open_websocket: self.open_websocket.load(Relaxed),
+            open_websocket_tls: self.open_websocket_tls.load(Relaxed),
+            http_requests: self.http_requests.load(Relaxed),
             open_tls: self.open_tls.load(Relaxed),
             queued_bytes: self.queued_bytes.load(Relaxed),
         }
@@ -145,6 +160,9 @@ impl Stats {
         self.rate_limited.store(s.rate_limited, Relaxed);
         self.open_binary.store(s.open_binary, Relaxed);
         self.open_json.store(s.open_json, Relaxed);
+        self.open_websocket.store(s.open_websocket, Relaxed);
+        self.open_websocket_tls.store(s.open_websocket_tls, Relaxed);
+        self.http_requests.store(s.http_requests, Relaxed);
         self.open_tls.store(s.open_tls, Relaxed);
         self.queued_bytes.store(s.queued_bytes, Relaxed);
     }

@@ -90,11 +90,16 @@ impl Hub {
         let secs = at.duration_since(since).as_secs_f64().max(1e-3);
         let rate = |a: u64, b: u64| a.saturating_sub(b) as f64 / secs;
         format!(
-            "connections {} open ({} total), users {}, rooms {}\n\
+            "connections {} open ({} total; binary {}, json {}, websocket {} of which {} TLS; TLS {}), users {}, rooms {}\n\
              room messages {:.1}/s, frames in {:.1}/s, bytes in {:.0}/s, bytes out {:.0}/s (over the last {secs:.1} s)\n\
              slow-consumer disconnects {}, rate-limited {}, uptime {} s",
             now.connections_open,
             now.connections_total,
+            now.open_binary,
+            now.open_json,
+            now.open_websocket,
+            now.open_websocket_tls,
+            now.open_tls,
             self.backplane.online(),
             self.backplane.rooms().len(),
             rate(now.room_msgs, before.room_msgs),

@@ -4,17 +4,9 @@
 use super::room::RoomId;
 use super::{fold, Hub, Outbox};
 use crate::cluster::{Frames, Remote};
-use crate::protocol::{ErrorCode, ServerMsg, WireFormat};
+use crate::protocol::{ErrorCode, ServerMsg};
 use bytes::Bytes;
 use std::sync::Arc;
-
-/// Index of a format in the per-format encoding slots.
-fn slot(format: WireFormat) -> usize {
-    match format {
-        WireFormat::Binary => 0,
-        WireFormat::Json => 1,
-    }
-}
 
 impl Hub {
     /// ROOM_MSG: stamp id, time and sender, deliver to the room everywhere, record it (which
@@ -52,7 +44,7 @@ impl Hub {
         msg: &ServerMsg<'_>,
         chat: bool,
     ) {
-        let mut encoded = [None, None];
+        let mut encoded = [None, None, None];
         let n = self.fanout(out, room, except, &mut encoded, Some(msg));
         if chat {
             self.counters.deliveries += n;
@@ -62,22 +54,19 @@ impl Hub {
         if others == 0 {
             return;
         }
-        let frames = Frames {
-            binary: encoded[0].take().unwrap_or_else(|| out.encode(WireFormat::Binary, msg)),
-            json: encoded[1].take().unwrap_or_else(|| out.encode(WireFormat::Json, msg)),
-        };
+        let frames = Frames::from_fn(|f| encoded[f.index()].take().unwrap_or_else(|| out.encode(f, msg)));
         self.relay.room(others, &r.name, &frames, chat);
     }
 
     /// Queues a frame for every local member of `room` but `except`. `encoded` holds the frame
-    /// per format (index 0 binary, 1 JSON); an empty slot is filled by encoding `msg` once.
+    /// per format (by `WireFormat::index`); an empty slot is filled by encoding `msg` once.
     /// Returns the number of recipients.
     fn fanout<O: Outbox>(
         &self,
         out: &mut O,
         room: RoomId,
         except: Option<usize>,
-        encoded: &mut [Option<Bytes>; 2],
+        encoded: &mut [Option<Bytes>; 3],
         msg: Option<&ServerMsg<'_>>,
     ) -> u64 {
         let mut n = 0;
@@ -86,7 +75,7 @@ impl Hub {
                 continue;
             }
             let Some(format) = out.format(member) else { continue };
-            let slot = &mut encoded[slot(format)];
+            let slot = &mut encoded[format.index()];
             let frame = match (&*slot, msg) {
                 (Some(f), _) => f.clone(),
                 (None, Some(msg)) => slot.insert(out.encode(format, msg)).clone(),
@@ -101,7 +90,7 @@ impl Hub {
     /// Another shard's room frames: deliver them to the local members of `room`.
     pub(super) fn room_from_remote<O: Outbox>(&mut self, out: &mut O, room: &str, frames: Frames, chat: bool) {
         let Some(id) = self.rooms.find(room) else { return };
-        let mut encoded = [Some(frames.binary), Some(frames.json)];
+        let mut encoded = frames.into_slots();
         let n = self.fanout(out, id, None, &mut encoded, None);
         if chat {
             self.counters.deliveries += n;

@@ -54,6 +54,6 @@ pub trait Outbox {
     /// Encodes `msg` once per format, for recipients whose format the sender does not know
     /// (other shards, everyone).
     fn encode_both(&mut self, msg: &ServerMsg<'_>) -> Frames {
-        Frames { binary: self.encode(WireFormat::Binary, msg), json: self.encode(WireFormat::Json, msg) }
+        Frames::from_fn(|format| self.encode(format, msg))
     }
 }

@@ -60,7 +60,7 @@ mod tests {
     use bytes::Bytes;
 
     fn frames() -> Frames {
-        Frames { binary: Bytes::from_static(b"b"), json: Bytes::from_static(b"j") }
+        Frames { binary: Bytes::from_static(b"b"), json: Bytes::from_static(b"j"), ws: Bytes::from_static(b"w") }
     }
 
     #[test]

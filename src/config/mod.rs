@@ -20,6 +20,9 @@ pub struct ServerConfig {
     /// Per-connection cap on bytes waiting to be written (our queue plus TLS's buffer). A client
     /// whose backlog passes it is a slow consumer and is disconnected; the room keeps flowing.
     pub max_outbound_bytes: usize,
+    /// Largest HTTP request head accepted (the web app and the WebSocket handshake share the
+    /// port); a larger one is answered 431 and closed. At most 32 KiB, so it fits the read arena.
+    pub max_http_head: usize,
     /// Most connections served at once; past it, new connections get ERROR_MSG SERVER_FULL.
     pub max_connections: usize,
     /// Most connections from one source address; loopback is exempt when
@@ -147,6 +150,7 @@ impl Default for ServerConfig {
             bind: SocketAddr::from(([0, 0, 0, 0], 5555)),
             limits: Limits::default(),
             max_outbound_bytes: 1024 * 1024,
+            max_http_head: 8 * 1024,
             max_connections: 100_000,
             max_per_address: 1024,
             exempt_loopback: true,

@@ -38,6 +38,7 @@ macro_rules! each_setting {
             no_tls,
             max_frame,
             max_outbound,
+            max_http_head,
             max_connections,
             max_per_address,
             limit_loopback,
@@ -100,6 +101,10 @@ pub struct Settings {
     /// Per-connection outbound backlog, in bytes, before a slow reader is disconnected.
     #[arg(long, value_name = "BYTES", default_value_t = 1024 * 1024)]
     pub max_outbound: usize,
+    /// Largest HTTP request head (request line and headers) accepted, in bytes; a larger one
+    /// is answered 431.
+    #[arg(long, value_name = "BYTES", default_value_t = 8 * 1024)]
+    pub max_http_head: usize,
     /// Most connections at once.
     #[arg(long, value_name = "N", default_value_t = 100_000)]
     pub max_connections: usize,
@@ -221,6 +226,7 @@ pub struct FileSettings {
     pub no_tls: Option<bool>,
     pub max_frame: Option<usize>,
     pub max_outbound: Option<usize>,
+    pub max_http_head: Option<usize>,
     pub max_connections: Option<usize>,
     pub max_per_address: Option<u32>,
     pub limit_loopback: Option<bool>,
@@ -368,6 +374,9 @@ impl Settings {
         need(self.max_outbound >= 1024, "max_outbound", || {
             format!("{} is below the minimum of 1024 bytes", self.max_outbound)
         })?;
+        need((256..=32 * 1024).contains(&self.max_http_head), "max_http_head", || {
+            format!("{} is outside 256..=32768 bytes", self.max_http_head)
+        })?;
         need(self.max_connections >= 1, "max_connections", || "must be at least 1".into())?;
         need(self.max_per_address >= 1, "max_per_address", || "must be at least 1".into())?;
         need(self.login_timeout >= 1, "login_timeout", || "must be at least 1 second".into())?;
@@ -399,6 +408,7 @@ impl Settings {
         let mut config = ServerConfig { bind: SocketAddr::new(self.bind, self.port), ..ServerConfig::default() };
         config.limits.max_frame = self.max_frame;
         config.max_outbound_bytes = self.max_outbound;
+        config.max_http_head = self.max_http_head;
         config.max_connections = self.max_connections;
         config.max_per_address = self.max_per_address;
         config.exempt_loopback = !self.limit_loopback;

@@ -94,6 +94,7 @@ fn every_setting_has_a_config_key() {
         no_tls = true
         max_frame = 1024
         max_outbound = 2048
+        max_http_head = 4096
         max_connections = 10
         max_per_address = 2
         limit_loopback = true

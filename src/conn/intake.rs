@@ -20,6 +20,8 @@ pub struct Policy<'a> {
     pub rate: &'a RateLimit,
     /// The time of this loop turn.
     pub now: Instant,
+    /// Largest HTTP request head, in bytes.
+    pub max_http_head: usize,
 }
 
 /// A cursor over one connection's bytes in the read arena.
@@ -98,7 +100,7 @@ impl Peers {
 
     /// Takes a token for one frame: true to hand it to the chat core; otherwise the client was
     /// told (or, far over the limit, cut off).
-    fn admit(&mut self, key: usize, policy: Policy<'_>) -> bool {
+    pub(super) fn admit(&mut self, key: usize, policy: Policy<'_>) -> bool {
         let Some(conn) = self.conns.get_mut(key) else { return false };
         match conn.bucket.check(policy.rate, policy.now) {
             Verdict::Allow => true,

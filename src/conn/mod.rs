@@ -7,12 +7,14 @@
 //! - [`intake`]: from the read arena to decoded messages: format detection, the skip-or-close
 //!   policy for bad frames, and the message rate limit, each with the text the client is sent.
 //! - [`limits`]: the token bucket and the per-address connection count.
+//! - [`web`]: HTTP requests and WebSocket frames, unwrapped before the JSON decoder.
 
 pub mod intake;
 pub mod limits;
 pub mod peers;
 #[cfg(test)]
 mod tests;
+pub mod web;
 
 pub use peers::Peers;
 
@@ -69,8 +71,12 @@ pub struct Connection {
     transport: Transport,
     /// The peer's address (for logs and per-address limits).
     peer: SocketAddr,
-    /// Binary or JSON; `None` until the first plaintext byte arrives. Set once.
+    /// Binary, JSON or JSON over WebSocket; `None` until the first plaintext byte arrives
+    /// (and, for HTTP, until the upgrade). Set once.
     format: Option<WireFormat>,
+    /// How bytes are framed below the format: the format's own framing, an HTTP request
+    /// head, or WebSocket frames (with the state of a fragmented message).
+    framing: web::Framing,
     /// Where the connection is in its life.
     phase: Phase,
     /// The partial inbound frame kept between reads.
@@ -101,6 +107,7 @@ impl Connection {
             transport,
             peer,
             format: None,
+            framing: web::Framing::Stream,
             phase: Phase::Opening,
             pending: Pending::default(),
             out: OutQueue::default(),

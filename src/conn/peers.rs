@@ -31,6 +31,12 @@ pub struct PeerCounters {
     pub open_binary: u64,
     /// Open connections speaking JSON.
     pub open_json: u64,
+    /// Open connections speaking JSON over WebSocket.
+    pub open_websocket: u64,
+    /// Of those, the ones over TLS.
+    pub open_websocket_tls: u64,
+    /// HTTP requests answered (files, errors, upgrades).
+    pub http_requests: u64,
 }
 
 /// All connections, the flush list, and the encoding arena for replies.
@@ -42,7 +48,7 @@ pub struct Peers {
     /// Per-connection outbound cap in bytes (queue plus TLS buffer).
     max_outbound: usize,
     /// Arena that encoded frames are split from; one allocation serves many frames.
-    arena: BytesMut,
+    pub(super) arena: BytesMut,
     /// Bytes across all sockets of this shard.
     pub wire: WireCount,
     /// What happened so far.
@@ -63,7 +69,7 @@ impl Peers {
     }
 
     /// Keeps room in the encoding arena: one allocation serves many frames.
-    fn reserve(&mut self) {
+    pub(super) fn reserve(&mut self) {
         if self.arena.capacity() - self.arena.len() < 1024 {
             self.arena.reserve(ARENA_CHUNK);
         }
@@ -121,6 +127,10 @@ impl Peers {
         match format {
             WireFormat::Binary => self.counters.open_binary += 1,
             WireFormat::Json => self.counters.open_json += 1,
+            WireFormat::WebSocket => {
+                self.counters.open_websocket += 1;
+                self.counters.open_websocket_tls += u64::from(conn.is_tls());
+            }
         }
     }
 
@@ -130,6 +140,10 @@ impl Peers {
         match conn.format {
             Some(WireFormat::Binary) => self.counters.open_binary -= 1,
             Some(WireFormat::Json) => self.counters.open_json -= 1,
+            Some(WireFormat::WebSocket) => {
+                self.counters.open_websocket -= 1;
+                self.counters.open_websocket_tls -= u64::from(conn.is_tls());
+            }
             None => {}
         }
         Some(conn)
@@ -150,9 +164,9 @@ impl Peers {
             return;
         }
         let frame = self.encode(conn.reply_format(), &ServerMsg::ErrorMsg { code, text: text.into() });
-        let conn = &mut self.conns[key];
-        conn.out.push_final(frame);
-        conn.start_closing(reason);
+        self.conns[key].out.push_final(frame);
+        self.goodbye_for(key, reason, text);
+        self.conns[key].start_closing(reason);
         self.mark_dirty(key);
     }
 
@@ -166,14 +180,14 @@ impl Peers {
     /// Cuts `key` off as a slow consumer: drops its backlog (keeping a partly written frame
     /// whole) and queues a last ERROR_MSG SLOW_CONSUMER.
     fn cut_off(&mut self, key: usize) {
-        let conn = &mut self.conns[key];
-        conn.out.drop_backlog();
-        conn.start_closing(CloseReason::SlowConsumer);
+        self.conns[key].out.drop_backlog();
         self.counters.slow_consumers += 1;
         let text = format!("you are reading too slowly: over {} bytes were waiting", self.max_outbound);
-        let msg = ServerMsg::ErrorMsg { code: ErrorCode::SlowConsumer, text: text.into() };
+        let msg = ServerMsg::ErrorMsg { code: ErrorCode::SlowConsumer, text: (&*text).into() };
         let frame = self.encode(self.conns[key].reply_format(), &msg);
         self.conns[key].out.push_final(frame);
+        self.goodbye_for(key, CloseReason::SlowConsumer, &text);
+        self.conns[key].start_closing(CloseReason::SlowConsumer);
     }
 }
 

@@ -26,6 +26,9 @@ fn distinct() -> StatsSnapshot {
         open_json: 1017,
         open_tls: 1018,
         queued_bytes: 1019,
+        open_websocket_tls: 1020,
+        open_websocket: 1041,
+        http_requests: 1022,
     }
 }
 
@@ -73,9 +76,12 @@ fn every_snapshot_field_appears() {
     let s = distinct();
     let text = render(&s, &[s], &Extra::default());
     let samples = check_format(&text);
-    for v in 1001..=1019 {
+    // `open_websocket` (1041) is written as its plain part (1041 - 1020) beside the TLS part.
+    for v in (1001..=1022).filter(|v| *v != 1021) {
         assert!(samples.iter().any(|(_, _, got)| got == &v.to_string()), "field with value {v} missing:\n{text}");
     }
+    assert!(text.contains("chatproto_connections{protocol=\"websocket\",tls=\"false\"} 21\n"), "{text}");
+    assert!(text.contains("chatproto_connections{protocol=\"websocket\",tls=\"true\"} 1020\n"), "{text}");
 }
 
 #[test]

@@ -54,6 +54,16 @@ impl ReadArena {
         &self.buf[..self.len]
     }
 
+    /// The bytes waiting, to be rewritten in place (WebSocket unmasking).
+    pub fn data_mut(&mut self) -> &mut [u8] {
+        &mut self.buf[..self.len]
+    }
+
+    /// Keeps only the first `len` bytes (after an in-place rewrite made the data shorter).
+    pub fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
+
     /// Drops the first `n` decoded bytes, moving the rest to the front (a partial frame only).
     pub fn consume(&mut self, n: usize) {
         let n = n.min(self.len);

@@ -4,8 +4,10 @@
 //! - [`buffer`]: the shared read arena, a connection's partial frame, the bounded outbound queue.
 //! - [`transport`]: the seam over plain TCP and TLS: read plaintext, flush a queue, report how.
 //! - [`tls`]: every rustls call (server sessions, certificates, the blocking client stream).
+//! - [`http`]: HTTP/1.1 on the chat port: the embedded web app, the WebSocket handshake.
 
 pub mod buffer;
+pub mod http;
 pub mod tls;
 pub mod transport;
 

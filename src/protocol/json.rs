@@ -176,6 +176,11 @@ fn req<T>(v: Option<T>, field: &'static str) -> Result<T, K> {
 /// Parses one line into its fields and type; errors are recoverable (the line is skipped).
 fn parse<'a>(buf: &'a [u8], limits: &Limits) -> Result<Option<(Fields<'a>, MsgType, usize)>, DecodeError> {
     let Some((line, used)) = next_line(buf, limits)? else { return Ok(None) };
+    parse_line(line, used, limits).map(Some)
+}
+
+/// Parses one whole JSON object (`line`, without its newline); `used` is reported in errors.
+fn parse_line<'a>(line: &'a [u8], used: usize, limits: &Limits) -> Result<(Fields<'a>, MsgType, usize), DecodeError> {
     let fields: Fields<'a> = serde_json::from_slice(line).map_err(|e| {
         let kind = if e.to_string().contains("invalid unicode") || std::str::from_utf8(line).is_err() {
             K::BadUtf8("line")
@@ -194,7 +199,7 @@ fn parse<'a>(buf: &'a [u8], limits: &Limits) -> Result<Option<(Fields<'a>, MsgTy
             }
         }
     }
-    Ok(Some((fields, t, used)))
+    Ok((fields, t, used))
 }
 
 /// Decodes one client→server message from the front of `buf`.
@@ -209,6 +214,20 @@ pub fn decode_server<'a>(buf: &'a [u8], limits: &Limits) -> Result<Option<(Serve
     let Some((f, t, used)) = parse(buf, limits)? else { return Ok(None) };
     let msg = server_from_fields(f, t);
     msg.map(|m| Some((m, used))).map_err(|k| DecodeError::skip(k, used))
+}
+
+/// Decodes one server→client message that is exactly `payload` (a WebSocket text message, no
+/// newline); `used` is the length of the frame it came in.
+pub fn decode_server_payload<'a>(
+    payload: &'a [u8],
+    used: usize,
+    limits: &Limits,
+) -> Result<(ServerMsg<'a>, usize), DecodeError> {
+    if payload.len() > limits.max_frame {
+        return Err(DecodeError::fatal(K::FrameTooLarge { len: payload.len(), max: limits.max_frame }));
+    }
+    let (f, t, used) = parse_line(payload, used, limits)?;
+    server_from_fields(f, t).map(|m| (m, used)).map_err(|k| DecodeError::skip(k, used))
 }
 
 /// The encoder's view of a message: only the fields that type carries, in a fixed order.

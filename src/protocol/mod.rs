@@ -31,6 +31,7 @@ pub mod json;
 mod message;
 mod spec;
 pub mod validate;
+pub mod ws;
 
 pub use message::{Blob, ClientMsg, ErrorCode, FileEntry, ServerMsg, SystemKind};
 pub use spec::{Direction, FieldKind, FieldSpec, MsgSpec, MsgType, MESSAGES};
@@ -67,13 +68,17 @@ impl Default for Limits {
     }
 }
 
-/// The two encodings of the same message set.
+/// The encodings of the same message set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum WireFormat {
     /// ChatProto v1.0 binary frames.
     Binary,
     /// Newline-delimited JSON objects.
     Json,
+    /// The JSON objects, one per WebSocket text frame ([`ws`]). Server frames are unmasked, so
+    /// one encoding serves every WebSocket recipient. A server decodes this format from lines:
+    /// the connection layer unwraps (and unmasks) client frames into lines first.
+    WebSocket,
 }
 
 impl WireFormat {
@@ -88,7 +93,8 @@ impl WireFormat {
         }
     }
 
-    /// Decodes one client message from the front of `buf`.
+    /// Decodes one client message from the front of `buf` (for [`WireFormat::WebSocket`],
+    /// from the lines [`ws::Unframer`] left).
     pub fn decode_client<'a>(
         self,
         buf: &'a [u8],
@@ -96,7 +102,7 @@ impl WireFormat {
     ) -> Result<Option<(ClientMsg<'a>, usize)>, DecodeError> {
         match self {
             WireFormat::Binary => binary::decode_client(buf, limits),
-            WireFormat::Json => json::decode_client(buf, limits),
+            WireFormat::Json | WireFormat::WebSocket => json::decode_client(buf, limits),
         }
     }
 
@@ -109,14 +115,27 @@ impl WireFormat {
         match self {
             WireFormat::Binary => binary::decode_server(buf, limits),
             WireFormat::Json => json::decode_server(buf, limits),
+            WireFormat::WebSocket => decode_ws_server(buf, limits),
         }
     }
 
-    /// Appends the encoding of a client message to `out`.
+    /// Appends the encoding of a client message to `out`. A WebSocket client frame is masked
+    /// with the key `0` (valid for a server; a browser picks random keys to protect proxies).
     pub fn encode_client(self, msg: &ClientMsg<'_>, out: &mut BytesMut) {
         match self {
             WireFormat::Binary => binary::encode_client(msg, out),
             WireFormat::Json => json::encode_client(msg, out),
+            WireFormat::WebSocket => {
+                let start = out.len();
+                ws::text_frame(out, |o| json::encode_client(msg, o));
+                // Insert the zero masking key after the header and set the mask bit.
+                let at = start + ws::parse_header(&out[start..]).ok().flatten().map_or(2, |h| h.header_len);
+                let old = out.len();
+                out.extend_from_slice(&[0; 4]);
+                out.copy_within(at..old, at + 4);
+                out[at..at + 4].fill(0);
+                out[start + 1] |= 0x80;
+            }
         }
     }
 
@@ -125,6 +144,7 @@ impl WireFormat {
         match self {
             WireFormat::Binary => binary::encode_server(msg, out),
             WireFormat::Json => json::encode_server(msg, out),
+            WireFormat::WebSocket => ws::text_frame(out, |o| json::encode_server(msg, o)),
         }
     }
 
@@ -133,8 +153,27 @@ impl WireFormat {
         match self {
             WireFormat::Binary => "binary",
             WireFormat::Json => "json",
+            WireFormat::WebSocket => "websocket",
         }
     }
+
+    /// Every format, in [`WireFormat::index`] order.
+    pub const ALL: [WireFormat; 3] = [WireFormat::Binary, WireFormat::Json, WireFormat::WebSocket];
+
+    /// A small index per format (0, 1, 2), for per-format slots.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// A server message in a WebSocket text frame at the front of `buf` (a client's view).
+fn decode_ws_server<'a>(buf: &'a [u8], limits: &Limits) -> Result<Option<(ServerMsg<'a>, usize)>, DecodeError> {
+    let malformed = |why: &str| DecodeError::fatal(DecodeErrorKind::Malformed(format!("WebSocket frame: {why}")));
+    let Some((h, payload)) = ws::server_frame(buf).map_err(|(_, why)| malformed(why))? else { return Ok(None) };
+    if h.opcode != ws::OP_TEXT || !h.fin {
+        return Err(DecodeError::skip(DecodeErrorKind::Malformed("not a whole text frame".into()), payload.end));
+    }
+    json::decode_server_payload(&buf[payload.clone()], payload.end, limits).map(Some)
 }
 
 impl WireFormat {
@@ -146,28 +185,52 @@ impl WireFormat {
     }
 }
 
-/// One server message encoded in both formats, for a fan-out to binary and JSON peers alike.
+/// One server message encoded in every format, for a fan-out to peers of any format.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Frames {
     /// The binary frame.
     pub binary: Bytes,
     /// The JSON line, with its `\n`.
     pub json: Bytes,
+    /// The WebSocket text frame holding the JSON (without the `\n`).
+    pub ws: Bytes,
 }
 
 impl Frames {
+    /// Frames built by `encode` for each format.
+    pub fn from_fn(mut encode: impl FnMut(WireFormat) -> Bytes) -> Frames {
+        let [binary, json, ws] = WireFormat::ALL.map(&mut encode);
+        Frames { binary, json, ws }
+    }
+
+    /// The frames as per-format slots, in [`WireFormat::index`] order.
+    pub fn into_slots(self) -> [Option<Bytes>; 3] {
+        [Some(self.binary), Some(self.json), Some(self.ws)]
+    }
+
     /// The frame for peers speaking `format`.
     pub fn get(&self, format: WireFormat) -> &Bytes {
         match format {
             WireFormat::Binary => &self.binary,
             WireFormat::Json => &self.json,
+            WireFormat::WebSocket => &self.ws,
         }
     }
 }
 
-/// Encodes `msg` once per format into `arena` (see [`WireFormat::encode_shared`]).
+/// Encodes `msg` once per format into `arena` (see [`WireFormat::encode_shared`]). The
+/// WebSocket frame is built from the JSON line (one copy, not a second encode).
 pub fn encode_both(msg: &ServerMsg<'_>, arena: &mut BytesMut) -> Frames {
-    Frames { binary: WireFormat::Binary.encode_shared(msg, arena), json: WireFormat::Json.encode_shared(msg, arena) }
+    let binary = WireFormat::Binary.encode_shared(msg, arena);
+    let json = WireFormat::Json.encode_shared(msg, arena);
+    let ws = ws_from_json(&json, arena);
+    Frames { binary, json, ws }
+}
+
+/// The WebSocket text frame carrying an already encoded JSON line (another shard's frames).
+pub fn ws_from_json(json: &[u8], arena: &mut BytesMut) -> Bytes {
+    ws::text_frame(arena, |o| o.extend_from_slice(json));
+    arena.split().freeze()
 }
 
 /// Why a frame could not be decoded, and whether the stream is still in sync.

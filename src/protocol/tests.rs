@@ -220,6 +220,11 @@ fn check_framing(f: WireFormat, bytes: &[u8], t: MsgType, flags: u8) -> Result<(
             let prefix = format!("{{\"type\":\"{}\"", t.json_name());
             prop_assert!(bytes.starts_with(prefix.as_bytes()));
         }
+        WireFormat::WebSocket => {
+            let (h, payload) = ws::server_frame(bytes).ok().flatten().expect("a whole WebSocket frame");
+            prop_assert_eq!((h.fin, h.opcode, payload.end), (true, ws::OP_TEXT, bytes.len()));
+            prop_assert!(!bytes[payload].contains(&b'\n'));
+        }
     }
     Ok(())
 }
@@ -240,11 +245,23 @@ proptest! {
             prop_assert_eq!(used, bytes.len(), "{} consumed length", f.name());
             prop_assert_eq!(&got, &msg, "{}", f.name());
         }
+        // Over WebSocket: a masked frame, unwrapped in place into a line, decoded as JSON.
+        let mut out = BytesMut::new();
+        WireFormat::WebSocket.encode_client(&msg, &mut out);
+        let mut buf = out.to_vec();
+        let mut state = ws::Inbound::default();
+        let mut unframer = ws::Unframer::new(&state, 1 << 20);
+        prop_assert_eq!(unframer.next(&mut state, &mut buf), None);
+        let (ready, len) = unframer.finish(&mut state, &mut buf);
+        prop_assert_eq!(ready, len);
+        let (got, used) = WireFormat::WebSocket.decode_client(&buf[..ready], &limits()).unwrap().expect("a line");
+        prop_assert_eq!(used, ready);
+        prop_assert_eq!(&got, &msg);
     }
 
     #[test]
     fn server_round_trip(msg in server_msg()) {
-        for f in FORMATS {
+        for f in WireFormat::ALL {
             let mut out = BytesMut::from(&b"xyz"[..]);
             f.encode_server(&msg, &mut out);
             prop_assert_eq!(&out[..3], b"xyz");

@@ -131,10 +131,17 @@ impl Server {
     }
 
     /// Hands every complete message in the arena to the chat core; the connection layer
-    /// decodes them and answers what it refuses.
+    /// unwraps (HTTP, WebSocket) and decodes them and answers what it refuses.
     fn dispatch(&mut self, key: usize) {
-        let policy = Policy { limits: &self.config.limits, rate: &self.config.rate_limit, now: self.now };
-        let data = self.arena.data();
+        let policy = Policy {
+            limits: &self.config.limits,
+            rate: &self.config.rate_limit,
+            now: self.now,
+            max_http_head: self.config.max_http_head,
+        };
+        let unwrapped = self.peers.unwrap(key, self.arena.data_mut(), policy);
+        self.arena.truncate(unwrapped.len);
+        let data = &self.arena.data()[..unwrapped.ready];
         let mut cursor = Cursor::default();
         while let Some(msg) = self.peers.next_msg(key, data, &mut cursor, policy) {
             self.hub.handle(&mut self.peers, key, msg);

@@ -209,6 +209,9 @@ impl Server {
         t.rate_limited = peers.rate_limited;
         t.open_binary = peers.open_binary;
         t.open_json = peers.open_json;
+        t.open_websocket = peers.open_websocket;
+        t.open_websocket_tls = peers.open_websocket_tls;
+        t.http_requests = peers.http_requests;
         t.slow_consumer_disconnects = peers.slow_consumers;
         self.handle.stats.publish(t);
     }

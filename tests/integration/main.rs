@@ -19,6 +19,8 @@
 //! - [`features`]: TIME, history, passkeys, accounts, admin commands, file sharing.
 //! - [`faults`]: faults injected beside a pair of clients that must lose nothing.
 //! - [`ops`]: the metrics endpoint, and the `chat-server` binary run as an admin would.
+//! - [`websocket`]: the web app over HTTP, the WebSocket handshake, framing rules and close
+//!   codes, limits, and `wss://` beside binary and JSON clients.
 //! - [`logging`]: the binary with its stderr broken or stuck keeps serving and stops on signals.
 //! - [`web`]: the browser app in real headless Chromium (WebDriver), beside a binary client.
 //!
@@ -42,3 +44,4 @@ mod stats;
 mod support;
 mod tls;
 mod web;
+mod websocket;

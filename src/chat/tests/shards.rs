@@ -107,7 +107,7 @@ fn a_room_message_is_relayed_once_per_shard_with_members_and_shared_there() {
     let Some(Remote::Room { room, frames, chat: true }) = work.pop() else { panic!("not a room message") };
     assert_eq!(&*room, "general");
     assert!(shared(&[&frames.json, &bob]), "the JSON frame is the one shard 0's members got");
-    let Frames { binary, json } = frames.clone();
+    let Frames { binary, json, .. } = frames.clone();
 
     w.hubs[1].remote(&mut w.outs[1], Remote::Room { room, frames, chat: true });
     let (carol, dave, erin) = (w.outs[1].frames(1), w.outs[1].frames(2), w.outs[1].frames(3));
@@ -124,7 +124,8 @@ fn a_room_message_is_relayed_once_per_shard_with_members_and_shared_there() {
 fn room_frames_for_a_room_without_local_members_are_dropped() {
     let mut w = World::new(2);
     w.enter(1, 1, "carol", BIN);
-    let frames = Frames { binary: Bytes::from_static(b"x"), json: Bytes::from_static(b"y") };
+    let frames =
+        Frames { binary: Bytes::from_static(b"x"), json: Bytes::from_static(b"y"), ws: Bytes::from_static(b"z") };
     w.hubs[1].remote(&mut w.outs[1], Remote::Room { room: "tech".into(), frames, chat: true });
     assert_eq!(w.outs[1].frames(1), Vec::<Bytes>::new());
     assert_eq!(w.hubs[1].counters.deliveries, 0);

@@ -6,7 +6,9 @@
 
 use super::frames::{summary, CLIENT_LIMITS};
 use super::net::{is_closed, is_timeout, raw_connect, reset, tcp_connect_from, READ_CHUNK};
-use super::{client_connect, ClientMsg, ClientStream, ClientTrust, ErrorCode, Msg, ServerMsg, WireFormat, DEADLINE};
+use super::{
+    client_connect, ClientMsg, ClientStream, ClientTrust, DecodeError, ErrorCode, Msg, ServerMsg, WireFormat, DEADLINE,
+};
 use bytes::BytesMut;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -182,9 +184,45 @@ impl Client {
         }
     }
 
-    /// Decodes one frame from the buffer, if a whole one is there.
+    /// Sends an HTTP request `head` and reads the response head (bounded by [`DEADLINE`]);
+    /// after a `101 Switching Protocols` the client speaks JSON over WebSocket. Returns the
+    /// response head; bytes after it stay buffered as frames.
+    pub fn upgrade(&mut self, head: &[u8]) -> io::Result<String> {
+        self.try_send_raw(head)?;
+        let deadline = Instant::now() + DEADLINE;
+        let end = loop {
+            if let Some(i) = self.buf[self.pos..].windows(4).position(|w| w == b"\r\n\r\n") {
+                break self.pos + i + 4;
+            }
+            if !self.fill(deadline)? {
+                return Err(io::Error::new(ErrorKind::UnexpectedEof, "closed before the response head ended"));
+            }
+        };
+        let response = String::from_utf8_lossy(&self.buf[self.pos..end]).into_owned();
+        self.pos = end;
+        if response.starts_with("HTTP/1.1 101 ") {
+            self.format = WireFormat::WebSocket;
+        }
+        Ok(response)
+    }
+
+    /// Decodes one frame from the buffer, if a whole one is there. Over WebSocket, frames that
+    /// are not text messages (the server's close frame) are skipped.
     fn decode(&mut self) -> io::Result<Option<Msg>> {
-        match self.format.decode_server(&self.buf[self.pos..], &CLIENT_LIMITS) {
+        loop {
+            let r = self.format.decode_server(&self.buf[self.pos..], &CLIENT_LIMITS);
+            match r.map(|o| o.map(|(m, used)| (m.into_owned(), used))) {
+                Err(e) if self.format == WireFormat::WebSocket && !e.is_fatal() => {
+                    self.pos += e.skip.unwrap_or(0);
+                }
+                other => return self.decoded(other),
+            }
+        }
+    }
+
+    /// Takes a decoded frame off the buffer.
+    fn decoded(&mut self, r: Result<Option<(Msg, usize)>, DecodeError>) -> io::Result<Option<Msg>> {
+        match r {
             Ok(Some((msg, used))) => {
                 let msg = msg.into_owned();
                 self.pos += used;
