@@ -148,7 +148,24 @@ export class Chat {
   sendLogin() {
     const msg = { type: this.register ? 'register' : 'login', username: this.me };
     if (this.secret || this.register) msg.credential = this.secret;
+    // Resume: only what came after the last message seen in general (where a login lands).
+    // A server without the resume extension ignores the key and replays as usual (deduped).
+    const since = this.since('general');
+    if (since && !this.register) msg.since = since;
+    this.lastError = { code: 0, text: '' };
     this.send(msg);
+  }
+
+  /** The largest message id seen in `room`, or 0. */
+  since(room) {
+    const conv = this.convs.get(`r:${room}`);
+    return conv ? conv.lastId : 0;
+  }
+
+  /** JOIN_ROOM, resuming after the last message seen there if we were there before. */
+  joinRoom(room) {
+    const since = this.since(room);
+    this.send(since ? { type: 'join_room', room, since } : { type: 'join_room', room });
   }
 
   onClose(info) {
@@ -156,6 +173,13 @@ export class Chat {
     this.pending = [];
     this.files.reset('the connection was lost');
     this.adminProbe = false;
+    const last = this.lastError || { code: 0, text: '' };
+    if (this.phase === 'chatting' && (last.code === 22 || last.code === 24)) {
+      // Kicked (or banned) by an administrator: coming straight back would defeat the point.
+      this.signOut();
+      this.ui.signinError(`An administrator disconnected you: ${last.text}`);
+      return;
+    }
     if (this.phase === 'chatting' || (this.phase === 'signing-in' && this.everLoggedIn)) {
       if (!this.outage) this.notice('Connection lost. Reconnecting…', 'error');
       this.outage = true;
@@ -164,10 +188,10 @@ export class Chat {
     }
     if (this.phase === 'signing-in') {
       this.phase = 'signed-out';
-      this.ui.signinError(info.wasOpen ? `The server closed the connection${this.lastError ? `: ${this.lastError}` : '.'}`
+      this.ui.signinError(info.wasOpen ? `The server closed the connection${last.text ? `: ${last.text}` : '.'}`
         : `Cannot reach the chat server at ${location.host}. Is it running? Try again in a moment.`);
     }
-    this.lastError = '';
+    this.lastError = { code: 0, text: '' };
   }
 
   onLoginAck(msg) {
@@ -189,7 +213,7 @@ export class Chat {
     else if (first) this.notice(`Signed in as ${this.me}. Type /help for commands.`, 'info');
     this.outage = false;
     if (rejoin) {
-      this.send({ type: 'join_room', room: this.wantRoom });
+      this.joinRoom(this.wantRoom);
     } else {
       this.wantRoom = msg.room;
       this.enteredRoom();
@@ -214,6 +238,10 @@ export class Chat {
       return;
     }
     let text = REJECT[code] || 'The server refused the sign-in.';
+    if (code === 24) {
+      const mins = Math.ceil((Number(msg.retry_ms) || 0) / 60000);
+      text = mins ? `This name is banned for about ${mins} more minute${mins === 1 ? '' : 's'}.` : 'This name is banned.';
+    }
     if (code === 19 && !this.secret && !this.register) {
       text = 'This server asks for a passkey or a password: enter it and sign in again.';
     } else if (code === 19 && this.register) {
@@ -233,7 +261,7 @@ export class Chat {
     const key = kind === 'room' ? `r:${name}` : `u:${name.toLowerCase()}`;
     let c = this.convs.get(key);
     if (!c) {
-      c = { key, kind, name, items: [], seen: new Set(), unread: 0, divider: false, last: 0 };
+      c = { key, kind, name, items: [], seen: new Set(), unread: 0, divider: false, last: 0, lastId: 0 };
       this.convs.set(key, c);
     }
     return c;
@@ -276,10 +304,10 @@ export class Chat {
   }
 
   /** A notice in the conversation on screen (or `conv`). */
-  notice(text, cls = 'info', conv = null, pre = false) {
+  notice(text, cls = 'info', conv = null, pre = false, data = null) {
     const c = conv || (this.active && this.convs.get(this.active));
     if (!c) return;
-    this.add(c, { type: 'notice', text, cls, pre }, false);
+    this.add(c, { type: 'notice', text, cls, pre, data }, false);
   }
 
   failItem(item, why) {
@@ -353,7 +381,7 @@ export class Chat {
         this.openDm(c.to);
         return this.sendPrivate(c.to, c.text);
       case 'join':
-        this.send({ type: 'join_room', room: c.room });
+        this.joinRoom(c.room);
         return true;
       case 'users':
         this.echo.users = true;
@@ -411,6 +439,8 @@ export class Chat {
   // ----- what the server says -----
 
   onMessage(m) {
+    // The last thing said before a close explains it (a kick is ERROR_MSG then the close).
+    if (m.type !== 'error_msg') this.lastError = { code: 0, text: '' };
     const handler = HANDLERS[m.type];
     if (handler) handler.call(this, m);
   }
@@ -426,6 +456,7 @@ const HANDLERS = {
   room_msg(m) {
     const conv = this.conv('room', m.room);
     if (!this.remember(conv, `${m.id}:${m.ts}`)) return;
+    conv.lastId = Math.max(conv.lastId, Number(m.id) || 0);
     const mine = sameName(m.from, this.me);
     if (m.history && mine) {
       // Our own message whose ack was lost in a drop: it did arrive; mark it sent.
@@ -445,7 +476,9 @@ const HANDLERS = {
     const item = this.pending.shift();
     if (!item) return;
     Object.assign(item, { id: m.id, ts: m.ts, state: 'sent' });
-    this.remember(this.conv('room', this.room), `${m.id}:${m.ts}`);
+    const conv = this.conv('room', this.room);
+    this.remember(conv, `${m.id}:${m.ts}`);
+    conv.lastId = Math.max(conv.lastId, Number(m.id) || 0);
     updateItem(item);
   },
   private_msg_delivery(m) {
@@ -501,11 +534,19 @@ const HANDLERS = {
       if (m.room !== this.room) return;
       const verb = { join: 'joined', leave: 'left', disconnect: 'disconnected' }[kind];
       this.presence(m.room, kind === 'join' ? [m.user] : [], 0, kind === 'join' ? [] : [m.user], 0);
-      this.notice(`${m.user} ${verb}`, kind, this.conv('room', m.room));
+      const counts = kind === 'join' ? { joined: '1', left: '0' } : { joined: '0', left: '1' };
+      this.notice(`${m.user} ${verb}`, kind, this.conv('room', m.room), false, counts);
     } else if (kind === 'alert') {
       this.notice(`Alert from ${m.user || 'the server'}: ${m.text}`, 'alert');
     } else {
       this.notice(m.text, 'info');
+    }
+  },
+  replay_end(m) {
+    if (m.gap) {
+      const lost = Number(m.lost) || 0;
+      this.notice(`Some messages of #${m.room} from while you were away are no longer kept${lost ? ` (${lost})` : ''}.`,
+        'info', this.conv('room', m.room));
     }
   },
   presence(m) {
@@ -518,12 +559,13 @@ const HANDLERS = {
     const parts = [];
     if (joined.length || jm) parts.push(`${namesText(joined, jm)} joined`);
     if (left.length || lm) parts.push(`${namesText(left, lm)} left`);
-    if (parts.length) this.notice(parts.join('; '), 'join', this.conv('room', m.room));
+    const counts = { joined: String(joined.length + jm), left: String(left.length + lm) };
+    if (parts.length) this.notice(parts.join('; '), 'join presence', this.conv('room', m.room), false, counts);
   },
   error_msg(m) {
     const code = m.code;
     const text = typeof m.text === 'string' ? m.text : '';
-    this.lastError = text;
+    this.lastError = { code: code === 22 && this.adminProbe ? 0 : code, text };
     if (this.phase === 'signing-in' && !this.everLoggedIn) {
       this.ui.signinError(`${LOGIN_ERROR[code] || 'The server refused the connection.'} (${text})`);
       return;
@@ -579,7 +621,10 @@ Chat.prototype.presence = function presence(room, joined, joinedMore, left, left
   joined.forEach((n) => set.set(n.toLowerCase(), n));
   left.forEach((n) => set.delete(n.toLowerCase()));
   this.members = [...set.values()].sort();
-  if (joinedMore || leftMore) this.send({ type: 'list_users' });
+  // A storm with unnamed members, or someone who came and went inside one window (in both
+  // lists, order unknown): the server's list is the authority.
+  const both = joined.some((n) => left.some((l) => sameName(n, l)));
+  if (joinedMore || leftMore || both) this.send({ type: 'list_users' });
   this.ui.renderLists();
   this.ui.refreshRoomsSoon();
 };

@@ -214,9 +214,9 @@ export class Files {
   /** The room's file list, each with a Download button. */
   renderList() {
     const items = this.list.map((f) =>
-      el('li', { data: { file: String(f.id) } },
+      el('li', { data: { file: String(f.id) }, title: `file id ${f.id} (/get ${f.id})` },
         el('span', { class: 'file-name', text: f.name }),
-        el('span', { class: 'file-meta', text: ` ${fmtSize(f.size)} · ${f.from} · #${f.id} ` }),
+        el('span', { class: 'file-meta', text: ` ${fmtSize(f.size)} · from ${f.from} ` }),
         el('button', { class: 'small', text: 'Download', attrs: { type: 'button', 'aria-label': `Download ${f.name}` },
           on: { click: () => this.get(f.id) } })));
     fillList($('file-list'), items, $('files-empty'));

@@ -76,6 +76,8 @@ $('nav-toggle').addEventListener('click', () => {
   if ($('sidebar').classList.contains('open')) chat.ui.closeDrawer();
   else chat.ui.openDrawer();
 });
+// On a phone, a tap beside the open drawer closes it.
+document.querySelector('.conversation').addEventListener('click', () => chat.ui.closeDrawer());
 document.addEventListener('keydown', (ev) => {
   if (ev.key === 'Escape') chat.ui.closeDrawer();
 });

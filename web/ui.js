@@ -149,7 +149,7 @@ export class Ui {
   roomClicked(name) {
     const c = this.chat;
     if (name === c.room) c.activate(`r:${name}`);
-    else c.submit(`/join ${name}`);
+    else c.joinRoom(name);
   }
 
   renderDms(active) {

@@ -100,10 +100,16 @@ impl Browser {
         let id = value["sessionId"].as_str().unwrap_or_else(|| panic!("no session id in {value}")).to_string();
         let session = Session { browser: self, id, downloads };
         // Exact CSS pixels whatever the window manager would allow (headless has a minimum width).
-        session.cdp("Emulation.setDeviceMetricsOverride", json!({
-            "width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 600,
-        }));
+        session.cdp(
+            "Emulation.setDeviceMetricsOverride",
+            json!({
+                "width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 600,
+            }),
+        );
         session.color_scheme(false);
+        // Finding an element waits (bounded) for it to appear, as a user would wait to click it.
+        let implicit = BROWSER_DEADLINE.as_millis() as u64;
+        session.cmd("POST", "/timeouts", Some(json!({ "implicit": implicit })));
         session
     }
 
@@ -175,10 +181,8 @@ impl Session<'_> {
         let end = Instant::now() + BROWSER_DEADLINE;
         loop {
             let v = self.js(script, args);
-            let truthy = !matches!(&v, Value::Null | Value::Bool(false))
-                && v != json!(0)
-                && v != json!("")
-                && v != json!([]);
+            let truthy =
+                !matches!(&v, Value::Null | Value::Bool(false)) && v != json!(0) && v != json!("") && v != json!([]);
             if truthy {
                 return v;
             }
@@ -190,7 +194,7 @@ impl Session<'_> {
         }
     }
 
-    /// The element matching a CSS selector (fails at once if there is none).
+    /// The element matching a CSS selector, once there is one (bounded wait).
     #[track_caller]
     pub fn find(&self, css: &str) -> String {
         let v = self.cmd("POST", "/element", Some(json!({ "using": "css selector", "value": css })));
@@ -277,14 +281,8 @@ fn http_json(port: u16, method: &str, path: &str, body: Option<Value>) -> Result
         body.len()
     );
     s.write_all(head.as_bytes()).and_then(|()| s.write_all(body.as_bytes())).map_err(|e| e.to_string())?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).map_err(|e| format!("read from chromedriver: {e}"))?;
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or("no HTTP head from chromedriver")?;
-    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
-    let mut payload = raw[split + 4..].to_vec();
-    if head.contains("transfer-encoding: chunked") {
-        payload = dechunk(&payload)?;
-    }
+    // chromedriver keeps the connection open whatever we ask: read exactly one response.
+    let (head, payload) = read_response(&mut s)?;
     let status: u16 = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or("bad status line")?;
     let json: Value = serde_json::from_slice(&payload).map_err(|e| format!("chromedriver sent bad JSON: {e}"))?;
     let value = json.get("value").cloned().unwrap_or(Value::Null);
@@ -292,6 +290,49 @@ fn http_json(port: u16, method: &str, path: &str, body: Option<Value>) -> Result
         return Err(format!("HTTP {status}: {} {}", value["error"], value["message"]));
     }
     Ok(value)
+}
+
+/// Reads one HTTP response: its head (lower-cased) and its body, by Content-Length or chunked.
+fn read_response(s: &mut TcpStream) -> Result<(String, Vec<u8>), String> {
+    let mut raw = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    let mut fill = |raw: &mut Vec<u8>| -> Result<bool, String> {
+        let n = s.read(&mut chunk).map_err(|e| format!("read from chromedriver: {e}"))?;
+        raw.extend_from_slice(&chunk[..n]);
+        Ok(n > 0)
+    };
+    let split = loop {
+        if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i;
+        }
+        if !fill(&mut raw)? {
+            return Err("chromedriver closed before a whole response head".into());
+        }
+    };
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    let length = head.lines().find_map(|l| l.strip_prefix("content-length:")).and_then(|v| v.trim().parse().ok());
+    let chunked = head.contains("transfer-encoding: chunked") || head.contains("transfer-encoding:chunked");
+    loop {
+        let body = &raw[split + 4..];
+        let complete = match length {
+            Some(n) => body.len() >= n,
+            None if chunked => body.windows(5).any(|w| w == b"0\r\n\r\n"),
+            None => false,
+        };
+        if complete {
+            break;
+        }
+        if !fill(&mut raw)? {
+            break;
+        }
+    }
+    let mut body = raw[split + 4..].to_vec();
+    if let Some(n) = length {
+        body.truncate(n);
+    } else if chunked {
+        body = dechunk(&body)?;
+    }
+    Ok((head, body))
 }
 
 /// The body of a chunked transfer encoding.

@@ -125,7 +125,11 @@ fn two_browsers_and_a_binary_client_chat_share_files_and_survive_a_restart() {
     sign_in(&alice, &url, "alice");
     sign_in(&bob, &url, "bob");
     let mut carol = Client::login_new(addr, WireFormat::Binary, "carol");
-    alice.wait("carol in alice's member list", "return !!document.querySelector('#member-list [data-user=carol]')", &[]);
+    alice.wait(
+        "carol in alice's member list",
+        "return !!document.querySelector('#member-list [data-user=carol]')",
+        &[],
+    );
 
     // Messages every way: browser → browser + binary, and binary → both browsers.
     say(&alice, "hello from alice");
@@ -143,7 +147,11 @@ fn two_browsers_and_a_binary_client_chat_share_files_and_survive_a_restart() {
     wait_text(&bob, "bob", "carol <b>here</b> & there");
     assert_eq!(alice.js("return document.querySelectorAll('#messages b').length", &[]), json!(0), "text is escaped");
     // Alice's own message was acknowledged: it carries the server's id.
-    alice.wait("alice's message acknowledged", "return document.querySelectorAll('#messages li.msg.mine[data-id]').length", &[]);
+    alice.wait(
+        "alice's message acknowledged",
+        "return document.querySelectorAll('#messages li.msg.mine[data-id]').length",
+        &[],
+    );
 
     private_messages(&alice, &bob, &mut carol);
     rooms(&alice, &bob, &mut carol);
@@ -154,7 +162,11 @@ fn two_browsers_and_a_binary_client_chat_share_files_and_survive_a_restart() {
     // repeat nothing of the history they already show.
     let before = count_text(&alice, "hello from alice");
     drop(server);
-    alice.wait("alice notices the drop", "return document.getElementById('conn-status').dataset.state !== 'online'", &[]);
+    alice.wait(
+        "alice notices the drop",
+        "return document.getElementById('conn-status').dataset.state !== 'online'",
+        &[],
+    );
     let (_server, again) = start_server(dir.path(), addr.port());
     assert_eq!(again, addr);
     wait_online(&alice, "alice reconnected");
@@ -179,7 +191,11 @@ fn private_messages(alice: &Session<'_>, bob: &Session<'_>, carol: &mut Client) 
     say(alice, "psst, bob");
     wait_text(alice, "alice (echo)", "psst, bob");
     // Bob is in #general: the message waits behind an unread badge.
-    bob.wait("bob's unread badge", "const b = document.querySelector('#dm-list [data-dm=alice] .badge'); return b && b.textContent", &[]);
+    bob.wait(
+        "bob's unread badge",
+        "const b = document.querySelector('#dm-list [data-dm=alice] .badge'); return b && b.textContent",
+        &[],
+    );
     assert_eq!(count_text(bob, "psst, bob"), 0, "not in the room's conversation");
     bob.click("#nav-toggle");
     bob.click("#dm-list [data-dm=alice]");
@@ -209,7 +225,11 @@ fn rooms(alice: &Session<'_>, bob: &Session<'_>, carol: &mut Client) {
     assert_eq!(count_text(alice, "rustaceans only"), 0, "another room's message stays there");
     // The room list counts members.
     alice.click("#rooms-refresh");
-    alice.wait("#rust has 2 members", "const c = document.querySelector('#room-list [data-room=rust] .count'); return c && c.textContent === '2'", &[]);
+    alice.wait(
+        "#rust has 2 members",
+        "const c = document.querySelector('#room-list [data-room=rust] .count'); return c && c.textContent === '2'",
+        &[],
+    );
     bob.click("#nav-toggle");
     bob.click("#room-list [data-room=general]");
     bob.wait("bob back in #general", "return document.getElementById('conv-title').textContent === '#general'", &[]);
@@ -235,12 +255,16 @@ fn files(alice: &Session<'_>, bob: &Session<'_>, carol: &mut Client, dir: &Path)
     );
     let id: u64 = id.as_str().and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("upload: {id}"));
     let offered = carol.recv_until(|m| matches!(m, ServerMsg::FileAvailable { id: got, .. } if *got == id));
-    assert!(matches!(offered, ServerMsg::FileAvailable { ref name, size: 100_000, ref from, .. } if name == "report.bin" && from == "alice"));
+    assert!(
+        matches!(offered, ServerMsg::FileAvailable { ref name, size: 100_000, ref from, .. } if name == "report.bin" && from == "alice")
+    );
 
     carol.send(&ClientMsg::FileGet { id });
     let mut got = Vec::new();
     let stored = loop {
-        match carol.recv_until(|m| matches!(m, ServerMsg::FileChunk { .. } | ServerMsg::FileDone { .. } | ServerMsg::ErrorMsg { .. })) {
+        match carol.recv_until(|m| {
+            matches!(m, ServerMsg::FileChunk { .. } | ServerMsg::FileDone { .. } | ServerMsg::ErrorMsg { .. })
+        }) {
             ServerMsg::FileChunk { offset, data, .. } => {
                 assert_eq!(offset, got.len() as u64);
                 got.extend_from_slice(&data);
@@ -286,7 +310,10 @@ fn history_after_reload(alice: &Session<'_>, url: &str) {
 
 /// Types a name and a passkey or password into the sign-in form and submits it.
 fn submit_sign_in(page: &Session<'_>, name: &str, secret: &str) {
-    page.js("document.getElementById('signin-name').value = ''; document.getElementById('signin-secret').value = ''", &[]);
+    page.js(
+        "document.getElementById('signin-name').value = ''; document.getElementById('signin-secret').value = ''",
+        &[],
+    );
     page.type_into("#signin-name", name);
     page.type_into("#signin-secret", &format!("{secret}{ENTER}"));
 }
@@ -294,11 +321,8 @@ fn submit_sign_in(page: &Session<'_>, name: &str, secret: &str) {
 /// The sign-in error shown next (the form clears the previous one on submit).
 #[track_caller]
 fn sign_in_error(page: &Session<'_>, what: &str) -> String {
-    let v = page.wait(
-        what,
-        "const e = document.getElementById('signin-error'); return !e.hidden && e.textContent",
-        &[],
-    );
+    let v =
+        page.wait(what, "const e = document.getElementById('signin-error'); return !e.hidden && e.textContent", &[]);
     page.js("document.getElementById('signin-error').hidden = true", &[]);
     v.as_str().unwrap_or_default().to_string()
 }
@@ -310,8 +334,23 @@ fn sign_in_refusals_are_explained_and_the_admin_gets_the_admin_panel() {
     let Some(browser) = Browser::start() else { return };
     let dir = TempDir::new("web-auth");
     let args = [
-        "--bind", "127.0.0.1", "--port", "0", "--no-tls", "--shards", "1", "--history", "memory",
-        "--auth", "passkey", "--passkey", "sesame", "--admin-user", "root", "--admin-password", "rootpass1",
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--no-tls",
+        "--shards",
+        "1",
+        "--history",
+        "memory",
+        "--auth",
+        "passkey",
+        "--passkey",
+        "sesame",
+        "--admin-user",
+        "root",
+        "--admin-password",
+        "rootpass1",
     ];
     let server = ServerProcess::start(dir.path(), &args);
     let url = format!("http://{}/", server.wait_listening());
@@ -354,5 +393,39 @@ fn sign_in_refusals_are_explained_and_the_admin_gets_the_admin_panel() {
     say(&page, "/admin users");
     page.wait("alice refused", "return [...document.querySelectorAll('#messages li.notice.error')].length", &[]);
     assert_csp_clean(&page, "alice");
+    // A kicked user is told why and does not reconnect by itself.
+    other.type_into("#admin-command", &format!("kick alice{ENTER}"));
+    assert!(sign_in_error(&page, "alice kicked").contains("An administrator disconnected you"));
+    page.wait("no reconnect", "return document.getElementById('conn-status').dataset.state === 'offline'", &[]);
     assert_csp_clean(&other, "root");
+}
+
+/// A join storm: the page accounts for every joiner, whether the server names each one
+/// (SYSTEM_MSG) or sums them up (PRESENCE: "a, b and 23 others joined"), and its member list
+/// ends up with everyone.
+#[test]
+fn a_join_storm_is_summed_up_and_every_member_is_listed() {
+    const JOINERS: usize = 25;
+    let Some(browser) = Browser::start() else { return };
+    let dir = TempDir::new("web-storm");
+    let (_server, addr) = start_server(dir.path(), 0);
+    let page = browser.session(DESKTOP.0, DESKTOP.1);
+    sign_in(&page, &format!("http://{addr}/"), "watcher");
+    let clients: Vec<Client> =
+        (0..JOINERS).map(|i| Client::login_new(addr, WireFormat::Binary, &format!("guest{i:02}"))).collect();
+    let joined = page.wait(
+        "every joiner accounted for",
+        "const n = [...document.querySelectorAll('#messages li.notice[data-joined]')]\
+             .reduce((sum, li) => sum + Number(li.dataset.joined), 0);\
+         return n >= arguments[0] && n",
+        &[json!(JOINERS)],
+    );
+    assert_eq!(joined, json!(JOINERS), "each join counted once");
+    page.wait(
+        "everyone in the member list",
+        "return document.querySelectorAll('#member-list li').length === arguments[0]",
+        &[json!(JOINERS + 1)],
+    );
+    drop(clients);
+    page.wait("everyone gone again", "return document.querySelectorAll('#member-list li').length === 1", &[]);
 }

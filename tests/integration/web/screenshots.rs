@@ -57,8 +57,12 @@ fn screenshots() {
     std::fs::write(&notes, "chatproto 1.4\n- a browser app\n".repeat(400)).expect("write the file");
     alice.click("#files-toggle");
     alice.type_into("#file-input", notes.to_str().expect("utf-8 path"));
-    alice.wait("the upload", "const t = document.querySelector('.transfer[data-kind=upload]'); return t && t.dataset.state === 'done'", &[]);
-    wait_text(&bob, "bob", "alice shared release-notes-1.4.txt (24.6 KiB)");
+    alice.wait(
+        "the upload",
+        "const t = document.querySelector('.transfer[data-kind=upload]'); return t && t.dataset.state === 'done'",
+        &[],
+    );
+    wait_text(&bob, "bob", "alice shared release-notes-1.4.txt (11.7 KiB)");
     dan.send(&ClientMsg::PrivateMsg { to: "alice".into(), text: "Thanks! Lunch at 12?".into() });
     alice.wait("dan's private message", "return document.querySelector('#dm-list [data-dm=dan] .badge')", &[]);
     grace.join("design");
