@@ -4,7 +4,7 @@
 // the browser before it is offered for saving.
 
 import { sha256Hex } from './sha256.js';
-import { $, el, fmtSize, fillList } from './view.js';
+import { $, el, fmtSize, syncList } from './view.js';
 
 /** Bytes of file data per FILE_CHUNK: fits the server's default 64 KiB frame once in base64. */
 const CHUNK = 32 * 1024;
@@ -213,13 +213,16 @@ export class Files {
 
   /** The room's file list, each with a Download button. */
   renderList() {
-    const items = this.list.map((f) =>
-      el('li', { data: { file: String(f.id) }, title: `file id ${f.id} (/get ${f.id})` },
+    const byId = new Map(this.list.map((f) => [String(f.id), f]));
+    syncList($('file-list'), [...byId.keys()], (key) => {
+      const f = byId.get(key);
+      return el('li', { data: { file: key }, title: `file id ${f.id} (/get ${f.id})` },
         el('span', { class: 'file-name', text: f.name }),
         el('span', { class: 'file-meta', text: ` ${fmtSize(f.size)} · from ${f.from} ` }),
         el('button', { class: 'small', text: 'Download', attrs: { type: 'button', 'aria-label': `Download ${f.name}` },
-          on: { click: () => this.get(f.id) } })));
-    fillList($('file-list'), items, $('files-empty'));
+          on: { click: () => this.get(f.id) } }));
+    }, () => {});
+    $('files-empty').hidden = this.list.length > 0;
   }
 
   /** One transfer's row: a label, a progress bar and a status (and a save link once verified). */

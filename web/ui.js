@@ -2,7 +2,7 @@
 // private-message and member lists with unread counts, the files panel, the admin panel, and the
 // phone layout's drawer. Reads the chat's state; never changes it except through its methods.
 
-import { $, badge, convLabel, el, fillList } from './view.js';
+import { $, convLabel, el, setBadge, syncList } from './view.js';
 
 /** Wait before refreshing the room list after joins and leaves (a storm asks once). */
 const ROOMS_REFRESH_MS = 1000;
@@ -130,20 +130,23 @@ export class Ui {
       if (conv.kind === 'room' && conv.unread && !rooms.has(conv.name)) rooms.set(conv.name, undefined);
     }
     const names = [...rooms.keys()].sort((a, b) => a.localeCompare(b));
-    const items = names.map((name) => {
-      const conv = c.convs.get(`r:${name}`);
-      const users = rooms.get(name);
-      const btn = el('button', { class: 'entry', attrs: { type: 'button' }, data: { room: name },
+    syncList($('room-list'), names, (name) => el('li', {},
+      el('button', { class: 'entry', attrs: { type: 'button' }, data: { room: name },
         on: { click: () => this.roomClicked(name) } },
-      el('span', { class: 'entry-name', text: `#${name}` }),
-      users === undefined ? null : el('span', { class: 'count', text: String(users),
-        attrs: { 'aria-label': `${users} ${users === 1 ? 'member' : 'members'}` } }),
-      badge(conv ? conv.unread : 0));
-      if (name === c.room) btn.classList.add('current');
-      if (active && active.key === `r:${name}`) btn.setAttribute('aria-current', 'true');
-      return el('li', {}, btn);
+      el('span', { class: 'entry-name', text: `#${name}` }), el('span', { class: 'count' }),
+      el('span', { class: 'badge' }))),
+    (li, name) => {
+      const btn = li.firstChild;
+      const users = rooms.get(name);
+      const count = btn.querySelector('.count');
+      count.hidden = users === undefined;
+      count.textContent = String(users);
+      count.setAttribute('aria-label', `${users} ${users === 1 ? 'member' : 'members'}`);
+      const conv = c.convs.get(`r:${name}`);
+      setBadge(btn.querySelector('.badge'), conv ? conv.unread : 0);
+      btn.classList.toggle('current', name === c.room);
+      setCurrent(btn, active && active.key === `r:${name}`);
     });
-    fillList($('room-list'), items);
   }
 
   roomClicked(name) {
@@ -153,28 +156,35 @@ export class Ui {
   }
 
   renderDms(active) {
-    const dms = [...this.chat.convs.values()].filter((v) => v.kind === 'dm').sort((a, b) => b.last - a.last);
-    const items = dms.map((conv) => {
-      const btn = el('button', { class: 'entry', attrs: { type: 'button' }, data: { dm: conv.name },
-        on: { click: () => this.chat.activate(conv.key) } },
-      el('span', { class: 'entry-name', text: `@${conv.name}` }), badge(conv.unread));
-      if (active === conv) btn.setAttribute('aria-current', 'true');
-      return el('li', {}, btn);
+    const convs = this.chat.convs;
+    const dms = [...convs.values()].filter((v) => v.kind === 'dm').sort((a, b) => b.last - a.last);
+    syncList($('dm-list'), dms.map((d) => d.key), (key) => el('li', {},
+      el('button', { class: 'entry', attrs: { type: 'button' }, on: { click: () => this.chat.activate(key) } },
+        el('span', { class: 'entry-name' }), el('span', { class: 'badge' }))),
+    (li, key) => {
+      const conv = convs.get(key);
+      const btn = li.firstChild;
+      btn.dataset.dm = conv.name;
+      btn.querySelector('.entry-name').textContent = `@${conv.name}`;
+      setBadge(btn.querySelector('.badge'), conv.unread);
+      setCurrent(btn, active === conv);
     });
-    fillList($('dm-list'), items, $('dm-empty'));
+    $('dm-empty').hidden = dms.length > 0;
   }
 
   renderMembers() {
     const c = this.chat;
     $('members-heading').textContent = c.room ? `In #${c.room} (${c.members.length})` : 'In the room';
-    const items = c.members.map((name) => {
-      if (name.toLowerCase() === (c.me || '').toLowerCase()) {
+    const me = (c.me || '').toLowerCase();
+    const keys = c.members.map((name) => (name.toLowerCase() === me ? `me:${name}` : `u:${name}`));
+    syncList($('member-list'), keys, (key) => {
+      const name = key.slice(key.indexOf(':') + 1);
+      if (key.startsWith('me:')) {
         return el('li', {}, el('span', { class: 'entry me-entry', text: `${name} (you)`, data: { user: name } }));
       }
       return el('li', {}, el('button', { class: 'entry', text: name, attrs: { type: 'button',
         'aria-label': `Write privately to ${name}` }, data: { user: name }, on: { click: () => c.openDm(name) } }));
-    });
-    fillList($('member-list'), items);
+    }, () => {});
   }
 
   /** Asks for the room list once, a moment after a burst of joins and leaves. */
@@ -211,4 +221,10 @@ export class Ui {
     $('nav-toggle').setAttribute('aria-expanded', 'false');
     if ($('sidebar').contains(document.activeElement)) $('input').focus();
   }
+}
+
+/** Marks a list entry as the conversation on screen (or not). */
+function setCurrent(btn, on) {
+  if (on) btn.setAttribute('aria-current', 'true');
+  else btn.removeAttribute('aria-current');
 }

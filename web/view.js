@@ -100,14 +100,33 @@ export function updateItem(item) {
   }
 }
 
-/** Replaces the children of `list` with `items`; shows `empty` (an element) when there are none. */
-export function fillList(list, items, empty) {
-  list.replaceChildren(...items);
-  if (empty) empty.hidden = items.length > 0;
+/**
+ * Makes `list`'s children the nodes for `keys`, in that order. A child with the same key is kept
+ * and updated in place, so keyboard focus and hover survive a redraw; new keys get `make(key)`;
+ * every node then gets `update(node, key)`; children whose key is gone are removed.
+ */
+export function syncList(list, keys, make, update) {
+  const old = new Map([...list.children].map((n) => [n.dataset.key, n]));
+  let prev = null;
+  for (const key of keys) {
+    let node = old.get(key);
+    if (node) {
+      old.delete(key);
+    } else {
+      node = make(key);
+      node.dataset.key = key;
+    }
+    update(node, key);
+    const want = prev ? prev.nextSibling : list.firstChild;
+    if (node !== want) list.insertBefore(node, want);
+    prev = node;
+  }
+  for (const n of old.values()) n.remove();
 }
 
-/** An unread badge, or null when there is nothing unread. */
-export function badge(n) {
-  if (!n) return null;
-  return el('span', { class: 'badge', text: n > 99 ? '99+' : String(n), attrs: { 'aria-label': `${n} unread` } });
+/** Sets an unread badge element to `n` (hidden at 0). */
+export function setBadge(node, n) {
+  node.hidden = !n;
+  node.textContent = n > 99 ? '99+' : String(n);
+  node.setAttribute('aria-label', `${n} unread`);
 }

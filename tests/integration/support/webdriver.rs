@@ -175,6 +175,13 @@ impl Session<'_> {
         self.cmd("POST", "/execute/sync", Some(json!({ "script": script, "args": args })))
     }
 
+    /// Runs `script` asynchronously: it ends by calling `arguments[arguments.length - 1]` with
+    /// its result (bounded by the driver's script timeout).
+    #[track_caller]
+    pub fn js_async(&self, script: &str, args: &[Value]) -> Value {
+        self.cmd("POST", "/execute/async", Some(json!({ "script": script, "args": args })))
+    }
+
     /// Polls `script` until it returns something truthy (bounded); returns that value.
     #[track_caller]
     pub fn wait(&self, what: &str, script: &str, args: &[Value]) -> Value {

@@ -48,8 +48,8 @@ fn screenshots() {
     let mut dan = Client::login_new(addr, WireFormat::Json, "dan");
     say(&alice, "Morning! The build is green again.");
     wait_text(&bob, "bob", "Morning! The build is green again.");
-    say(&bob, "Nice. I'll deploy after lunch 🚀");
-    wait_text(&alice, "alice", "Nice. I'll deploy after lunch 🚀");
+    say(&bob, "Nice. I'll deploy after lunch.");
+    wait_text(&alice, "alice", "Nice. I'll deploy after lunch.");
     dan.say("Can someone share the release notes?");
     wait_text(&alice, "alice", "Can someone share the release notes?");
 
@@ -64,7 +64,7 @@ fn screenshots() {
     );
     wait_text(&bob, "bob", "alice shared release-notes-1.4.txt (11.7 KiB)");
     dan.send(&ClientMsg::PrivateMsg { to: "alice".into(), text: "Thanks! Lunch at 12?".into() });
-    alice.wait("dan's private message", "return document.querySelector('#dm-list [data-dm=dan] .badge')", &[]);
+    alice.wait("dan's private message", "return document.querySelector('#dm-list [data-dm=dan] .badge:not([hidden])')", &[]);
     grace.join("design");
     dan.say("Got it, thanks alice");
     wait_text(&alice, "alice", "Got it, thanks alice");
