@@ -204,7 +204,10 @@ fn private_messages(alice: &Session<'_>, bob: &Session<'_>, carol: &mut Client) 
     bob.click("#nav-toggle");
     bob.click("#dm-list [data-dm=alice]");
     wait_text(bob, "bob", "psst, bob");
-    assert_eq!(bob.js("return document.querySelector('#dm-list [data-dm=alice] .badge:not([hidden])')", &[]), Value::Null);
+    assert_eq!(
+        bob.js("return document.querySelector('#dm-list [data-dm=alice] .badge:not([hidden])')", &[]),
+        Value::Null
+    );
     // The binary client writes to alice privately.
     carol.send(&ClientMsg::PrivateMsg { to: "alice".into(), text: "carol to alice, privately".into() });
     alice.click("#dm-list [data-dm=carol]");

@@ -64,7 +64,11 @@ fn screenshots() {
     );
     wait_text(&bob, "bob", "alice shared release-notes-1.4.txt (11.7 KiB)");
     dan.send(&ClientMsg::PrivateMsg { to: "alice".into(), text: "Thanks! Lunch at 12?".into() });
-    alice.wait("dan's private message", "return document.querySelector('#dm-list [data-dm=dan] .badge:not([hidden])')", &[]);
+    alice.wait(
+        "dan's private message",
+        "return document.querySelector('#dm-list [data-dm=dan] .badge:not([hidden])')",
+        &[],
+    );
     grace.join("design");
     dan.say("Got it, thanks alice");
     wait_text(&alice, "alice", "Got it, thanks alice");
