@@ -69,6 +69,10 @@ export class Chat {
     this.outage = false;
     /** Set by /users, /rooms, /files: print the next answer in the conversation too. */
     this.echo = { users: false, rooms: false, files: false };
+    /** Scroll-back (the resume extension): false once the server said it has none. */
+    this.scrollback = null;
+    /** A scroll-back page being received: {room, items}, or null. */
+    this.backfill = null;
   }
 
   // ----- signing in and out -----
@@ -275,6 +279,25 @@ export class Chat {
     if (sameName(name, this.me)) return;
     this.activate(this.conv('dm', name).key);
     $('input').focus();
+  }
+
+  /** Asks for the page of room messages before the oldest one shown (HISTORY). */
+  loadOlder() {
+    const conv = this.room && this.convs.get(`r:${this.room}`);
+    if (!conv || this.backfill || !this.conn.isOpen()) return;
+    const ids = conv.items.filter((i) => i.type === 'msg' && i.id !== undefined).map((i) => Number(i.id));
+    this.backfill = { room: this.room, items: [] };
+    this.send({ type: 'history', before: ids.length ? Math.min(...ids) : 0 });
+  }
+
+  /** A scroll-back page arrived: its messages go above the ones shown, the view stays put. */
+  prepend(conv, items) {
+    conv.items.unshift(...items);
+    if (this.active !== conv.key || !items.length) return;
+    const list = $('messages');
+    const height = list.scrollHeight;
+    list.prepend(...items.map((item) => renderItem(item, this.itemHandlers())));
+    list.scrollTop += list.scrollHeight - height;
   }
 
   /** Adds `item` to `conv`; counts it as unread unless it is seen now, history or our own. */

@@ -29,6 +29,11 @@ export const HANDLERS = {
   room_msg(m) {
     const conv = this.conv('room', m.room);
     if (!this.remember(conv, `${m.id}:${m.ts}`)) return;
+    if (m.history && this.backfill && this.backfill.room === m.room) {
+      this.backfill.items.push({ type: 'msg', id: m.id, ts: m.ts, from: m.from, text: m.text, history: true,
+        mine: sameName(m.from, this.me), state: 'sent' });
+      return;
+    }
     conv.lastId = Math.max(conv.lastId, Number(m.id) || 0);
     const mine = sameName(m.from, this.me);
     if (m.history && mine) {
@@ -115,6 +120,16 @@ export const HANDLERS = {
       this.notice(m.text, 'info');
     }
   },
+  history_end(m) {
+    const b = this.backfill;
+    this.backfill = null;
+    if (!b) return;
+    const conv = this.conv('room', b.room);
+    conv.more = !!m.more;
+    this.prepend(conv, b.items);
+    if (!m.more) this.notice(`That is everything the server keeps of #${b.room}.`, 'info', conv);
+    this.ui.renderLists();
+  },
   replay_end(m) {
     if (m.gap) {
       const lost = Number(m.lost) || 0;
@@ -149,6 +164,13 @@ export const HANDLERS = {
     }
     if ([8, 15, 16, 255].includes(code) && this.pending.length) {
       this.failItem(this.pending.shift(), text);
+      return;
+    }
+    if (code === 3 && this.backfill) {
+      this.backfill = null;
+      this.scrollback = false;
+      this.notice('This server keeps no scroll-back.', 'info');
+      this.ui.renderLists();
       return;
     }
     if (code === 23) {

@@ -54,6 +54,7 @@ for (const b of document.querySelectorAll('[data-admin]')) {
 }
 
 $('sign-out').addEventListener('click', () => chat.signOut());
+$('older-button').addEventListener('click', () => chat.loadOlder());
 $('retry-now').addEventListener('click', () => chat.conn.retryNow());
 $('rooms-refresh').addEventListener('click', () => chat.send({ type: 'list_rooms' }));
 $('files-refresh').addEventListener('click', () => chat.send({ type: 'list_files' }));

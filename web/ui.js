@@ -110,6 +110,9 @@ export class Ui {
     this.renderRooms(active);
     this.renderDms(active);
     this.renderMembers();
+    const older = active && active.kind === 'room' && active.name === c.room && c.scrollback !== false &&
+      active.more !== false;
+    $('older-button').hidden = !older;
     let hidden = 0;
     let total = 0;
     for (const conv of c.convs.values()) {

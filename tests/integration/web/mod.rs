@@ -450,3 +450,57 @@ fn a_join_storm_is_summed_up_and_every_member_is_listed() {
     drop(clients);
     page.wait("everyone gone again", "return document.querySelectorAll('#member-list li').length === 1", &[]);
 }
+
+/// "Earlier messages" pages back through the room's history (the resume extension's HISTORY),
+/// each page above the messages shown, nothing twice; a server without scroll-back says so.
+#[test]
+fn earlier_messages_page_back_above_the_shown_ones() {
+    let Some(browser) = Browser::start() else { return };
+    let dir = TempDir::new("web-scrollback");
+    let args = ["--bind", "127.0.0.1", "--port", "0", "--no-tls", "--shards", "1", "--history", "sqlite"];
+    let server = ServerProcess::start(dir.path(), &[&args[..], &["--data-dir", "data", "--history-len", "3"]].concat());
+    let addr = server.wait_listening();
+    let mut ann = Client::login_new(addr, WireFormat::Binary, "ann");
+    let texts: Vec<String> = (1..=7).map(|i| format!("line {i}")).collect();
+    for t in &texts {
+        ann.say(t);
+        ann.recv_until(|m| matches!(m, ServerMsg::RoomMsgAck { .. }));
+    }
+    let page = browser.session(DESKTOP.0, DESKTOP.1);
+    sign_in(&page, &format!("http://{addr}/"), "reader");
+    wait_text(&page, "reader", "line 7");
+    assert_eq!(count_text(&page, "line 4"), 0, "only the last 3 are replayed");
+    let shown = "return [...document.querySelectorAll('#messages li.msg .text')].map(e => e.textContent)";
+    let mut ended = false;
+    for _page in 0..texts.len() {
+        page.wait("the button", "return !document.getElementById('older-button').hidden", &[]);
+        let before = page.js(shown, &[]);
+        page.click("#older-button");
+        let outcome = page.wait(
+            "a page of earlier messages, or the word that there is none",
+            "const t = [...document.querySelectorAll('#messages li.notice .text')].map(e => e.textContent);\
+             if (t.some(x => x.includes('keeps no scroll-back'))) return 'none';\
+             if (t.some(x => x.includes('That is everything'))) return 'end';\
+             const n = document.querySelectorAll('#messages li.msg').length;\
+             return n > arguments[0] && 'more'",
+            &[json!(before.as_array().map_or(0, Vec::len))],
+        );
+        match outcome.as_str() {
+            Some("none") => {
+                // A server without the extension: the page hides the button and shows nothing new.
+                assert_eq!(page.js(shown, &[]), before);
+                page.wait("the button hidden", "return document.getElementById('older-button').hidden", &[]);
+                return;
+            }
+            Some("end") => {
+                ended = true;
+                break;
+            }
+            _ => continue,
+        }
+    }
+    assert!(ended, "paging back never reached the start");
+    assert_eq!(page.js(shown, &[]), json!(texts), "every line once, oldest first");
+    page.wait("the button hidden at the start", "return document.getElementById('older-button').hidden", &[]);
+    assert_no_repeats(&page, "reader");
+}
