@@ -126,8 +126,8 @@ export const HANDLERS = {
     if (!b) return;
     const conv = this.conv('room', b.room);
     conv.more = !!m.more;
+    if (!m.more) b.items.unshift({ type: 'notice', cls: 'divider', ts: Date.now(), text: `Start of #${b.room}` });
     this.prepend(conv, b.items);
-    if (!m.more) this.notice(`That is everything the server keeps of #${b.room}.`, 'info', conv);
     this.ui.renderLists();
   },
   replay_end(m) {

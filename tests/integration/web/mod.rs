@@ -480,7 +480,7 @@ fn earlier_messages_page_back_above_the_shown_ones() {
             "a page of earlier messages, or the word that there is none",
             "const t = [...document.querySelectorAll('#messages li.notice .text')].map(e => e.textContent);\
              if (t.some(x => x.includes('keeps no scroll-back'))) return 'none';\
-             if (t.some(x => x.includes('That is everything'))) return 'end';\
+             if (t.some(x => x.startsWith('Start of #'))) return 'end';\
              const n = document.querySelectorAll('#messages li.msg').length;\
              return n > arguments[0] && 'more'",
             &[json!(before.as_array().map_or(0, Vec::len))],
