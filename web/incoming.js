@@ -148,7 +148,11 @@ export const HANDLERS = {
     if (joined.length || jm) parts.push(`${namesText(joined, jm)} joined`);
     if (left.length || lm) parts.push(`${namesText(left, lm)} left`);
     const counts = { joined: String(joined.length + jm), left: String(left.length + lm) };
-    if (parts.length) this.notice(parts.join('; '), 'join presence', this.conv('room', m.room), false, counts);
+    if (!parts.length) return;
+    // Every name the server sent, for the tooltip.
+    const title = [...joined.map((n) => `+ ${n}`), ...left.map((n) => `− ${n}`)].join('\n');
+    this.add(this.conv('room', m.room), { type: 'notice', cls: 'join presence', text: parts.join('; '), data: counts,
+      title }, false);
   },
   error_msg(m) {
     const code = m.code;
@@ -224,8 +228,13 @@ export function trackMembers(room, joined, joinedMore, left, leftMore) {
   this.ui.refreshRoomsSoon();
 }
 
-/** "alice", "alice and bob", "alice, bob and carol", "alice, bob and 48 others". */
-export function namesText(names, more) {
+/** Names shown in a presence sentence; the rest are counted ("and 48 others"). */
+const NAMES_SHOWN = 3;
+
+/** "alice", "alice and bob", "alice, bob and carol", "alice, bob, carol and 48 others". */
+export function namesText(allNames, allMore) {
+  const names = allNames.slice(0, NAMES_SHOWN);
+  const more = allMore + (allNames.length - names.length);
   if (more > 0) {
     const others = `${more} other${more === 1 ? '' : 's'}`;
     return names.length ? `${names.join(', ')} and ${others}` : others;

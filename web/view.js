@@ -68,7 +68,7 @@ export function renderItem(item, handlers) {
       el('span', { class: 'text', text: `${item.from} shared ${item.name} (${fmtSize(item.size)})` }), ' ', get);
     node.dataset.file = String(item.id);
   } else {
-    node = el('li', { class: `notice ${item.cls || 'info'}`, data: item.data || {} }, time, ' ',
+    node = el('li', { class: `notice ${item.cls || 'info'}`, data: item.data || {}, title: item.title }, time, ' ',
       el(item.pre ? 'pre' : 'span', { class: 'text', text: item.text }));
   }
   item.node = node;
