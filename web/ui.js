@@ -82,7 +82,7 @@ export class Ui {
   /** Shows `conv`: its title, its items (rendered with `render`), the message box's hint. */
   showConversation(conv, render) {
     $('conv-title').textContent = convLabel(conv);
-    $('input').placeholder = conv.kind === 'room' ? `Message #${conv.name} — /help for commands`
+    $('input').placeholder = conv.kind === 'room' ? `Message #${conv.name}`
       : `Private message to ${conv.name}`;
     const list = $('messages');
     list.dataset.conv = conv.key;
