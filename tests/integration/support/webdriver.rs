@@ -90,6 +90,8 @@ impl Browser {
         args.push(format!("--window-size={width},{height}"));
         let caps = json!({ "capabilities": { "alwaysMatch": {
             "browserName": "chrome",
+            // The tests' TLS servers use a self-signed certificate made for the test.
+            "acceptInsecureCerts": true,
             "goog:chromeOptions": {
                 "binary": self.chromium,
                 "args": args,

@@ -329,6 +329,27 @@ fn history_after_reload(alice: &Session<'_>, url: &str) {
     assert_no_repeats(alice, "alice after the reload");
 }
 
+/// Over https the page talks `wss://` on the same port (a plain `ws://` would be blocked as mixed
+/// content), beside a plaintext binary client.
+#[test]
+fn over_https_the_page_uses_wss_on_the_same_port() {
+    let Some(browser) = Browser::start() else { return };
+    let dir = TempDir::new("web-tls");
+    let args = ["--bind", "127.0.0.1", "--port", "0", "--shards", "1", "--history", "memory"];
+    let server = ServerProcess::start(dir.path(), &args);
+    let addr = server.wait_listening();
+    let page = browser.session(DESKTOP.0, DESKTOP.1);
+    sign_in(&page, &format!("https://localhost:{}/", addr.port()), "sec");
+    assert_eq!(page.js("return location.protocol", &[]), json!("https:"));
+    assert_eq!(page.js("return isSecureContext", &[]), json!(true));
+    let mut plain = Client::login_new(addr, WireFormat::Binary, "plain");
+    say(&page, "over wss");
+    recv_room_text(&mut plain, "over wss");
+    plain.say("over tcp");
+    wait_text(&page, "sec", "over tcp");
+    assert_csp_clean(&page, "sec");
+}
+
 /// Types a name and a passkey or password into the sign-in form and submits it.
 fn submit_sign_in(page: &Session<'_>, name: &str, secret: &str) {
     page.js(
