@@ -30,6 +30,9 @@ enum Cmd {
 enum Protocol {
     Binary,
     Json,
+    /// JSON over WebSocket (`ws://host:port/ws`; with --tls, `wss://`).
+    #[value(alias = "websocket")]
+    Ws,
 }
 
 /// Knobs shared by `run` and `compare`.
@@ -102,8 +105,8 @@ struct RunArgs {
     /// Server address.
     #[arg(short, long, default_value = "127.0.0.1:5555")]
     addr: SocketAddr,
-    /// Wire format.
-    #[arg(long, value_enum, default_value_t = Protocol::Binary)]
+    /// Wire format (`--transport` is the same option): binary, json, or ws (JSON over WebSocket).
+    #[arg(long, alias = "transport", value_enum, default_value_t = Protocol::Binary)]
     protocol: Protocol,
     /// Use TLS (with --ca or --insecure).
     #[arg(long)]
@@ -235,6 +238,7 @@ fn cmd_run(a: RunArgs) -> anyhow::Result<bool> {
     s.format = match a.protocol {
         Protocol::Binary => WireFormat::Binary,
         Protocol::Json => WireFormat::Json,
+        Protocol::Ws => WireFormat::WebSocket,
     };
     if a.tls {
         s.tls = Some(tls_options(&a.scenario)?);

@@ -303,6 +303,19 @@ fn real_run_json_with_skewed_rooms() {
 }
 
 #[test]
+fn real_run_over_websocket_delivers_everything_and_bytes_match_the_server() {
+    let server = spawn(ServerConfig::loopback()).unwrap();
+    let mut s = small_scenario(&server);
+    s.format = WireFormat::WebSocket;
+    s.bots = 30;
+    let r = run_against(&server, s);
+    assert_clean(&r);
+    assert_eq!(r.mode, "websocket");
+    assert_eq!(server.handle.stats().http_requests, 30, "one upgrade per bot");
+    server.stop().unwrap();
+}
+
+#[test]
 fn real_run_over_tls_counts_ciphertext() {
     let dir = temp_dir("tls");
     let mut cfg = ServerConfig::loopback();

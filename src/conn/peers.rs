@@ -149,8 +149,12 @@ impl Peers {
         Some(conn)
     }
 
-    /// Starts closing `key` for `reason` (without a last frame) and marks it for the flush.
+    /// Starts closing `key` for `reason` (without a last frame; a WebSocket going away for a
+    /// shutdown gets its close frame, 1001) and marks it for the flush.
     pub fn start_closing(&mut self, key: usize, reason: CloseReason) {
+        if reason == CloseReason::Shutdown {
+            self.goodbye_for(key, reason, "the server is shutting down");
+        }
         if let Some(conn) = self.conns.get_mut(key) {
             conn.start_closing(reason);
             self.mark_dirty(key);

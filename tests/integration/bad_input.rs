@@ -268,10 +268,11 @@ fn garbage_first_bytes_close_with_a_json_error() {
 }
 
 #[test]
-fn http_request_closes_with_a_json_error() {
-    let bytes = b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n".to_vec();
+fn a_request_in_no_known_protocol_closes_with_a_json_error() {
+    // HTTP methods are answered over HTTP now (`websocket.rs`); other text is not ChatProto.
+    let bytes = b"SSH-2.0-OpenSSH_9.6\r\n".to_vec();
     run(
-        "http",
+        "not-chatproto",
         Case { format: WireFormat::Json, logged_in: false, bytes, code: ErrorCode::BadMagic, after: After::Closed },
     );
 }

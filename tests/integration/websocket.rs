@@ -51,7 +51,7 @@ fn the_web_app_is_served_with_its_type_and_security_headers() {
     assert_eq!((status, body.len()), (304, 0));
     let (status, _, body) = http_get(server.addr, b"HEAD / HTTP/1.1\r\n\r\n");
     assert_eq!((status, body.len()), (200, 0));
-    assert_eq!(server.handle.stats().http_requests, 3);
+    wait_for_stats(&server, "three HTTP requests", |s| s.http_requests == 3);
 }
 
 #[test]
@@ -112,8 +112,9 @@ fn websocket_binary_and_json_clients_chat_in_one_room() {
     web.send(&ClientMsg::PrivateMsg { to: "json".into(), text: "psst".into() });
     let m = json.recv_until(|m| matches!(m, ServerMsg::PrivateMsgDelivery { .. }));
     assert!(matches!(&m, ServerMsg::PrivateMsgDelivery { from, text, .. } if from == "web" && text == "psst"), "{m:?}");
-    let s = server.handle.stats();
-    assert_eq!((s.open_websocket, s.open_websocket_tls, s.open_binary, s.open_json), (1, 0, 1, 1), "{s:?}");
+    let by_format =
+        |s: &crate::support::StatsSnapshot| (s.open_websocket, s.open_websocket_tls, s.open_binary, s.open_json);
+    wait_for_stats(&server, "one connection per format", |s| by_format(s) == (1, 0, 1, 1));
 }
 
 #[test]
@@ -151,6 +152,31 @@ fn the_close_handshake_echoes_the_peers_code() {
 }
 
 #[test]
+fn a_shutdown_tells_websocket_clients_and_closes_with_going_away() {
+    let server = server();
+    let mut tcp = ws_raw(server.addr);
+    tcp.write_all(&login_frame("leaver")).unwrap();
+    wait_for_stats(&server, "the login", |s| s.logins == 1);
+    server.stop().expect("clean stop");
+    let frames = frames_until_closed(&mut tcp);
+    let texts: Vec<String> = frames.iter().map(|f| String::from_utf8_lossy(&f.payload).into_owned()).collect();
+    assert!(texts.iter().any(|t| t.contains("shutting down")), "{texts:?}");
+    assert_eq!(last_close(&frames), 1001);
+}
+
+#[test]
+fn the_login_deadline_applies_to_a_websocket_that_never_logs_in() {
+    let mut cfg = ServerConfig::loopback();
+    cfg.login_timeout = std::time::Duration::from_millis(300);
+    let server = server_with(cfg);
+    let mut tcp = ws_raw(server.addr);
+    let frames = frames_until_closed(&mut tcp);
+    let first = String::from_utf8_lossy(&frames[0].payload).into_owned();
+    assert!(first.starts_with(r#"{"type":"error_msg","code":"#), "{first}");
+    assert_eq!(last_close(&frames), 1008, "a policy close after the ERROR_MSG");
+}
+
+#[test]
 fn framing_violations_close_with_their_codes() {
     let mut cfg = ServerConfig::loopback();
     cfg.limits.max_frame = 1024;
@@ -175,7 +201,7 @@ fn framing_violations_close_with_their_codes() {
     for (what, bytes, want) in cases {
         assert_eq!(close_code_after(server.addr, &bytes), want, "{what}");
     }
-    assert!(server.handle.stats().protocol_errors >= 8);
+    wait_for_stats(&server, "eight protocol errors", |s| s.protocol_errors >= 8);
     // Bad JSON in a good frame costs only an ERROR_MSG, like on a JSON-lines connection.
     let mut web = ws_connect(server.addr);
     web.send_raw(&masked(true, wsframe::OP_TEXT, b"{not json"));

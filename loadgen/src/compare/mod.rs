@@ -52,9 +52,15 @@ pub struct Outcome {
     pub ok: bool,
 }
 
-/// The four modes, in the seed's table order.
-pub const MODES: [(WireFormat, bool); 4] =
-    [(WireFormat::Json, false), (WireFormat::Json, true), (WireFormat::Binary, false), (WireFormat::Binary, true)];
+/// The modes, in the seed's table order, then JSON over WebSocket (the browser's transport).
+pub const MODES: [(WireFormat, bool); 6] = [
+    (WireFormat::Json, false),
+    (WireFormat::Json, true),
+    (WireFormat::Binary, false),
+    (WireFormat::Binary, true),
+    (WireFormat::WebSocket, false),
+    (WireFormat::WebSocket, true),
+];
 
 #[derive(Serialize)]
 struct CompareJson<'a> {
@@ -145,7 +151,7 @@ fn run_sessions(opts: &CompareOptions, server_bin: &Path, work: &Path) -> anyhow
     Ok(sessions)
 }
 
-/// The load part: `--repeat` rounds over the four modes, so that a drift of the machine spreads
+/// The load part: `--repeat` rounds over the six modes, so that a drift of the machine spreads
 /// over all modes alike.
 fn run_loads(opts: &CompareOptions, server_bin: &Path, work: &Path) -> anyhow::Result<Vec<ModeRuns>> {
     let mut loads: Vec<ModeRuns> =

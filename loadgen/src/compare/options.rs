@@ -37,7 +37,7 @@ pub struct CompareOptions {
     pub out: PathBuf,
     /// The session part, if wanted.
     pub session: Option<SessionShape>,
-    /// Load runs per mode (rounds over all four modes); the tables show medians.
+    /// Load runs per mode (rounds over all six modes); the tables show medians.
     pub repeat: u32,
     /// The command line, for the README.
     pub command_line: String,

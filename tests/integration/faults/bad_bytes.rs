@@ -93,8 +93,9 @@ fn bad_magic_and_version_close_only_that_connection() {
     let mut c = Client::login_new(server.addr, WireFormat::Binary, "magic2");
     c.send_raw(b"C\x00\x01\x04");
     c.expect_error_then_closed(ErrorCode::BadMagic);
-    // A first byte that is not ChatProto at all: refused in JSON, the readable format.
-    for (i, first) in [&b"\x00\x01\x02"[..], b"GET / HTTP/1.1\r\n\r\n", b"\xff\xfe"].into_iter().enumerate() {
+    // A first byte that is neither ChatProto nor an HTTP method: refused in JSON, the readable
+    // format (an HTTP request gets an HTTP answer: see `websocket.rs`).
+    for (i, first) in [&b"\x00\x01\x02"[..], b"SSH-2.0-x\r\n", b"\xff\xfe"].into_iter().enumerate() {
         let mut c = Client::connect(server.addr, WireFormat::Json);
         c.name = format!("first-byte-{i}");
         c.send_raw(first);
