@@ -65,6 +65,8 @@ export class Chat {
     this.pending = [];
     this.adminProbe = false;
     this.isAdmin = false;
+    /** Set when we drop the socket ourselves to retry a refused login after a back-off. */
+    this.retrying = false;
     /** Set by a drop; the next LOGIN_ACK says "reconnected". */
     this.outage = false;
     /** Set by /users, /rooms, /files: print the next answer in the conversation too. */
@@ -167,6 +169,11 @@ export class Chat {
     this.files.reset('the connection was lost');
     this.adminProbe = false;
     const last = this.lastError || { code: 0, text: '' };
+    if (this.retrying) {
+      // A login refused for a while (name still held, too many attempts): the back-off retries.
+      this.retrying = false;
+      return;
+    }
     if (this.phase === 'chatting' && (last.code === 22 || last.code === 24)) {
       // Kicked (or banned) by an administrator: coming straight back would defeat the point.
       this.signOut();
@@ -219,14 +226,17 @@ export class Chat {
   onLoginReject(msg) {
     const code = msg.code;
     const reason = typeof msg.reason === 'string' ? msg.reason : '';
-    if (code === 12 && this.takenRetries > 0) {
-      // After a reload or a drop the server may still hold the old session for a moment.
-      this.takenRetries -= 1;
-      this.ui.signinBusy('Waiting for the previous session to end…');
+    if (code === 12 && (this.everLoggedIn || this.takenRetries > 0)) {
+      // After a reload or a drop the server may still hold the old session (until it notices
+      // the old connection is gone): try again, with the usual back-off.
+      this.takenRetries = Math.max(0, this.takenRetries - 1);
+      if (!this.everLoggedIn) this.ui.signinBusy('Waiting for the previous session to end…');
+      this.retrying = true;
       this.conn.drop(true);
       return;
     }
     if (this.everLoggedIn && code === 16) {
+      this.retrying = true;
       this.conn.drop(true);
       return;
     }

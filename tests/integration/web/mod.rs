@@ -525,3 +525,28 @@ fn earlier_messages_page_back_above_the_shown_ones() {
     page.wait("the button hidden at the start", "return document.getElementById('older-button').hidden", &[]);
     assert_no_repeats(&page, "reader");
 }
+
+/// A page that comes back (a reload) while the server still holds its name waits, says so, and
+/// signs in once the old session is gone, back in its room.
+#[test]
+fn a_reload_waits_for_the_old_session_to_end() {
+    let Some(browser) = Browser::start() else { return };
+    let dir = TempDir::new("web-taken");
+    let (_server, addr) = start_server(dir.path(), 0);
+    let url = format!("http://{addr}/");
+    let page = browser.session(DESKTOP.0, DESKTOP.1);
+    page.goto(&url);
+    page.wait("the page", "return document.documentElement.dataset.ready === 'true'", &[]);
+    // The "old session": a client holding the name, as a dead tab's connection would.
+    let old = Client::login_new(addr, WireFormat::Binary, "zed");
+    page.js("sessionStorage.setItem('chatproto.session', JSON.stringify({ name: 'zed', room: 'lab' }))", &[]);
+    page.goto(&url);
+    page.wait(
+        "the page waiting for the name",
+        "return document.getElementById('signin-status').textContent.includes('previous session')",
+        &[],
+    );
+    old.close();
+    wait_online(&page, "zed signed in once the name was free");
+    page.wait("back in #lab", "return document.getElementById('conv-title').textContent === '#lab'", &[]);
+}
