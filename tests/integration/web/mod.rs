@@ -550,3 +550,29 @@ fn a_reload_waits_for_the_old_session_to_end() {
     wait_online(&page, "zed signed in once the name was free");
     page.wait("back in #lab", "return document.getElementById('conv-title').textContent === '#lab'", &[]);
 }
+
+/// On an accounts server: *Create account* registers and signs in; afterwards the password is
+/// needed, and a wrong one is explained.
+#[test]
+fn an_account_is_created_from_the_page_and_its_password_checked() {
+    let Some(browser) = Browser::start() else { return };
+    let dir = TempDir::new("web-accounts");
+    let args = ["--bind", "127.0.0.1", "--port", "0", "--no-tls", "--shards", "1", "--auth", "accounts"];
+    let server =
+        ServerProcess::start(dir.path(), &[&args[..], &["--history", "memory", "--data-dir", "data"]].concat());
+    let page = browser.session(PHONE.0, PHONE.1);
+    page.goto(&format!("http://{}/", server.wait_listening()));
+    page.wait("the sign-in form", "return document.documentElement.dataset.ready === 'true'", &[]);
+    page.type_into("#signin-name", "newbie");
+    page.type_into("#signin-secret", "short");
+    page.click("#register-button");
+    assert!(sign_in_error(&page, "a short password").contains("8 characters or more"));
+    page.type_into("#signin-secret", " enough");
+    page.click("#register-button");
+    wait_online(&page, "the new account signed in");
+    page.click("#sign-out");
+    submit_sign_in(&page, "newbie", "wrong password");
+    assert!(sign_in_error(&page, "a wrong password").contains("did not accept the passkey or password"));
+    submit_sign_in(&page, "newbie", "short enough");
+    wait_online(&page, "signed in with the password");
+}
