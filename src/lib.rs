@@ -1,11 +1,15 @@
-//! chatproto: a LAN chat server speaking ChatProto v1.0 binary and JSON lines, plain or TLS,
-//! on one port, built on one mio event loop per core.
+//! chatproto: a LAN chat server speaking ChatProto v1.0 binary, JSON lines and JSON over
+//! WebSocket (with its web app over HTTP), plain or TLS, on one port, built on one mio event
+//! loop per core.
 //!
 //! Map of the crate, from the wire inwards (docs/ARCHITECTURE.md has the whole picture):
-//! - [`protocol`]: the sans-IO message model and its binary and JSON codecs (never sees a socket).
-//! - [`net`]: sockets, buffers, the plain/TLS transport seam, and every rustls call.
+//! - [`protocol`]: the sans-IO message model and its binary and JSON codecs, and the WebSocket
+//!   frame codec (never sees a socket).
+//! - [`net`]: sockets, buffers, the plain/TLS transport seam, every rustls call, and HTTP (the
+//!   embedded web app, the WebSocket handshake).
 //! - [`conn`]: one client connection (phase, buffers, limits), the table of them that is the
-//!   chat core's outbox, and intake: bytes to messages, refusing what is malformed or too fast.
+//!   chat core's outbox, and intake: bytes to messages (HTTP and WebSocket unwrapped first),
+//!   refusing what is malformed or too fast.
 //! - [`chat`]: the chat rules, sans-IO over [`chat::Outbox`]: login, rooms, messages,
 //!   presence, history, admin, files.
 //! - [`cluster`]: the backplane seam between shards (in-process today).

@@ -4,7 +4,7 @@
 use super::room::RoomId;
 use super::{fold, Hub, Outbox};
 use crate::cluster::{Frames, Remote};
-use crate::protocol::{ErrorCode, ServerMsg};
+use crate::protocol::{ErrorCode, ServerMsg, WireFormat};
 use bytes::Bytes;
 use std::sync::Arc;
 
@@ -54,7 +54,12 @@ impl Hub {
         if others == 0 {
             return;
         }
-        let frames = Frames::from_fn(|f| encoded[f.index()].take().unwrap_or_else(|| out.encode(f, msg)));
+        let json = encoded[WireFormat::Json.index()].take().unwrap_or_else(|| out.encode(WireFormat::Json, msg));
+        let frames = Frames::from_fn(|f| match encoded[f.index()].take() {
+            Some(frame) => frame,
+            None if f == WireFormat::Json => json.clone(),
+            None => out.encode_after_json(f, msg, &json),
+        });
         self.relay.room(others, &r.name, &frames, chat);
     }
 

@@ -51,6 +51,12 @@ pub trait Outbox {
         self.send(key, &ServerMsg::ErrorMsg { code, text: text.into() });
     }
 
+    /// Encodes `msg` in `format` when its JSON line `json` is already encoded: a format that
+    /// only wraps the JSON copies it instead of encoding again (the server overrides this).
+    fn encode_after_json(&mut self, format: WireFormat, msg: &ServerMsg<'_>, _json: &Bytes) -> Bytes {
+        self.encode(format, msg)
+    }
+
     /// Encodes `msg` once per format, for recipients whose format the sender does not know
     /// (other shards, everyone).
     fn encode_both(&mut self, msg: &ServerMsg<'_>) -> Frames {

@@ -50,6 +50,8 @@ pub enum CloseReason {
     Kicked,
     /// The server is shutting down.
     Shutdown,
+    /// An HTTP request was answered (a file or an error): one request per connection.
+    Answered,
 }
 
 /// Where a connection is in its life.

@@ -209,6 +209,14 @@ impl Outbox for Peers {
         format.encode_shared(msg, &mut self.arena)
     }
 
+    fn encode_after_json(&mut self, format: WireFormat, msg: &ServerMsg<'_>, json: &Bytes) -> Bytes {
+        self.reserve();
+        match format {
+            WireFormat::WebSocket => protocol::ws_from_json(json, &mut self.arena),
+            _ => format.encode_shared(msg, &mut self.arena),
+        }
+    }
+
     fn encode_both(&mut self, msg: &ServerMsg<'_>) -> Frames {
         self.reserve();
         protocol::encode_both(msg, &mut self.arena)

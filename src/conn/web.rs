@@ -47,7 +47,9 @@ fn close_code(reason: CloseReason) -> CloseCode {
     match reason {
         CloseReason::Framing => CloseCode::Protocol,
         CloseReason::Shutdown => CloseCode::GoingAway,
-        CloseReason::PeerClosed | CloseReason::IoError | CloseReason::TlsError => CloseCode::Normal,
+        CloseReason::PeerClosed | CloseReason::IoError | CloseReason::TlsError | CloseReason::Answered => {
+            CloseCode::Normal
+        }
         CloseReason::SlowConsumer | CloseReason::Flooding | CloseReason::Timeout | CloseReason::Kicked => {
             CloseCode::Policy
         }
@@ -81,7 +83,7 @@ impl Peers {
                 tracing::debug!(peer = %conn.peer, status, "HTTP");
                 conn.out.push_final(Bytes::from(head));
                 conn.out.push_final(Bytes::from_static(body));
-                conn.start_closing(CloseReason::PeerClosed);
+                conn.start_closing(CloseReason::Answered);
                 self.mark_dirty(key);
                 Unwrapped { ready: 0, len: 0 }
             }
@@ -133,6 +135,16 @@ impl Peers {
             conn.framing = Framing::WebSocket(state);
         }
         Unwrapped { ready, len }
+    }
+
+    /// Answers a plaintext HTTP request on a TLS-only server with a `400` saying to use
+    /// `https://`, and closes `key` once it is written.
+    pub fn refuse_plain_http(&mut self, key: usize) {
+        let Some(conn) = self.conns.get_mut(key) else { return };
+        self.counters.http_requests += 1;
+        conn.out.push_final(Bytes::from(http::tls_required()));
+        conn.start_closing(CloseReason::Answered);
+        self.mark_dirty(key);
     }
 
     /// Queues a WebSocket close frame for `key` (if it is a WebSocket that is not closing yet).

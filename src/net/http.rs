@@ -52,6 +52,14 @@ pub enum Answer {
     Reply { status: u16, head: Vec<u8>, body: &'static [u8] },
 }
 
+/// The answer to a plaintext HTTP request on a TLS-only server: use `https://`.
+pub fn tls_required() -> Vec<u8> {
+    match error(400, "this server accepts TLS only: use https:// (or wss://)") {
+        Answer::Reply { head, .. } => head,
+        _ => Vec::new(),
+    }
+}
+
 /// Reads a request head from the front of `buf`; a head over `max_head` bytes is answered 431.
 pub fn answer(buf: &[u8], max_head: usize) -> Answer {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];

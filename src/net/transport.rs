@@ -1,5 +1,6 @@
-//! The transport seam: a connection's byte stream over one of several layers (plain TCP, TLS;
-//! WebSocket next). The event loop reads plaintext into a buffer and flushes an outbound queue
+//! The transport seam: a connection's byte stream over one of several layers (plain TCP, TLS).
+//! WebSocket framing sits above it, in `conn::web`, because it rewrites bytes in the shard's
+//! read arena. The event loop reads plaintext into a buffer and flushes an outbound queue
 //! without knowing which layer is underneath, and learns how each call went as an [`Outcome`]
 //! instead of decoding `io::Error` kinds. Byte counters always count what crossed the socket
 //! (ciphertext under TLS). A new layer is one arm of [`Layer`] and one file beside this one.

@@ -24,7 +24,9 @@
 //!   from which [`MsgType`], the [`MESSAGES`] table and both codecs are generated;
 //! - `message`: the message enums ([`ClientMsg`], [`ServerMsg`]) and their code types;
 //! - [`binary`], [`json`]: how each field kind is read and written in each format;
-//! - [`validate`]: user and room naming rules.
+//! - [`validate`]: user and room naming rules;
+//! - [`ws`]: RFC 6455 frames: headers, masking, close codes, client frames unwrapped in place into
+//!   JSON lines, server text frames ([`WireFormat::WebSocket`]).
 
 pub mod binary;
 pub mod json;

@@ -123,3 +123,55 @@ fn masking_is_its_own_inverse_at_any_offset() {
         assert_eq!(d, data);
     }
 }
+
+/// A run of frames, mostly valid: any opcode (some unknown), fin or not, masked or (rarely)
+/// not, payloads of any bytes up to 300 long.
+fn frames() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+    use proptest::prelude::*;
+    let frame = (any::<bool>(), prop::sample::select(vec![0u8, 1, 1, 1, 2, 3, 8, 9, 10]), any::<u8>(), {
+        prop::collection::vec(prop_oneof![Just(b'a'), Just(b'\n'), any::<u8>()], 0..300)
+    })
+        .prop_map(|(fin, op, m, payload)| {
+            let mut out = BytesMut::new();
+            let key = if m < 250 { Some([m, 1, 2, 3]) } else { None };
+            write_frame(&mut out, op, &payload, key);
+            if !fin {
+                out[0] &= 0x7F;
+            }
+            out.to_vec()
+        });
+    prop::collection::vec(frame, 0..6).prop_map(|v| v.concat())
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 300, ..Default::default() })]
+
+    /// Bytes arriving in two reads unwrap to what they unwrap to in one: the same lines, the
+    /// same events, and never a panic or an out-of-range length, whatever the bytes.
+    #[test]
+    fn unwrapping_in_two_reads_equals_one(data in proptest::prop_oneof![frames(), proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400)], cut in 0usize..400) {
+        let cut = cut.min(data.len());
+        let (whole_lines, whole_events, _) = unwrap_all(&mut Inbound::default(), data.clone(), 256);
+        let mut state = Inbound::default();
+        let (mut lines, mut events, rest) = unwrap_all(&mut state, data[..cut].to_vec(), 256);
+        let stopped = matches!(events.last(), Some(Event::Refuse(_) | Event::Close(..)));
+        if !stopped {
+            let (more, e2, _) = unwrap_all(&mut state, [rest, data[cut..].to_vec()].concat(), 256);
+            lines.extend(more);
+            events.extend(e2);
+        }
+        proptest::prop_assert_eq!(&lines, &whole_lines);
+        // Events carry ranges into different buffers; compare their kinds and codes.
+        let kind = |e: &Event| match e {
+            Event::Ping(r) => format!("ping {}", r.len()),
+            Event::Close(c, r) => format!("close {c:?} {}", r.len()),
+            Event::Refuse((c, _)) => format!("refuse {c:?}"),
+        };
+        let got: Vec<String> = events.iter().map(kind).collect();
+        let want: Vec<String> = whole_events.iter().map(kind).collect();
+        proptest::prop_assert_eq!(got, want);
+        for line in lines.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            proptest::prop_assert!(std::str::from_utf8(line).is_ok());
+        }
+    }
+}

@@ -4,6 +4,7 @@
 
 use super::Server;
 use crate::conn::intake::{Cursor, Policy};
+use crate::conn::web::is_http_start;
 use crate::conn::CloseReason;
 use crate::net::transport::{Opening, Outcome};
 use crate::protocol::{ErrorCode, WireFormat};
@@ -91,6 +92,10 @@ impl Server {
             }
             (Opening::Tls, None) => {
                 self.peers.start_closing(key, CloseReason::Framing);
+                false
+            }
+            (Opening::Plain(first), _) if tls_only && is_http_start(first) => {
+                self.peers.refuse_plain_http(key);
                 false
             }
             (Opening::Plain(first), _) if tls_only => {

@@ -4,9 +4,10 @@
 //! and `wss://` + `https://` on the TLS port.
 
 use crate::support::{
-    frames_until_closed, http_get, is_room_msg, masked, raw_connect_small_rcvbuf, server, server_with, tls_config,
-    unlimited_config, upgrade_request, wait_for_stats, ws_connect, ws_connect_tls, ws_raw, wsframe, Client, ClientMsg,
-    ErrorCode, Msg, ServerConfig, ServerMsg, TempDir, WireFormat, WsFrame, DEADLINE,
+    frames_until_closed, http_get, is_notice, is_room_msg, masked, raw_connect_small_rcvbuf, server, server_with,
+    tls_config, unlimited_config, upgrade_request, wait_for_stats, ws_connect, ws_connect_tls, ws_raw, wsframe, Client,
+    ClientMsg, ErrorCode, Msg, ServerConfig, ServerMsg, StatsSnapshot, SystemKind, TempDir, WireFormat, WsFrame,
+    DEADLINE,
 };
 use std::io::Write;
 use std::time::Instant;
@@ -112,8 +113,7 @@ fn websocket_binary_and_json_clients_chat_in_one_room() {
     web.send(&ClientMsg::PrivateMsg { to: "json".into(), text: "psst".into() });
     let m = json.recv_until(|m| matches!(m, ServerMsg::PrivateMsgDelivery { .. }));
     assert!(matches!(&m, ServerMsg::PrivateMsgDelivery { from, text, .. } if from == "web" && text == "psst"), "{m:?}");
-    let by_format =
-        |s: &crate::support::StatsSnapshot| (s.open_websocket, s.open_websocket_tls, s.open_binary, s.open_json);
+    let by_format = |s: &StatsSnapshot| (s.open_websocket, s.open_websocket_tls, s.open_binary, s.open_json);
     wait_for_stats(&server, "one connection per format", |s| by_format(s) == (1, 0, 1, 1));
 }
 
@@ -276,4 +276,44 @@ fn wss_and_https_share_the_tls_port() {
     let mut page = Client::connect_tls(server.addr, WireFormat::Json, &dir.cert());
     let head = page.upgrade(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
     assert!(head.starts_with("HTTP/1.1 200 OK\r\n") && head.contains("text/html"), "{head}");
+}
+
+#[test]
+fn websocket_members_on_every_shard_get_a_room_message() {
+    let mut cfg = ServerConfig::loopback();
+    cfg.shards = 2;
+    let server = server_with(cfg);
+    let mut webs = Vec::new();
+    // WebSocket clients until both shards hold one (the kernel spreads the connections).
+    while server.handle.shard_stats().iter().any(|s| s.open_websocket == 0) {
+        assert!(webs.len() < 64, "the kernel never spread connections over the shards");
+        let mut c = ws_connect(server.addr);
+        c.login(&format!("web{}", webs.len()));
+        webs.push(c);
+        let n = webs.len() as u64;
+        wait_for_stats(&server, "the login counted", |s| s.logins == n);
+    }
+    let mut bin = Client::login_new(server.addr, WireFormat::Binary, "sender");
+    // Everyone has seen the sender join (on their own shard or relayed) before it speaks.
+    for c in &mut webs {
+        c.recv_until(|m| is_notice(m, SystemKind::Join, "sender"));
+    }
+    bin.say("across shards");
+    for c in &mut webs {
+        let m = c.recv_until(|m| matches!(m, ServerMsg::RoomMsg { .. }));
+        assert!(is_room_msg(&m, "across shards"), "{}: {m:?}", c.name);
+    }
+}
+
+#[test]
+fn a_tls_only_server_answers_plain_http_with_a_pointer_to_https() {
+    let dir = TempDir::new("tls-only-http");
+    let mut cfg = tls_config(&dir);
+    cfg.tls.tls_only = true;
+    let server = server_with(cfg);
+    let (status, _, body) = http_get(server.addr, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(status, 400);
+    assert!(String::from_utf8_lossy(&body).contains("https://"));
+    let mut page = Client::connect_tls(server.addr, WireFormat::Json, &dir.cert());
+    assert!(page.upgrade(b"GET / HTTP/1.1\r\n\r\n").unwrap().starts_with("HTTP/1.1 200 OK\r\n"));
 }
