@@ -225,6 +225,16 @@ impl Session<'_> {
         self.cmd("POST", &format!("/element/{el}/value"), Some(json!({ "text": text })));
     }
 
+    /// Presses and releases one key (a WebDriver key code such as [`ESCAPE`] or [`TAB`]) on
+    /// whatever has the focus.
+    #[track_caller]
+    pub fn press(&self, key: &str) {
+        let actions = json!([{ "type": "key", "id": "keyboard", "actions": [
+            { "type": "keyDown", "value": key }, { "type": "keyUp", "value": key },
+        ]}]);
+        self.cmd("POST", "/actions", Some(json!({ "actions": actions })));
+    }
+
     /// The file this window downloaded as `name`, once it is complete with `len` bytes (bounded
     /// wait: Chromium writes a `.crdownload` first and renames it at the end).
     #[track_caller]
@@ -256,8 +266,12 @@ impl Drop for Session<'_> {
     }
 }
 
-/// `Enter`, for [`Session::type_into`].
+/// `Enter`, for [`Session::type_into`] and [`Session::press`].
 pub const ENTER: &str = "\u{e007}";
+/// `Escape`, for [`Session::press`].
+pub const ESCAPE: &str = "\u{e00c}";
+/// `Tab`, for [`Session::press`].
+pub const TAB: &str = "\u{e004}";
 
 /// The program named by env `var`, else the first of `names` found on PATH.
 fn find_program(var: &str, names: &[&str]) -> Option<PathBuf> {

@@ -8,7 +8,7 @@
 
 mod screenshots;
 
-use crate::support::webdriver::{Browser, Session, ENTER};
+use crate::support::webdriver::{Browser, Session, ENTER, ESCAPE, TAB};
 use crate::support::{Client, ClientMsg, Msg, ServerMsg, ServerProcess, TempDir, WireFormat};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
@@ -575,4 +575,46 @@ fn an_account_is_created_from_the_page_and_its_password_checked() {
     assert!(sign_in_error(&page, "a wrong password").contains("did not accept the passkey or password"));
     submit_sign_in(&page, "newbie", "short enough");
     wait_online(&page, "signed in with the password");
+}
+
+/// The keyboard alone: the skip link leads to the message box, Tab walks on to Send, the phone's
+/// drawer opens with the focus inside and Escape closes it, giving the focus back to the box.
+#[test]
+fn the_keyboard_alone_is_enough() {
+    let Some(browser) = Browser::start() else { return };
+    let dir = TempDir::new("web-keys");
+    let (_server, addr) = start_server(dir.path(), 0);
+    let page = browser.session(PHONE.0, PHONE.1);
+    sign_in(&page, &format!("http://{addr}/"), "keys");
+    let focused = "const e = document.activeElement; return e.id || e.textContent.trim()";
+    assert_eq!(page.js(focused, &[]), json!("input"), "signed in, the box has the focus");
+    page.press(TAB);
+    assert_eq!(page.js(focused, &[]), json!("Send"));
+    // Past the last control the focus goes round (through the browser) to the skip link.
+    let mut at_skip = false;
+    for _ in 0..3 {
+        page.press(TAB);
+        if page.js(focused, &[]) == json!("Skip to the message box") {
+            at_skip = true;
+            break;
+        }
+    }
+    assert!(at_skip, "the skip link comes first");
+    page.press(ENTER);
+    assert_eq!(page.js(focused, &[]), json!("input"));
+    page.click("#nav-toggle");
+    page.wait(
+        "the focus in the drawer",
+        "return document.getElementById('sidebar').contains(document.activeElement)",
+        &[],
+    );
+    page.press(ESCAPE);
+    page.wait("the drawer closed", "return !document.getElementById('sidebar').classList.contains('open')", &[]);
+    assert_eq!(page.js(focused, &[]), json!("input"));
+    say(&page, "/join den");
+    page.wait("in #den by keyboard", "return document.getElementById('conv-title').textContent === '#den'", &[]);
+    // The focus is visible wherever it is: an outline on the focused control.
+    page.press(TAB);
+    let outline = page.js("return getComputedStyle(document.activeElement).outlineStyle", &[]);
+    assert_eq!(outline, json!("solid"), "a visible focus ring");
 }
