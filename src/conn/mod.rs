@@ -143,6 +143,12 @@ impl Connection {
         self.peer
     }
 
+    /// True while no plaintext byte has been seen: the first one (peeked) chooses TLS or not.
+    /// An HTTP connection has seen its first byte though its format waits for the upgrade.
+    pub fn awaits_first_byte(&self) -> bool {
+        self.format.is_none() && self.framing == web::Framing::Stream && !self.is_tls()
+    }
+
     /// The wire format, once known.
     pub fn format(&self) -> Option<WireFormat> {
         self.format

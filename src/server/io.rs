@@ -44,7 +44,7 @@ impl Server {
         if conn.is_closing() {
             return;
         }
-        if conn.format().is_none() && !conn.is_tls() && !self.open(key) {
+        if conn.awaits_first_byte() && !self.open(key) {
             return;
         }
         let conn = &mut self.peers.conns[key];

@@ -317,3 +317,17 @@ fn a_tls_only_server_answers_plain_http_with_a_pointer_to_https() {
     let mut page = Client::connect_tls(server.addr, WireFormat::Json, &dir.cert());
     assert!(page.upgrade(b"GET / HTTP/1.1\r\n\r\n").unwrap().starts_with("HTTP/1.1 200 OK\r\n"));
 }
+
+#[test]
+fn a_request_head_in_two_reads_is_read_as_http_to_the_end() {
+    let dir = TempDir::new("http-two-reads");
+    let server = server_with(tls_config(&dir));
+    // The second read starts with 0x16: it is the rest of the head, never a new TLS opening.
+    let mut tcp = crate::support::raw_connect(server.addr);
+    let first = b"GET /nope HTTP/1.1\r\nX-A: a";
+    tcp.write_all(first).unwrap();
+    wait_for_stats(&server, "the first part read", |s| s.bytes_in >= first.len() as u64);
+    tcp.write_all(b"\x16\r\n\r\n").unwrap();
+    let all = crate::support::read_until_closed(&mut tcp).unwrap();
+    assert!(all.starts_with(b"HTTP/1.1 400 ") || all.starts_with(b"HTTP/1.1 404 "), "{all:?}");
+}
