@@ -26,6 +26,7 @@
 //!   codes, limits, and `wss://` beside binary and JSON clients.
 //! - [`logging`]: the binary with its stderr broken or stuck keeps serving and stops on signals.
 //! - [`client`]: the `chat-client` binary, piped and on a real terminal (tmux).
+//! - [`web`]: the browser app in real headless Chromium (WebDriver), beside a binary client.
 //!
 //! Every wait is bounded ([`support::DEADLINE`]), every load loop is bounded in count, and no
 //! assertion is about timing.
@@ -50,4 +51,5 @@ mod shutdown;
 mod stats;
 mod support;
 mod tls;
+mod web;
 mod websocket;

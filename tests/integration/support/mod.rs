@@ -8,6 +8,7 @@
 //! - [`frames`]: hand-made binary frames ([`raw`]), matchers and failure summaries of frames.
 //! - [`server`]: in-process servers on `127.0.0.1:0`, configs, stats polling, fd limits, temp dirs.
 //! - [`process`]: the real `chat-server` binary as a child process, killed on drop.
+//! - [`webdriver`]: headless Chromium through chromedriver's W3C WebDriver HTTP API.
 //! - [`ws`]: the WebSocket side: upgrade requests, [`Client`]s over `ws://` and `wss://`, raw
 //!   masked frames and the server's frames read back, plain HTTP requests.
 //!
@@ -19,6 +20,7 @@ mod frames;
 mod net;
 mod process;
 mod server;
+pub mod webdriver;
 mod ws;
 
 pub use chatproto::config::AuthMode;

@@ -1,0 +1,96 @@
+// Entry point: builds the chat session and wires the page's controls to it.
+
+import { Chat } from './chat.js';
+import { $ } from './view.js';
+
+const chat = new Chat();
+
+/** Content-Security-Policy violations seen by this page (the tests check there are none). */
+let cspViolations = 0;
+document.addEventListener('securitypolicyviolation', () => {
+  cspViolations += 1;
+  document.documentElement.dataset.cspViolations = String(cspViolations);
+});
+
+$('signin-form').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  const register = ev.submitter && ev.submitter.value === 'register';
+  const name = $('signin-name').value.trim();
+  const secret = $('signin-secret').value;
+  if (register && secret.length < 8) {
+    chat.ui.signinError('A new account needs a password of 8 characters or more.');
+    $('signin-secret').focus();
+    return;
+  }
+  try {
+    localStorage.setItem('chatproto.name', name);
+  } catch {
+    // storage may be off
+  }
+  chat.signIn(name, secret, register);
+});
+
+$('composer').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  const input = $('input');
+  if (chat.submit(input.value)) input.value = '';
+  input.focus();
+});
+
+$('join-form').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  const room = $('join-room').value.trim();
+  if (!room) return;
+  if (chat.submit(`/join ${room}`)) $('join-room').value = '';
+});
+
+$('admin-form').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  const cmd = $('admin-command').value.trim();
+  if (cmd && chat.submit(`/admin ${cmd}`)) $('admin-command').value = '';
+});
+for (const b of document.querySelectorAll('[data-admin]')) {
+  b.addEventListener('click', () => chat.submit(`/admin ${b.dataset.admin}`));
+}
+
+$('sign-out').addEventListener('click', () => chat.signOut());
+$('older-button').addEventListener('click', () => chat.loadOlder());
+$('retry-now').addEventListener('click', () => chat.conn.retryNow());
+$('rooms-refresh').addEventListener('click', () => chat.send({ type: 'list_rooms' }));
+$('files-refresh').addEventListener('click', () => chat.send({ type: 'list_files' }));
+$('files-toggle').addEventListener('click', () => {
+  const open = $('files-panel').hidden;
+  chat.ui.showFiles(open);
+  if (open) chat.send({ type: 'list_files' });
+});
+$('share-button').addEventListener('click', () => $('file-input').click());
+$('file-input').addEventListener('change', () => {
+  const input = $('file-input');
+  const file = input.files && input.files[0];
+  input.value = '';
+  if (file) {
+    chat.ui.showFiles(true);
+    chat.files.share(file);
+  }
+});
+$('nav-toggle').addEventListener('click', () => {
+  if ($('sidebar').classList.contains('open')) chat.ui.closeDrawer();
+  else chat.ui.openDrawer();
+});
+// On a phone, a tap beside the open drawer closes it.
+document.querySelector('.conversation').addEventListener('click', () => chat.ui.closeDrawer());
+document.addEventListener('keydown', (ev) => {
+  if (ev.key === 'Escape') chat.ui.closeDrawer();
+});
+document.addEventListener('visibilitychange', () => {
+  if (!document.hidden) chat.ui.renderLists();
+});
+
+// Start: pick up the session from before a reload, else ask for a name.
+try {
+  $('signin-name').value = localStorage.getItem('chatproto.name') || '';
+} catch {
+  // storage may be off
+}
+if (!chat.resume()) chat.ui.showSignin();
+document.documentElement.dataset.ready = 'true';
