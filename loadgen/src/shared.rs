@@ -6,7 +6,9 @@
 //! (runner → driver → bot → shared) instead of a circle.
 
 use hdrhistogram::Histogram;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::atomic::{
+    AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering::Acquire, Ordering::Relaxed, Ordering::SeqCst,
+};
 use std::sync::{Mutex, OnceLock};
 
 use crate::ledger::Ledger;
@@ -79,6 +81,11 @@ pub struct Progress {
     pub acks: AtomicU64,
     /// Private-message echoes received.
     pub echoes: AtomicU64,
+    /// Set (Release) by the thread once it has sent its last message and published the counters
+    /// that count it: from then on `sent_*` and `expected` are final. Until every thread has set
+    /// it, other threads' deliveries of a message whose send is not yet published could make up
+    /// for deliveries still missing, and end the drain early.
+    pub sends_done: AtomicBool,
     /// Corrected latencies since the coordinator last looked.
     pub window: Mutex<Histogram<u64>>,
 }
@@ -97,6 +104,7 @@ impl Default for Progress {
             delivered: z(),
             acks: z(),
             echoes: z(),
+            sends_done: AtomicBool::new(false),
             window: Mutex::new(new_hist()),
         }
     }
@@ -203,9 +211,11 @@ impl Shared {
         self.progress.iter().map(|p| f(p).load(Relaxed)).sum()
     }
 
-    /// True when every expected delivery, ROOM_MSG_ACK and private-message echo has arrived.
+    /// True when every thread has sent its last message and every expected delivery,
+    /// ROOM_MSG_ACK and private-message echo has arrived.
     pub fn all_delivered(&self) -> bool {
-        self.sum(|p| &p.delivered) >= self.sum(|p| &p.expected)
+        self.progress.iter().all(|p| p.sends_done.load(Acquire))
+            && self.sum(|p| &p.delivered) >= self.sum(|p| &p.expected)
             && self.sum(|p| &p.acks) >= self.sum(|p| &p.sent_room)
             && self.sum(|p| &p.echoes) >= self.sum(|p| &p.sent_private)
     }
@@ -244,6 +254,10 @@ mod tests {
     #[test]
     fn all_delivered_needs_deliveries_acks_and_echoes_over_all_threads() {
         let s = shared(2);
+        assert!(!s.all_delivered(), "no thread has finished sending");
+        s.progress[0].sends_done.store(true, SeqCst);
+        assert!(!s.all_delivered(), "thread 1 may still have unpublished sends");
+        s.progress[1].sends_done.store(true, SeqCst);
         assert!(s.all_delivered(), "nothing sent, nothing missing");
         s.progress[0].expected.store(10, Relaxed);
         s.progress[1].sent_room.store(3, Relaxed);

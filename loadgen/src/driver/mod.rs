@@ -19,7 +19,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::io;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::Ordering::{Relaxed, Release};
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::time::Duration;
@@ -300,6 +300,10 @@ impl Driver {
         progress.acks.store(c.acks, Relaxed);
         progress.echoes.store(c.echoes, Relaxed);
         progress.disconnects.store(c.disconnects, Relaxed);
+        if self.started.is_some() && self.due.is_empty() {
+            // Every bot's last message is sent and counted above (Release: those stores first).
+            progress.sends_done.store(true, Release);
+        }
         if now >= self.last_publish + PUBLISH_NS {
             self.last_publish = now;
             if !self.rec.window.is_empty() {
