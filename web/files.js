@@ -8,6 +8,17 @@ import { $, el, fmtSize, syncList } from './view.js';
 
 /** Bytes of file data per FILE_CHUNK: fits the server's default 64 KiB frame once in base64. */
 const CHUNK = 32 * 1024;
+/** The chunk size in use: CHUNK, or less when the server's frame limit is smaller. */
+let chunkBytes = CHUNK;
+
+/**
+ * Sizes upload chunks for a server whose frames are at most `maxFrame` bytes (its
+ * `/config.json`): base64 makes 3 bytes 4, and the JSON around the data takes under 256.
+ */
+export function fitChunks(maxFrame) {
+  if (!Number.isFinite(maxFrame) || maxFrame <= 0) return;
+  chunkBytes = Math.max(768, Math.min(CHUNK, Math.floor((maxFrame - 256) / 4) * 3));
+}
 /** Upload pacing: at most this many chunks a second, in bursts of as many. The server allows
  * 100 messages a second per connection (bursts of 200); this leaves room for chatting. */
 const CHUNKS_PER_SEC = 60;
@@ -73,7 +84,7 @@ export class Files {
     this.tokens = Math.min(CHUNKS_PER_SEC, this.tokens + ((now - this.lastRefill) / 1000) * CHUNKS_PER_SEC);
     this.lastRefill = now;
     while (up.sent < up.size && this.tokens >= 1 && this.chat.canSendBulk()) {
-      const end = Math.min(up.sent + CHUNK, up.size);
+      const end = Math.min(up.sent + chunkBytes, up.size);
       const data = toBase64(up.bytes.subarray(up.sent, end));
       if (!this.chat.send({ type: 'file_chunk', id: up.id, offset: up.sent, data })) return;
       up.sent = end;

@@ -1,6 +1,7 @@
 // Entry point: builds the chat session and wires the page's controls to it.
 
 import { Chat } from './chat.js';
+import { fitChunks } from './files.js';
 import { $ } from './view.js';
 
 const chat = new Chat();
@@ -85,6 +86,37 @@ document.addEventListener('keydown', (ev) => {
 document.addEventListener('visibilitychange', () => {
   if (!document.hidden) chat.ui.renderLists();
 });
+
+/**
+ * The server's public settings (`GET /config.json`), or null from a server without them.
+ * They shape the sign-in form: the secret field only where the server asks for one, named for
+ * what it is, and "Create account" only on an accounts server. Without them, all is shown.
+ */
+async function loadSite() {
+  try {
+    const res = await fetch('config.json', { cache: 'no-store' });
+    return res.ok ? await res.json() : null;
+  } catch {
+    return null;
+  }
+}
+
+function shapeSignin(site) {
+  if (!site || typeof site.auth !== 'string') return;
+  const secret = $('signin-secret');
+  const label = document.querySelector('label[for="signin-secret"]');
+  const open = site.auth === 'open';
+  secret.hidden = open;
+  label.hidden = open;
+  if (!open) {
+    label.textContent = site.auth === 'accounts' ? 'Password' : 'Passkey';
+    secret.required = true;
+  }
+  $('register-button').hidden = site.auth !== 'accounts';
+  fitChunks(site.max_frame);
+}
+
+shapeSignin(await loadSite());
 
 // Start: pick up the session from before a reload, else ask for a name.
 try {

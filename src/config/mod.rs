@@ -231,6 +231,29 @@ impl ServerConfig {
         }
     }
 
+    /// The server's public settings as a JSON object, served at `GET /config.json` for the web
+    /// app to shape its sign-in form and its uploads before it logs in. Only what any client may
+    /// learn by trying: never a passkey, password, path or address.
+    pub fn site_json(&self) -> String {
+        let s = &self.services;
+        let auth = match s.auth {
+            AuthMode::Open => "open",
+            AuthMode::Passkey => "passkey",
+            AuthMode::Accounts => "accounts",
+        };
+        serde_json::json!({
+            "server": "chatproto",
+            "version": env!("CARGO_PKG_VERSION"),
+            "auth": auth,
+            "max_frame": self.limits.max_frame,
+            "max_text": self.limits.max_text,
+            "history_len": s.history_len,
+            "files": s.files,
+            "max_file_size": s.max_file_size,
+        })
+        .to_string()
+    }
+
     /// A config for tests: loopback, an OS-chosen port, TLS off, history in memory and not replayed
     /// (`services.history_len` 0), so frames seen are exactly ChatProto v1.0's.
     pub fn loopback() -> Self {

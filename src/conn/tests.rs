@@ -239,7 +239,8 @@ fn refusal_is_a_json_server_full_error() {
 
 /// Intake's view of the server's configuration.
 fn policy<'a>(limits: &'a Limits, rate: &'a RateLimit, now: Instant) -> Policy<'a> {
-    Policy { limits, rate, now, max_http_head: 8192 }
+    static SITE: bytes::Bytes = bytes::Bytes::new();
+    Policy { limits, rate, now, max_http_head: 8192, site: &SITE }
 }
 
 #[test]

@@ -77,15 +77,10 @@ impl Peers {
         let len = buf.len();
         match http::answer(buf, policy.max_http_head) {
             Answer::Incomplete => Unwrapped { ready: 0, len },
-            Answer::Reply { status, head, body } => {
-                self.counters.http_requests += 1;
-                let conn = &mut self.conns[key];
-                tracing::debug!(peer = %conn.peer, status, "HTTP");
-                conn.out.push_final(Bytes::from(head));
-                conn.out.push_final(Bytes::from_static(body));
-                conn.start_closing(CloseReason::Answered);
-                self.mark_dirty(key);
-                Unwrapped { ready: 0, len: 0 }
+            Answer::Reply { status, head, body } => self.reply(key, status, head, Bytes::from_static(body)),
+            Answer::Site { head_only } => {
+                let body = if head_only { Bytes::new() } else { policy.site.clone() };
+                self.reply(key, 200, http::site_head(policy.site.len()), body)
             }
             Answer::Upgrade { response, used } => {
                 self.counters.http_requests += 1;
@@ -98,6 +93,18 @@ impl Peers {
                 self.unframe(key, Inbound::default(), &mut buf[..len - used], policy)
             }
         }
+    }
+
+    /// Queues an HTTP answer and closes once it is written.
+    fn reply(&mut self, key: usize, status: u16, head: Vec<u8>, body: Bytes) -> Unwrapped {
+        self.counters.http_requests += 1;
+        let conn = &mut self.conns[key];
+        tracing::debug!(peer = %conn.peer, status, "HTTP");
+        conn.out.push_final(Bytes::from(head));
+        conn.out.push_final(body);
+        conn.start_closing(CloseReason::Answered);
+        self.mark_dirty(key);
+        Unwrapped { ready: 0, len: 0 }
     }
 
     /// Unmasks and unwraps WebSocket frames in place; answers pings and the close handshake;

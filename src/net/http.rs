@@ -26,6 +26,9 @@ include!(concat!(env!("OUT_DIR"), "/web_assets.rs"));
 /// The path that upgrades to a WebSocket carrying the JSON protocol.
 pub const WS_PATH: &str = "/ws";
 
+/// The path of the server's public settings (JSON): what the web app needs before signing in.
+pub const SITE_PATH: &str = "/config.json";
+
 /// The subprotocol the server names when a client offers it (optional).
 pub const SUBPROTOCOL: &str = "chatproto.json";
 
@@ -50,6 +53,14 @@ pub enum Answer {
     Upgrade { response: Vec<u8>, used: usize },
     /// Send `head` and then `body`, then close. `status` for logs and counters.
     Reply { status: u16, head: Vec<u8>, body: &'static [u8] },
+    /// A GET (or HEAD, `head_only`) of [`SITE_PATH`]: the caller answers with its settings
+    /// (this module knows no configuration) through [`site_head`], then closes.
+    Site { head_only: bool },
+}
+
+/// The head of a 200 answer to [`SITE_PATH`] with a JSON body of `len` bytes.
+pub fn site_head(len: usize) -> Vec<u8> {
+    head(200, &[("Content-Type", "application/json")], Some(len))
 }
 
 /// The answer to a plaintext HTTP request on a TLS-only server: use `https://`.
@@ -91,6 +102,9 @@ fn respond(req: &httparse::Request<'_, '_>, used: usize) -> Answer {
             Ok(response) => Answer::Upgrade { response, used },
             Err((status, why)) => error(status, why),
         };
+    }
+    if path == SITE_PATH {
+        return Answer::Site { head_only };
     }
     let path = if path == "/" { "/index.html" } else { path };
     let Some(asset) = ASSETS.iter().find(|a| a.path == path) else { return error(404, "no such page") };
@@ -244,6 +258,8 @@ mod tests {
         let long = [b"GET / HTTP/1.1\r\nX: ".as_slice(), &[b'a'; 600]].concat();
         assert_eq!(status(&long, 512), 431);
         assert_eq!(answer(b"GET / HTTP/1.1\r\nHost: x\r\n", 8192), Answer::Incomplete);
+        assert_eq!(answer(b"GET /config.json HTTP/1.1\r\n\r\n", 8192), Answer::Site { head_only: false });
+        assert_eq!(answer(b"HEAD /config.json?x HTTP/1.1\r\n\r\n", 8192), Answer::Site { head_only: true });
         let cross = b"GET /ws HTTP/1.1\r\nHost: a:1\r\nOrigin: http://evil:1\r\nUpgrade: websocket\r\n\
             Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
         assert_eq!(status(cross, 8192), 403);

@@ -143,6 +143,7 @@ impl Server {
             rate: &self.config.rate_limit,
             now: self.now,
             max_http_head: self.config.max_http_head,
+            site: &self.site,
         };
         let unwrapped = self.peers.unwrap(key, self.arena.data_mut(), policy);
         self.arena.truncate(unwrapped.len);

@@ -21,6 +21,7 @@ use crate::net::buffer::ReadArena;
 use crate::net::tls::{Acceptor, CertSource, TlsError};
 use crate::services::Services;
 use crate::stats::{Stats, StatsSnapshot};
+use bytes::Bytes;
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 use std::net::SocketAddr;
@@ -114,6 +115,8 @@ pub struct Server {
     metrics: Option<(crate::metrics::MetricsEndpoint, Vec<ServerHandle>)>,
     /// When the shard was built (for `chatproto_uptime_seconds`).
     started: Instant,
+    /// The body of `GET /config.json` ([`ServerConfig::site_json`]), rendered once.
+    site: Bytes,
     handle: ServerHandle,
 }
 
@@ -283,6 +286,7 @@ impl Parts {
             totals: StatsSnapshot::default(),
             metrics: None,
             started: Instant::now(),
+            site: Bytes::from(config.site_json()),
             handle,
             config,
         }

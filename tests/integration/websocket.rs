@@ -56,6 +56,27 @@ fn the_web_app_is_served_with_its_type_and_security_headers() {
 }
 
 #[test]
+fn the_public_settings_say_how_to_sign_in_and_never_the_secret() {
+    let mut cfg = ServerConfig::loopback();
+    cfg.services.auth = chatproto::config::AuthMode::Passkey;
+    cfg.services.passkey = Some("sesame-secret".into());
+    cfg.limits.max_frame = 20_000;
+    let server = server_with(cfg);
+    let (status, head, body) = http_get(server.addr, b"GET /config.json HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(status, 200, "{head}");
+    assert!(head.contains("Content-Type: application/json\r\n"), "{head}");
+    assert!(head.contains("Content-Security-Policy: default-src 'self';"), "{head}");
+    let text = String::from_utf8(body).expect("UTF-8");
+    assert!(!text.contains("sesame"), "the passkey is never served: {text}");
+    let site: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    assert_eq!(site["auth"], "passkey", "{text}");
+    assert_eq!(site["max_frame"], 20_000, "{text}");
+    assert_eq!(site["files"], true, "{text}");
+    let (status, _, body) = http_get(server.addr, b"HEAD /config.json HTTP/1.1\r\n\r\n");
+    assert_eq!((status, body.len()), (200, 0));
+}
+
+#[test]
 fn bad_requests_get_short_http_errors_and_the_server_carries_on() {
     let server = server();
     let host = server.addr.to_string();

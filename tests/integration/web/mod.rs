@@ -7,6 +7,7 @@
 //! `CHATPROTO_REQUIRE_BROWSER=1` (CI sets it), which makes a missing browser a failure.
 
 mod screenshots;
+mod settings;
 
 use crate::support::webdriver::{Browser, Session, ENTER, ESCAPE, TAB};
 use crate::support::{Client, ClientMsg, Msg, ServerMsg, ServerProcess, TempDir, WireFormat};
@@ -356,8 +357,13 @@ fn submit_sign_in(page: &Session<'_>, name: &str, secret: &str) {
         "document.getElementById('signin-name').value = ''; document.getElementById('signin-secret').value = ''",
         &[],
     );
-    page.type_into("#signin-name", name);
-    page.type_into("#signin-secret", &format!("{secret}{ENTER}"));
+    if secret.is_empty() {
+        // An open server hides the secret field: Enter in the name submits.
+        page.type_into("#signin-name", &format!("{name}{ENTER}"));
+    } else {
+        page.type_into("#signin-name", name);
+        page.type_into("#signin-secret", &format!("{secret}{ENTER}"));
+    }
 }
 
 /// The sign-in error shown next (the form clears the previous one on submit).
@@ -416,12 +422,13 @@ fn sign_in_refusals_are_explained_and_the_admin_gets_the_admin_panel() {
     assert!(sign_in_error(&other, "a taken name").contains("That name is taken"));
     submit_sign_in(&other, "bob", "sesame");
     wait_online(&other, "bob with the passkey");
-    // Registering is refused on a passkey server, and says so.
+    // The form follows the server's settings (/config.json): a passkey field, no accounts.
     other.click("#sign-out");
-    other.type_into("#signin-name", "newbie");
-    other.type_into("#signin-secret", "long enough");
-    other.click("#register-button");
-    assert!(sign_in_error(&other, "no accounts here").contains("does not take new accounts"));
+    let form = "const f = (id) => document.getElementById(id); \
+                return [f('register-button').hidden, f('signin-secret').hidden, \
+                        document.querySelector('label[for=signin-secret]').textContent]";
+    let shape = other.js(form, &[]);
+    assert_eq!(shape, serde_json::json!([true, false, "Passkey"]), "the sign-in form on a passkey server");
 
     // The admin: the panel appears, its buttons and command box work.
     submit_sign_in(&other, "root", "rootpass1");
@@ -563,6 +570,9 @@ fn an_account_is_created_from_the_page_and_its_password_checked() {
     let page = browser.session(PHONE.0, PHONE.1);
     page.goto(&format!("http://{}/", server.wait_listening()));
     page.wait("the sign-in form", "return document.documentElement.dataset.ready === 'true'", &[]);
+    let form = "return [document.getElementById('register-button').hidden, \
+                document.querySelector('label[for=signin-secret]').textContent]";
+    assert_eq!(page.js(form, &[]), serde_json::json!([false, "Password"]), "the form on an accounts server");
     page.type_into("#signin-name", "newbie");
     page.type_into("#signin-secret", "short");
     page.click("#register-button");
