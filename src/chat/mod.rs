@@ -86,6 +86,8 @@ pub struct Hub {
     quiet: bool,
     /// Connections waiting for the accounts worker, with the nonce their answer must carry.
     pending_auth: HashMap<usize, u64>,
+    /// Connections whose name claim the backplane answers later (a cluster), by key.
+    pending_claims: HashMap<usize, login::PendingLogin>,
     /// Next nonce for pending logins, sessions and downloads (tells a live answer from a stale
     /// one); never reused.
     next_nonce: u64,
@@ -120,6 +122,7 @@ impl Hub {
             coalescer: presence::Coalescer::new(0),
             quiet: false,
             pending_auth: HashMap::new(),
+            pending_claims: HashMap::new(),
             next_nonce: 1,
             uploads: HashMap::new(),
             downloads: HashMap::new(),
@@ -219,6 +222,7 @@ impl Hub {
                 }
             }
             Remote::Done(done) => self.done(out, done),
+            Remote::Claimed { key, user, verdict } => self.claim_verdict(out, key, &user, verdict),
         }
     }
 

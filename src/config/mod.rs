@@ -61,6 +61,8 @@ pub struct ServerConfig {
     pub metrics: Option<SocketAddr>,
     /// Authentication, history, files and admin settings: what `services` runs.
     pub services: ServiceSettings,
+    /// Join a cluster of nodes through NATS (`None`: run alone, no NATS needed).
+    pub cluster: Option<crate::cluster::nats::ClusterConfig>,
 }
 
 /// Settings of the shared services (the features brought by the seed systems): authentication,
@@ -218,6 +220,7 @@ impl Default for ServerConfig {
             shards: 0,
             metrics: None,
             services: ServiceSettings::default(),
+            cluster: None,
         }
     }
 }

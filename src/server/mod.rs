@@ -49,6 +49,8 @@ pub enum ServerError {
     Tls(#[from] TlsError),
     #[error(transparent)]
     Services(#[from] crate::services::ServiceError),
+    #[error("cluster: {0}")]
+    Cluster(#[from] crate::cluster::nats::ClusterError),
     #[error("the server thread panicked")]
     Panicked,
 }

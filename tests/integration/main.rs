@@ -26,6 +26,8 @@
 //!   codes, limits, and `wss://` beside binary and JSON clients.
 //! - [`logging`]: the binary with its stderr broken or stuck keeps serving and stops on signals.
 //! - [`client`]: the `chat-client` binary, piped and on a real terminal (tmux).
+//! - [`cluster`]: nodes joined through a real `nats-server`: rooms, private messages and names
+//!   across nodes, a killed node's names freed.
 //!
 //! Every wait is bounded ([`support::DEADLINE`]), every load loop is bounded in count, and no
 //! assertion is about timing.
@@ -34,6 +36,7 @@ mod backpressure;
 mod bad_input;
 mod chat;
 mod client;
+mod cluster;
 mod faults;
 mod features;
 mod framing;

@@ -1,0 +1,358 @@
+//! The NATS thread: one OS thread with its own single-threaded tokio runtime, between the
+//! shards (a bounded queue in, their inboxes and wakers out) and the NATS server.
+//!
+//! Tasks on the runtime: the command loop (publishes, room subscriptions), the names task
+//! (claims, releases and heartbeats, one at a time in queue order, so a release never overtakes
+//! its claim), the bucket watcher (the mirror of names on other nodes), and one task per
+//! subscription (this node's subject, alerts, each room with local members) that hands what
+//! arrives to the local shards.
+
+use super::wire::{self, Kind, NAMES_BUCKET};
+use super::{ClusterConfig, ClusterError, ClusterStats, Cmd, Mirror, RemoteName};
+use crate::cluster::{Backplane, Claim, InProcess, Remote, UserEntry};
+use crate::protocol::validate::fold_name;
+use async_nats::jetstream::kv::{self, CreateErrorKind, Operation, Store};
+use async_nats::jetstream::stream;
+use async_nats::{Client, ConnectOptions, Event, Subscriber};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// How long the first connection may take before the server refuses to start.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Claims and releases that may wait for the names task; past it a claim is answered
+/// [`Claim::Unavailable`] and a release is left to the next heartbeat.
+const NAMES_QUEUE: usize = 1024;
+
+/// What every task shares.
+struct Ctx {
+    node: String,
+    local: Arc<InProcess>,
+    mirror: Arc<Mutex<Mirror>>,
+    stats: Arc<ClusterStats>,
+}
+
+/// Starts the thread and waits until it is connected and has the names bucket.
+pub(super) fn spawn(
+    config: ClusterConfig,
+    local: Arc<InProcess>,
+    mirror: Arc<Mutex<Mirror>>,
+    stats: Arc<ClusterStats>,
+    rx: mpsc::Receiver<Cmd>,
+) -> Result<(), ClusterError> {
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new().name("chat-nats".into()).spawn(move || {
+        let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(rt) => rt,
+            Err(e) => return drop(ready_tx.send(Err(ClusterError::Thread(e)))),
+        };
+        rt.block_on(async move {
+            let ctx = Arc::new(Ctx { node: config.node.clone(), local, mirror, stats });
+            match setup(&config, &ctx).await {
+                Ok((client, kv)) => {
+                    let _ = ready_tx.send(Ok(()));
+                    run(client, kv, config.name_ttl, ctx, rx).await;
+                }
+                Err(e) => drop(ready_tx.send(Err(e))),
+            }
+        });
+    })?;
+    ready_rx.recv_timeout(CONNECT_TIMEOUT * 3).map_err(|_| ClusterError::Timeout)?
+}
+
+/// Connects and opens (or creates) the names bucket.
+async fn setup(config: &ClusterConfig, ctx: &Arc<Ctx>) -> Result<(Client, Store), ClusterError> {
+    let servers = config.servers.join(",");
+    let stats = ctx.stats.clone();
+    let client = ConnectOptions::new()
+        .name(format!("chat-server {}", config.node))
+        .no_echo()
+        .connection_timeout(CONNECT_TIMEOUT)
+        .max_reconnects(None)
+        .event_callback(move |event| {
+            let stats = stats.clone();
+            async move { on_event(&stats, event) }
+        })
+        .connect(config.servers.as_slice())
+        .await
+        .map_err(|e| ClusterError::Connect { servers: servers.clone(), reason: e.to_string() })?;
+    ctx.stats.connected.store(true, Ordering::Relaxed);
+    let js = async_nats::jetstream::new(client.clone());
+    let bucket_err = |e: &dyn std::fmt::Display| ClusterError::Bucket { bucket: NAMES_BUCKET, reason: e.to_string() };
+    if js.get_stream(format!("KV_{NAMES_BUCKET}")).await.is_err() {
+        // The bucket's stream as `create_key_value` would make it; made directly because that
+        // call first asks for account details that nats-server 2.9's answer does not satisfy.
+        js.get_or_create_stream(names_stream(config.name_ttl)).await.map_err(|e| bucket_err(&e))?;
+    }
+    let kv = js.get_key_value(NAMES_BUCKET).await.map_err(|e| bucket_err(&e))?;
+    tracing::info!(node = %config.node, %servers, ttl_s = config.name_ttl.as_secs(), "cluster: joined through NATS");
+    Ok((client, kv))
+}
+
+/// The names bucket's stream: one value per key, each expiring `ttl` after it was written.
+fn names_stream(ttl: Duration) -> stream::Config {
+    stream::Config {
+        name: format!("KV_{NAMES_BUCKET}"),
+        subjects: vec![format!("$KV.{NAMES_BUCKET}.>")],
+        max_messages_per_subject: 1,
+        max_age: ttl,
+        storage: stream::StorageType::Memory,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        discard: stream::DiscardPolicy::New,
+        num_replicas: 1,
+        ..Default::default()
+    }
+}
+
+/// Logs connection changes and keeps the connected flag.
+fn on_event(stats: &ClusterStats, event: Event) {
+    match event {
+        Event::Connected => {
+            stats.connected.store(true, Ordering::Relaxed);
+            tracing::info!("cluster: connected to NATS");
+        }
+        Event::Disconnected => {
+            stats.connected.store(false, Ordering::Relaxed);
+            stats.disconnects.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!("cluster: lost NATS; local users are still served, cross-node traffic waits or is dropped");
+        }
+        other => tracing::warn!("cluster: NATS {other}"),
+    }
+}
+
+/// The command loop: runs until the shards' queue closes (the server stopped).
+async fn run(client: Client, kv: Store, ttl: Duration, ctx: Arc<Ctx>, mut rx: mpsc::Receiver<Cmd>) {
+    let (names_tx, names_rx) = mpsc::channel(NAMES_QUEUE);
+    tokio::spawn(names(kv.clone(), ttl, ctx.clone(), names_rx));
+    tokio::spawn(watch(kv, ctx.clone()));
+    for subject in [wire::node_subject(&ctx.node), wire::ALL_SUBJECT.to_string()] {
+        match client.subscribe(subject.clone()).await {
+            Ok(sub) => drop(tokio::spawn(inbound(sub, None, ctx.clone()))),
+            Err(e) => tracing::error!("cluster: cannot subscribe to {subject}: {e}"),
+        }
+    }
+    let mut rooms: HashMap<Arc<str>, JoinHandle<()>> = HashMap::new();
+    while let Some(cmd) = rx.recv().await {
+        match cmd {
+            Cmd::Out(batch) => {
+                for work in batch {
+                    publish(&client, &ctx, work).await;
+                }
+            }
+            Cmd::Membership(room) => {
+                let wanted = ctx.local.local_mask(&room) != 0;
+                if wanted && !rooms.contains_key(&room) {
+                    match client.subscribe(wire::room_subject(&room)).await {
+                        Ok(sub) => {
+                            drop(rooms.insert(room.clone(), tokio::spawn(inbound(sub, Some(room), ctx.clone()))))
+                        }
+                        Err(e) => tracing::error!("cluster: cannot subscribe to room {room:?}: {e}"),
+                    }
+                } else if !wanted {
+                    // Dropping the subscriber (with its task) unsubscribes.
+                    if let Some(task) = rooms.remove(&room) {
+                        task.abort();
+                    }
+                }
+            }
+            Cmd::Claim { folded, entry } => {
+                if let Err(mpsc::error::TrySendError::Full(Cmd::Claim { entry, .. })) =
+                    names_tx.try_send(Cmd::Claim { folded, entry })
+                {
+                    verdict(&ctx.local, entry, Claim::Unavailable);
+                }
+            }
+            release @ Cmd::Release(_) => drop(names_tx.try_send(release)),
+        }
+    }
+    let _ = client.flush().await;
+}
+
+/// Publishes one piece of a shard's outgoing work on its subject.
+async fn publish(client: &Client, ctx: &Ctx, work: Remote) {
+    let (subject, payload) = match work {
+        Remote::Room { room, frames, chat, .. } => {
+            let kind = if chat { Kind::Chat } else { Kind::Notice };
+            (wire::room_subject(&room), wire::encode(kind, "", Some(&frames), 0))
+        }
+        Remote::Direct { user, frames, .. } => {
+            let folded = fold_name(&user);
+            let Some(node) = holder(ctx, &folded) else { return };
+            (wire::node_subject(&node), wire::encode(Kind::Direct, &folded, Some(&frames), 0))
+        }
+        Remote::Kick { user, ban, .. } => {
+            let folded = fold_name(&user);
+            let Some(node) = holder(ctx, &folded) else { return };
+            (wire::node_subject(&node), wire::encode(Kind::Kick, &folded, None, ban.as_millis() as u64))
+        }
+        Remote::All { frames } => (wire::ALL_SUBJECT.to_string(), wire::encode(Kind::All, "", Some(&frames), 0)),
+        // Stamps, replays and worker results always stay on their node (room owners are local).
+        _ => return,
+    };
+    match client.publish(subject, payload).await {
+        Ok(()) => drop(ctx.stats.published.fetch_add(1, Ordering::Relaxed)),
+        Err(e) => tracing::debug!("cluster: publish failed: {e}"),
+    }
+}
+
+/// The node holding `folded`, from the mirror.
+fn holder(ctx: &Ctx, folded: &str) -> Option<Arc<str>> {
+    let mirror = ctx.mirror.lock().unwrap_or_else(|e| e.into_inner());
+    mirror.names.get(folded).map(|r| r.node.clone())
+}
+
+/// Hands what arrives on one subscription to the local shards: a room's messages to the shards
+/// hosting its members (`room`), or this node's private messages, kicks and alerts.
+async fn inbound(mut sub: Subscriber, room: Option<Arc<str>>, ctx: Arc<Ctx>) {
+    while let Some(msg) = sub.next().await {
+        let Some(env) = wire::decode(msg.payload) else {
+            tracing::debug!("cluster: malformed envelope on {}", msg.subject);
+            continue;
+        };
+        ctx.stats.received.fetch_add(1, Ordering::Relaxed);
+        let local = &ctx.local;
+        let user = std::str::from_utf8(&env.user).unwrap_or_default();
+        match (env.kind, env.frames, &room) {
+            (Kind::Chat | Kind::Notice, Some(frames), Some(room)) => {
+                let mask = local.local_mask(room);
+                for shard in (0..local.shard_count()).filter(|s| mask & (1 << s) != 0) {
+                    let chat = env.kind == Kind::Chat;
+                    let work = Remote::Room { room: room.clone(), frames: frames.clone(), chat, skip: None };
+                    local.deliver(shard, vec![work]);
+                }
+            }
+            (Kind::Direct, Some(frames), None) => {
+                if let Some(e) = local.locate(user) {
+                    local.deliver(e.shard, vec![Remote::Direct { key: e.key, user: e.name, frames }]);
+                }
+            }
+            (Kind::Kick, _, None) => {
+                if let Some(e) = local.locate(user) {
+                    let ban = Duration::from_millis(env.ban_ms);
+                    local.deliver(e.shard, vec![Remote::Kick { key: e.key, user: e.name, ban }]);
+                }
+            }
+            (Kind::All, Some(frames), None) => {
+                for shard in 0..local.shard_count() {
+                    local.deliver(shard, vec![Remote::All { frames: frames.clone() }]);
+                }
+            }
+            _ => tracing::debug!("cluster: unexpected envelope on {}", msg.subject),
+        }
+    }
+}
+
+/// Tells the shard holding `entry` the verdict on its name claim.
+fn verdict(local: &InProcess, entry: UserEntry, verdict: Claim) {
+    local.deliver(entry.shard, vec![Remote::Claimed { key: entry.key, user: entry.name, verdict }]);
+}
+
+/// The names task: claims, releases and heartbeats, in order.
+async fn names(kv: Store, ttl: Duration, ctx: Arc<Ctx>, mut rx: mpsc::Receiver<Cmd>) {
+    // Claims this node holds: case-folded name -> (the claim's value, its revision).
+    let mut held: HashMap<Box<str>, (Bytes, u64)> = HashMap::new();
+    let mut beat = tokio::time::interval(ttl / 3);
+    loop {
+        tokio::select! {
+            cmd = rx.recv() => match cmd {
+                Some(Cmd::Claim { folded, entry }) => {
+                    let value = wire::claim_value(&ctx.node, &entry.name);
+                    let claim = match kv.create(wire::hex(&folded), value.clone()).await {
+                        Ok(rev) => {
+                            held.insert(folded, (value, rev));
+                            Claim::Granted
+                        }
+                        Err(e) if e.kind() == CreateErrorKind::AlreadyExists => Claim::Taken,
+                        Err(e) => {
+                            tracing::warn!("cluster: cannot claim a name: {e}");
+                            Claim::Unavailable
+                        }
+                    };
+                    verdict(&ctx.local, entry, claim);
+                }
+                Some(Cmd::Release(folded)) => {
+                    if held.remove(&folded).is_some() {
+                        if let Err(e) = kv.delete(wire::hex(&folded)).await {
+                            tracing::debug!("cluster: cannot release a name (it expires by itself): {e}");
+                        }
+                    }
+                }
+                Some(_) => {}
+                None => break,
+            },
+            _ = beat.tick() => heartbeat(&kv, &ctx, &mut held).await,
+        }
+    }
+}
+
+/// Re-writes every claim still held here (so it outlives the bucket's `max_age`), drops those
+/// no longer held (a lost release), and re-creates one that expired meanwhile (NATS was away).
+async fn heartbeat(kv: &Store, ctx: &Ctx, held: &mut HashMap<Box<str>, (Bytes, u64)>) {
+    let mut lost = Vec::new();
+    for (folded, (value, rev)) in held.iter_mut() {
+        let key = wire::hex(folded);
+        if ctx.local.locate(folded).is_none() {
+            let _ = kv.delete(&key).await;
+            lost.push(folded.clone());
+            continue;
+        }
+        match kv.update(&key, value.clone(), *rev).await {
+            Ok(r) => *rev = r,
+            Err(_) => match kv.create(&key, value.clone()).await {
+                Ok(r) => *rev = r,
+                Err(e) => {
+                    ctx.stats.names_lost.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!("cluster: the claim on a local user's name could not be renewed: {e}");
+                    lost.push(folded.clone());
+                }
+            },
+        }
+    }
+    for folded in lost {
+        held.remove(&folded);
+    }
+}
+
+/// Mirrors the names bucket (other nodes' claims) into the backplane's mirror; starts again
+/// after a break (a lost connection).
+async fn watch(kv: Store, ctx: Arc<Ctx>) {
+    loop {
+        match kv.watch_all().await {
+            Ok(mut w) => {
+                while let Some(Ok(entry)) = w.next().await {
+                    mirror_entry(&ctx, entry);
+                }
+            }
+            Err(e) => tracing::debug!("cluster: cannot watch the names bucket: {e}"),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Applies one bucket change to the mirror.
+fn mirror_entry(ctx: &Ctx, entry: kv::Entry) {
+    let Some(folded) = wire::unhex(&entry.key).and_then(|b| String::from_utf8(b).ok()) else { return };
+    let mut mirror = ctx.mirror.lock().unwrap_or_else(|e| e.into_inner());
+    match entry.operation {
+        Operation::Put => match wire::parse_claim(&entry.value) {
+            Some((node, _)) if node == ctx.node => {
+                mirror.names.remove(folded.as_str());
+            }
+            Some((node, name)) => {
+                let r = RemoteName { name: name.into(), node: node.into(), seen: Instant::now() };
+                mirror.names.insert(folded.into(), r);
+            }
+            None => {}
+        },
+        Operation::Delete | Operation::Purge => {
+            mirror.names.remove(folded.as_str());
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! Nodes joined through a real `nats-server -js` (started here on a free loopback port): room
+//! messages and private messages cross nodes in both wire formats, a user name is unique across
+//! the cluster, and a killed node's names are freed once their claims expire.
+//!
+//! A node subscribes to a room shortly after its first member joins and learns of another
+//! node's users shortly after they log in, so the first crossing of each route is retried
+//! (bounded); what is asserted after that is exact.
+
+use crate::support::{
+    room_msgs, Client, ClientMsg, ErrorCode, Msg, NatsServer, ServerMsg, ServerProcess, TempDir, WireFormat, DEADLINE,
+};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// Claim lifetime given to the nodes (the smallest allowed), so a dead node's names expire soon.
+const TTL_S: u64 = 2;
+
+/// A cluster node: the `chat-server` binary with `--cluster`.
+struct Node {
+    process: ServerProcess,
+    addr: SocketAddr,
+    _dir: TempDir,
+}
+
+fn node(nats: &NatsServer, name: &str) -> Node {
+    let dir = TempDir::new(name);
+    let url = nats.url();
+    let ttl = TTL_S.to_string();
+    let args = [
+        "--port",
+        "0",
+        "--bind",
+        "127.0.0.1",
+        "--no-tls",
+        "--shards",
+        "2",
+        "--history",
+        "memory",
+        "--cluster",
+        &url,
+        "--node",
+        name,
+        "--cluster-name-ttl",
+        &ttl,
+    ];
+    let process = ServerProcess::start(dir.path(), &args);
+    let addr = process.wait_listening();
+    process.wait_for("cluster: joined through NATS");
+    Node { process, addr, _dir: dir }
+}
+
+/// Sends `say` from `from` (retrying, bounded) until `to` receives it: the route is up.
+#[track_caller]
+fn until_route(from: &mut Client, to: &mut Client, say: impl Fn(&mut Client, u32), heard: impl Fn(&Msg, u32) -> bool) {
+    let end = Instant::now() + DEADLINE;
+    for attempt in 0.. {
+        say(from, attempt);
+        let got = to.poll(Duration::from_millis(200)).expect("poll");
+        if got.iter().any(|m| heard(m, attempt)) {
+            from.sync();
+            to.sync();
+            return;
+        }
+        assert!(Instant::now() < end, "{} never heard {} across nodes", to.name, from.name);
+    }
+}
+
+/// Every frame `c` receives until room messages with each of `texts` have arrived (bounded).
+#[track_caller]
+fn collect_until(c: &mut Client, texts: &[&str]) -> Vec<Msg> {
+    let deadline = Instant::now() + DEADLINE;
+    let mut seen: Vec<Msg> = Vec::new();
+    while !texts.iter().all(|t| room_msgs(&seen).iter().any(|(_, x)| x == t)) {
+        match c.recv_by(deadline) {
+            Ok(m) => seen.push(m),
+            Err(e) => panic!("{}: {e} waiting for {texts:?}; got {:?}", c.name, room_msgs(&seen)),
+        }
+    }
+    seen
+}
+
+/// The LOGIN reply for `name` on `addr`.
+fn try_login(addr: SocketAddr, name: &str) -> (Client, Msg) {
+    let mut c = Client::connect(addr, WireFormat::Json);
+    c.send(&ClientMsg::Login { username: name.into(), credential: None, since: None });
+    let reply = c.recv_until(|m| matches!(m, ServerMsg::LoginAck { .. } | ServerMsg::LoginReject { .. }));
+    (c, reply)
+}
+
+#[test]
+fn room_and_private_messages_cross_nodes_in_both_formats() {
+    let Some(nats) = NatsServer::start("cluster::room_and_private_messages_cross_nodes_in_both_formats") else {
+        return;
+    };
+    let (n1, n2) = (node(&nats, "n1"), node(&nats, "n2"));
+    let mut alice = Client::login_new(n1.addr, WireFormat::Binary, "alice");
+    let mut bob = Client::login_new(n2.addr, WireFormat::Json, "bob");
+    let mut carol = Client::login_new(n1.addr, WireFormat::Json, "carol");
+    until_route(
+        &mut alice,
+        &mut bob,
+        |c, i| c.say(&format!("ping {i}")),
+        |m, i| room_msgs(std::slice::from_ref(m)).iter().any(|(_, t)| *t == format!("ping {i}")),
+    );
+    until_route(
+        &mut bob,
+        &mut alice,
+        |c, i| c.say(&format!("pong {i}")),
+        |m, i| room_msgs(std::slice::from_ref(m)).iter().any(|(_, t)| *t == format!("pong {i}")),
+    );
+    carol.sync();
+
+    // Once each way, exactly once, in each receiver's own format (a marker closes each run:
+    // one sender's messages cross in order).
+    bob.say("hello from n2");
+    bob.say("end n2");
+    alice.say("hello from n1");
+    alice.say("end n1");
+    let pair =
+        |from: &str, a: &str, b: &str| vec![(from.to_string(), a.to_string()), (from.to_string(), b.to_string())];
+    assert_eq!(room_msgs(&collect_until(&mut alice, &["end n2"])), pair("bob", "hello from n2", "end n2"));
+    assert_eq!(room_msgs(&collect_until(&mut bob, &["end n1"])), pair("alice", "hello from n1", "end n1"));
+    let mut at_carol = room_msgs(&collect_until(&mut carol, &["end n1", "end n2"]));
+    at_carol.sort();
+    let mut want = [pair("alice", "end n1", "hello from n1"), pair("bob", "end n2", "hello from n2")].concat();
+    want.sort();
+    assert_eq!(at_carol, want, "carol (n1) hears both nodes once");
+
+    // A private message to a user on the other node, named in another case.
+    let pm = |m: &Msg, i: u32| matches!(m, ServerMsg::PrivateMsgDelivery { from, text, .. } if from == "alice" && *text == format!("psst {i}"));
+    until_route(
+        &mut alice,
+        &mut bob,
+        |c, i| c.send(&ClientMsg::PrivateMsg { to: "BOB".into(), text: format!("psst {i}").into() }),
+        pm,
+    );
+    bob.send(&ClientMsg::PrivateMsg { to: "alice".into(), text: "back".into() });
+    let at_alice = alice.recv_until(|m| matches!(m, ServerMsg::PrivateMsgDelivery { .. }));
+    assert!(
+        matches!(at_alice, ServerMsg::PrivateMsgDelivery { ref from, ref to, ref text, .. } if from == "bob" && to == "alice" && text == "back"),
+        "{at_alice:?}"
+    );
+    // Nobody else heard it.
+    assert!(!carol.sync().iter().any(|m| matches!(m, ServerMsg::PrivateMsgDelivery { .. })));
+
+    // A room of its own, with a member on each node.
+    alice.join("tech");
+    bob.join("tech");
+    until_route(
+        &mut bob,
+        &mut alice,
+        |c, i| c.say(&format!("tech {i}")),
+        |m, i| room_msgs(std::slice::from_ref(m)).iter().any(|(_, t)| *t == format!("tech {i}")),
+    );
+    carol.say("general only");
+    bob.say("tech only");
+    assert_eq!(room_msgs(&collect_until(&mut alice, &["tech only"])), vec![("bob".into(), "tech only".into())]);
+    assert!(room_msgs(&carol.sync()).iter().all(|(_, t)| !t.starts_with("tech")), "carol is not in tech");
+    drop((n1, n2));
+}
+
+#[test]
+fn a_name_is_unique_across_nodes_and_a_killed_nodes_names_are_freed() {
+    let Some(nats) = NatsServer::start("cluster::a_name_is_unique_across_nodes_and_a_killed_nodes_names_are_freed")
+    else {
+        return;
+    };
+    let (n1, n2) = (node(&nats, "n1"), node(&nats, "n2"));
+    let _alice = Client::login_new(n1.addr, WireFormat::Binary, "Alice");
+    for name in ["Alice", "ALICE"] {
+        let (_c, reply) = try_login(n2.addr, name);
+        assert!(
+            matches!(reply, ServerMsg::LoginReject { code: ErrorCode::UsernameTaken, .. }),
+            "{name} on n2 while Alice is on n1: {reply:?}"
+        );
+    }
+    // A name let go on one node is free on the other (retried until the release crosses).
+    let bob = Client::login_new(n2.addr, WireFormat::Json, "bob");
+    bob.close();
+    let end = Instant::now() + DEADLINE;
+    loop {
+        let (_c, reply) = try_login(n1.addr, "bob");
+        if matches!(reply, ServerMsg::LoginAck { .. }) {
+            break;
+        }
+        assert!(Instant::now() < end, "bob never became free on n1: {reply:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // n1 dies without a word: its claims stop being renewed and expire within the TTL.
+    n1.process.signal(libc::SIGKILL);
+    let end = Instant::now() + DEADLINE + Duration::from_secs(TTL_S);
+    let mut refused = 0;
+    let _alice2 = loop {
+        let (c, reply) = try_login(n2.addr, "alice");
+        match reply {
+            ServerMsg::LoginAck { .. } => break c,
+            ServerMsg::LoginReject { code: ErrorCode::UsernameTaken, .. } => refused += 1,
+            other => panic!("unexpected reply: {other:?}"),
+        }
+        assert!(Instant::now() < end, "alice was never freed after n1 died ({refused} refusals)");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    drop(n2);
+}
+
+#[test]
+fn a_node_that_cannot_reach_nats_does_not_start() {
+    let dir = TempDir::new("nonats");
+    // Port 1 on loopback: nothing listens there.
+    let args = ["--port", "0", "--no-tls", "--cluster", "nats://127.0.0.1:1", "--node", "n1"];
+    let mut server = ServerProcess::start(dir.path(), &args);
+    assert!(!server.wait_exit().success());
+    assert!(server.log().contains("cannot reach NATS"), "{}", server.log());
+}
