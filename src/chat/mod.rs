@@ -72,7 +72,8 @@ pub struct Hub {
     local_users: HashMap<Box<str>, usize>,
     /// Rooms with local members.
     rooms: Rooms,
-    /// Sequence of the next room message here; ids are `seq * shards + shard`, so unique.
+    /// Sequence of the next room message here; ids are `seq * stride + offset` with this
+    /// shard's [`Backplane::id_slot`], so unique.
     next_seq: u64,
     /// Milliseconds since the Unix epoch, refreshed once per loop turn by [`Hub::set_now`].
     now_ms: u64,
@@ -106,7 +107,7 @@ impl Hub {
     pub fn new(shard: usize, backplane: Arc<dyn Backplane>, services: Arc<Services>, presence_limit: usize) -> Self {
         let shards = backplane.shard_count().max(1);
         // Ids stay unique across restarts: start above every id already in the history.
-        let next_seq = services.history.max_id() / shards as u64 + 1;
+        let next_seq = services.history.max_id() / backplane.id_slot(shard).0.max(1) + 1;
         Hub {
             shard,
             relay: Relay::new(shard, shards),

@@ -151,6 +151,12 @@ pub trait Backplane: Send + Sync {
     /// The shard that owns `room`: it stamps the room's ids and answers its replays. Must be
     /// the same answer on every shard, for the life of the server.
     fn room_owner(&self, room: &str) -> usize;
+    /// How `shard` makes room message ids unique: id = `seq * stride + offset`, where no two
+    /// shards (of the whole cluster) share an offset and all share the stride. By default one
+    /// slot per shard of this server.
+    fn id_slot(&self, shard: usize) -> (u64, u64) {
+        (self.shard_count() as u64, shard as u64)
+    }
     /// Claims `folded` (a case-folded user name) for `entry`. Never waits on a network: a
     /// backplane that must ask elsewhere answers [`Claim::Pending`] and delivers the verdict.
     fn claim(&self, folded: &str, entry: UserEntry) -> Claim;

@@ -49,7 +49,7 @@ pub enum ServerError {
     Tls(#[from] TlsError),
     #[error(transparent)]
     Services(#[from] crate::services::ServiceError),
-    #[error("cluster: {0}")]
+    #[error(transparent)]
     Cluster(#[from] crate::cluster::nats::ClusterError),
     #[error("the server thread panicked")]
     Panicked,

@@ -120,7 +120,16 @@ fn room_and_private_messages_cross_nodes_in_both_formats() {
         |from: &str, a: &str, b: &str| vec![(from.to_string(), a.to_string()), (from.to_string(), b.to_string())];
     assert_eq!(room_msgs(&collect_until(&mut alice, &["end n2"])), pair("bob", "hello from n2", "end n2"));
     assert_eq!(room_msgs(&collect_until(&mut bob, &["end n1"])), pair("alice", "hello from n1", "end n1"));
-    let mut at_carol = room_msgs(&collect_until(&mut carol, &["end n1", "end n2"]));
+    let carol_frames = collect_until(&mut carol, &["end n1", "end n2"]);
+    let ids: std::collections::HashSet<u64> = carol_frames
+        .iter()
+        .filter_map(|m| match m {
+            ServerMsg::RoomMsg { id, .. } => Some(*id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ids.len(), 4, "ids are unique across nodes: {carol_frames:?}");
+    let mut at_carol = room_msgs(&carol_frames);
     at_carol.sort();
     let mut want = [pair("alice", "end n1", "hello from n1"), pair("bob", "end n2", "hello from n2")].concat();
     want.sort();
@@ -210,6 +219,7 @@ fn a_node_that_cannot_reach_nats_does_not_start() {
     // Port 1 on loopback: nothing listens there.
     let args = ["--port", "0", "--no-tls", "--cluster", "nats://127.0.0.1:1", "--node", "n1"];
     let mut server = ServerProcess::start(dir.path(), &args);
-    assert!(!server.wait_exit().success());
-    assert!(server.log().contains("cannot reach NATS"), "{}", server.log());
+    let status = server.wait_exit();
+    assert!(!status.success(), "{status:?}");
+    assert!(server.log().contains("cannot reach NATS"), "{status:?}: {:?}", server.log());
 }

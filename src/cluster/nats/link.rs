@@ -44,7 +44,7 @@ pub(super) fn spawn(
     mirror: Arc<Mutex<Mirror>>,
     stats: Arc<ClusterStats>,
     rx: mpsc::Receiver<Cmd>,
-) -> Result<(), ClusterError> {
+) -> Result<u64, ClusterError> {
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     std::thread::Builder::new().name("chat-nats".into()).spawn(move || {
         let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
@@ -54,9 +54,9 @@ pub(super) fn spawn(
         rt.block_on(async move {
             let ctx = Arc::new(Ctx { node: config.node.clone(), local, mirror, stats });
             match setup(&config, &ctx).await {
-                Ok((client, kv)) => {
-                    let _ = ready_tx.send(Ok(()));
-                    run(client, kv, config.name_ttl, ctx, rx).await;
+                Ok((client, kv, slot)) => {
+                    let _ = ready_tx.send(Ok(slot.index));
+                    run(client, kv, (config.name_ttl, slot), ctx, rx).await;
                 }
                 Err(e) => drop(ready_tx.send(Err(e))),
             }
@@ -66,7 +66,7 @@ pub(super) fn spawn(
 }
 
 /// Connects and opens (or creates) the names bucket.
-async fn setup(config: &ClusterConfig, ctx: &Arc<Ctx>) -> Result<(Client, Store), ClusterError> {
+async fn setup(config: &ClusterConfig, ctx: &Arc<Ctx>) -> Result<(Client, Store, Slot), ClusterError> {
     let servers = config.servers.join(",");
     let stats = ctx.stats.clone();
     let client = ConnectOptions::new()
@@ -90,8 +90,10 @@ async fn setup(config: &ClusterConfig, ctx: &Arc<Ctx>) -> Result<(Client, Store)
         js.get_or_create_stream(names_stream(config.name_ttl)).await.map_err(|e| bucket_err(&e))?;
     }
     let kv = js.get_key_value(NAMES_BUCKET).await.map_err(|e| bucket_err(&e))?;
-    tracing::info!(node = %config.node, %servers, ttl_s = config.name_ttl.as_secs(), "cluster: joined through NATS");
-    Ok((client, kv))
+    let slot = claim_slot(&kv, &config.node).await.map_err(|e| bucket_err(&e))?;
+    let ttl_s = config.name_ttl.as_secs();
+    tracing::info!(node = %config.node, slot = slot.index, %servers, ttl_s, "cluster: joined through NATS");
+    Ok((client, kv, slot))
 }
 
 /// The names bucket's stream: one value per key, each expiring `ttl` after it was written.
@@ -128,9 +130,9 @@ fn on_event(stats: &ClusterStats, event: Event) {
 }
 
 /// The command loop: runs until the shards' queue closes (the server stopped).
-async fn run(client: Client, kv: Store, ttl: Duration, ctx: Arc<Ctx>, mut rx: mpsc::Receiver<Cmd>) {
+async fn run(client: Client, kv: Store, (ttl, slot): (Duration, Slot), ctx: Arc<Ctx>, mut rx: mpsc::Receiver<Cmd>) {
     let (names_tx, names_rx) = mpsc::channel(NAMES_QUEUE);
-    tokio::spawn(names(kv.clone(), ttl, ctx.clone(), names_rx));
+    tokio::spawn(names(kv.clone(), (ttl, slot), ctx.clone(), names_rx));
     tokio::spawn(watch(kv, ctx.clone()));
     for subject in [wire::node_subject(&ctx.node), wire::ALL_SUBJECT.to_string()] {
         match client.subscribe(subject.clone()).await {
@@ -255,7 +257,7 @@ fn verdict(local: &InProcess, entry: UserEntry, verdict: Claim) {
 }
 
 /// The names task: claims, releases and heartbeats, in order.
-async fn names(kv: Store, ttl: Duration, ctx: Arc<Ctx>, mut rx: mpsc::Receiver<Cmd>) {
+async fn names(kv: Store, (ttl, mut slot): (Duration, Slot), ctx: Arc<Ctx>, mut rx: mpsc::Receiver<Cmd>) {
     // Claims this node holds: case-folded name -> (the claim's value, its revision).
     let mut held: HashMap<Box<str>, (Bytes, u64)> = HashMap::new();
     let mut beat = tokio::time::interval(ttl / 3);
@@ -287,8 +289,54 @@ async fn names(kv: Store, ttl: Duration, ctx: Arc<Ctx>, mut rx: mpsc::Receiver<C
                 Some(_) => {}
                 None => break,
             },
-            _ = beat.tick() => heartbeat(&kv, &ctx, &mut held).await,
+            _ = beat.tick() => {
+                renew_slot(&kv, &mut slot).await;
+                heartbeat(&kv, &ctx, &mut held).await;
+            }
         }
+    }
+}
+
+/// This node's id slot: a key `slot.N` in the names bucket, held like a name.
+pub(super) struct Slot {
+    /// N: the node's place among at most [`super::MAX_NODES`].
+    pub index: u64,
+    /// The key's value (the node's name) and revision.
+    value: Bytes,
+    rev: u64,
+}
+
+/// Claims the first free id slot, or takes back this node's own (a restart within the TTL).
+async fn claim_slot(kv: &Store, node: &str) -> Result<Slot, String> {
+    let value = Bytes::from(node.to_string());
+    for index in 0..super::MAX_NODES {
+        let key = format!("slot.{index}");
+        match kv.create(&key, value.clone()).await {
+            Ok(rev) => return Ok(Slot { index, value, rev }),
+            Err(e) if e.kind() == CreateErrorKind::AlreadyExists => {
+                let mine = kv.entry(&key).await.ok().flatten().filter(|e| e.value == value);
+                if let Some(entry) = mine {
+                    if let Ok(rev) = kv.update(&key, value.clone(), entry.revision).await {
+                        return Ok(Slot { index, value, rev });
+                    }
+                }
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Err(format!("every one of the {} node slots is taken (is the node name unique?)", super::MAX_NODES))
+}
+
+/// Renews the id slot's claim (or claims it again after it expired while NATS was away).
+async fn renew_slot(kv: &Store, slot: &mut Slot) {
+    let key = format!("slot.{}", slot.index);
+    let renewed = match kv.update(&key, slot.value.clone(), slot.rev).await {
+        Ok(rev) => Ok(rev),
+        Err(_) => kv.create(&key, slot.value.clone()).await.map_err(|e| e.to_string()),
+    };
+    match renewed {
+        Ok(rev) => slot.rev = rev,
+        Err(e) => tracing::warn!("cluster: cannot renew this node's id slot {}: {e}", slot.index),
     }
 }
 

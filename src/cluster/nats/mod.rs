@@ -29,6 +29,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
+/// Most nodes in one cluster: each holds one of this many id slots.
+pub const MAX_NODES: u64 = 16;
+
 /// How a node joins a cluster.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClusterConfig {
@@ -119,6 +122,8 @@ pub struct Nats {
     ttl: Duration,
     /// The link's counters.
     stats: Arc<ClusterStats>,
+    /// This node's id slot (below [`MAX_NODES`]), claimed in the names bucket.
+    slot: u64,
 }
 
 impl Nats {
@@ -130,8 +135,8 @@ impl Nats {
         let stats = Arc::new(ClusterStats::default());
         let ttl = config.name_ttl;
         let remote = local.shard_count();
-        link::spawn(config, local.clone(), mirror.clone(), stats.clone(), rx)?;
-        Ok(Nats { local, remote, cmds: tx, mirror, ttl, stats })
+        let slot = link::spawn(config, local.clone(), mirror.clone(), stats.clone(), rx)?;
+        Ok(Nats { local, remote, cmds: tx, mirror, ttl, stats, slot })
     }
 
     /// The link's counters.
@@ -167,6 +172,13 @@ impl Backplane for Nats {
 
     fn room_owner(&self, room: &str) -> usize {
         self.local.room_owner(room)
+    }
+
+    /// Every node's shards share one stride and own distinct offsets: ids never collide across
+    /// the cluster (they increase per node, not across nodes).
+    fn id_slot(&self, shard: usize) -> (u64, u64) {
+        let per_node = crate::config::MAX_SHARDS as u64;
+        (per_node * MAX_NODES, self.slot * per_node + shard as u64)
     }
 
     fn claim(&self, folded: &str, entry: UserEntry) -> Claim {
