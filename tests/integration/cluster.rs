@@ -223,3 +223,55 @@ fn a_node_that_cannot_reach_nats_does_not_start() {
     assert!(!status.success(), "{status:?}");
     assert!(server.log().contains("cannot reach NATS"), "{status:?}: {:?}", server.log());
 }
+
+/// LIST_USERS and LIST_ROOMS as seen by `c`.
+fn lists(c: &mut Client) -> (Vec<String>, Vec<(String, u32)>) {
+    c.send(&ClientMsg::ListUsers { after: None });
+    let users = match c.recv_until(|m| matches!(m, ServerMsg::ListUsers { .. })) {
+        ServerMsg::ListUsers { users, .. } => users.iter().map(|u| u.to_string()).collect(),
+        _ => unreachable!(),
+    };
+    c.send(&ClientMsg::ListRooms { after: None });
+    let rooms = match c.recv_until(|m| matches!(m, ServerMsg::ListRooms { .. })) {
+        ServerMsg::ListRooms { rooms, .. } => rooms.into_iter().map(|(n, k)| (n.into_owned(), k)).collect(),
+        _ => unreachable!(),
+    };
+    (users, rooms)
+}
+
+#[test]
+fn user_and_room_lists_cover_every_node() {
+    let Some(nats) = NatsServer::start("cluster::user_and_room_lists_cover_every_node") else {
+        return;
+    };
+    let (n1, n2) = (node(&nats, "n1"), node(&nats, "n2"));
+    let mut alice = Client::login_new(n1.addr, WireFormat::Binary, "alice");
+    let _bob = Client::login_new(n2.addr, WireFormat::Json, "bob");
+    let mut carol = Client::login_new(n2.addr, WireFormat::Json, "carol");
+    carol.join("tech");
+    // Lists follow other nodes within a moment: ask until they do (bounded).
+    let want =
+        (vec!["alice".to_string(), "bob".to_string()], vec![("general".to_string(), 2), ("tech".to_string(), 1)]);
+    let end = Instant::now() + DEADLINE;
+    loop {
+        let got = lists(&mut alice);
+        if got == want {
+            break;
+        }
+        assert!(Instant::now() < end, "alice's lists never covered n2: {got:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // A node that dies leaves the lists once its entry expires.
+    n2.process.signal(libc::SIGKILL);
+    let want = (vec!["alice".to_string()], vec![("general".to_string(), 1)]);
+    let end = Instant::now() + DEADLINE + Duration::from_secs(TTL_S);
+    loop {
+        let got = lists(&mut alice);
+        if got == want {
+            break;
+        }
+        assert!(Instant::now() < end, "n2's users never left alice's lists: {got:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop(n1);
+}

@@ -7,7 +7,8 @@
 //! subscription (this node's subject, alerts, each room with local members) that hands what
 //! arrives to the local shards.
 
-use super::wire::{self, Kind, NAMES_BUCKET};
+use super::directory;
+use super::wire::{self, Kind, DIRS_BUCKET, NAMES_BUCKET};
 use super::{ClusterConfig, ClusterError, ClusterStats, Cmd, Mirror, RemoteName};
 use crate::cluster::{Backplane, Claim, InProcess, Remote, UserEntry};
 use crate::protocol::validate::fold_name;
@@ -30,11 +31,11 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const NAMES_QUEUE: usize = 1024;
 
 /// What every task shares.
-struct Ctx {
-    node: String,
-    local: Arc<InProcess>,
-    mirror: Arc<Mutex<Mirror>>,
-    stats: Arc<ClusterStats>,
+pub(super) struct Ctx {
+    pub node: String,
+    pub local: Arc<InProcess>,
+    pub mirror: Arc<Mutex<Mirror>>,
+    pub stats: Arc<ClusterStats>,
 }
 
 /// Starts the thread and waits until it is connected and has the names bucket.
@@ -54,8 +55,10 @@ pub(super) fn spawn(
         rt.block_on(async move {
             let ctx = Arc::new(Ctx { node: config.node.clone(), local, mirror, stats });
             match setup(&config, &ctx).await {
-                Ok((client, kv, slot)) => {
+                Ok((client, [kv, dirs], slot)) => {
                     let _ = ready_tx.send(Ok(slot.index));
+                    tokio::spawn(directory::publish(dirs.clone(), config.name_ttl, ctx.clone()));
+                    tokio::spawn(directory::watch(dirs, ctx.clone()));
                     run(client, kv, (config.name_ttl, slot), ctx, rx).await;
                 }
                 Err(e) => drop(ready_tx.send(Err(e))),
@@ -66,7 +69,7 @@ pub(super) fn spawn(
 }
 
 /// Connects and opens (or creates) the names bucket.
-async fn setup(config: &ClusterConfig, ctx: &Arc<Ctx>) -> Result<(Client, Store, Slot), ClusterError> {
+async fn setup(config: &ClusterConfig, ctx: &Arc<Ctx>) -> Result<(Client, [Store; 2], Slot), ClusterError> {
     let servers = config.servers.join(",");
     let stats = ctx.stats.clone();
     let client = ConnectOptions::new()
@@ -83,24 +86,29 @@ async fn setup(config: &ClusterConfig, ctx: &Arc<Ctx>) -> Result<(Client, Store,
         .map_err(|e| ClusterError::Connect { servers: servers.clone(), reason: e.to_string() })?;
     ctx.stats.connected.store(true, Ordering::Relaxed);
     let js = async_nats::jetstream::new(client.clone());
-    let bucket_err = |e: &dyn std::fmt::Display| ClusterError::Bucket { bucket: NAMES_BUCKET, reason: e.to_string() };
-    if js.get_stream(format!("KV_{NAMES_BUCKET}")).await.is_err() {
-        // The bucket's stream as `create_key_value` would make it; made directly because that
-        // call first asks for account details that nats-server 2.9's answer does not satisfy.
-        js.get_or_create_stream(names_stream(config.name_ttl)).await.map_err(|e| bucket_err(&e))?;
+    let mut stores = Vec::with_capacity(2);
+    for bucket in [NAMES_BUCKET, DIRS_BUCKET] {
+        let bucket_err = |e: &dyn std::fmt::Display| ClusterError::Bucket { bucket, reason: e.to_string() };
+        if js.get_stream(format!("KV_{bucket}")).await.is_err() {
+            // The bucket's stream as `create_key_value` would make it; made directly because
+            // that call first asks for account details that nats-server 2.9's answer lacks.
+            js.get_or_create_stream(bucket_stream(bucket, config.name_ttl)).await.map_err(|e| bucket_err(&e))?;
+        }
+        stores.push(js.get_key_value(bucket).await.map_err(|e| bucket_err(&e))?);
     }
-    let kv = js.get_key_value(NAMES_BUCKET).await.map_err(|e| bucket_err(&e))?;
+    let (Some(dirs), Some(kv)) = (stores.pop(), stores.pop()) else { unreachable!("two buckets") };
+    let bucket_err = |e: &dyn std::fmt::Display| ClusterError::Bucket { bucket: NAMES_BUCKET, reason: e.to_string() };
     let slot = claim_slot(&kv, &config.node).await.map_err(|e| bucket_err(&e))?;
     let ttl_s = config.name_ttl.as_secs();
     tracing::info!(node = %config.node, slot = slot.index, %servers, ttl_s, "cluster: joined through NATS");
-    Ok((client, kv, slot))
+    Ok((client, [kv, dirs], slot))
 }
 
-/// The names bucket's stream: one value per key, each expiring `ttl` after it was written.
-fn names_stream(ttl: Duration) -> stream::Config {
+/// A bucket's stream: one value per key, each expiring `ttl` after it was written.
+fn bucket_stream(bucket: &str, ttl: Duration) -> stream::Config {
     stream::Config {
-        name: format!("KV_{NAMES_BUCKET}"),
-        subjects: vec![format!("$KV.{NAMES_BUCKET}.>")],
+        name: format!("KV_{bucket}"),
+        subjects: vec![format!("$KV.{bucket}.>")],
         max_messages_per_subject: 1,
         max_age: ttl,
         storage: stream::StorageType::Memory,

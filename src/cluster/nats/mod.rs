@@ -19,6 +19,7 @@
 //! queue with `try_send` (full: the batch is dropped and counted), and what arrives from NATS
 //! reaches the shards through their inboxes and wakers, as work from a sibling shard does.
 
+mod directory;
 mod link;
 pub mod wire;
 
@@ -75,6 +76,8 @@ pub struct ClusterStats {
     pub received: AtomicU64,
     /// Names this node held that the bucket no longer confirmed (lost to another node).
     pub names_lost: AtomicU64,
+    /// Local joins and leaves so far (the link rewrites this node's rooms when it moves).
+    pub directory_changes: AtomicU64,
 }
 
 /// A user name held on another node, as last seen in the names bucket.
@@ -89,10 +92,13 @@ struct RemoteName {
     seen: Instant,
 }
 
-/// Names held on other nodes, by case-folded name, mirrored from the bucket by the link.
+/// What this node knows of the others, mirrored from the buckets by the link.
 #[derive(Debug, Default)]
 struct Mirror {
+    /// Names held on other nodes, by case-folded name.
     names: HashMap<Box<str>, RemoteName>,
+    /// Other nodes' rooms, by node name.
+    dirs: HashMap<Arc<str>, directory::RemoteDir>,
 }
 
 /// Work for the link thread.
@@ -210,29 +216,35 @@ impl Backplane for Nats {
     fn join(&self, room: &str, shard: usize, user: &Arc<str>) -> (Arc<str>, Arc<RoomShared>) {
         let (name, shared) = self.local.join(room, shard, user);
         shared.add(self.remote);
+        self.stats.directory_changes.fetch_add(1, Ordering::Relaxed);
         self.send(Cmd::Membership(name.clone()));
         (name, shared)
     }
 
     fn leave(&self, room: &str, shard: usize, user: &str) {
         self.local.leave(room, shard, user);
+        self.stats.directory_changes.fetch_add(1, Ordering::Relaxed);
         self.send(Cmd::Membership(room.into()));
     }
 
     fn room_size(&self, room: &str) -> usize {
-        self.local.room_size(room)
+        // A name is held on one node at a time, so the counts add up without a merge.
+        self.local.room_size(room) + directory::remote_size(&self.mirror(), self.ttl, room)
     }
 
     fn members(&self, room: &str) -> Vec<Arc<str>> {
-        self.local.members(room)
+        directory::members(&self.local, &self.mirror(), self.ttl, room)
     }
 
     fn rooms(&self) -> Vec<(Arc<str>, u32)> {
-        self.local.rooms()
+        let all = directory::merged(&self.local, &self.mirror(), self.ttl);
+        // The local list always has the default room, so the merged one does too.
+        all.into_iter().map(|(room, members)| (room, members.len() as u32)).collect()
     }
 
     fn users_by_room(&self) -> Vec<(Arc<str>, Vec<Arc<str>>)> {
-        self.local.users_by_room()
+        let all = directory::merged(&self.local, &self.mirror(), self.ttl);
+        all.into_iter().map(|(room, members)| (room, members.into_iter().collect())).collect()
     }
 
     fn online(&self) -> usize {

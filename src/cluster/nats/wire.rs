@@ -11,8 +11,10 @@
 use crate::protocol::Frames;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
-/// The KV bucket holding the cluster's user names.
+/// The KV bucket holding the cluster's user names (and the nodes' id slots).
 pub const NAMES_BUCKET: &str = "chat_names";
+/// The KV bucket holding each node's rooms and their local members (key: the node's name).
+pub const DIRS_BUCKET: &str = "chat_rooms";
 
 /// Envelope kinds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
