@@ -114,6 +114,8 @@ pub struct Server {
     totals: StatsSnapshot,
     /// The Prometheus endpoint and every shard's handle (shard 0 only, when `config.metrics`).
     metrics: Option<(crate::metrics::MetricsEndpoint, Vec<ServerHandle>)>,
+    /// The cluster link's counters, for the metrics endpoint (shard 0 of a cluster node only).
+    cluster: Option<Arc<crate::cluster::nats::ClusterStats>>,
     /// When the shard was built (for `chatproto_uptime_seconds`).
     started: Instant,
     handle: ServerHandle,
@@ -188,11 +190,16 @@ impl Server {
     fn metrics_ready(&mut self, event: &mio::event::Event) {
         let Some((endpoint, shards)) = self.metrics.as_mut() else { return };
         let started = self.started;
+        let cluster = self.cluster.clone();
         endpoint.ready(self.poll.registry(), event, &mut || {
             let per: Vec<StatsSnapshot> = shards.iter().map(ServerHandle::stats).collect();
             let mut total = StatsSnapshot::default();
             per.iter().for_each(|s| total.add(s));
-            let extra = crate::metrics::Extra { uptime_seconds: started.elapsed().as_secs_f64(), ..Default::default() };
+            let extra = crate::metrics::Extra {
+                uptime_seconds: started.elapsed().as_secs_f64(),
+                cluster: cluster.as_ref().map(|c| c.figures()),
+                ..Default::default()
+            };
             crate::metrics::render(&total, &per, &extra)
         });
     }
@@ -284,6 +291,7 @@ impl Parts {
             last_summary: (Instant::now(), StatsSnapshot::default()),
             totals: StatsSnapshot::default(),
             metrics: None,
+            cluster: None,
             started: Instant::now(),
             handle,
             config,

@@ -70,9 +70,13 @@ impl Shards {
         }
         let services = Services::start(&config)?;
         let local = Arc::new(InProcess::new(links, DEFAULT_ROOM));
-        let backplane: Arc<dyn Backplane> = match &config.cluster {
-            Some(cluster) => Arc::new(Nats::start(cluster.clone(), local)?),
-            None => local,
+        let (backplane, cluster): (Arc<dyn Backplane>, _) = match &config.cluster {
+            Some(c) => {
+                let nats = Nats::start(c.clone(), local)?;
+                let stats = nats.stats();
+                (Arc::new(nats), Some(stats))
+            }
+            None => (local, None),
         };
         let bp = backplane.clone();
         services.attach(Arc::new(move |shard, done| bp.deliver(shard, vec![Remote::Done(done)])));
@@ -88,6 +92,7 @@ impl Shards {
             endpoint.register(shards[0].poll.registry())?;
             tracing::info!("metrics at http://{}/metrics", endpoint.local_addr());
             shards[0].metrics = Some((endpoint, handle.shards.clone()));
+            shards[0].cluster = cluster;
         }
         let stats = handle.clone();
         services.set_stats_source(Arc::new(move || stats.stats()));

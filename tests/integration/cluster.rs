@@ -7,7 +7,8 @@
 //! (bounded); what is asserted after that is exact.
 
 use crate::support::{
-    room_msgs, Client, ClientMsg, ErrorCode, Msg, NatsServer, ServerMsg, ServerProcess, TempDir, WireFormat, DEADLINE,
+    http_get, room_msgs, Client, ClientMsg, ErrorCode, Msg, NatsServer, ServerMsg, ServerProcess, TempDir, WireFormat,
+    DEADLINE,
 };
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -23,6 +24,10 @@ struct Node {
 }
 
 fn node(nats: &NatsServer, name: &str) -> Node {
+    node_with(nats, name, &[])
+}
+
+fn node_with(nats: &NatsServer, name: &str, extra: &[&str]) -> Node {
     let dir = TempDir::new(name);
     let url = nats.url();
     let ttl = TTL_S.to_string();
@@ -43,6 +48,7 @@ fn node(nats: &NatsServer, name: &str) -> Node {
         "--cluster-name-ttl",
         &ttl,
     ];
+    let args: Vec<&str> = args.iter().chain(extra).copied().collect();
     let process = ServerProcess::start(dir.path(), &args);
     let addr = process.wait_listening();
     process.wait_for("cluster: joined through NATS");
@@ -92,7 +98,7 @@ fn room_and_private_messages_cross_nodes_in_both_formats() {
     let Some(nats) = NatsServer::start("cluster::room_and_private_messages_cross_nodes_in_both_formats") else {
         return;
     };
-    let (n1, n2) = (node(&nats, "n1"), node(&nats, "n2"));
+    let (n1, n2) = (node_with(&nats, "n1", &["--metrics", "127.0.0.1:0"]), node(&nats, "n2"));
     let mut alice = Client::login_new(n1.addr, WireFormat::Binary, "alice");
     let mut bob = Client::login_new(n2.addr, WireFormat::Json, "bob");
     let mut carol = Client::login_new(n1.addr, WireFormat::Json, "carol");
@@ -165,6 +171,18 @@ fn room_and_private_messages_cross_nodes_in_both_formats() {
     bob.say("tech only");
     assert_eq!(room_msgs(&collect_until(&mut alice, &["tech only"])), vec![("bob".into(), "tech only".into())]);
     assert!(room_msgs(&carol.sync()).iter().all(|(_, t)| !t.starts_with("tech")), "carol is not in tech");
+
+    // n1's metrics show the link up and traffic both ways.
+    let line = n1.process.wait_for("metrics at http://");
+    let metrics: SocketAddr = line.split("http://").nth(1).and_then(|u| u.split('/').next()).unwrap().parse().unwrap();
+    let (status, _, body) = http_get(metrics, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    let body = String::from_utf8_lossy(&body);
+    assert_eq!(status, 200);
+    assert!(body.contains("\nchatproto_cluster_connected 1\n"), "{body}");
+    for counter in ["chatproto_cluster_published_total", "chatproto_cluster_received_total"] {
+        let value = body.lines().find_map(|l| l.strip_prefix(counter)?.trim().parse::<u64>().ok());
+        assert!(value.is_some_and(|v| v > 0), "{counter}: {value:?}");
+    }
     drop((n1, n2));
 }
 

@@ -80,6 +80,21 @@ pub struct ClusterStats {
     pub directory_changes: AtomicU64,
 }
 
+impl ClusterStats {
+    /// The figures now, for the metrics endpoint.
+    pub fn figures(&self) -> crate::metrics::ClusterFigures {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        crate::metrics::ClusterFigures {
+            connected: self.connected.load(Ordering::Relaxed),
+            disconnects: get(&self.disconnects),
+            dropped: get(&self.dropped),
+            published: get(&self.published),
+            received: get(&self.received),
+            names_lost: get(&self.names_lost),
+        }
+    }
+}
+
 /// A user name held on another node, as last seen in the names bucket.
 #[derive(Debug)]
 struct RemoteName {
