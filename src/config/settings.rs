@@ -567,7 +567,7 @@ impl Settings {
         f.auth_workers = self.auth_workers;
         f.auth_queue = self.auth_queue;
         f.auth_queue_per_address = self.auth_queue_per_address;
-        config.cluster = (!self.cluster.is_empty()).then(|| crate::cluster::nats::ClusterConfig {
+        config.cluster = (!self.cluster.is_empty()).then(|| super::ClusterConfig {
             servers: self.cluster.split(',').map(|u| u.trim().to_string()).collect(),
             node: self.node.clone(),
             name_ttl: Duration::from_secs(self.cluster_name_ttl),

@@ -76,6 +76,19 @@ impl ServerHandle {
     }
 }
 
+/// The cluster link's counters as the metrics endpoint shows them.
+fn cluster_figures(c: &crate::cluster::nats::ClusterStats) -> crate::metrics::ClusterFigures {
+    let get = |n: &std::sync::atomic::AtomicU64| n.load(Ordering::Relaxed);
+    crate::metrics::ClusterFigures {
+        connected: c.connected.load(Ordering::Relaxed),
+        disconnects: get(&c.disconnects),
+        dropped: get(&c.dropped),
+        published: get(&c.published),
+        received: get(&c.received),
+        names_lost: get(&c.names_lost),
+    }
+}
+
 /// One event-loop shard and everything it owns.
 pub struct Server {
     poll: Poll,
@@ -197,7 +210,7 @@ impl Server {
             per.iter().for_each(|s| total.add(s));
             let extra = crate::metrics::Extra {
                 uptime_seconds: started.elapsed().as_secs_f64(),
-                cluster: cluster.as_ref().map(|c| c.figures()),
+                cluster: cluster.as_deref().map(cluster_figures),
                 ..Default::default()
             };
             crate::metrics::render(&total, &per, &extra)

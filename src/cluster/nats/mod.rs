@@ -24,6 +24,7 @@ mod link;
 pub mod wire;
 
 use super::{Backplane, Claim, InProcess, Remote, RoomShared, UserEntry};
+pub use crate::config::ClusterConfig;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -32,20 +33,6 @@ use tokio::sync::mpsc;
 
 /// Most nodes in one cluster: each holds one of this many id slots.
 pub const MAX_NODES: u64 = 16;
-
-/// How a node joins a cluster.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ClusterConfig {
-    /// NATS server URLs (`nats://host:port`); the client fails over between them.
-    pub servers: Vec<String>,
-    /// This node's name, unique in the cluster (`[A-Za-z0-9_-]`, at most 64 bytes).
-    pub node: String,
-    /// A dead node's user names are free again within this long.
-    pub name_ttl: Duration,
-    /// Batches of work that may wait between the shards and the NATS thread; past it a batch is
-    /// dropped and counted (the shards never wait).
-    pub queue: usize,
-}
 
 /// Why a node could not join its cluster.
 #[derive(Debug, thiserror::Error)]
@@ -78,21 +65,6 @@ pub struct ClusterStats {
     pub names_lost: AtomicU64,
     /// Local joins and leaves so far (the link rewrites this node's rooms when it moves).
     pub directory_changes: AtomicU64,
-}
-
-impl ClusterStats {
-    /// The figures now, for the metrics endpoint.
-    pub fn figures(&self) -> crate::metrics::ClusterFigures {
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        crate::metrics::ClusterFigures {
-            connected: self.connected.load(Ordering::Relaxed),
-            disconnects: get(&self.disconnects),
-            dropped: get(&self.dropped),
-            published: get(&self.published),
-            received: get(&self.received),
-            names_lost: get(&self.names_lost),
-        }
-    }
 }
 
 /// A user name held on another node, as last seen in the names bucket.
