@@ -1,6 +1,7 @@
 //! Nodes joined through a real `nats-server -js` (started here on a free loopback port): room
 //! messages and private messages cross nodes in both wire formats, a user name is unique across
-//! the cluster, and a killed node's names are freed once their claims expire.
+//! the cluster, lists cover every node, a killed node's names are freed once their claims
+//! expire, and nodes recover by themselves when nats-server restarts.
 //!
 //! A node subscribes to a room shortly after its first member joins and learns of another
 //! node's users shortly after they log in, so the first crossing of each route is retried
@@ -292,4 +293,31 @@ fn user_and_room_lists_cover_every_node() {
         std::thread::sleep(Duration::from_millis(200));
     }
     drop(n1);
+}
+
+#[test]
+fn nodes_recover_when_nats_restarts() {
+    let Some(mut nats) = NatsServer::start("cluster::nodes_recover_when_nats_restarts") else {
+        return;
+    };
+    let (n1, n2) = (node(&nats, "n1"), node(&nats, "n2"));
+    let mut alice = Client::login_new(n1.addr, WireFormat::Binary, "alice");
+    let mut bob = Client::login_new(n2.addr, WireFormat::Json, "bob");
+    let said =
+        |m: &Msg, i: u32, w: &str| room_msgs(std::slice::from_ref(m)).iter().any(|(_, t)| *t == format!("{w} {i}"));
+    until_route(&mut alice, &mut bob, |c, i| c.say(&format!("before {i}")), |m, i| said(m, i, "before"));
+
+    nats.restart();
+    for n in [&n1, &n2] {
+        n.process.wait_for("cluster: lost NATS");
+    }
+    // Local chat never stopped; cross-node chat comes back by itself.
+    until_route(&mut alice, &mut bob, |c, i| c.say(&format!("after {i}")), |m, i| said(m, i, "after"));
+    until_route(&mut bob, &mut alice, |c, i| c.say(&format!("back {i}")), |m, i| said(m, i, "back"));
+    // Names held before are still held cluster-wide, and new claims work again.
+    let (_c, reply) = try_login(n2.addr, "alice");
+    assert!(matches!(reply, ServerMsg::LoginReject { code: ErrorCode::UsernameTaken, .. }), "{reply:?}");
+    let (_c, reply) = try_login(n1.addr, "carol");
+    assert!(matches!(reply, ServerMsg::LoginAck { .. }), "{reply:?}");
+    assert!(n1.process.log().matches("cluster: connected to NATS").count() >= 2, "{}", n1.process.log());
 }

@@ -27,7 +27,7 @@
 //! - [`logging`]: the binary with its stderr broken or stuck keeps serving and stops on signals.
 //! - [`client`]: the `chat-client` binary, piped and on a real terminal (tmux).
 //! - [`cluster`]: nodes joined through a real `nats-server`: rooms, private messages and names
-//!   across nodes, a killed node's names freed.
+//!   across nodes, lists, a killed node's names freed, recovery after NATS restarts.
 //!
 //! Every wait is bounded ([`support::DEADLINE`]), every load loop is bounded in count, and no
 //! assertion is about timing.

@@ -111,7 +111,7 @@ fn bucket_stream(bucket: &str, ttl: Duration) -> stream::Config {
         subjects: vec![format!("$KV.{bucket}.>")],
         max_messages_per_subject: 1,
         max_age: ttl,
-        storage: stream::StorageType::Memory,
+        storage: stream::StorageType::File,
         allow_rollup: true,
         deny_delete: true,
         allow_direct: true,

@@ -7,7 +7,7 @@
 use super::process::PROCESS_DEADLINE;
 use super::TempDir;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -16,7 +16,10 @@ pub struct NatsServer {
     child: Child,
     /// Its client port on 127.0.0.1.
     pub port: u16,
-    _dir: TempDir,
+    /// The binary.
+    bin: PathBuf,
+    /// Its log and JetStream store.
+    dir: TempDir,
 }
 
 /// Where `nats-server` is, if installed.
@@ -42,28 +45,42 @@ impl NatsServer {
         // A free port: bind port 0, note the number, let go of it for nats-server.
         let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
         let dir = TempDir::new("nats");
-        let log = std::fs::File::create(dir.path().join("nats.log")).expect("nats log");
-        let child = Command::new(bin)
-            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-            .arg(dir.path().join("js"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start nats-server");
-        let nats = NatsServer { child, port, _dir: dir };
-        let end = Instant::now() + PROCESS_DEADLINE;
-        while TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port))).is_err() {
-            assert!(Instant::now() < end, "nats-server never listened on {port}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Some(nats)
+        let child = spawn(&bin, port, &dir);
+        Some(NatsServer { child, port, bin, dir })
+    }
+
+    /// Kills it (SIGKILL, its own PID) and starts it again on the same port and store.
+    #[track_caller]
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = spawn(&self.bin, self.port, &self.dir);
     }
 
     /// Its URL for `--cluster`.
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
     }
+}
+
+/// Starts nats-server with JetStream on `port`, its store in `dir`, and waits until it listens.
+#[track_caller]
+fn spawn(bin: &Path, port: u16, dir: &TempDir) -> Child {
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.path().join("nats.log")).expect("log");
+    let child = Command::new(bin)
+        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+        .arg(dir.path().join("js"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start nats-server");
+    let end = Instant::now() + PROCESS_DEADLINE;
+    while TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port))).is_err() {
+        assert!(Instant::now() < end, "nats-server never listened on {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
 }
 
 impl Drop for NatsServer {
