@@ -108,3 +108,29 @@ pub(super) fn remote_size(mirror: &Mirror, ttl: Duration, room: &str) -> usize {
     let fresh = mirror.dirs.values().filter(|d| d.seen.elapsed() < ttl);
     fresh.filter_map(|d| d.rooms.iter().find(|(r, _)| **r == *room)).map(|(_, m)| m.len()).sum()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_merge_this_node_with_the_fresh_part_of_the_mirror() {
+        let local = InProcess::new(Vec::new(), "general");
+        local.join("general", 0, &"alice".into());
+        let mut mirror = Mirror::default();
+        let dir = |rooms: &[(&str, &[&str])], age: Duration| RemoteDir {
+            rooms: rooms.iter().map(|(r, m)| ((*r).into(), m.iter().map(|n| (*n).into()).collect())).collect(),
+            seen: Instant::now().checked_sub(age).unwrap_or_else(Instant::now),
+        };
+        let ttl = Duration::from_secs(10);
+        mirror.dirs.insert("b".into(), dir(&[("general", &["bob"]), ("tech", &["carol"])], Duration::ZERO));
+        mirror.dirs.insert("dead".into(), dir(&[("general", &["zed"])], ttl * 2));
+        let all = merged(&local, &mirror, ttl);
+        let sizes: Vec<(&str, usize)> = all.iter().map(|(r, m)| (&**r, m.len())).collect();
+        assert_eq!(sizes, [("general", 2), ("tech", 1)]);
+        let names: Vec<Arc<str>> = members(&local, &mirror, ttl, "general");
+        assert_eq!(names, ["alice".into(), "bob".into()] as [Arc<str>; 2]);
+        assert_eq!(remote_size(&mirror, ttl, "general") + local.room_size("general"), 2);
+        assert_eq!(remote_size(&mirror, ttl, "nowhere"), 0);
+    }
+}
