@@ -8,8 +8,8 @@
 //! (bounded); what is asserted after that is exact.
 
 use crate::support::{
-    http_get, room_msgs, Client, ClientMsg, ErrorCode, Msg, NatsServer, ServerMsg, ServerProcess, TempDir, WireFormat,
-    DEADLINE,
+    http_get, room_msgs, Client, ClientMsg, ErrorCode, Msg, NatsServer, ServerMsg, ServerProcess, SystemKind, TempDir,
+    WireFormat, DEADLINE,
 };
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -320,4 +320,41 @@ fn nodes_recover_when_nats_restarts() {
     let (_c, reply) = try_login(n1.addr, "carol");
     assert!(matches!(reply, ServerMsg::LoginAck { .. }), "{reply:?}");
     assert!(n1.process.log().matches("cluster: connected to NATS").count() >= 2, "{}", n1.process.log());
+}
+
+/// Runs an admin command and returns the answer text.
+fn admin(c: &mut Client, command: &str) -> String {
+    c.send(&ClientMsg::Admin { command: command.into() });
+    match c.recv_until(|m| matches!(m, ServerMsg::Admin { .. } | ServerMsg::ErrorMsg { .. })) {
+        ServerMsg::Admin { text } => text.to_string(),
+        other => panic!("admin {command:?}: {other:?}"),
+    }
+}
+
+#[test]
+fn admin_alerts_and_kicks_reach_other_nodes() {
+    let Some(nats) = NatsServer::start("cluster::admin_alerts_and_kicks_reach_other_nodes") else {
+        return;
+    };
+    let n1 = node_with(&nats, "n1", &["--admin-user", "root", "--admin-password", "hunter22"]);
+    let n2 = node(&nats, "n2");
+    let mut root = Client::connect(n1.addr, WireFormat::Binary);
+    root.send(&ClientMsg::Login { username: "root".into(), credential: Some("hunter22".into()), since: None });
+    root.recv_until(|m| matches!(m, ServerMsg::LoginAck { .. }));
+    let mut bob = Client::login_new(n2.addr, WireFormat::Json, "bob");
+    // Kick by name needs n1 to know where bob is: ask until it does (bounded).
+    let end = Instant::now() + DEADLINE;
+    while admin(&mut root, "users").starts_with("1 users") {
+        assert!(Instant::now() < end, "n1 never saw bob");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(admin(&mut root, "alert fire drill"), "alert sent to 2 users");
+    match bob.recv_until(|m| matches!(m, ServerMsg::SystemMsg { kind: SystemKind::Alert, .. })) {
+        ServerMsg::SystemMsg { text, user, .. } => assert_eq!((&*text, &*user), ("fire drill", "root")),
+        _ => unreachable!(),
+    }
+    assert_eq!(admin(&mut root, "kick bob 0"), "kicked bob");
+    let last = bob.expect_closed();
+    assert!(last.iter().any(|m| matches!(m, ServerMsg::ErrorMsg { code: ErrorCode::Forbidden, .. })), "{last:?}");
+    drop((n1, n2));
 }
