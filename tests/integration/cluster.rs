@@ -307,7 +307,7 @@ fn nodes_recover_when_nats_restarts() {
         |m: &Msg, i: u32, w: &str| room_msgs(std::slice::from_ref(m)).iter().any(|(_, t)| *t == format!("{w} {i}"));
     until_route(&mut alice, &mut bob, |c, i| c.say(&format!("before {i}")), |m, i| said(m, i, "before"));
 
-    nats.restart();
+    nats.restart(false);
     for n in [&n1, &n2] {
         n.process.wait_for("cluster: lost NATS");
     }
@@ -357,4 +357,28 @@ fn admin_alerts_and_kicks_reach_other_nodes() {
     let last = bob.expect_closed();
     assert!(last.iter().any(|m| matches!(m, ServerMsg::ErrorMsg { code: ErrorCode::Forbidden, .. })), "{last:?}");
     drop((n1, n2));
+}
+
+#[test]
+fn nodes_make_the_buckets_again_when_nats_comes_back_empty() {
+    let Some(mut nats) = NatsServer::start("cluster::nodes_make_the_buckets_again_when_nats_comes_back_empty") else {
+        return;
+    };
+    let (n1, n2) = (node(&nats, "n1"), node(&nats, "n2"));
+    let _alice = Client::login_new(n1.addr, WireFormat::Binary, "alice");
+    nats.restart(true);
+    n1.process.wait_for("made it again");
+    // The renewals write alice's claim again: n2 refuses her name (asked until it does), and
+    // new names are granted again.
+    let end = Instant::now() + DEADLINE + Duration::from_secs(TTL_S);
+    loop {
+        let (_c, reply) = try_login(n2.addr, "alice");
+        if matches!(reply, ServerMsg::LoginReject { code: ErrorCode::UsernameTaken, .. }) {
+            break;
+        }
+        assert!(Instant::now() < end, "alice's claim never came back: {reply:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (_c, reply) = try_login(n2.addr, "carol");
+    assert!(matches!(reply, ServerMsg::LoginAck { .. }), "{reply:?}");
 }

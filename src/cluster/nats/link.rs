@@ -12,8 +12,10 @@ use super::wire::{self, Kind, DIRS_BUCKET, NAMES_BUCKET};
 use super::{ClusterConfig, ClusterError, ClusterStats, Cmd, Mirror, RemoteName};
 use crate::cluster::{Backplane, Claim, InProcess, Remote, UserEntry};
 use crate::protocol::validate::fold_name;
+use async_nats::jetstream::context::GetStreamErrorKind;
 use async_nats::jetstream::kv::{self, CreateErrorKind, Operation, Store};
 use async_nats::jetstream::stream;
+use async_nats::jetstream::ErrorCode;
 use async_nats::{Client, ConnectOptions, Event, Subscriber};
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -121,6 +123,34 @@ fn bucket_stream(bucket: &str, ttl: Duration) -> stream::Config {
     }
 }
 
+/// Makes the buckets again if NATS lost them (restarted without its store): every `ttl / 3` it
+/// checks they exist. The renewals then write this node's claims and slot again, and the
+/// directory is rewritten, within another `ttl / 3`.
+async fn guard_buckets(js: async_nats::jetstream::Context, ttl: Duration) {
+    let mut tick = tokio::time::interval(ttl / 3);
+    loop {
+        tick.tick().await;
+        for bucket in [NAMES_BUCKET, DIRS_BUCKET] {
+            let missing = match js.get_stream(format!("KV_{bucket}")).await {
+                Err(e) => {
+                    matches!(e.kind(), GetStreamErrorKind::JetStream(j) if j.error_code() == ErrorCode::STREAM_NOT_FOUND)
+                }
+                Ok(_) => false,
+            };
+            if missing {
+                match js.get_or_create_stream(bucket_stream(bucket, ttl)).await {
+                    Ok(_) => tracing::warn!(
+                        "cluster: bucket {bucket} was gone from NATS (restarted without its store?); made it again"
+                    ),
+                    Err(e) => {
+                        tracing::warn!("cluster: bucket {bucket} is gone from NATS and cannot be made again: {e}")
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Logs connection changes and keeps the connected flag.
 fn on_event(stats: &ClusterStats, event: Event) {
     match event {
@@ -139,6 +169,7 @@ fn on_event(stats: &ClusterStats, event: Event) {
 
 /// The command loop: runs until the shards' queue closes (the server stopped).
 async fn run(client: Client, kv: Store, (ttl, slot): (Duration, Slot), ctx: Arc<Ctx>, mut rx: mpsc::Receiver<Cmd>) {
+    tokio::spawn(guard_buckets(async_nats::jetstream::new(client.clone()), ttl));
     let (names_tx, names_rx) = mpsc::channel(NAMES_QUEUE);
     tokio::spawn(names(kv.clone(), (ttl, slot), ctx.clone(), names_rx));
     tokio::spawn(watch(kv, ctx.clone()));

@@ -49,11 +49,15 @@ impl NatsServer {
         Some(NatsServer { child, port, bin, dir })
     }
 
-    /// Kills it (SIGKILL, its own PID) and starts it again on the same port and store.
+    /// Kills it (SIGKILL, its own PID) and starts it again on the same port; with `wipe`, its
+    /// JetStream store is deleted first (a NATS that comes back empty).
     #[track_caller]
-    pub fn restart(&mut self) {
+    pub fn restart(&mut self, wipe: bool) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if wipe {
+            std::fs::remove_dir_all(self.dir.path().join("js")).expect("wipe the store");
+        }
         self.child = spawn(&self.bin, self.port, &self.dir);
     }
 
