@@ -224,6 +224,12 @@ impl Hub {
             }
             Remote::Done(done) => self.done(out, done),
             Remote::Claimed { key, user, verdict } => self.claim_verdict(out, key, &user, verdict),
+            Remote::NameLost { key, user } => {
+                if self.sessions.is(key, &user) {
+                    let why = "another node took your name while this one was cut off from the cluster; log in again";
+                    out.close(key, ErrorCode::UsernameTaken, why);
+                }
+            }
         }
     }
 

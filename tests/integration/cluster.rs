@@ -1,7 +1,8 @@
 //! Nodes joined through a real `nats-server -js` (started here on a free loopback port): room
 //! messages and private messages cross nodes in both wire formats, a user name is unique across
 //! the cluster, lists cover every node, a killed node's names are freed once their claims
-//! expire, and nodes recover by themselves when nats-server restarts.
+//! expire, nodes recover by themselves when nats-server restarts (with or without its store), and
+//! a node cut off from NATS keeps serving locally and gives up a name taken meanwhile.
 //!
 //! A node subscribes to a room shortly after its first member joins and learns of another
 //! node's users shortly after they log in, so the first crossing of each route is retried
@@ -11,7 +12,10 @@ use crate::support::{
     http_get, room_msgs, Client, ClientMsg, ErrorCode, Msg, NatsServer, ServerMsg, ServerProcess, SystemKind, TempDir,
     WireFormat, DEADLINE,
 };
-use std::net::SocketAddr;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Claim lifetime given to the nodes (the smallest allowed), so a dead node's names expire soon.
@@ -29,8 +33,11 @@ fn node(nats: &NatsServer, name: &str) -> Node {
 }
 
 fn node_with(nats: &NatsServer, name: &str, extra: &[&str]) -> Node {
+    node_at(&nats.url(), name, extra)
+}
+
+fn node_at(url: &str, name: &str, extra: &[&str]) -> Node {
     let dir = TempDir::new(name);
-    let url = nats.url();
     let ttl = TTL_S.to_string();
     let args = [
         "--port",
@@ -381,4 +388,105 @@ fn nodes_make_the_buckets_again_when_nats_comes_back_empty() {
     }
     let (_c, reply) = try_login(n2.addr, "carol");
     assert!(matches!(reply, ServerMsg::LoginAck { .. }), "{reply:?}");
+}
+
+/// A TCP relay from a loopback port to nats-server that the test can cut (every relayed
+/// connection closed, new ones refused) and restore: a network partition of one node.
+struct Partition {
+    port: u16,
+    cut: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Partition {
+    fn start(to: u16) -> Partition {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let port = listener.local_addr().expect("addr").port();
+        let (cut, stop) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+        let (c, s) = (cut.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !s.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((client, _)) if !c.load(Ordering::SeqCst) => {
+                        if let Ok(server) = TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], to))) {
+                            pump(&client, &server, &c, &s);
+                            pump(&server, &client, &c, &s);
+                        }
+                    }
+                    Ok(_) => {} // cut: dropped at once
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        Partition { port, cut, stop }
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Partition {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Copies `from` to `to` on a thread until either closes, or the partition is cut or stopped.
+fn pump(from: &TcpStream, to: &TcpStream, cut: &Arc<AtomicBool>, stop: &Arc<AtomicBool>) {
+    let (mut from, mut to) = (from.try_clone().expect("clone"), to.try_clone().expect("clone"));
+    let (cut, stop) = (cut.clone(), stop.clone());
+    from.set_read_timeout(Some(Duration::from_millis(20))).expect("timeout");
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 16 * 1024];
+        while !cut.load(Ordering::SeqCst) && !stop.load(Ordering::SeqCst) {
+            match from.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    if to.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                Err(_) => break,
+            }
+        }
+        let _ = from.shutdown(std::net::Shutdown::Both);
+        let _ = to.shutdown(std::net::Shutdown::Both);
+    });
+}
+
+#[test]
+fn a_node_cut_off_keeps_serving_locally_and_gives_up_a_name_taken_meanwhile() {
+    let Some(nats) = NatsServer::start("cluster::a_node_cut_off_keeps_serving_locally") else {
+        return;
+    };
+    let partition = Partition::start(nats.port);
+    let (n1, n2) = (node_at(&partition.url(), "n1", &[]), node(&nats, "n2"));
+    let mut alice = Client::login_new(n1.addr, WireFormat::Binary, "alice");
+    let mut dave = Client::login_new(n1.addr, WireFormat::Json, "dave");
+    dave.sync();
+
+    partition.cut.store(true, Ordering::SeqCst);
+    n1.process.wait_for("cluster: lost NATS");
+    // Local users chat on.
+    alice.say("still here");
+    assert_eq!(room_msgs(&collect_until(&mut dave, &["still here"])), vec![("alice".into(), "still here".into())]);
+    // n1 cannot renew alice's claim: it expires, and n2 grants the name (asked until it does).
+    let end = Instant::now() + DEADLINE + Duration::from_secs(TTL_S);
+    let _alice2 = loop {
+        let (c, reply) = try_login(n2.addr, "alice");
+        if matches!(reply, ServerMsg::LoginAck { .. }) {
+            break c;
+        }
+        assert!(Instant::now() < end, "n2 never granted alice: {reply:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    // Back on the bus, n1 finds the name taken and closes its alice; dave stays.
+    partition.cut.store(false, Ordering::SeqCst);
+    let last = alice.expect_closed();
+    assert!(last.iter().any(|m| matches!(m, ServerMsg::ErrorMsg { code: ErrorCode::UsernameTaken, .. })), "{last:?}");
+    dave.sync();
+    assert!(n1.process.log().contains("a local user's name was taken by another node"), "{}", n1.process.log());
 }

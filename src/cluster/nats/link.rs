@@ -329,7 +329,9 @@ async fn names(kv: Store, (ttl, mut slot): (Duration, Slot), ctx: Arc<Ctx>, mut 
                 None => break,
             },
             _ = beat.tick() => {
-                renew_slot(&kv, &mut slot).await;
+                if ctx.stats.connected.load(Ordering::Relaxed) {
+                    renew_slot(&kv, &mut slot).await;
+                }
                 heartbeat(&kv, &ctx, &mut held).await;
             }
         }
@@ -382,6 +384,9 @@ async fn renew_slot(kv: &Store, slot: &mut Slot) {
 /// Re-writes every claim still held here (so it outlives the bucket's `max_age`), drops those
 /// no longer held (a lost release), and re-creates one that expired meanwhile (NATS was away).
 async fn heartbeat(kv: &Store, ctx: &Ctx, held: &mut HashMap<Box<str>, (Bytes, u64)>) {
+    if !ctx.stats.connected.load(Ordering::Relaxed) {
+        return; // each request would wait for its timeout; renew once the link is back
+    }
     let mut lost = Vec::new();
     for (folded, (value, rev)) in held.iter_mut() {
         let key = wire::hex(folded);
@@ -394,11 +399,16 @@ async fn heartbeat(kv: &Store, ctx: &Ctx, held: &mut HashMap<Box<str>, (Bytes, u
             Ok(r) => *rev = r,
             Err(_) => match kv.create(&key, value.clone()).await {
                 Ok(r) => *rev = r,
-                Err(e) => {
+                Err(e) if e.kind() == CreateErrorKind::AlreadyExists => {
+                    // It expired while this node was cut off, and another node took it.
                     ctx.stats.names_lost.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!("cluster: the claim on a local user's name could not be renewed: {e}");
+                    tracing::warn!("cluster: a local user's name was taken by another node; closing that connection");
+                    if let Some(e) = ctx.local.locate(folded) {
+                        ctx.local.deliver(e.shard, vec![Remote::NameLost { key: e.key, user: e.name }]);
+                    }
                     lost.push(folded.clone());
                 }
+                Err(e) => tracing::debug!("cluster: cannot renew a name claim now (kept, retried): {e}"),
             },
         }
     }
