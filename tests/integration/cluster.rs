@@ -470,7 +470,9 @@ fn a_node_cut_off_keeps_serving_locally_and_gives_up_a_name_taken_meanwhile() {
 
     partition.cut.store(true, Ordering::SeqCst);
     n1.process.wait_for("cluster: lost NATS");
-    // Local users chat on.
+    // Local users chat on; a new login is refused at once (its name cannot be confirmed).
+    let (_c, reply) = try_login(n1.addr, "erin");
+    assert!(matches!(reply, ServerMsg::LoginReject { code: ErrorCode::Internal, .. }), "{reply:?}");
     alice.say("still here");
     assert_eq!(room_msgs(&collect_until(&mut dave, &["still here"])), vec![("alice".into(), "still here".into())]);
     // n1 cannot renew alice's claim: it expires, and n2 grants the name (asked until it does).

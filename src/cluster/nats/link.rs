@@ -303,6 +303,10 @@ async fn names(kv: Store, (ttl, mut slot): (Duration, Slot), ctx: Arc<Ctx>, mut 
     loop {
         tokio::select! {
             cmd = rx.recv() => match cmd {
+                Some(Cmd::Claim { entry, .. }) if !ctx.stats.connected.load(Ordering::Relaxed) => {
+                    // Each would wait for the request timeout, one after another.
+                    verdict(&ctx.local, entry, Claim::Unavailable);
+                }
                 Some(Cmd::Claim { folded, entry }) => {
                     let value = wire::claim_value(&ctx.node, &entry.name);
                     let claim = match kv.create(wire::hex(&folded), value.clone()).await {
