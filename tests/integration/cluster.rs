@@ -102,11 +102,11 @@ fn try_login(addr: SocketAddr, name: &str) -> (Client, Msg) {
 }
 
 #[test]
-fn room_and_private_messages_cross_nodes_in_both_formats() {
-    let Some(nats) = NatsServer::start("cluster::room_and_private_messages_cross_nodes_in_both_formats") else {
+fn room_messages_cross_nodes_in_both_formats_with_unique_ids() {
+    let Some(nats) = NatsServer::start("cluster::room_messages_cross_nodes_in_both_formats_with_unique_ids") else {
         return;
     };
-    let (n1, n2) = (node_with(&nats, "n1", &["--metrics", "127.0.0.1:0"]), node(&nats, "n2"));
+    let (n1, n2) = (node(&nats, "n1"), node(&nats, "n2"));
     let mut alice = Client::login_new(n1.addr, WireFormat::Binary, "alice");
     let mut bob = Client::login_new(n2.addr, WireFormat::Json, "bob");
     let mut carol = Client::login_new(n1.addr, WireFormat::Json, "carol");
@@ -149,6 +149,46 @@ fn room_and_private_messages_cross_nodes_in_both_formats() {
     want.sort();
     assert_eq!(at_carol, want, "carol (n1) hears both nodes once");
 
+    // A room of its own, with a member on each node.
+    alice.join("tech");
+    bob.join("tech");
+    until_route(
+        &mut bob,
+        &mut alice,
+        |c, i| c.say(&format!("tech {i}")),
+        |m, i| room_msgs(std::slice::from_ref(m)).iter().any(|(_, t)| *t == format!("tech {i}")),
+    );
+    carol.say("general only");
+    bob.say("tech only");
+    assert_eq!(room_msgs(&collect_until(&mut alice, &["tech only"])), vec![("bob".into(), "tech only".into())]);
+    assert!(room_msgs(&carol.sync()).iter().all(|(_, t)| !t.starts_with("tech")), "carol is not in tech");
+
+    drop((n1, n2));
+}
+
+#[test]
+fn private_messages_cross_nodes_and_the_link_shows_in_metrics() {
+    let Some(nats) = NatsServer::start("cluster::private_messages_cross_nodes_and_the_link_shows_in_metrics") else {
+        return;
+    };
+    let (n1, n2) = (node_with(&nats, "n1", &["--metrics", "127.0.0.1:0"]), node(&nats, "n2"));
+    let mut alice = Client::login_new(n1.addr, WireFormat::Binary, "alice");
+    let mut bob = Client::login_new(n2.addr, WireFormat::Json, "bob");
+    let mut carol = Client::login_new(n1.addr, WireFormat::Json, "carol");
+    until_route(
+        &mut alice,
+        &mut bob,
+        |c, i| c.say(&format!("ping {i}")),
+        |m, i| room_msgs(std::slice::from_ref(m)).iter().any(|(_, t)| *t == format!("ping {i}")),
+    );
+    until_route(
+        &mut bob,
+        &mut alice,
+        |c, i| c.say(&format!("pong {i}")),
+        |m, i| room_msgs(std::slice::from_ref(m)).iter().any(|(_, t)| *t == format!("pong {i}")),
+    );
+    carol.sync();
+
     // A private message to a user on the other node, named in another case.
     let pm = |m: &Msg, i: u32| matches!(m, ServerMsg::PrivateMsgDelivery { from, text, .. } if from == "alice" && *text == format!("psst {i}"));
     until_route(
@@ -165,20 +205,6 @@ fn room_and_private_messages_cross_nodes_in_both_formats() {
     );
     // Nobody else heard it.
     assert!(!carol.sync().iter().any(|m| matches!(m, ServerMsg::PrivateMsgDelivery { .. })));
-
-    // A room of its own, with a member on each node.
-    alice.join("tech");
-    bob.join("tech");
-    until_route(
-        &mut bob,
-        &mut alice,
-        |c, i| c.say(&format!("tech {i}")),
-        |m, i| room_msgs(std::slice::from_ref(m)).iter().any(|(_, t)| *t == format!("tech {i}")),
-    );
-    carol.say("general only");
-    bob.say("tech only");
-    assert_eq!(room_msgs(&collect_until(&mut alice, &["tech only"])), vec![("bob".into(), "tech only".into())]);
-    assert!(room_msgs(&carol.sync()).iter().all(|(_, t)| !t.starts_with("tech")), "carol is not in tech");
 
     // n1's metrics show the link up and traffic both ways.
     let line = n1.process.wait_for("metrics at http://");
