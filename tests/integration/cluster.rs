@@ -50,7 +50,7 @@ fn node_at(url: &str, name: &str, extra: &[&str]) -> Node {
         "--history",
         "memory",
         "--cluster",
-        &url,
+        url,
         "--node",
         name,
         "--cluster-name-ttl",
