@@ -518,3 +518,30 @@ fn a_node_cut_off_keeps_serving_locally_and_gives_up_a_name_taken_meanwhile() {
     dave.sync();
     assert!(n1.process.log().contains("a local user's name was taken by another node"), "{}", n1.process.log());
 }
+
+#[test]
+fn a_node_with_another_ttl_runs_on_the_clusters() {
+    let Some(nats) = NatsServer::start("cluster::a_node_with_another_ttl_runs_on_the_clusters") else {
+        return;
+    };
+    let _n1 = node(&nats, "n1");
+    let dir = TempDir::new("n3");
+    let url = nats.url();
+    let args = [
+        "--port",
+        "0",
+        "--no-tls",
+        "--history",
+        "memory",
+        "--cluster",
+        &url,
+        "--node",
+        "n3",
+        "--cluster-name-ttl",
+        "30",
+    ];
+    let n3 = ServerProcess::start(dir.path(), &args);
+    let line = n3.wait_for("cluster: the names bucket expires claims after");
+    assert!(line.contains(&format!("after {TTL_S} s, not 30 s: using {TTL_S} s")), "{line}");
+    n3.wait_for("cluster: joined through NATS");
+}

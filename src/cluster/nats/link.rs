@@ -41,13 +41,15 @@ pub(super) struct Ctx {
 }
 
 /// Starts the thread and waits until it is connected and has the names bucket.
+/// Returns the node's id slot and the TTL the cluster runs on (the names bucket's, which the
+/// first node set).
 pub(super) fn spawn(
-    config: ClusterConfig,
+    mut config: ClusterConfig,
     local: Arc<InProcess>,
     mirror: Arc<Mutex<Mirror>>,
     stats: Arc<ClusterStats>,
     rx: mpsc::Receiver<Cmd>,
-) -> Result<u64, ClusterError> {
+) -> Result<(u64, Duration), ClusterError> {
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     std::thread::Builder::new().name("chat-nats".into()).spawn(move || {
         let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
@@ -56,9 +58,9 @@ pub(super) fn spawn(
         };
         rt.block_on(async move {
             let ctx = Arc::new(Ctx { node: config.node.clone(), local, mirror, stats });
-            match setup(&config, &ctx).await {
+            match setup(&mut config, &ctx).await {
                 Ok((client, [kv, dirs], slot)) => {
-                    let _ = ready_tx.send(Ok(slot.index));
+                    let _ = ready_tx.send(Ok((slot.index, config.name_ttl)));
                     tokio::spawn(directory::publish(dirs.clone(), config.name_ttl, ctx.clone()));
                     tokio::spawn(directory::watch(dirs, ctx.clone()));
                     run(client, kv, (config.name_ttl, slot), ctx, rx).await;
@@ -71,7 +73,7 @@ pub(super) fn spawn(
 }
 
 /// Connects and opens (or creates) the names bucket.
-async fn setup(config: &ClusterConfig, ctx: &Arc<Ctx>) -> Result<(Client, [Store; 2], Slot), ClusterError> {
+async fn setup(config: &mut ClusterConfig, ctx: &Arc<Ctx>) -> Result<(Client, [Store; 2], Slot), ClusterError> {
     let servers = config.servers.join(",");
     let stats = ctx.stats.clone();
     let client = ConnectOptions::new()
@@ -91,10 +93,20 @@ async fn setup(config: &ClusterConfig, ctx: &Arc<Ctx>) -> Result<(Client, [Store
     let mut stores = Vec::with_capacity(2);
     for bucket in [NAMES_BUCKET, DIRS_BUCKET] {
         let bucket_err = |e: &dyn std::fmt::Display| ClusterError::Bucket { bucket, reason: e.to_string() };
-        if js.get_stream(format!("KV_{bucket}")).await.is_err() {
+        let stream = match js.get_stream(format!("KV_{bucket}")).await {
+            Ok(stream) => stream,
             // The bucket's stream as `create_key_value` would make it; made directly because
             // that call first asks for account details that nats-server 2.9's answer lacks.
-            js.get_or_create_stream(bucket_stream(bucket, config.name_ttl)).await.map_err(|e| bucket_err(&e))?;
+            Err(_) => {
+                js.get_or_create_stream(bucket_stream(bucket, config.name_ttl)).await.map_err(|e| bucket_err(&e))?
+            }
+        };
+        let max_age = stream.cached_info().config.max_age;
+        if bucket == NAMES_BUCKET && max_age != config.name_ttl && !max_age.is_zero() {
+            // The first node made the bucket; its TTL is what the cluster runs on.
+            let (theirs, mine) = (max_age.as_secs_f64(), config.name_ttl.as_secs_f64());
+            tracing::warn!("cluster: the names bucket expires claims after {theirs} s, not {mine} s: using {theirs} s");
+            config.name_ttl = max_age;
         }
         stores.push(js.get_key_value(bucket).await.map_err(|e| bucket_err(&e))?);
     }

@@ -126,9 +126,8 @@ impl Nats {
         let (tx, rx) = mpsc::channel(config.queue.max(1));
         let mirror = Arc::new(Mutex::new(Mirror::default()));
         let stats = Arc::new(ClusterStats::default());
-        let ttl = config.name_ttl;
         let remote = local.shard_count();
-        let slot = link::spawn(config, local.clone(), mirror.clone(), stats.clone(), rx)?;
+        let (slot, ttl) = link::spawn(config, local.clone(), mirror.clone(), stats.clone(), rx)?;
         Ok(Nats { local, remote, cmds: tx, mirror, ttl, stats, slot })
     }
 
