@@ -224,6 +224,10 @@ impl Hub {
             }
             Remote::Done(done) => self.done(out, done),
             Remote::Claimed { key, user, verdict } => self.claim_verdict(out, key, &user, verdict),
+            Remote::Ban { user, ban } => match ban.is_zero() {
+                true => drop(self.services.bans.unban(&user, Instant::now())),
+                false => self.services.bans.ban(&user, ban, Instant::now()),
+            },
             Remote::NameLost { key, user } => {
                 if self.sessions.is(key, &user) {
                     let why = "another node took your name while this one was cut off from the cluster; log in again";

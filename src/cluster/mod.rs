@@ -100,6 +100,9 @@ pub enum Remote {
     /// Close local connection `key` if it is still `user` (admin kick), telling it how long
     /// its name is banned.
     Kick { key: usize, user: Arc<str>, ban: std::time::Duration },
+    /// An admin banned the case-folded name `user` for `ban` (zero: lifted the ban) on another
+    /// shard or node: record it here too (the ban list is per server).
+    Ban { user: Arc<str>, ban: std::time::Duration },
     /// Local connection `key`, if it is still `user`, lost its name to another node (its claim
     /// expired while this node was cut off from the cluster): close it.
     NameLost { key: usize, user: Arc<str> },

@@ -365,8 +365,8 @@ fn admin(c: &mut Client, command: &str) -> String {
 }
 
 #[test]
-fn admin_alerts_and_kicks_reach_other_nodes() {
-    let Some(nats) = NatsServer::start("cluster::admin_alerts_and_kicks_reach_other_nodes") else {
+fn admin_alerts_kicks_and_bans_reach_other_nodes() {
+    let Some(nats) = NatsServer::start("cluster::admin_alerts_kicks_and_bans_reach_other_nodes") else {
         return;
     };
     let n1 = node_with(&nats, "n1", &["--admin-user", "root", "--admin-password", "hunter22"]);
@@ -389,6 +389,37 @@ fn admin_alerts_and_kicks_reach_other_nodes() {
     assert_eq!(admin(&mut root, "kick bob 0"), "kicked bob");
     let last = bob.expect_closed();
     assert!(last.iter().any(|m| matches!(m, ServerMsg::ErrorMsg { code: ErrorCode::Forbidden, .. })), "{last:?}");
+
+    // A ban holds on every node, and so does lifting it.
+    let mut carol = Client::login_new(n2.addr, WireFormat::Json, "carol");
+    while admin(&mut root, "kick carol").starts_with("no user") {
+        assert!(Instant::now() < end + DEADLINE, "n1 never saw carol");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let last = carol.expect_closed();
+    assert!(last.iter().any(|m| matches!(m, ServerMsg::ErrorMsg { code: ErrorCode::Banned, .. })), "{last:?}");
+    let (_c, reply) = try_login(n1.addr, "carol");
+    assert!(matches!(reply, ServerMsg::LoginReject { code: ErrorCode::Banned, .. }), "{reply:?}");
+    // The ban crosses on its own subject: asked until n2 has it (bounded).
+    let end = Instant::now() + DEADLINE;
+    loop {
+        let (_c, reply) = try_login(n2.addr, "carol");
+        if matches!(reply, ServerMsg::LoginReject { code: ErrorCode::Banned, .. }) {
+            break;
+        }
+        assert!(Instant::now() < end, "carol was never banned on n2: {reply:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(admin(&mut root, "unban carol"), "unbanned carol");
+    let end = Instant::now() + DEADLINE;
+    loop {
+        let (_c, reply) = try_login(n2.addr, "carol");
+        if matches!(reply, ServerMsg::LoginAck { .. }) {
+            break;
+        }
+        assert!(Instant::now() < end, "carol stayed banned on n2: {reply:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     drop((n1, n2));
 }
 

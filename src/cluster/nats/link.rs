@@ -246,6 +246,9 @@ async fn publish(client: &Client, ctx: &Ctx, work: Remote) {
             (wire::node_subject(&node), wire::encode(Kind::Kick, &folded, None, ban.as_millis() as u64))
         }
         Remote::All { frames } => (wire::ALL_SUBJECT.to_string(), wire::encode(Kind::All, "", Some(&frames), 0)),
+        Remote::Ban { user, ban } => {
+            (wire::ALL_SUBJECT.to_string(), wire::encode(Kind::Ban, &user, None, ban.as_millis() as u64))
+        }
         // Stamps, replays and worker results always stay on their node (room owners are local).
         _ => return,
     };
@@ -291,6 +294,11 @@ async fn inbound(mut sub: Subscriber, room: Option<Arc<str>>, ctx: Arc<Ctx>) {
                     let ban = Duration::from_millis(env.ban_ms);
                     local.deliver(e.shard, vec![Remote::Kick { key: e.key, user: e.name, ban }]);
                 }
+            }
+            (Kind::Ban, _, None) => {
+                // One shard is enough: the ban list is the node's.
+                let ban = Duration::from_millis(env.ban_ms);
+                local.deliver(0, vec![Remote::Ban { user: user.into(), ban }]);
             }
             (Kind::All, Some(frames), None) => {
                 for shard in 0..local.shard_count() {

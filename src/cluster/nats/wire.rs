@@ -30,6 +30,8 @@ pub enum Kind {
     All = 4,
     /// An admin kick of a user on the addressed node (a ban in milliseconds).
     Kick = 5,
+    /// An admin ban (milliseconds; 0: lifted) of a case-folded name, to every node.
+    Ban = 6,
 }
 
 impl Kind {
@@ -40,6 +42,7 @@ impl Kind {
             3 => Kind::Direct,
             4 => Kind::All,
             5 => Kind::Kick,
+            6 => Kind::Ban,
             _ => return None,
         })
     }
@@ -115,7 +118,7 @@ pub fn encode(kind: Kind, user: &str, frames: Option<&Frames>, ban_ms: u64) -> B
         put_field(&mut buf, &f.json);
         put_field(&mut buf, &f.ws);
     }
-    if kind == Kind::Kick {
+    if matches!(kind, Kind::Kick | Kind::Ban) {
         buf.put_u64(ban_ms);
     }
     buf.freeze()
@@ -137,7 +140,7 @@ pub fn decode(mut payload: Bytes) -> Option<Envelope> {
     let kind = Kind::from_u8(payload.get_u8())?;
     let user = take_field(&mut payload)?;
     let (frames, ban_ms) = match kind {
-        Kind::Kick => (None, (payload.remaining() >= 8).then(|| payload.get_u64())?),
+        Kind::Kick | Kind::Ban => (None, (payload.remaining() >= 8).then(|| payload.get_u64())?),
         _ => {
             let binary = take_field(&mut payload)?;
             let json = take_field(&mut payload)?;
@@ -161,6 +164,8 @@ mod tests {
         assert_eq!((&g.binary[..], &g.json[..], g.ws.len()), (&b"b"[..], &b"{}\n"[..], 0));
         let k = decode(encode(Kind::Kick, "bob", None, 9000)).expect("decodes");
         assert_eq!(k.ban_ms, 9000);
+        let b = decode(encode(Kind::Ban, "bob", None, 0)).expect("decodes");
+        assert_eq!((b.kind, b.ban_ms, b.frames.is_none()), (Kind::Ban, 0, true));
         let full = encode(Kind::Chat, "", Some(&f), 0);
         for cut in 0..full.len() {
             assert!(decode(full.slice(..cut)).is_none(), "a cut at {cut} decoded");
