@@ -309,6 +309,25 @@ pub struct Extra {
     pub history_write_latency_seconds: Option<(u64, f64)>,
     /// Seconds since the server started.
     pub uptime_seconds: f64,
+    /// The cluster link's figures, on a cluster node.
+    pub cluster: Option<ClusterFigures>,
+}
+
+/// A cluster node's link to NATS (see docs/CLUSTER.md).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClusterFigures {
+    /// Whether the NATS connection is up now.
+    pub connected: bool,
+    /// Times the NATS connection was lost.
+    pub disconnects: u64,
+    /// Batches of cross-node work dropped because the queue to the NATS thread was full.
+    pub dropped: u64,
+    /// Envelopes published to other nodes.
+    pub published: u64,
+    /// Envelopes received from other nodes.
+    pub received: u64,
+    /// Local users' name claims that could not be renewed.
+    pub names_lost: u64,
 }
 
 /// Prometheus metric types used here.
@@ -497,6 +516,30 @@ pub fn render(total: &StatsSnapshot, shards: &[StatsSnapshot], extra: &Extra) ->
         family(&mut out, name, "summary", "Time taken by history (message database) writes.");
         sample(&mut out, &format!("{name}_count"), "", &count.to_string());
         sample(&mut out, &format!("{name}_sum"), "", &float(sum));
+    }
+    if let Some(c) = &extra.cluster {
+        let figures: [(&str, &str, &str, u64); 6] = [
+            ("chatproto_cluster_connected", "gauge", "1 while the NATS connection is up.", u64::from(c.connected)),
+            ("chatproto_cluster_disconnects_total", "counter", "Times the NATS connection was lost.", c.disconnects),
+            (
+                "chatproto_cluster_dropped_total",
+                "counter",
+                "Batches of cross-node work dropped: the queue to the NATS thread was full.",
+                c.dropped,
+            ),
+            ("chatproto_cluster_published_total", "counter", "Envelopes published to other nodes.", c.published),
+            ("chatproto_cluster_received_total", "counter", "Envelopes received from other nodes.", c.received),
+            (
+                "chatproto_cluster_names_lost_total",
+                "counter",
+                "Local users' name claims that could not be renewed.",
+                c.names_lost,
+            ),
+        ];
+        for (name, kind, help, value) in figures {
+            family(&mut out, name, kind, help);
+            sample(&mut out, name, "", &value.to_string());
+        }
     }
     let name = "chatproto_build_info";
     family(&mut out, name, "gauge", "Always 1; the version is in the label.");

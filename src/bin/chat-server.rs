@@ -46,7 +46,9 @@ fn main() -> ExitCode {
     match serve(&settings) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
+            // Straight to stderr, not through the log queue: the process ends now, before the
+            // log writer thread would get to the line.
+            let _ = writeln!(std::io::stderr(), "chat-server: {e:#}");
             ExitCode::FAILURE
         }
     }

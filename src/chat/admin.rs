@@ -5,6 +5,7 @@ use super::{fold, Hub, Outbox};
 use crate::cluster::Remote;
 use crate::protocol::{ErrorCode, ServerMsg, SystemKind};
 use crate::services::console::{format_utc, parse, AdminCommand, ADMIN_HELP};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Closes `key` as kicked by an administrator: ERROR_MSG BANNED with the ban's length, or
@@ -64,8 +65,10 @@ impl Hub {
             }
             AdminCommand::Kick(user, ban) => self.kick_user(out, user, *ban),
             AdminCommand::Unban(user) => {
-                let folded = fold(&mut self.fold_buf, user);
-                match self.services.bans.unban(folded, Instant::now()) {
+                let folded: Arc<str> = fold(&mut self.fold_buf, user).into();
+                // Other nodes keep their own ban lists (the other shards share this one).
+                self.relay.everyone(|| Remote::Ban { user: folded.clone(), ban: Duration::ZERO });
+                match self.services.bans.unban(&folded, Instant::now()) {
                     true => format!("unbanned {user}"),
                     false => format!("{user} was not banned"),
                 }
@@ -91,6 +94,8 @@ impl Hub {
         let folded = fold(&mut self.fold_buf, &normalized).to_string();
         if !ban.is_zero() {
             self.services.bans.ban(&folded, ban, Instant::now());
+            let user: Arc<str> = folded.as_str().into();
+            self.relay.everyone(|| Remote::Ban { user: user.clone(), ban });
         }
         let banned = if ban.is_zero() { String::new() } else { format!(", banned for {} s", ban.as_secs()) };
         let Some(e) = self.backplane.locate(&folded) else {

@@ -17,6 +17,27 @@ use std::time::Instant;
 /// Shortest password accepted at registration, in bytes.
 pub const MIN_PASSWORD: usize = 8;
 
+/// A login waiting for the backplane's verdict on its name ([`Claim::Pending`]).
+#[derive(Debug)]
+pub(super) struct PendingLogin {
+    /// The name as the user wrote it.
+    name: Arc<str>,
+    /// Logged in as the administrator.
+    admin: bool,
+    /// Replay history after this id.
+    since: Option<u64>,
+}
+
+/// Refuses a login whose name claim was not granted.
+fn claim_refused<O: Outbox>(out: &mut O, key: usize, username: &str, verdict: Claim) {
+    match verdict {
+        Claim::Unavailable => {
+            reject(out, key, ErrorCode::Internal, "the cluster cannot confirm the name now; try again shortly")
+        }
+        _ => reject(out, key, ErrorCode::UsernameTaken, &format!("the name {username:?} is taken")),
+    }
+}
+
 fn reject<O: Outbox>(out: &mut O, key: usize, code: ErrorCode, reason: &str) {
     out.send(key, &ServerMsg::LoginReject { code, reason: reason.into(), retry_ms: None });
 }
@@ -32,7 +53,7 @@ impl Hub {
         credential: Option<&str>,
         (register, since): (bool, Option<u64>),
     ) {
-        if self.pending_auth.contains_key(&key) {
+        if self.pending_auth.contains_key(&key) || self.pending_claims.contains_key(&key) {
             return reject(out, key, ErrorCode::AuthFailed, "a login is already being checked");
         }
         // The name as people see it: `Ａｌｉｃｅ` logs in as `Alice`.
@@ -138,18 +159,43 @@ impl Hub {
         }
     }
 
-    /// Logs `key` in as `username` once authenticated: claims the name, enters the default
-    /// room, acknowledges, replays the room's history (after id `since`, if given), tells the
-    /// room.
+    /// Logs `key` in as `username` once authenticated: claims the name (a cluster may answer
+    /// later, through [`Hub::claim_verdict`]), then admits the user.
     fn finish_login<O: Outbox>(&mut self, out: &mut O, key: usize, username: &str, admin: bool, since: Option<u64>) {
         if let Err(e) = check_username(username) {
             return reject(out, key, ErrorCode::InvalidUsername, &format!("invalid user name: {e}"));
         }
         let name: Arc<str> = username.into();
         let folded = fold(&mut self.fold_buf, username);
-        if self.backplane.claim(folded, UserEntry { name: name.clone(), shard: self.shard, key }) == Claim::Taken {
-            return reject(out, key, ErrorCode::UsernameTaken, &format!("the name {username:?} is taken"));
+        match self.backplane.claim(folded, UserEntry { name: name.clone(), shard: self.shard, key }) {
+            Claim::Granted => self.admit(out, key, name, admin, since),
+            Claim::Pending => {
+                self.pending_claims.insert(key, PendingLogin { name, admin, since });
+            }
+            verdict => claim_refused(out, key, username, verdict),
         }
+    }
+
+    /// The backplane's later verdict on a [`Claim::Pending`] name claim.
+    pub(super) fn claim_verdict<O: Outbox>(&mut self, out: &mut O, key: usize, user: &str, verdict: Claim) {
+        if !matches!(self.pending_claims.get(&key), Some(p) if *p.name == *user) {
+            return; // the connection went away; `disconnect` released the name
+        }
+        let Some(p) = self.pending_claims.remove(&key) else { return };
+        match verdict {
+            Claim::Granted => self.admit(out, key, p.name, p.admin, p.since),
+            verdict => {
+                let folded = fold(&mut self.fold_buf, &p.name);
+                self.backplane.release(folded);
+                claim_refused(out, key, &p.name, verdict);
+            }
+        }
+    }
+
+    /// Admits `key` as `name`, whose claim was granted: enters the default room, acknowledges,
+    /// replays the room's history (after id `since`, if given), tells the room.
+    fn admit<O: Outbox>(&mut self, out: &mut O, key: usize, name: Arc<str>, admin: bool, since: Option<u64>) {
+        let folded = fold(&mut self.fold_buf, &name);
         if let Some(ip) = out.peer_ip(key).filter(|_| admin || self.services.auth != AuthMode::Open) {
             // The credential was right: the name's failed attempts from here are forgiven, so
             // a user who logs in often is never throttled for succeeding.
@@ -162,7 +208,7 @@ impl Hub {
         self.sessions.insert(key, Session { name: name.clone(), membership, admin, id });
         out.logged_in(key);
         self.counters.logins += 1;
-        out.send(key, &ServerMsg::LoginAck { username: username.into(), room: DEFAULT_ROOM.into() });
+        out.send(key, &ServerMsg::LoginAck { username: (&*name).into(), room: DEFAULT_ROOM.into() });
         let canonical = self.rooms.room(room).name.clone();
         self.start_replay(out, key, canonical, since);
         self.presence(out, room, key, SystemKind::Join, &name);
@@ -172,6 +218,10 @@ impl Hub {
     /// Call when the connection starts closing; calling it again does nothing.
     pub fn disconnect<O: Outbox>(&mut self, out: &mut O, key: usize) {
         self.pending_auth.remove(&key);
+        if let Some(p) = self.pending_claims.remove(&key) {
+            let folded = fold(&mut self.fold_buf, &p.name);
+            self.backplane.release(folded);
+        }
         self.drop_transfers(key);
         let Some(session) = self.sessions.get(key) else { return };
         let (name, m) = (session.name.clone(), session.membership);

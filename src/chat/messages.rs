@@ -46,7 +46,8 @@ impl Hub {
         text: &str,
         sender: AckTo,
     ) {
-        let id = self.next_seq * self.backplane.shard_count() as u64 + self.shard as u64;
+        let (stride, offset) = self.backplane.id_slot(self.shard);
+        let id = self.next_seq * stride + offset;
         let ts_ms = self.now_ms;
         self.next_seq += 1;
         let msg = ServerMsg::RoomMsg {

@@ -72,7 +72,8 @@ pub struct Hub {
     local_users: HashMap<Box<str>, usize>,
     /// Rooms with local members.
     rooms: Rooms,
-    /// Sequence of the next room message here; ids are `seq * shards + shard`, so unique.
+    /// Sequence of the next room message here; ids are `seq * stride + offset` with this
+    /// shard's [`Backplane::id_slot`], so unique.
     next_seq: u64,
     /// Milliseconds since the Unix epoch, refreshed once per loop turn by [`Hub::set_now`].
     now_ms: u64,
@@ -86,6 +87,8 @@ pub struct Hub {
     quiet: bool,
     /// Connections waiting for the accounts worker, with the nonce their answer must carry.
     pending_auth: HashMap<usize, u64>,
+    /// Connections whose name claim the backplane answers later (a cluster), by key.
+    pending_claims: HashMap<usize, login::PendingLogin>,
     /// Next nonce for pending logins, sessions and downloads (tells a live answer from a stale
     /// one); never reused.
     next_nonce: u64,
@@ -104,7 +107,7 @@ impl Hub {
     pub fn new(shard: usize, backplane: Arc<dyn Backplane>, services: Arc<Services>, presence_limit: usize) -> Self {
         let shards = backplane.shard_count().max(1);
         // Ids stay unique across restarts: start above every id already in the history.
-        let next_seq = services.history.max_id() / shards as u64 + 1;
+        let next_seq = services.history.max_id() / backplane.id_slot(shard).0.max(1) + 1;
         Hub {
             shard,
             relay: Relay::new(shard, shards),
@@ -120,6 +123,7 @@ impl Hub {
             coalescer: presence::Coalescer::new(0),
             quiet: false,
             pending_auth: HashMap::new(),
+            pending_claims: HashMap::new(),
             next_nonce: 1,
             uploads: HashMap::new(),
             downloads: HashMap::new(),
@@ -219,6 +223,17 @@ impl Hub {
                 }
             }
             Remote::Done(done) => self.done(out, done),
+            Remote::Claimed { key, user, verdict } => self.claim_verdict(out, key, &user, verdict),
+            Remote::Ban { user, ban } => match ban.is_zero() {
+                true => drop(self.services.bans.unban(&user, Instant::now())),
+                false => self.services.bans.ban(&user, ban, Instant::now()),
+            },
+            Remote::NameLost { key, user } => {
+                if self.sessions.is(key, &user) {
+                    let why = "another node took your name while this one was cut off from the cluster; log in again";
+                    out.close(key, ErrorCode::UsernameTaken, why);
+                }
+            }
         }
     }
 

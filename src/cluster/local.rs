@@ -45,6 +45,12 @@ impl InProcess {
         InProcess { inner: Mutex::default(), links, default_room: default_room.into() }
     }
 
+    /// Bit `i` set while local shard `i` hosts members of `room` (0: no local member).
+    pub(crate) fn local_mask(&self, room: &str) -> u64 {
+        let all = u64::MAX.checked_shr(64 - self.links.len() as u32).unwrap_or(0);
+        self.lock().rooms.get(room).map_or(0, |r| r.shared.shards() & all)
+    }
+
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock would be a server bug; the data is still consistent
         // enough to keep serving, so recover the guard.

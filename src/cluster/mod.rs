@@ -12,6 +12,7 @@
 //! [`Backplane::deliver`] per shard per loop turn.
 
 mod local;
+pub mod nats;
 mod relay;
 
 pub use local::InProcess;
@@ -99,6 +100,15 @@ pub enum Remote {
     /// Close local connection `key` if it is still `user` (admin kick), telling it how long
     /// its name is banned.
     Kick { key: usize, user: Arc<str>, ban: std::time::Duration },
+    /// An admin banned the case-folded name `user` for `ban` (zero: lifted the ban) on another
+    /// shard or node: record it here too (the ban list is per server).
+    Ban { user: Arc<str>, ban: std::time::Duration },
+    /// Local connection `key`, if it is still `user`, lost its name to another node (its claim
+    /// expired while this node was cut off from the cluster): close it.
+    NameLost { key: usize, user: Arc<str> },
+    /// The verdict on a name claim that [`Backplane::claim`] answered [`Claim::Pending`] for:
+    /// connection `key`, if it is still waiting to log in as `user`.
+    Claimed { key: usize, user: Arc<str>, verdict: Claim },
     /// The result of work done off the loop (hashing, disk, console).
     Done(Done),
 }
@@ -130,6 +140,11 @@ pub enum Claim {
     Granted,
     /// Someone else holds the name.
     Taken,
+    /// Asked elsewhere (another node): the verdict comes later as [`Remote::Claimed`]. Until
+    /// then the name is held here, so a second claim on this node is [`Claim::Taken`].
+    Pending,
+    /// The backplane cannot tell now (the cluster is unreachable); try again later.
+    Unavailable,
 }
 
 /// What the chat rules of one shard need from the rest of the server (or cluster).
@@ -142,7 +157,14 @@ pub trait Backplane: Send + Sync {
     /// The shard that owns `room`: it stamps the room's ids and answers its replays. Must be
     /// the same answer on every shard, for the life of the server.
     fn room_owner(&self, room: &str) -> usize;
-    /// Claims `folded` (a case-folded user name) for `entry`.
+    /// How `shard` makes room message ids unique: id = `seq * stride + offset`, where no two
+    /// shards (of the whole cluster) share an offset and all share the stride. By default one
+    /// slot per shard of this server.
+    fn id_slot(&self, shard: usize) -> (u64, u64) {
+        (self.shard_count() as u64, shard as u64)
+    }
+    /// Claims `folded` (a case-folded user name) for `entry`. Never waits on a network: a
+    /// backplane that must ask elsewhere answers [`Claim::Pending`] and delivers the verdict.
     fn claim(&self, folded: &str, entry: UserEntry) -> Claim;
     /// Releases a claimed name.
     fn release(&self, folded: &str);
@@ -164,5 +186,6 @@ pub trait Backplane: Send + Sync {
     /// Users online everywhere.
     fn online(&self) -> usize;
     /// Hands a batch of work to `shard` and wakes it; false if the shard is unknown or gone.
+    /// A clustered backplane has one more shard than it runs: the rest of the cluster.
     fn deliver(&self, shard: usize, batch: Vec<Remote>) -> bool;
 }

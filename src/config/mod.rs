@@ -61,6 +61,8 @@ pub struct ServerConfig {
     pub metrics: Option<SocketAddr>,
     /// Authentication, history, files and admin settings: what `services` runs.
     pub services: ServiceSettings,
+    /// Join a cluster of nodes through NATS (`None`: run alone, no NATS needed).
+    pub cluster: Option<ClusterConfig>,
 }
 
 /// Settings of the shared services (the features brought by the seed systems): authentication,
@@ -218,6 +220,7 @@ impl Default for ServerConfig {
             shards: 0,
             metrics: None,
             services: ServiceSettings::default(),
+            cluster: None,
         }
     }
 }
@@ -345,4 +348,18 @@ impl std::str::FromStr for HistoryMode {
             other => Err(format!("unknown history mode {other:?} (expected memory or sqlite)")),
         }
     }
+}
+
+/// How a node joins a cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterConfig {
+    /// NATS server URLs (`nats://host:port`); the client fails over between them.
+    pub servers: Vec<String>,
+    /// This node's name, unique in the cluster (`[A-Za-z0-9_-]`, at most 64 bytes).
+    pub node: String,
+    /// A dead node's user names are free again within this long.
+    pub name_ttl: Duration,
+    /// Batches of work that may wait between the shards and the NATS thread; past it a batch is
+    /// dropped and counted (the shards never wait).
+    pub queue: usize,
 }

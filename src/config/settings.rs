@@ -75,7 +75,11 @@ macro_rules! each_setting {
             max_files,
             auth_workers,
             auth_queue,
-            auth_queue_per_address
+            auth_queue_per_address,
+            cluster,
+            node,
+            cluster_name_ttl,
+            cluster_queue
         )
     };
 }
@@ -234,6 +238,20 @@ pub struct Settings {
     /// Most logins/registrations one address may have waiting or being hashed at once.
     #[arg(long, value_name = "N", default_value_t = 4)]
     pub auth_queue_per_address: usize,
+    /// Join a cluster through these NATS servers (nats://HOST:PORT[,...]); empty = run alone.
+    /// The NATS server needs JetStream (`nats-server -js`).
+    #[arg(long, value_name = "URLS", default_value = "")]
+    pub cluster: String,
+    /// This node's name in the cluster (letters, digits, `-`, `_`; unique per node).
+    #[arg(long, value_name = "NAME", default_value = "")]
+    pub node: String,
+    /// Seconds within which a dead node's user names become free (claims are renewed every third).
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub cluster_name_ttl: u64,
+    /// Batches of cross-node work that may wait for the NATS thread; past it a batch is dropped
+    /// and counted (the event loops never wait).
+    #[arg(long, value_name = "N", default_value_t = 4096)]
+    pub cluster_queue: usize,
 }
 
 /// Where the metrics endpoint listens, or `off`.
@@ -320,6 +338,10 @@ pub struct FileSettings {
     pub auth_workers: Option<usize>,
     pub auth_queue: Option<usize>,
     pub auth_queue_per_address: Option<usize>,
+    pub cluster: Option<String>,
+    pub node: Option<String>,
+    pub cluster_name_ttl: Option<u64>,
+    pub cluster_queue: Option<usize>,
 }
 
 /// Why the settings cannot be used.
@@ -476,6 +498,22 @@ impl Settings {
         need(self.admin_user.is_empty() == self.admin_password.is_empty(), "admin_user", || {
             "admin_user and admin_password go together".into()
         })?;
+        let node_ok = !self.node.is_empty()
+            && self.node.len() <= 64
+            && self.node.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        need(self.cluster.is_empty() || node_ok, "node", || {
+            format!("{:?}: a cluster node needs a name of 1 to 64 letters, digits, - or _", self.node)
+        })?;
+        need(
+            self.cluster.split(',').all(|u| u.trim().parse::<async_nats::ServerAddr>().is_ok())
+                || self.cluster.is_empty(),
+            "cluster",
+            || format!("{:?} is not a list of nats://HOST:PORT addresses", self.cluster),
+        )?;
+        need((2..=3600).contains(&self.cluster_name_ttl), "cluster_name_ttl", || {
+            format!("{} is outside 2..=3600 seconds", self.cluster_name_ttl)
+        })?;
+        need(self.cluster_queue >= 1, "cluster_queue", || "must be at least 1".into())?;
         need(self.shards <= MAX_SHARDS, "shards", || format!("{} shards is more than {MAX_SHARDS}", self.shards))?;
         need(tracing_subscriber::EnvFilter::try_new(&self.log_level).is_ok(), "log_level", || {
             format!("`{}` is not a log filter (error, warn, info, debug, trace, or RUST_LOG syntax)", self.log_level)
@@ -529,6 +567,12 @@ impl Settings {
         f.auth_workers = self.auth_workers;
         f.auth_queue = self.auth_queue;
         f.auth_queue_per_address = self.auth_queue_per_address;
+        config.cluster = (!self.cluster.is_empty()).then(|| super::ClusterConfig {
+            servers: self.cluster.split(',').map(|u| u.trim().to_string()).collect(),
+            node: self.node.clone(),
+            name_ttl: Duration::from_secs(self.cluster_name_ttl),
+            queue: self.cluster_queue,
+        });
         config
     }
 }

@@ -132,6 +132,10 @@ fn every_setting_has_a_config_key() {
         history_cache = 1048576
         history_retain_days = 7
         history_retain_per_room = 100
+        cluster = "nats://127.0.0.1:4222"
+        node = "n1"
+        cluster_name_ttl = 5
+        cluster_queue = 16
     "#;
     let f = file(text).unwrap();
     macro_rules! all_set { ($($k:ident),*) => { $( assert!(f.has(stringify!($k)), stringify!($k)); )* }; }
@@ -203,4 +207,20 @@ fn out_of_range_names_key_and_origin() {
     let err = Settings::parse_args(["chat-server", "--config", "/nonexistent/chat.toml"]).unwrap_err();
     assert!(err.to_string().contains("cannot read config file /nonexistent/chat.toml"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn cluster_settings_need_a_node_name_and_become_a_cluster_config() {
+    assert!(Settings::parse_args(["chat-server", "--cluster", "nats://127.0.0.1:4222"]).is_err(), "no --node");
+    let bad_node = ["chat-server", "--cluster", "nats://127.0.0.1:4222", "--node", "a.b"];
+    assert!(Settings::parse_args(bad_node).is_err(), "a dot in a node name");
+    assert!(Settings::parse_args(["chat-server", "--cluster", "nats://h:1", "--node", "a", "--cluster-name-ttl", "1"])
+        .is_err());
+    let s = Settings::parse_args(["chat-server", "--cluster", "nats://h:1, nats://g:2", "--node", "a"]).unwrap();
+    let c = s.server_config().cluster.expect("a cluster node");
+    assert_eq!(
+        (c.servers, c.node.as_str(), c.name_ttl.as_secs(), c.queue),
+        (vec!["nats://h:1".into(), "nats://g:2".into()], "a", 10, 4096)
+    );
+    assert!(Settings::parse_args(["chat-server"]).unwrap().server_config().cluster.is_none());
 }

@@ -93,7 +93,8 @@ fn labels_and_shards() {
     b.open_binary = 1;
     let mut total = a;
     total.add(&b);
-    let text = render(&total, &[a, b], &Extra { uptime_seconds: 12.5, history_write_latency_seconds: None });
+    let text =
+        render(&total, &[a, b], &Extra { uptime_seconds: 12.5, history_write_latency_seconds: None, cluster: None });
     check_format(&text);
     for want in [
         "chatproto_connections_open 7\n",
@@ -116,7 +117,7 @@ fn labels_and_shards() {
 
 #[test]
 fn history_summary_when_present() {
-    let extra = Extra { uptime_seconds: 1.0, history_write_latency_seconds: Some((4, 0.25)) };
+    let extra = Extra { uptime_seconds: 1.0, history_write_latency_seconds: Some((4, 0.25)), cluster: None };
     let text = render(&StatsSnapshot::default(), &[], &extra);
     check_format(&text);
     assert!(text.contains("# TYPE chatproto_history_write_latency_seconds summary\n"), "{text}");

@@ -50,6 +50,8 @@ pub enum ServerError {
     Tls(#[from] TlsError),
     #[error(transparent)]
     Services(#[from] crate::services::ServiceError),
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::nats::ClusterError),
     #[error("the server thread panicked")]
     Panicked,
 }
@@ -72,6 +74,19 @@ impl ServerHandle {
     /// The server's counters now.
     pub fn stats(&self) -> StatsSnapshot {
         self.stats.snapshot()
+    }
+}
+
+/// The cluster link's counters as the metrics endpoint shows them.
+fn cluster_figures(c: &crate::cluster::nats::ClusterStats) -> crate::metrics::ClusterFigures {
+    let get = |n: &std::sync::atomic::AtomicU64| n.load(Ordering::Relaxed);
+    crate::metrics::ClusterFigures {
+        connected: c.connected.load(Ordering::Relaxed),
+        disconnects: get(&c.disconnects),
+        dropped: get(&c.dropped),
+        published: get(&c.published),
+        received: get(&c.received),
+        names_lost: get(&c.names_lost),
     }
 }
 
@@ -113,6 +128,8 @@ pub struct Server {
     totals: StatsSnapshot,
     /// The Prometheus endpoint and every shard's handle (shard 0 only, when `config.metrics`).
     metrics: Option<(crate::metrics::MetricsEndpoint, Vec<ServerHandle>)>,
+    /// The cluster link's counters, for the metrics endpoint (shard 0 of a cluster node only).
+    cluster: Option<Arc<crate::cluster::nats::ClusterStats>>,
     /// When the shard was built (for `chatproto_uptime_seconds`).
     started: Instant,
     /// The body of `GET /config.json` ([`ServerConfig::site_json`]), rendered once.
@@ -189,11 +206,16 @@ impl Server {
     fn metrics_ready(&mut self, event: &mio::event::Event) {
         let Some((endpoint, shards)) = self.metrics.as_mut() else { return };
         let started = self.started;
+        let cluster = self.cluster.clone();
         endpoint.ready(self.poll.registry(), event, &mut || {
             let per: Vec<StatsSnapshot> = shards.iter().map(ServerHandle::stats).collect();
             let mut total = StatsSnapshot::default();
             per.iter().for_each(|s| total.add(s));
-            let extra = crate::metrics::Extra { uptime_seconds: started.elapsed().as_secs_f64(), ..Default::default() };
+            let extra = crate::metrics::Extra {
+                uptime_seconds: started.elapsed().as_secs_f64(),
+                cluster: cluster.as_deref().map(cluster_figures),
+                ..Default::default()
+            };
             crate::metrics::render(&total, &per, &extra)
         });
     }
@@ -285,6 +307,7 @@ impl Parts {
             last_summary: (Instant::now(), StatsSnapshot::default()),
             totals: StatsSnapshot::default(),
             metrics: None,
+            cluster: None,
             started: Instant::now(),
             site: Bytes::from(config.site_json()),
             handle,

@@ -2,6 +2,7 @@
 //! listener, loop thread, slab and room members; the kernel spreads connections over them.
 
 use super::{load_tls, Parts, Server, ServerError, ServerHandle};
+use crate::cluster::nats::Nats;
 use crate::cluster::{Backplane, InProcess, Remote};
 use crate::config::{ServerConfig, MAX_SHARDS};
 use crate::net::listen;
@@ -49,7 +50,8 @@ impl Shards {
     /// picks the port when it is 0) and links the shards through one in-process backplane. The connection
     /// limit is split evenly between shards.
     pub fn bind(mut config: ServerConfig) -> Result<Shards, ServerError> {
-        let n = config.shard_count().clamp(1, MAX_SHARDS);
+        // A cluster node keeps one shard number for the rest of the cluster.
+        let n = config.shard_count().clamp(1, MAX_SHARDS - usize::from(config.cluster.is_some()));
         config.max_connections = config.max_connections.div_ceil(n);
         let acceptor = if config.tls.enabled { Some(load_tls(&config)?) } else { None };
         let bind_err = |addr, source| ServerError::Bind { addr, source };
@@ -67,7 +69,15 @@ impl Shards {
             links.push(link);
         }
         let services = Services::start(&config)?;
-        let backplane = Arc::new(InProcess::new(links, DEFAULT_ROOM));
+        let local = Arc::new(InProcess::new(links, DEFAULT_ROOM));
+        let (backplane, cluster): (Arc<dyn Backplane>, _) = match &config.cluster {
+            Some(c) => {
+                let nats = Nats::start(c.clone(), local)?;
+                let stats = nats.stats();
+                (Arc::new(nats), Some(stats))
+            }
+            None => (local, None),
+        };
         let bp = backplane.clone();
         services.attach(Arc::new(move |shard, done| bp.deliver(shard, vec![Remote::Done(done)])));
         let mut shards: Vec<Server> = parts
@@ -82,6 +92,7 @@ impl Shards {
             endpoint.register(shards[0].poll.registry())?;
             tracing::info!("metrics at http://{}/metrics", endpoint.local_addr());
             shards[0].metrics = Some((endpoint, handle.shards.clone()));
+            shards[0].cluster = cluster;
         }
         let stats = handle.clone();
         services.set_stats_source(Arc::new(move || stats.stats()));

@@ -27,6 +27,8 @@
 //! - [`logging`]: the binary with its stderr broken or stuck keeps serving and stops on signals.
 //! - [`client`]: the `chat-client` binary, piped and on a real terminal (tmux).
 //! - [`web`]: the browser app in real headless Chromium (WebDriver), beside a binary client.
+//! - [`cluster`]: nodes joined through a real `nats-server`: rooms, private messages and names
+//!   across nodes, lists, a killed node's names freed, recovery after NATS restarts.
 //!
 //! Every wait is bounded ([`support::DEADLINE`]), every load loop is bounded in count, and no
 //! assertion is about timing.
@@ -35,6 +37,7 @@ mod backpressure;
 mod bad_input;
 mod chat;
 mod client;
+mod cluster;
 mod faults;
 mod features;
 mod framing;

@@ -140,7 +140,11 @@ fn sample_metrics() -> String {
         deliveries: 1234,
         ..StatsSnapshot::default()
     };
-    metrics::render(&shard, &[shard], &Extra { uptime_seconds: 1.5, history_write_latency_seconds: None })
+    metrics::render(
+        &shard,
+        &[shard],
+        &Extra { uptime_seconds: 1.5, history_write_latency_seconds: None, cluster: None },
+    )
 }
 
 #[test]

@@ -1,0 +1,95 @@
+//! A real `nats-server -js` as a child process on a free loopback port, for the cluster tests.
+//! Killed (SIGKILL, its own PID only) and reaped on drop.
+//!
+//! Without `nats-server` on the PATH the cluster tests print a skip notice and pass, unless
+//! `CHATPROTO_REQUIRE_NATS=1` (set by `.ci/run`), which makes a missing server a failure.
+
+use super::process::PROCESS_DEADLINE;
+use super::TempDir;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running nats-server.
+pub struct NatsServer {
+    child: Child,
+    /// Its client port on 127.0.0.1.
+    pub port: u16,
+    /// The binary.
+    bin: PathBuf,
+    /// Its log and JetStream store.
+    dir: TempDir,
+}
+
+/// Where `nats-server` is, if installed.
+fn find() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/usr/local/bin".into()])
+        .map(|d| d.join("nats-server"))
+        .find(|p| p.is_file())
+}
+
+impl NatsServer {
+    /// Starts one, or returns `None` (with a notice) when nats-server is not installed and not
+    /// required.
+    #[track_caller]
+    pub fn start(test: &str) -> Option<NatsServer> {
+        let Some(bin) = find() else {
+            let required = std::env::var("CHATPROTO_REQUIRE_NATS").is_ok_and(|v| v == "1");
+            assert!(!required, "nats-server is not installed and CHATPROTO_REQUIRE_NATS=1");
+            eprintln!("SKIPPED {test}: nats-server is not installed (apt-get install nats-server)");
+            return None;
+        };
+        // A free port: bind port 0, note the number, let go of it for nats-server.
+        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+        let dir = TempDir::new("nats");
+        let child = spawn(&bin, port, &dir);
+        Some(NatsServer { child, port, bin, dir })
+    }
+
+    /// Kills it (SIGKILL, its own PID) and starts it again on the same port; with `wipe`, its
+    /// JetStream store is deleted first (a NATS that comes back empty).
+    #[track_caller]
+    pub fn restart(&mut self, wipe: bool) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if wipe {
+            std::fs::remove_dir_all(self.dir.path().join("js")).expect("wipe the store");
+        }
+        self.child = spawn(&self.bin, self.port, &self.dir);
+    }
+
+    /// Its URL for `--cluster`.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+}
+
+/// Starts nats-server with JetStream on `port`, its store in `dir`, and waits until it listens.
+#[track_caller]
+fn spawn(bin: &Path, port: u16, dir: &TempDir) -> Child {
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.path().join("nats.log")).expect("log");
+    let child = Command::new(bin)
+        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+        .arg(dir.path().join("js"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start nats-server");
+    let end = Instant::now() + PROCESS_DEADLINE;
+    while TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port))).is_err() {
+        assert!(Instant::now() < end, "nats-server never listened on {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
