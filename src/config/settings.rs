@@ -453,13 +453,13 @@ impl Settings {
 
     /// Range checks after merging: the offending key and what is wrong with it.
     fn check(&self) -> Result<(), (&'static str, String)> {
-        fn need(ok: bool, key: &'static str, problem: impl FnOnce() -> String) -> Result<(), (&'static str, String)> {
-            if ok {
-                Ok(())
-            } else {
-                Err((key, problem()))
-            }
-        }
+        self.check_limits()?;
+        self.check_modes()?;
+        self.check_cluster()
+    }
+
+    /// Sizes, counts, rates and intervals.
+    fn check_limits(&self) -> Result<(), (&'static str, String)> {
         need(!(self.tls_only && self.no_tls), "tls_only", || "tls_only and no_tls cannot both be true".into())?;
         need(self.max_frame >= 256, "max_frame", || format!("{} is below the minimum of 256 bytes", self.max_frame))?;
         need(self.max_outbound >= 1024, "max_outbound", || {
@@ -489,6 +489,11 @@ impl Settings {
         need(self.msg_burst.is_finite() && self.msg_burst >= 1.0, "msg_burst", || {
             format!("{} is not a burst (1 or more messages)", self.msg_burst)
         })?;
+        need(self.shards <= MAX_SHARDS, "shards", || format!("{} shards is more than {MAX_SHARDS}", self.shards))
+    }
+
+    /// The named modes and the settings that go together.
+    fn check_modes(&self) -> Result<(), (&'static str, String)> {
         need(self.auth.parse::<AuthMode>().is_ok(), "auth", || {
             format!("`{}` is not an auth mode (open, passkey, accounts)", self.auth)
         })?;
@@ -498,6 +503,13 @@ impl Settings {
         need(self.admin_user.is_empty() == self.admin_password.is_empty(), "admin_user", || {
             "admin_user and admin_password go together".into()
         })?;
+        need(tracing_subscriber::EnvFilter::try_new(&self.log_level).is_ok(), "log_level", || {
+            format!("`{}` is not a log filter (error, warn, info, debug, trace, or RUST_LOG syntax)", self.log_level)
+        })
+    }
+
+    /// The cluster settings (only checked in full when `cluster` is set).
+    fn check_cluster(&self) -> Result<(), (&'static str, String)> {
         let node_ok = !self.node.is_empty()
             && self.node.len() <= 64
             && self.node.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
@@ -513,12 +525,7 @@ impl Settings {
         need((2..=3600).contains(&self.cluster_name_ttl), "cluster_name_ttl", || {
             format!("{} is outside 2..=3600 seconds", self.cluster_name_ttl)
         })?;
-        need(self.cluster_queue >= 1, "cluster_queue", || "must be at least 1".into())?;
-        need(self.shards <= MAX_SHARDS, "shards", || format!("{} shards is more than {MAX_SHARDS}", self.shards))?;
-        need(tracing_subscriber::EnvFilter::try_new(&self.log_level).is_ok(), "log_level", || {
-            format!("`{}` is not a log filter (error, warn, info, debug, trace, or RUST_LOG syntax)", self.log_level)
-        })?;
-        Ok(())
+        need(self.cluster_queue >= 1, "cluster_queue", || "must be at least 1".into())
     }
 
     /// The server configuration these settings describe.
@@ -585,3 +592,12 @@ fn explicit(matches: &ArgMatches, id: &str) -> bool {
 #[cfg(test)]
 #[path = "settings_tests.rs"]
 mod tests;
+
+/// `Ok` when `ok`, else the key and its problem.
+fn need(ok: bool, key: &'static str, problem: impl FnOnce() -> String) -> Result<(), (&'static str, String)> {
+    if ok {
+        Ok(())
+    } else {
+        Err((key, problem()))
+    }
+}
