@@ -101,6 +101,20 @@ fn try_login(addr: SocketAddr, name: &str) -> (Client, Msg) {
     (c, reply)
 }
 
+/// [`until_route`] for room messages: `from` says "`word` N" until `to` hears one.
+#[track_caller]
+fn until_room_route(from: &mut Client, to: &mut Client, word: &str) {
+    let said = |m: &Msg, i: u32| room_msgs(std::slice::from_ref(m)).iter().any(|(_, t)| *t == format!("{word} {i}"));
+    until_route(from, to, |c, i| c.say(&format!("{word} {i}")), said);
+}
+
+/// Room messages cross from `a`'s node to `b`'s and back.
+#[track_caller]
+fn room_route_both_ways(a: &mut Client, b: &mut Client) {
+    until_room_route(a, b, "ping");
+    until_room_route(b, a, "pong");
+}
+
 #[test]
 fn room_messages_cross_nodes_in_both_formats_with_unique_ids() {
     let Some(nats) = NatsServer::start("cluster::room_messages_cross_nodes_in_both_formats_with_unique_ids") else {
@@ -110,18 +124,7 @@ fn room_messages_cross_nodes_in_both_formats_with_unique_ids() {
     let mut alice = Client::login_new(n1.addr, WireFormat::Binary, "alice");
     let mut bob = Client::login_new(n2.addr, WireFormat::Json, "bob");
     let mut carol = Client::login_new(n1.addr, WireFormat::Json, "carol");
-    until_route(
-        &mut alice,
-        &mut bob,
-        |c, i| c.say(&format!("ping {i}")),
-        |m, i| room_msgs(std::slice::from_ref(m)).iter().any(|(_, t)| *t == format!("ping {i}")),
-    );
-    until_route(
-        &mut bob,
-        &mut alice,
-        |c, i| c.say(&format!("pong {i}")),
-        |m, i| room_msgs(std::slice::from_ref(m)).iter().any(|(_, t)| *t == format!("pong {i}")),
-    );
+    room_route_both_ways(&mut alice, &mut bob);
     carol.sync();
 
     // Once each way, exactly once, in each receiver's own format (a marker closes each run:
@@ -152,12 +155,7 @@ fn room_messages_cross_nodes_in_both_formats_with_unique_ids() {
     // A room of its own, with a member on each node.
     alice.join("tech");
     bob.join("tech");
-    until_route(
-        &mut bob,
-        &mut alice,
-        |c, i| c.say(&format!("tech {i}")),
-        |m, i| room_msgs(std::slice::from_ref(m)).iter().any(|(_, t)| *t == format!("tech {i}")),
-    );
+    until_room_route(&mut bob, &mut alice, "tech");
     carol.say("general only");
     bob.say("tech only");
     assert_eq!(room_msgs(&collect_until(&mut alice, &["tech only"])), vec![("bob".into(), "tech only".into())]);
@@ -175,18 +173,7 @@ fn private_messages_cross_nodes_and_the_link_shows_in_metrics() {
     let mut alice = Client::login_new(n1.addr, WireFormat::Binary, "alice");
     let mut bob = Client::login_new(n2.addr, WireFormat::Json, "bob");
     let mut carol = Client::login_new(n1.addr, WireFormat::Json, "carol");
-    until_route(
-        &mut alice,
-        &mut bob,
-        |c, i| c.say(&format!("ping {i}")),
-        |m, i| room_msgs(std::slice::from_ref(m)).iter().any(|(_, t)| *t == format!("ping {i}")),
-    );
-    until_route(
-        &mut bob,
-        &mut alice,
-        |c, i| c.say(&format!("pong {i}")),
-        |m, i| room_msgs(std::slice::from_ref(m)).iter().any(|(_, t)| *t == format!("pong {i}")),
-    );
+    room_route_both_ways(&mut alice, &mut bob);
     carol.sync();
 
     // A private message to a user on the other node, named in another case.
@@ -336,32 +323,21 @@ fn nodes_recover_when_nats_restarts() {
     let (n1, n2) = (node(&nats, "n1"), node(&nats, "n2"));
     let mut alice = Client::login_new(n1.addr, WireFormat::Binary, "alice");
     let mut bob = Client::login_new(n2.addr, WireFormat::Json, "bob");
-    let said =
-        |m: &Msg, i: u32, w: &str| room_msgs(std::slice::from_ref(m)).iter().any(|(_, t)| *t == format!("{w} {i}"));
-    until_route(&mut alice, &mut bob, |c, i| c.say(&format!("before {i}")), |m, i| said(m, i, "before"));
+    until_room_route(&mut alice, &mut bob, "before");
 
     nats.restart(false);
     for n in [&n1, &n2] {
         n.process.wait_for("cluster: lost NATS");
     }
     // Local chat never stopped; cross-node chat comes back by itself.
-    until_route(&mut alice, &mut bob, |c, i| c.say(&format!("after {i}")), |m, i| said(m, i, "after"));
-    until_route(&mut bob, &mut alice, |c, i| c.say(&format!("back {i}")), |m, i| said(m, i, "back"));
+    until_room_route(&mut alice, &mut bob, "after");
+    until_room_route(&mut bob, &mut alice, "back");
     // Names held before are still held cluster-wide, and new claims work again.
     let (_c, reply) = try_login(n2.addr, "alice");
     assert!(matches!(reply, ServerMsg::LoginReject { code: ErrorCode::UsernameTaken, .. }), "{reply:?}");
     let (_c, reply) = try_login(n1.addr, "carol");
     assert!(matches!(reply, ServerMsg::LoginAck { .. }), "{reply:?}");
     assert!(n1.process.log().matches("cluster: connected to NATS").count() >= 2, "{}", n1.process.log());
-}
-
-/// Runs an admin command and returns the answer text.
-fn admin(c: &mut Client, command: &str) -> String {
-    c.send(&ClientMsg::Admin { command: command.into() });
-    match c.recv_until(|m| matches!(m, ServerMsg::Admin { .. } | ServerMsg::ErrorMsg { .. })) {
-        ServerMsg::Admin { text } => text.to_string(),
-        other => panic!("admin {command:?}: {other:?}"),
-    }
 }
 
 #[test]
@@ -377,22 +353,22 @@ fn admin_alerts_kicks_and_bans_reach_other_nodes() {
     let mut bob = Client::login_new(n2.addr, WireFormat::Json, "bob");
     // Kick by name needs n1 to know where bob is: ask until it does (bounded).
     let end = Instant::now() + DEADLINE;
-    while admin(&mut root, "users").starts_with("1 users") {
+    while root.admin("users").starts_with("1 users") {
         assert!(Instant::now() < end, "n1 never saw bob");
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!(admin(&mut root, "alert fire drill"), "alert sent to 2 users");
+    assert_eq!(root.admin("alert fire drill"), "alert sent to 2 users");
     match bob.recv_until(|m| matches!(m, ServerMsg::SystemMsg { kind: SystemKind::Alert, .. })) {
         ServerMsg::SystemMsg { text, user, .. } => assert_eq!((&*text, &*user), ("fire drill", "root")),
         _ => unreachable!(),
     }
-    assert_eq!(admin(&mut root, "kick bob 0"), "kicked bob");
+    assert_eq!(root.admin("kick bob 0"), "kicked bob");
     let last = bob.expect_closed();
     assert!(last.iter().any(|m| matches!(m, ServerMsg::ErrorMsg { code: ErrorCode::Forbidden, .. })), "{last:?}");
 
     // A ban holds on every node, and so does lifting it.
     let mut carol = Client::login_new(n2.addr, WireFormat::Json, "carol");
-    while admin(&mut root, "kick carol").starts_with("no user") {
+    while root.admin("kick carol").starts_with("no user") {
         assert!(Instant::now() < end + DEADLINE, "n1 never saw carol");
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -410,7 +386,7 @@ fn admin_alerts_kicks_and_bans_reach_other_nodes() {
         assert!(Instant::now() < end, "carol was never banned on n2: {reply:?}");
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!(admin(&mut root, "unban carol"), "unbanned carol");
+    assert_eq!(root.admin("unban carol"), "unbanned carol");
     let end = Instant::now() + DEADLINE;
     loop {
         let (_c, reply) = try_login(n2.addr, "carol");

@@ -194,15 +194,6 @@ fn admin_config(dir: &TempDir) -> ServerConfig {
     cfg
 }
 
-/// Runs an admin command and returns the answer text.
-fn admin(c: &mut Client, command: &str) -> String {
-    c.send(&ClientMsg::Admin { command: command.into() });
-    match c.recv_until(|m| matches!(m, ServerMsg::Admin { .. } | ServerMsg::ErrorMsg { .. })) {
-        ServerMsg::Admin { text } => text.to_string(),
-        other => panic!("admin {command:?}: {other:?}"),
-    }
-}
-
 #[test]
 fn admin_commands_from_a_client() {
     let dir = TempDir::new("admin");
@@ -216,29 +207,29 @@ fn admin_commands_from_a_client() {
     assert_eq!(users[0].recv_error(), ErrorCode::Forbidden);
 
     let mut root = login_ok(s.addr, WireFormat::Binary, "root", Some("hunter22"));
-    let list = admin(&mut root, "users");
+    let list = root.admin("users");
     assert!(list.starts_with("7 users online"), "{list}");
     assert!(list.contains("rust: u1"), "{list}");
-    assert!(admin(&mut root, "rooms").contains("rust: 1 users"));
-    assert!(admin(&mut root, "time").starts_with("server time: 20"));
-    assert!(admin(&mut root, "stats").contains("connections"));
-    assert!(admin(&mut root, "reboot").contains("unknown admin command"));
+    assert!(root.admin("rooms").contains("rust: 1 users"));
+    assert!(root.admin("time").starts_with("server time: 20"));
+    assert!(root.admin("stats").contains("connections"));
+    assert!(root.admin("reboot").contains("unknown admin command"));
 
     // The alert reaches everyone, on both shards, in every room.
-    assert_eq!(admin(&mut root, "alert fire drill at 3"), "alert sent to 7 users");
+    assert_eq!(root.admin("alert fire drill at 3"), "alert sent to 7 users");
     for u in &mut users {
         match u.recv_until(|m| matches!(m, ServerMsg::SystemMsg { kind: SystemKind::Alert, .. })) {
             ServerMsg::SystemMsg { text, user, .. } => assert_eq!((&*text, &*user), ("fire drill at 3", "root")),
             _ => unreachable!(),
         }
     }
-    assert_eq!(admin(&mut root, "kick u3 0"), "kicked u3");
+    assert_eq!(root.admin("kick u3 0"), "kicked u3");
     let last = users[3].expect_closed();
     assert!(last.iter().any(|m| matches!(m, ServerMsg::ErrorMsg { code: ErrorCode::Forbidden, .. })), "{last:?}");
-    assert_eq!(admin(&mut root, "kick u4"), "kicked u4, banned for 300 s");
+    assert_eq!(root.admin("kick u4"), "kicked u4, banned for 300 s");
     let last = users[4].expect_closed();
     assert!(last.iter().any(|m| matches!(m, ServerMsg::ErrorMsg { code: ErrorCode::Banned, .. })), "{last:?}");
-    assert!(admin(&mut root, "kick nobody").contains("no user"));
+    assert!(root.admin("kick nobody").contains("no user"));
 }
 
 fn accounts_config(dir: &TempDir) -> ServerConfig {

@@ -116,6 +116,16 @@ impl Client {
         self.recv_until(|m| matches!(m, ServerMsg::JoinRoom { room: r } if r == room));
     }
 
+    /// Runs an admin command and returns the answer text (panics on an ERROR_MSG).
+    #[track_caller]
+    pub fn admin(&mut self, command: &str) -> String {
+        self.send(&ClientMsg::Admin { command: command.into() });
+        match self.recv_until(|m| matches!(m, ServerMsg::Admin { .. } | ServerMsg::ErrorMsg { .. })) {
+            ServerMsg::Admin { text } => text.to_string(),
+            other => panic!("admin {command:?}: {other:?}"),
+        }
+    }
+
     /// The socket's local address (distinguishes clients in failure messages).
     pub fn local_addr(&self) -> SocketAddr {
         self.tcp.local_addr().expect("local addr")
