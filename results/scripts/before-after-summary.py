@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Summarises a before-after.sh folder: one row per run and the medians side by side.
 Usage: results/scripts/before-after-summary.py OUT_DIR > OUT_DIR/summary.md"""
-import glob, json, os, statistics, sys
+import os, sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from interleave_table import summarise  # noqa: E402
 
 d = sys.argv[1]
 FIELDS = [  # (label, getter, format)
@@ -13,19 +16,4 @@ FIELDS = [  # (label, getter, format)
     ("server RSS B/conn", lambda r: r["server"]["rss_per_connection_bytes"], "%.0f"),
     ("lost+dup", lambda r: r["deliveries"]["measured"]["lost"] + r["deliveries"]["measured"]["duplicated"], "%d"),
 ]
-runs = {}
-for p in sorted(glob.glob(os.path.join(d, "*-*-*.json"))):
-    scenario, which, i = os.path.basename(p)[:-5].rsplit("-", 2)
-    runs.setdefault(scenario, {}).setdefault(which, []).append((int(i), json.load(open(p))))
-for scenario, by in sorted(runs.items()):
-    print(f"### {scenario}\n")
-    print("| run | " + " | ".join(f[0] for f in FIELDS) + " |")
-    print("|---|" + "---|" * len(FIELDS))
-    for which in ("before", "after"):
-        for i, r in sorted(by.get(which, []), key=lambda x: x[0]):
-            print(f"| {which} {i} | " + " | ".join(f[2] % f[1](r) for f in FIELDS) + " |")
-    med = {w: [statistics.median(f[1](r) for _, r in by.get(w, [])) for f in FIELDS] for w in ("before", "after")}
-    for w in ("before", "after"):
-        print(f"| **median {w}** | " + " | ".join(f[2] % v for f, v in zip(FIELDS, med[w])) + " |")
-    ratio = [(a / b if b else float("nan")) for a, b in zip(med["after"], med["before"])]
-    print("| **after / before** | " + " | ".join("%.2f" % x for x in ratio) + " |\n")
+summarise(d, FIELDS)
