@@ -50,10 +50,12 @@ impl Hub {
             true
         };
         if !history.is_durable() || !queued {
-            let acks = DurableAcks { acks: vec![Ack { to: sender, id, ts_ms }], ok: queued };
+            let ack = Ack { to: sender, id, ts_ms };
             if sender.shard == self.shard {
-                self.durable(out, acks);
+                // The common case, once per message: no batch to allocate.
+                self.ack(out, ack, queued);
             } else {
+                let acks = DurableAcks { acks: vec![ack], ok: queued };
                 self.relay.to(sender.shard, Remote::Done(Done::Durable(acks)));
             }
         }
@@ -62,16 +64,21 @@ impl Hub {
     /// The store made these messages durable (or failed to): acknowledge their senders, if they
     /// are still in the session that sent them.
     pub(super) fn durable<O: Outbox>(&mut self, out: &mut O, d: DurableAcks) {
-        for Ack { to, id, ts_ms } in d.acks {
-            let key = to.key;
-            if self.sessions.get(key).map(|s| s.id) != Some(to.session) {
-                continue;
-            }
-            if d.ok {
-                out.send(key, &ServerMsg::RoomMsgAck { id, ts_ms });
-            } else {
-                out.send_error(key, ErrorCode::Internal, &format!("message {id} could not be stored"));
-            }
+        for ack in d.acks {
+            self.ack(out, ack, d.ok);
+        }
+    }
+
+    /// Acknowledges one message to its sender (`ok`: stored, else an error), if the sender is
+    /// still in the session that sent it.
+    fn ack<O: Outbox>(&self, out: &mut O, Ack { to, id, ts_ms }: Ack, ok: bool) {
+        if self.sessions.get(to.key).map(|s| s.id) != Some(to.session) {
+            return;
+        }
+        if ok {
+            out.send(to.key, &ServerMsg::RoomMsgAck { id, ts_ms });
+        } else {
+            out.send_error(to.key, ErrorCode::Internal, &format!("message {id} could not be stored"));
         }
     }
 
