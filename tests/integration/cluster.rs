@@ -9,59 +9,14 @@
 //! (bounded); what is asserted after that is exact.
 
 use crate::support::{
-    http_get, room_msgs, Client, ClientMsg, ErrorCode, Msg, NatsServer, ServerMsg, ServerProcess, SystemKind, TempDir,
-    WireFormat, DEADLINE,
+    http_get, node, node_at, node_with, room_msgs, Client, ClientMsg, ErrorCode, Msg, NatsServer, ServerMsg,
+    ServerProcess, SystemKind, TempDir, WireFormat, DEADLINE, TTL_S,
 };
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// Claim lifetime given to the nodes (the smallest allowed), so a dead node's names expire soon.
-const TTL_S: u64 = 2;
-
-/// A cluster node: the `chat-server` binary with `--cluster`.
-struct Node {
-    process: ServerProcess,
-    addr: SocketAddr,
-    _dir: TempDir,
-}
-
-fn node(nats: &NatsServer, name: &str) -> Node {
-    node_with(nats, name, &[])
-}
-
-fn node_with(nats: &NatsServer, name: &str, extra: &[&str]) -> Node {
-    node_at(&nats.url(), name, extra)
-}
-
-fn node_at(url: &str, name: &str, extra: &[&str]) -> Node {
-    let dir = TempDir::new(name);
-    let ttl = TTL_S.to_string();
-    let args = [
-        "--port",
-        "0",
-        "--bind",
-        "127.0.0.1",
-        "--no-tls",
-        "--shards",
-        "2",
-        "--history",
-        "memory",
-        "--cluster",
-        url,
-        "--node",
-        name,
-        "--cluster-name-ttl",
-        &ttl,
-    ];
-    let args: Vec<&str> = args.iter().chain(extra).copied().collect();
-    let process = ServerProcess::start(dir.path(), &args);
-    let addr = process.wait_listening();
-    process.wait_for("cluster: joined through NATS");
-    Node { process, addr, _dir: dir }
-}
 
 /// Sends `say` from `from` (retrying, bounded) until `to` receives it: the route is up.
 #[track_caller]

@@ -5,7 +5,7 @@
 //! `CHATPROTO_REQUIRE_NATS=1` (set by `.ci/run`), which makes a missing server a failure.
 
 use super::process::PROCESS_DEADLINE;
-use super::TempDir;
+use super::{ServerProcess, TempDir};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -92,4 +92,52 @@ impl Drop for NatsServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Claim lifetime given to the nodes (the smallest allowed), so a dead node's names expire soon.
+pub const TTL_S: u64 = 2;
+
+/// A cluster node: the `chat-server` binary with `--cluster` (2 shards, history in memory,
+/// `--cluster-name-ttl` [`TTL_S`]).
+pub struct Node {
+    /// The server process (killed on drop).
+    pub process: ServerProcess,
+    /// Its chat port.
+    pub addr: SocketAddr,
+    _dir: TempDir,
+}
+
+pub fn node(nats: &NatsServer, name: &str) -> Node {
+    node_with(nats, name, &[])
+}
+
+pub fn node_with(nats: &NatsServer, name: &str, extra: &[&str]) -> Node {
+    node_at(&nats.url(), name, extra)
+}
+
+pub fn node_at(url: &str, name: &str, extra: &[&str]) -> Node {
+    let dir = TempDir::new(name);
+    let ttl = TTL_S.to_string();
+    let args = [
+        "--port",
+        "0",
+        "--bind",
+        "127.0.0.1",
+        "--no-tls",
+        "--shards",
+        "2",
+        "--history",
+        "memory",
+        "--cluster",
+        url,
+        "--node",
+        name,
+        "--cluster-name-ttl",
+        &ttl,
+    ];
+    let args: Vec<&str> = args.iter().chain(extra).copied().collect();
+    let process = ServerProcess::start(dir.path(), &args);
+    let addr = process.wait_listening();
+    process.wait_for("cluster: joined through NATS");
+    Node { process, addr, _dir: dir }
 }
