@@ -168,7 +168,10 @@ fn private_messages_cross_nodes_and_the_link_shows_in_metrics() {
     let body = String::from_utf8_lossy(&body);
     assert_eq!(status, 200);
     assert!(body.contains("\nchatproto_cluster_connected 1\n"), "{body}");
-    for counter in ["chatproto_cluster_published_total", "chatproto_cluster_received_total"] {
+    // (alice's room messages went through the log: logged.)
+    let counters =
+        ["chatproto_cluster_published_total", "chatproto_cluster_received_total", "chatproto_cluster_logged_total"];
+    for counter in counters {
         let value = body.lines().find_map(|l| l.strip_prefix(counter)?.trim().parse::<u64>().ok());
         assert!(value.is_some_and(|v| v > 0), "{counter}: {value:?}");
     }
