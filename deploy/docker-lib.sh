@@ -119,6 +119,6 @@ engine_nofile() {
 # Debian 12's package); both read the repository's docker-compose.yml.
 compose_setup() {
     if docker compose version >/dev/null 2>&1; then COMPOSE="docker compose"; else COMPOSE=docker-compose; fi
-    $COMPOSE version | head -1
+    $COMPOSE version | sed -n 1p  # (sed reads it all: head would end compose with SIGPIPE)
 }
 compose() { env $compose_env $COMPOSE -p "$PROJECT" "$@"; }
