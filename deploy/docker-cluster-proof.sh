@@ -16,7 +16,9 @@
 #   6. node a started again: it reconnects, and carol (a) and dave (b) chat across it as in 4;
 #   7. node a's process SIGKILLed from the host (a crash, not a stop through Docker): the restart
 #      policy starts it again, and erin (a) and frank (b) chat across it as in 4;
-#   8. shows NATS's JetStream store (the name and room buckets) on the named volume;
+#   8. shows NATS's JetStream store (the name and room buckets) on the named volume, restarts
+#      the NATS container: both nodes reconnect by themselves, grace (a) and heidi (b) chat
+#      across as in 4, and no node had to make a bucket again (the store survived);
 #   9. `compose stop`: both nodes (SIGTERM) and NATS (SIGINT) exit 0 after a graceful shutdown;
 #  10. removes the containers, the network and the volumes it made (the images stay).
 #
@@ -71,8 +73,23 @@ compose_env="COMPOSE_PROFILES=cluster NATS_IMAGE=$NATS_IMAGE CHAT_BIND=127.0.0.1
     NODE_A_PORT=$NODE_A_PORT NODE_B_PORT=$NODE_B_PORT CLUSTER_NAME_TTL=$TTL
     NODE_A_METRICS_PORT=$NODE_A_METRICS_PORT NODE_B_METRICS_PORT=$NODE_B_METRICS_PORT"
 probe() { python3 deploy/docker-probe.py "$@"; }
+# Waits up to 60 s for a line matching PATTERN in the container's log since SINCE (a Unix time,
+# fractions allowed), and shows it.
+wait_log() {
+    local c=$1 since=$2 pattern=$3
+    for _ in $(seq 1 120); do
+        if line=$(docker logs --since "$since" "$c" 2>&1 | grep -m1 "$pattern"); then
+            echo "$(docker inspect -f '{{.Name}}' "$c"): $line"
+            return 0
+        fi
+        sleep 0.5
+    done
+    echo "FAIL: $(docker inspect -f '{{.Name}}' "$c") logged no '$pattern' since $since"
+    exit 1
+}
 restarts() { docker inspect -f '{{.Name}}: running={{.State.Running}} restarts={{.RestartCount}} exit={{.State.ExitCode}}' "$@"; }
 
+compose down -v --remove-orphans 2>/dev/null # what an interrupted earlier run may have left
 say "compose up: nats, node a on 127.0.0.1:$NODE_A_PORT, node b on 127.0.0.1:$NODE_B_PORT (name TTL $TTL s)"
 compose up -d --no-build nats node-a node-b
 nats=$(compose ps -q nats)
@@ -118,9 +135,24 @@ restarts "$node_a"
 probe ready 127.0.0.1 "$NODE_A_METRICS_PORT"
 probe cross 127.0.0.1 "$NODE_A_PORT" "$NODE_B_PORT" erin frank
 
-say "NATS's JetStream store on the named volume"
+say "NATS's JetStream store on the named volume; NATS restarted: the nodes reconnect, the buckets survive"
 docker inspect -f '{{range .Mounts}}{{.Type}} {{.Name}} -> {{.Destination}}{{println}}{{end}}' "$nats"
 docker exec "$nats" sh -c 'ls -d /data/jetstream/*/streams/*'
+since=$(date +%s.%N)
+docker restart -t 10 "$nats" >/dev/null
+for c in "$node_a" "$node_b"; do
+    wait_log "$c" "$since" 'cluster: lost NATS'
+    wait_log "$c" "$since" 'cluster: connected to NATS'
+done
+probe cross 127.0.0.1 "$NODE_A_PORT" "$NODE_B_PORT" grace heidi
+# A node checks every TTL/3 that the buckets exist, makes a missing one again and says so: after
+# one such check on each node, none may have had to.
+sleep $((TTL / 3 + 2))
+if docker logs --since "$since" "$node_a" 2>&1 | grep 'was gone from NATS' ||
+    docker logs --since "$since" "$node_b" 2>&1 | grep 'was gone from NATS'; then
+    echo "FAIL: a bucket did not survive the NATS restart"; exit 1
+fi
+echo "ok: no node had to make a bucket again (the store on the volume survived the restart)"
 
 say "compose stop: the nodes (SIGTERM) and NATS (SIGINT) must exit 0 after a graceful shutdown"
 compose stop
@@ -132,4 +164,4 @@ for c in "$node_a" "$node_b" "$nats"; do
     [ "$code" = 0 ] || failed=1
 done
 [ "$failed" = 0 ] || { echo "FAIL: a container did not exit 0 on its stop signal"; exit 1; }
-say "PASS: cluster profile from local images, chat/PM/names across nodes, a killed node's name freed within the TTL, node rejoined (by hand and by the restart policy), graceful stop ($(($(date +%s) - began)) s)"
+say "PASS: cluster profile from local images, chat/PM/names across nodes, a killed node's name freed within the TTL, node rejoined (by hand and by the restart policy), NATS restarted with its store, graceful stop ($(($(date +%s) - began)) s)"
