@@ -25,8 +25,10 @@
 # Needs what deploy/docker-proof.sh needs (root, docker.io, debootstrap, docker-compose or the
 # compose plugin). Starts dockerd if none answers, and stops only that one. Network use: the Debian
 # mirror and crates.io, only while an image is missing or the source changed. All chat traffic is
-# on 127.0.0.1. Rerunnable: about 2 min with the images present (BUILD=0 skips even the cached
-# build); the first run adds the bases (~3 min) and the release build (~15 min on 2 cores).
+# on 127.0.0.1. Rerunnable: about 40 s with the images present and the source unchanged (the
+# build is a cache hit; BUILD=0 skips it); a changed source adds the release build in the
+# container (4 min with the dependencies in BuildKit's cache, ~15 min from nothing on 2 cores),
+# and a machine without the bases adds ~3 min of debootstrap.
 #
 #   deploy/docker-cluster-proof.sh
 #   BUILD=0 deploy/docker-cluster-proof.sh                    # use chatproto/chat-server:latest as it is
@@ -158,7 +160,7 @@ say "compose stop: the nodes (SIGTERM) and NATS (SIGINT) must exit 0 after a gra
 compose stop
 failed=0
 for c in "$node_a" "$node_b" "$nats"; do
-    docker logs "$c" 2>&1 | tail -2
+    docker logs "$c" 2>&1 | tail -3
     code=$(docker inspect -f '{{.State.ExitCode}}' "$c")
     echo "$(docker inspect -f '{{.Name}}' "$c") exit code: $code"
     [ "$code" = 0 ] || failed=1
