@@ -160,7 +160,7 @@ say "compose stop: the nodes (SIGTERM) and NATS (SIGINT) must exit 0 after a gra
 compose stop
 failed=0
 for c in "$node_a" "$node_b" "$nats"; do
-    docker logs "$c" 2>&1 | grep -E 'shutting down|chat_server: stopped|Trapped|Server Exiting' | tail -2
+    docker logs "$c" 2>&1 | grep -E 'shutting down|chat_server: stopped|Initiating Shutdown|Server Exiting' | tail -2
     code=$(docker inspect -f '{{.State.ExitCode}}' "$c")
     echo "$(docker inspect -f '{{.Name}}' "$c") exit code: $code"
     [ "$code" = 0 ] || failed=1
