@@ -332,6 +332,8 @@ pub struct ClusterFigures {
     pub logged: u64,
     /// Room messages refused because the log could not take them.
     pub log_refused: u64,
+    /// Gaps in a room's live messages filled from the log.
+    pub log_gaps: u64,
 }
 
 /// Prometheus metric types used here.
@@ -522,7 +524,7 @@ pub fn render(total: &StatsSnapshot, shards: &[StatsSnapshot], extra: &Extra) ->
         sample(&mut out, &format!("{name}_sum"), "", &float(sum));
     }
     if let Some(c) = &extra.cluster {
-        let figures: [(&str, &str, &str, u64); 8] = [
+        let figures: [(&str, &str, &str, u64); 9] = [
             ("chatproto_cluster_connected", "gauge", "1 while the NATS connection is up.", u64::from(c.connected)),
             ("chatproto_cluster_disconnects_total", "counter", "Times the NATS connection was lost.", c.disconnects),
             (
@@ -545,6 +547,12 @@ pub fn render(total: &StatsSnapshot, shards: &[StatsSnapshot], extra: &Extra) ->
                 "counter",
                 "Room messages refused (the sender got an error): the log could not take them.",
                 c.log_refused,
+            ),
+            (
+                "chatproto_cluster_log_gaps_total",
+                "counter",
+                "Gaps in a room's live messages from NATS, filled by reading the log.",
+                c.log_gaps,
             ),
         ];
         for (name, kind, help, value) in figures {

@@ -89,6 +89,7 @@ fn cluster_figures(c: &crate::cluster::nats::ClusterStats) -> crate::metrics::Cl
         names_lost: get(&c.names_lost),
         logged: get(&c.logged),
         log_refused: get(&c.log_refused),
+        log_gaps: get(&c.log_gaps),
     }
 }
 
