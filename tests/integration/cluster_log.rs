@@ -133,6 +133,13 @@ fn ids_increase_in_one_delivery_order_on_every_node() {
             s.send(&ClientMsg::RoomMsg { text: format!("s{i} {n}").into() });
         }
     }
+    // Every one was taken by the log (an error here would explain a listener's gap).
+    for s in &mut speakers {
+        for _ in 0..EACH {
+            let m = s.recv_until(|m| matches!(m, ServerMsg::RoomMsgAck { .. } | ServerMsg::ErrorMsg { .. }));
+            assert!(matches!(m, ServerMsg::RoomMsgAck { .. }), "{}: {m:?}", s.name);
+        }
+    }
     let mut orders = Vec::new();
     for l in &mut listeners {
         let texts: Vec<String> = (0..3).flat_map(|i| (0..EACH).map(move |n| format!("s{i} {n}"))).collect();
