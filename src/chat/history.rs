@@ -17,15 +17,15 @@ use std::sync::Arc;
 /// Most messages one scroll-back page holds.
 pub const HISTORY_PAGE: usize = 50;
 
-/// A history entry as the ROOM_MSG that replays it.
-fn replayed(e: &Entry) -> ServerMsg<'_> {
+/// A history entry as the ROOM_MSG that replays it (`history`), or delivers it live.
+fn room_msg(e: &Entry, history: bool) -> ServerMsg<'_> {
     ServerMsg::RoomMsg {
         id: e.id,
         ts_ms: e.ts_ms,
         room: (&*e.room).into(),
         from: (&*e.from).into(),
         text: (&*e.text).into(),
-        history: true,
+        history,
     }
 }
 
@@ -170,12 +170,15 @@ impl Hub {
             return;
         }
         for e in &replay.entries {
-            out.send(key, &replayed(e));
+            out.send(key, &room_msg(e, true));
         }
         if let Some(since) = since {
             let last = replay.entries.last().map_or(since, |e| e.id.max(since));
             let end = ServerMsg::ReplayEnd { room: (&*req.room).into(), last, lost: replay.lost, gap: replay.gap };
             out.send(key, &end);
+        }
+        for e in &replay.live {
+            out.send(key, &room_msg(e, false));
         }
         let active = self.rooms.activate(m.room, key);
         if let Some(s) = self.sessions.get_mut(key) {
@@ -204,7 +207,7 @@ impl Hub {
     ) {
         let mut count = 0;
         for e in entries {
-            out.send(key, &replayed(e));
+            out.send(key, &room_msg(e, true));
             count += 1;
         }
         out.send(key, &ServerMsg::HistoryEnd { room: room.into(), before, count, more });

@@ -235,28 +235,6 @@ fn a_node_that_cannot_reach_nats_does_not_start() {
     assert!(server.log().contains("cannot reach NATS"), "{status:?}: {:?}", server.log());
 }
 
-#[test]
-fn a_second_node_with_a_live_nodes_name_refuses_to_start_and_a_dead_ones_name_is_taken_back() {
-    let Some(nats) = NatsServer::start("cluster::a_second_node_with_a_live_nodes_name") else {
-        return;
-    };
-    let n1 = node(&nats, "n1");
-    let dir = TempDir::new("twin");
-    let ttl = TTL_S.to_string();
-    let args = ["--port", "0", "--no-tls", "--cluster", &nats.url(), "--node", "n1", "--cluster-name-ttl", &ttl];
-    let mut twin = ServerProcess::start(dir.path(), &args);
-    let status = twin.wait_exit();
-    assert!(!status.success(), "{status:?}");
-    assert!(twin.log().contains("another node named \"n1\" is running"), "{:?}", twin.log());
-    // Once n1 is gone (no more renewals), a node of that name starts in its place.
-    n1.process.signal(libc::SIGKILL);
-    drop(n1);
-    let (back, other) = (node(&nats, "n1"), node(&nats, "n2"));
-    let mut a = Client::login_new(back.addr, WireFormat::Json, "a");
-    let mut b = Client::login_new(other.addr, WireFormat::Json, "b");
-    until_room_route(&mut a, &mut b, "back");
-}
-
 /// LIST_USERS and LIST_ROOMS as seen by `c`.
 fn lists(c: &mut Client) -> (Vec<String>, Vec<(String, u32)>) {
     c.send(&ClientMsg::ListUsers { after: None });

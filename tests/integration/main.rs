@@ -39,6 +39,7 @@ mod chat;
 mod client;
 mod cluster;
 mod cluster_log;
+mod cluster_names;
 mod faults;
 mod features;
 mod framing;

@@ -10,21 +10,21 @@
 
 use super::directory;
 use super::log::{self, Log, LogLimits};
+use super::names::{claim_slot, names, verdict, watch, Slot};
 use super::wire::{self, Kind, DIRS_BUCKET, NAMES_BUCKET};
-use super::{ClusterConfig, ClusterError, ClusterStats, Cmd, Mirror, RemoteName};
-use crate::cluster::{Backplane, Claim, InProcess, Remote, UserEntry};
+use super::{ClusterConfig, ClusterError, ClusterStats, Cmd, Mirror};
+use crate::cluster::{Backplane, Claim, InProcess, Remote};
 use crate::protocol::validate::fold_name;
 use async_nats::jetstream::context::GetStreamErrorKind;
-use async_nats::jetstream::kv::{self, CreateErrorKind, Operation, Store};
+use async_nats::jetstream::kv::Store;
 use async_nats::jetstream::stream;
 use async_nats::jetstream::ErrorCode;
 use async_nats::{Client, ConnectOptions, Event, Subscriber};
-use bytes::Bytes;
 use futures_util::StreamExt;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -194,7 +194,9 @@ fn on_event(ctx: &Ctx, event: Event) {
         Event::Disconnected => {
             stats.connected.store(false, Ordering::Relaxed);
             stats.disconnects.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!("cluster: lost NATS; local users are still served, cross-node traffic waits or is dropped");
+            tracing::warn!(
+                "cluster: lost NATS; local users are still served, room messages are refused until it is back"
+            );
         }
         other => tracing::warn!("cluster: NATS {other}"),
     }
@@ -357,187 +359,6 @@ async fn inbound(mut sub: Subscriber, room: Option<Arc<str>>, ctx: Arc<Ctx>) {
                 }
             }
             _ => tracing::debug!("cluster: unexpected envelope on {}", msg.subject),
-        }
-    }
-}
-
-/// Tells the shard holding `entry` the verdict on its name claim.
-fn verdict(local: &InProcess, entry: UserEntry, verdict: Claim) {
-    local.deliver(entry.shard, vec![Remote::Claimed { key: entry.key, user: entry.name, verdict }]);
-}
-
-/// The names task: claims, releases and heartbeats, in order.
-async fn names(kv: Store, (ttl, mut slot): (Duration, Slot), ctx: Arc<Ctx>, mut rx: mpsc::Receiver<Cmd>) {
-    // Claims this node holds: case-folded name -> (the claim's value, its revision).
-    let mut held: HashMap<Box<str>, (Bytes, u64)> = HashMap::new();
-    let mut beat = tokio::time::interval(ttl / 3);
-    loop {
-        tokio::select! {
-            cmd = rx.recv() => match cmd {
-                Some(Cmd::Claim { entry, .. }) if !ctx.stats.connected.load(Ordering::Relaxed) => {
-                    // Each would wait for the request timeout, one after another.
-                    verdict(&ctx.local, entry, Claim::Unavailable);
-                }
-                Some(Cmd::Claim { folded, entry }) => {
-                    let value = wire::claim_value(&ctx.node, &entry.name);
-                    let claim = match kv.create(wire::hex(&folded), value.clone()).await {
-                        Ok(rev) => {
-                            held.insert(folded, (value, rev));
-                            Claim::Granted
-                        }
-                        Err(e) if e.kind() == CreateErrorKind::AlreadyExists => Claim::Taken,
-                        Err(e) => {
-                            tracing::warn!("cluster: cannot claim a name: {e}");
-                            Claim::Unavailable
-                        }
-                    };
-                    verdict(&ctx.local, entry, claim);
-                }
-                Some(Cmd::Release(folded)) => {
-                    if held.remove(&folded).is_some() {
-                        if let Err(e) = kv.delete(wire::hex(&folded)).await {
-                            tracing::debug!("cluster: cannot release a name (it expires by itself): {e}");
-                        }
-                    }
-                }
-                Some(_) => {}
-                None => break,
-            },
-            _ = beat.tick() => {
-                if ctx.stats.connected.load(Ordering::Relaxed) {
-                    renew_slot(&kv, &mut slot).await;
-                }
-                heartbeat(&kv, &ctx, &mut held).await;
-            }
-        }
-    }
-}
-
-/// This node's id slot: a key `slot.N` in the names bucket, held like a name.
-pub(super) struct Slot {
-    /// N: the node's place among at most [`super::MAX_NODES`].
-    pub index: u64,
-    /// The key's value (the node's name, a newline, this run's instance) and revision.
-    value: Bytes,
-    rev: u64,
-}
-
-/// Claims an id slot: takes back this node's own from its last run (a restart within the TTL),
-/// refuses to start if a live node already holds this node's name, or claims the first free one.
-async fn claim_slot(kv: &Store, node: &str, ttl: Duration) -> Result<Slot, String> {
-    let instance = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-    let value = Bytes::from(format!("{node}\n{}-{instance:x}", std::process::id()));
-    for index in 0..super::MAX_NODES {
-        let key = format!("slot.{index}");
-        let held = kv.entry(&key).await.map_err(|e| e.to_string())?.filter(|e| e.operation == Operation::Put);
-        let Some(entry) = held.filter(|e| e.value.split(|&b| b == b'\n').next() == Some(node.as_bytes())) else {
-            continue;
-        };
-        // A live node renews its slot every ttl / 3: wait a little longer and see whether it did.
-        tokio::time::sleep(ttl / 3 + Duration::from_secs(1)).await;
-        match kv.entry(&key).await.map_err(|e| e.to_string())?.filter(|e| e.operation == Operation::Put) {
-            Some(now) if now.revision != entry.revision => {
-                return Err(format!("another node named {node:?} is running (node names must be unique)"));
-            }
-            Some(now) => {
-                let rev = kv.update(&key, value.clone(), now.revision).await.map_err(|e| e.to_string())?;
-                return Ok(Slot { index, value, rev });
-            }
-            None => break, // expired meanwhile: claim afresh
-        }
-    }
-    for index in 0..super::MAX_NODES {
-        match kv.create(format!("slot.{index}"), value.clone()).await {
-            Ok(rev) => return Ok(Slot { index, value, rev }),
-            Err(e) if e.kind() == CreateErrorKind::AlreadyExists => {}
-            Err(e) => return Err(e.to_string()),
-        }
-    }
-    Err(format!("every one of the {} node slots is taken", super::MAX_NODES))
-}
-
-/// Renews the id slot's claim (or claims it again after it expired while NATS was away).
-async fn renew_slot(kv: &Store, slot: &mut Slot) {
-    let key = format!("slot.{}", slot.index);
-    let renewed = match kv.update(&key, slot.value.clone(), slot.rev).await {
-        Ok(rev) => Ok(rev),
-        Err(_) => kv.create(&key, slot.value.clone()).await.map_err(|e| e.to_string()),
-    };
-    match renewed {
-        Ok(rev) => slot.rev = rev,
-        Err(e) => tracing::warn!("cluster: cannot renew this node's id slot {}: {e}", slot.index),
-    }
-}
-
-/// Re-writes every claim still held here (so it outlives the bucket's `max_age`), drops those
-/// no longer held (a lost release), and re-creates one that expired meanwhile (NATS was away).
-async fn heartbeat(kv: &Store, ctx: &Ctx, held: &mut HashMap<Box<str>, (Bytes, u64)>) {
-    if !ctx.stats.connected.load(Ordering::Relaxed) {
-        return; // each request would wait for its timeout; renew once the link is back
-    }
-    let mut lost = Vec::new();
-    for (folded, (value, rev)) in held.iter_mut() {
-        let key = wire::hex(folded);
-        if ctx.local.locate(folded).is_none() {
-            let _ = kv.delete(&key).await;
-            lost.push(folded.clone());
-            continue;
-        }
-        match kv.update(&key, value.clone(), *rev).await {
-            Ok(r) => *rev = r,
-            Err(_) => match kv.create(&key, value.clone()).await {
-                Ok(r) => *rev = r,
-                Err(e) if e.kind() == CreateErrorKind::AlreadyExists => {
-                    // It expired while this node was cut off, and another node took it.
-                    ctx.stats.names_lost.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!("cluster: a local user's name was taken by another node; closing that connection");
-                    if let Some(e) = ctx.local.locate(folded) {
-                        ctx.local.deliver(e.shard, vec![Remote::NameLost { key: e.key, user: e.name }]);
-                    }
-                    lost.push(folded.clone());
-                }
-                Err(e) => tracing::debug!("cluster: cannot renew a name claim now (kept, retried): {e}"),
-            },
-        }
-    }
-    for folded in lost {
-        held.remove(&folded);
-    }
-}
-
-/// Mirrors the names bucket (other nodes' claims) into the backplane's mirror; starts again
-/// after a break (a lost connection).
-async fn watch(kv: Store, ctx: Arc<Ctx>) {
-    loop {
-        match kv.watch_all().await {
-            Ok(mut w) => {
-                while let Some(Ok(entry)) = w.next().await {
-                    mirror_entry(&ctx, entry);
-                }
-            }
-            Err(e) => tracing::debug!("cluster: cannot watch the names bucket: {e}"),
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-}
-
-/// Applies one bucket change to the mirror.
-fn mirror_entry(ctx: &Ctx, entry: kv::Entry) {
-    let Some(folded) = wire::unhex(&entry.key).and_then(|b| String::from_utf8(b).ok()) else { return };
-    let mut mirror = ctx.mirror.lock().unwrap_or_else(|e| e.into_inner());
-    match entry.operation {
-        Operation::Put => match wire::parse_claim(&entry.value) {
-            Some((node, _)) if node == ctx.node => {
-                mirror.names.remove(folded.as_str());
-            }
-            Some((node, name)) => {
-                let r = RemoteName { name: name.into(), node: node.into(), seen: Instant::now() };
-                mirror.names.insert(folded.into(), r);
-            }
-            None => {}
-        },
-        Operation::Delete | Operation::Purge => {
-            mirror.names.remove(folded.as_str());
         }
     }
 }

@@ -281,9 +281,11 @@ impl Log {
         }
     }
 
-    /// Reads a replay up to `upto`, then again up to what went out live meanwhile, until
-    /// nothing did; returns it (to be handed over at once, before any later live message).
-    async fn read_replay(&self, room: &Arc<str>, since: Option<u64>, mut upto: u64) -> Result<Replay, String> {
+    /// Reads a replay up to `asked` (the room's position when the member asked), then again up
+    /// to what went out live meanwhile, until nothing did; returns it (to be handed over at
+    /// once, before any later live message), with what came after `asked` as live messages.
+    async fn read_replay(&self, room: &Arc<str>, since: Option<u64>, asked: u64) -> Result<Replay, String> {
+        let mut upto = asked;
         let subject = wire::log_subject(room);
         let limit = self.replay_len.max(1);
         let (mut read, mut first) = (Vec::new(), 0);
@@ -298,7 +300,11 @@ impl Log {
             // Checked and answered without an await between: no live hand-over comes between.
             let now = self.position(room).unwrap_or(upto);
             if now == upto {
-                return Ok(replay_of(room, read, since, limit, first));
+                // What came after the member asked is news to it, not history.
+                let live = read.iter().position(|(seq, _)| *seq > asked).map_or(Vec::new(), |at| read.split_off(at));
+                let mut replay = replay_of(room, read, since, limit, first);
+                replay.live = entries(room, live);
+                return Ok(replay);
             }
             // Live messages went out while reading: read them too.
             scan(&self.stream, &subject, upto + 1, now + 1, &mut read).await?;

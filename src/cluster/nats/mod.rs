@@ -22,6 +22,7 @@
 mod directory;
 mod link;
 mod log;
+mod names;
 pub mod wire;
 
 pub use log::{LogLimits, STREAM as LOG_STREAM};

@@ -106,6 +106,9 @@ pub struct Replay {
     pub gap: bool,
     /// How many of those are known to be missing (0: none, or unknown).
     pub lost: u64,
+    /// Messages stored after the member asked, while the replay was being read: sent after the
+    /// replay (and its REPLAY_END) as live messages, since they are news to the member.
+    pub live: Vec<Arc<Entry>>,
     /// A scroll-back page only: older messages remain.
     pub more: bool,
     /// A scroll-back page only: the read failed (`entries` is empty).
