@@ -91,7 +91,8 @@ mod tests {
     fn backoff_doubles_up_to_its_cap() {
         assert_eq!(backoff_ns(0), BACKOFF_FIRST_NS);
         assert_eq!(backoff_ns(1), 2 * BACKOFF_FIRST_NS);
-        assert_eq!(backoff_ns(4), BACKOFF_MAX_NS);
+        assert_eq!(backoff_ns(4), 16 * BACKOFF_FIRST_NS);
+        assert_eq!(backoff_ns(5), BACKOFF_MAX_NS);
         assert_eq!(backoff_ns(u32::MAX), BACKOFF_MAX_NS);
     }
 

@@ -58,11 +58,14 @@ pub enum Rate {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Placement {
-    /// Round-robin: bot `b` starts on address `b % addresses`.
+    /// Round-robin room by room (bots taken in room order, each room's members in turn): every
+    /// room has members on every node (rooms as large as the node count), and the nodes' shares
+    /// differ by at most one.
     #[default]
     Spread,
-    /// Publishers (bots `0..publishers`) on the first address, the listening bots round-robin over
-    /// the others: every room message crosses from the first node to another (cross-node latency).
+    /// Publishers (bots `0..publishers`) on the first address, each room's listening bots
+    /// round-robin over the others: every room message crosses from the first node to another
+    /// (cross-node latency).
     Split,
 }
 
@@ -279,15 +282,39 @@ impl Scenario {
         }
     }
 
-    /// Index in [`addr_list`](Self::addr_list) of the address bot `bot` starts on.
-    pub fn home_of(&self, bot: u32) -> usize {
+    /// For every bot (index = bot id), the index in [`addr_list`](Self::addr_list) of the
+    /// address it starts on. Placed room by room, so that no room sits on one node by accident
+    /// of the room and address counts.
+    pub fn homes(&self) -> Vec<usize> {
         let n = self.addr_list().len();
-        let p = self.publishers();
-        match self.placement {
-            Placement::Split if n > 1 && bot >= p => 1 + (bot - p) as usize % (n - 1),
-            Placement::Split => 0,
-            Placement::Spread => bot as usize % n,
+        let split = self.placement == Placement::Split && n > 1;
+        let placed = |b: u32| !(split && b < self.publishers());
+        let rooms = self.room_assignment();
+        // next[r]: the round-robin position of room r's next placed bot; rooms start where the
+        // previous room's members end.
+        let mut next = vec![0usize; self.rooms as usize];
+        for (b, &r) in rooms.iter().enumerate() {
+            if placed(b as u32) && (r as usize) + 1 < next.len() {
+                next[r as usize + 1] += 1;
+            }
         }
+        for r in 1..next.len() {
+            next[r] += next[r - 1];
+        }
+        (0..self.bots)
+            .map(|b| {
+                if !placed(b) {
+                    return 0;
+                }
+                let k = &mut next[rooms[b as usize] as usize];
+                *k += 1;
+                if split {
+                    1 + (*k - 1) % (n - 1)
+                } else {
+                    (*k - 1) % n
+                }
+            })
+            .collect()
     }
 
     /// Bots that send: `0..publishers()`.
@@ -476,14 +503,14 @@ mod tests {
         s.rooms = 2;
         assert_eq!(s.addr_list(), &a[..1], "one address by default");
         s.addrs = a;
-        let homes: Vec<usize> = (0..6).map(|b| s.home_of(b)).collect();
-        assert_eq!(homes, [0, 1, 2, 0, 1, 2]);
+        // Room 0 (even bots) takes positions 0..5, room 1 (odd bots) 5..10.
+        assert_eq!(s.homes(), [0, 2, 1, 0, 2, 1, 0, 2, 1, 0], "each room over every address, even shares");
         s.placement = Placement::Split;
         assert_eq!(s.validate(), Err(ScenarioError::Split), "split needs listeners");
         s.publishers = Some(4);
         assert_eq!(s.validate(), Ok(()));
-        let homes: Vec<usize> = (0..10).map(|b| s.home_of(b)).collect();
-        assert_eq!(homes, [0, 0, 0, 0, 1, 2, 1, 2, 1, 2], "publishers on the first, listeners on the rest");
+        // Listeners: room 0 has 4, 6, 8 (positions 0..3), room 1 has 5, 7, 9 (positions 3..6).
+        assert_eq!(s.homes(), [0, 0, 0, 0, 1, 2, 2, 1, 1, 2], "publishers on the first, listeners on the rest");
         s.rate = Rate::Total(40.0);
         assert_eq!((s.per_bot_rate(), s.total_rate()), (10.0, 40.0), "only publishers send");
         s.publishers = Some(11);

@@ -26,9 +26,9 @@ use crate::failover::Resume;
 use crate::schedule::{pick_target, Kind};
 use crate::shared::Shared;
 use crate::stamp::Stamp;
-use receive::{handle, Handled, Me};
 use crate::stats::{record, ThreadStats};
 use crate::transport::{InBuf, ReadOutcome, Transport, WireBytes};
+use receive::{handle, Handled, Me};
 
 /// Initial read buffer per bot; it grows up to one maximum frame when a frame needs it.
 const INBUF_INITIAL: usize = 4 * 1024;

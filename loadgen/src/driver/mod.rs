@@ -151,11 +151,12 @@ impl Driver {
         poll.registry().register(&mut SourceFd(&timer.raw_fd()), TIMER, Interest::READABLE)?;
         let sc = &shared.scenario;
         let dedupe = sc.failover.map_or(0, |f| f.dedupe_ids);
+        let homes = sc.homes();
         let bots: Vec<Bot> = (thread..sc.bots)
             .step_by(sc.threads as usize)
             .map(|id| {
                 let mut bot = Bot::new(id, shared.rooms[id as usize], shared.schedule.count(id));
-                bot.resume = Resume::new(sc.home_of(id), dedupe);
+                bot.resume = Resume::new(homes[id as usize], dedupe);
                 bot
             })
             .collect();

@@ -94,10 +94,10 @@ fn addresses(sc: &Scenario) -> Vec<AddrBots> {
         return Vec::new();
     }
     let mut out: Vec<AddrBots> = list.iter().map(|&addr| AddrBots { addr, bots: 0, publishers: 0 }).collect();
-    for b in 0..sc.bots {
-        let a = &mut out[sc.home_of(b)];
+    for (b, home) in sc.homes().into_iter().enumerate() {
+        let a = &mut out[home];
         a.bots += 1;
-        a.publishers += u64::from(b < sc.publishers());
+        a.publishers += u64::from((b as u32) < sc.publishers());
     }
     out
 }
