@@ -187,6 +187,7 @@ fn a_node_killed_under_load_with_failover_brings_every_bot_back() {
     // No private messages: a PM to a bot that is away has no replay, so it would be lost by design.
     s.private_share = 0.0;
     s.duration = Duration::from_secs(6);
+    s.drain = Duration::from_secs(5);
     s.failover = Some(Failover { timeout: Duration::from_secs(25), dedupe_ids: 1024 });
     let (tx, rx) = mpsc::channel::<()>();
     let hooks = Hooks {
