@@ -2,7 +2,7 @@
 //! listener, loop thread, slab and room members; the kernel spreads connections over them.
 
 use super::{load_tls, Parts, Server, ServerError, ServerHandle};
-use crate::cluster::nats::Nats;
+use crate::cluster::nats::{LogLimits, Nats};
 use crate::cluster::{Backplane, InProcess, Remote};
 use crate::config::{ServerConfig, MAX_SHARDS};
 use crate::net::listen;
@@ -72,7 +72,9 @@ impl Shards {
         let local = Arc::new(InProcess::new(links, DEFAULT_ROOM));
         let (backplane, cluster): (Arc<dyn Backplane>, _) = match &config.cluster {
             Some(c) => {
-                let nats = Nats::start(c.clone(), local)?;
+                let s = &config.services;
+                let limits = LogLimits { replay_len: s.history_len, retention: s.retention };
+                let nats = Nats::start(c.clone(), limits, local)?;
                 let stats = nats.stats();
                 (Arc::new(nats), Some(stats))
             }
