@@ -145,3 +145,29 @@ impl Ledger {
         (m, w)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unacknowledged_messages_lose_apart_from_the_servers_loss() {
+        // 2 bots, 4 messages each; every message should reach 3 receivers.
+        let ledger = Ledger::new(&Schedule::new(2, 1.0, 0, 4_000_000_000, 0.0), 2);
+        for seq in 0..4 {
+            ledger.mark_sent(0, seq);
+        }
+        assert!(!ledger.mark_unacked(1, 0), "never sent: nothing to write off");
+        assert!(ledger.mark_unacked(0, 3));
+        assert!(ledger.deliver(0, 3));
+        for _ in 0..3 {
+            ledger.deliver(0, 0);
+        }
+        ledger.deliver(0, 1);
+        let (a, _) = ledger.audit(|_, _| 3, |_, _| true);
+        assert_eq!((a.sent, a.expected, a.delivered), (4, 12, 5));
+        assert_eq!((a.unacked, a.lost_unacked), (1, 2), "seq 3: one of three arrived");
+        assert_eq!((a.lost, a.messages_with_loss), (5, 2), "seq 1 misses 2, seq 2 misses 3");
+        assert_eq!(a.delivered + a.lost + a.lost_unacked, a.expected);
+    }
+}

@@ -10,8 +10,10 @@
 # Usage: results/scripts/cluster.sh OUT_DIR SERVER LOADGEN
 #   BOTS (2000) ROOMS (100) RATE (1000 msg/s over all publishers) DURATION (20 s) WARMUP (3 s)
 #   PUBLISHERS (BOTS/2, the latency runs) TTL (10 s, --cluster-name-ttl) KILL_AFTER (5 s into
-#   the run) FAILOVER_TIMEOUT (60 s) THREADS (2, loadgen's) ONLY ("standalone nodes1 nodes2
-#   nodes3 cross same kill") limit the scale and the parts.
+#   the run) FAILOVER_TIMEOUT (60 s) THREADS (2, loadgen's) HISTORY_LEN (1000, the nodes'
+#   --history-len and loadgen's --dedupe-ids: more than a room gets while the killed node's bots
+#   are away, so a resume has no gap) ONLY ("standalone nodes1 nodes2 nodes3 cross same kill")
+#   set the scale and the parts.
 # Loopback only. Everything is bounded: each run by its duration and loadgen's timeouts, each
 # wait by a count of tries. Only the PIDs started here are signalled (never by name).
 set -uo pipefail
@@ -20,7 +22,7 @@ SERVER=$(realpath "${2:?chat-server binary}")
 LOADGEN=$(realpath "${3:?loadgen binary}")
 BOTS=${BOTS:-2000}; ROOMS=${ROOMS:-100}; RATE=${RATE:-1000}; DURATION=${DURATION:-20}; WARMUP=${WARMUP:-3}
 PUBLISHERS=${PUBLISHERS:-$((BOTS / 2))}; TTL=${TTL:-10}; KILL_AFTER=${KILL_AFTER:-5}
-FAILOVER_TIMEOUT=${FAILOVER_TIMEOUT:-60}; THREADS=${THREADS:-2}
+FAILOVER_TIMEOUT=${FAILOVER_TIMEOUT:-60}; THREADS=${THREADS:-2}; HISTORY_LEN=${HISTORY_LEN:-1000}
 ONLY=${ONLY:-standalone nodes1 nodes2 nodes3 cross same kill}
 NATS=${NATS:-$(command -v nats-server || echo /usr/sbin/nats-server)}
 mkdir -p "$OUT"
@@ -54,7 +56,7 @@ start_node() {
     local log="$OUT/$1.node-$2.log" extra=()
     [ "${3:-}" = cluster ] && extra=(--cluster "nats://127.0.0.1:$NATS_PORT" --node "$2" --cluster-name-ttl "$TTL")
     (cd "$WORK" && exec "$SERVER" --bind 127.0.0.1 --port 0 --no-tls --history memory --msg-rate 0 \
-        --data-dir "$WORK/data-$1-$2" --log-level info "${extra[@]}" > "$log" 2>&1) &
+        --history-len "$HISTORY_LEN" --data-dir "$WORK/data-$1-$2" --log-level info "${extra[@]}" > "$log" 2>&1) &
     NODE_PIDS+=($!)
     wait_log "$log" "listening on 127.0.0.1:" || return 1
     [ "${3:-}" = cluster ] && { wait_log "$log" "cluster: joined through NATS" || return 1; }
@@ -123,7 +125,7 @@ if wanted kill; then
     cluster kill 2 && {
         KILL_PID=${NODE_PIDS[1]}
         run kill "${ADDRS[0]},${ADDRS[1]}" --private-share 0 --failover --failover-timeout "$FAILOVER_TIMEOUT" \
-            --drain $((TTL + 10))
+            --dedupe-ids "$HISTORY_LEN" --drain $((TTL + 10))
         KILL_PID=""
     }
     stop_all

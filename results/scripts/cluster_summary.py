@@ -28,7 +28,7 @@ model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.sta
 mem = next((l.split()[1] for l in open("/proc/meminfo") if l.startswith("MemTotal")), "0")
 rev = sh("git", "-C", here, "rev-parse", "--short", "HEAD")
 dirty = " (with uncommitted changes)" if sh("git", "-C", here, "status", "--porcelain", "--untracked-files=no") else ""
-env = {k: os.environ.get(k) for k in ("BOTS", "ROOMS", "RATE", "DURATION", "WARMUP", "PUBLISHERS", "TTL", "KILL_AFTER")}
+env = {k: os.environ.get(k) for k in ("BOTS", "ROOMS", "RATE", "DURATION", "WARMUP", "PUBLISHERS", "TTL", "KILL_AFTER", "HISTORY_LEN")}
 
 print("# Cluster: 1, 2 and 3 nodes through NATS, cross-node latency, a node killed under load (issue 13)\n")
 print(f"- **git revision:** `{rev}`{dirty}")
@@ -37,7 +37,7 @@ print(f"- **machine:** {sh('nproc')} CPUs `{model}`, {int(mem) // 1024} MiB RAM,
 print(f"- **binaries:** server `{server}`, loadgen `{loadgen}`, `{sh(os.environ.get('NATS', 'nats-server'), '--version') or 'nats-server'}`")
 print(f"- **knobs (environment; empty = the script's default):** {env}")
 print("- **nodes:** `chat-server --bind 127.0.0.1 --port 0 --no-tls --history memory --msg-rate 0 "
-      "--cluster nats://127.0.0.1:P --node a|b|c --cluster-name-ttl TTL`; `nats-server -js -a 127.0.0.1 -p P -sd DIR`\n")
+      "--history-len N --cluster nats://127.0.0.1:P --node a|b|c --cluster-name-ttl TTL`; `nats-server -js -a 127.0.0.1 -p P -sd DIR`\n")
 print("## Commands\n\n```sh\nresults/scripts/cluster.sh " + " ".join(sys.argv[1:4]) + "\n```\n")
 print("Each loadgen run (from `commands.txt`):\n\n```text")
 print(open(os.path.join(out, "commands.txt")).read().rstrip())
