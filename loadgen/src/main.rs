@@ -108,8 +108,9 @@ struct RunArgs {
     /// by --placement.
     #[arg(short, long, default_value = "127.0.0.1:5555")]
     addr: String,
-    /// With several addresses: `spread` puts bot b on address b % N; `split` puts the publishers
-    /// on the first address and the other bots round-robin on the rest (cross-node latency).
+    /// With several addresses: `spread` deals the bots out round-robin room by room (every room on
+    /// every node); `split` puts the publishers on the first address and the other bots on the
+    /// rest (cross-node latency).
     #[arg(long, value_enum, default_value_t = Placement::Spread)]
     placement: Placement,
     /// Only bots 0..N send; the others only listen (default: every bot sends).
