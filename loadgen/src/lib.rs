@@ -11,6 +11,7 @@
 //! - [`shared`]: run-wide state the coordinator, threads and bots exchange (phase, membership,
 //!   progress).
 //! - [`bot`]: one connection's phases, buffers and message handling.
+//! - [`failover`]: a bot's resume state (address, ids seen, back-off) for `--failover`.
 //! - [`driver`]: one event-loop thread (mio + timerfd) over its bots.
 //! - [`runner`]: the coordinator: phases, /proc sampling, the report.
 //! - [`printer`]: the once-a-second progress line.
@@ -26,6 +27,7 @@
 pub mod bot;
 pub mod compare;
 pub mod driver;
+pub mod failover;
 pub mod hgrm;
 pub mod ledger;
 pub mod machine;

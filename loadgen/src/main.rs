@@ -5,7 +5,9 @@
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use loadgen::compare::{self, CompareOptions};
-use loadgen::scenario::{parse_sources, Rate, Scenario, Spread, TlsOptions, TlsTrust, WireFormat};
+use loadgen::scenario::{
+    parse_addrs, parse_sources, Failover, Placement, Rate, Scenario, Spread, TlsOptions, TlsTrust, WireFormat,
+};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -102,9 +104,30 @@ struct ScenarioArgs {
 
 #[derive(Args)]
 struct RunArgs {
-    /// Server address.
+    /// Server address, or a comma list of them (nodes of a cluster): bots are placed over them
+    /// by --placement.
     #[arg(short, long, default_value = "127.0.0.1:5555")]
-    addr: SocketAddr,
+    addr: String,
+    /// With several addresses: `spread` deals the bots out round-robin room by room (every room on
+    /// every node); `split` puts the publishers on the first address and the other bots on the
+    /// rest (cross-node latency).
+    #[arg(long, value_enum, default_value_t = Placement::Spread)]
+    placement: Placement,
+    /// Only bots 0..N send; the others only listen (default: every bot sends).
+    #[arg(long, value_name = "N")]
+    publishers: Option<u32>,
+    /// A bot whose connection drops moves to the next address, logs in again under its name and
+    /// resumes its room (`since` the last id it saw); the report counts drops, returns and losses.
+    #[arg(long)]
+    failover: bool,
+    /// With --failover: seconds a bot keeps retrying after its connection dropped (reconnects,
+    /// logins refused until the dead node's names expire), then gives up.
+    #[arg(long, default_value_t = 30.0, value_name = "SECS")]
+    failover_timeout: f64,
+    /// With --failover: room message ids each bot remembers to drop replayed messages it already
+    /// had (at least the server's --history-len).
+    #[arg(long, default_value_t = 256, value_name = "N")]
+    dedupe_ids: usize,
     /// Wire format (`--transport` is the same option): binary, json, or ws (JSON over WebSocket).
     #[arg(long, alias = "transport", value_enum, default_value_t = Protocol::Binary)]
     protocol: Protocol,
@@ -234,7 +257,17 @@ fn main() -> ExitCode {
 }
 
 fn cmd_run(a: RunArgs) -> anyhow::Result<bool> {
-    let mut s = build_scenario(&a.scenario, a.addr)?;
+    let addrs = parse_addrs(&a.addr)?;
+    let mut s = build_scenario(&a.scenario, addrs[0])?;
+    if addrs.len() > 1 {
+        s.addrs = addrs;
+    }
+    s.placement = a.placement;
+    s.publishers = a.publishers;
+    if a.failover {
+        s.failover = Some(Failover { timeout: secs(a.failover_timeout)?, dedupe_ids: a.dedupe_ids });
+    }
+    s.validate()?;
     s.format = match a.protocol {
         Protocol::Binary => WireFormat::Binary,
         Protocol::Json => WireFormat::Json,

@@ -38,6 +38,9 @@ pub struct Hooks {
     /// Reads the server's `(bytes_in, bytes_out)` after the drain, before the bots disconnect.
     #[allow(clippy::type_complexity)]
     pub server_bytes: Option<Box<dyn Fn() -> (u64, u64) + Send + Sync>>,
+    /// Called once when sending starts (the membership is fixed): a test that kills a node
+    /// under load starts counting from here.
+    pub run_started: Option<Box<dyn Fn() + Send + Sync>>,
 }
 
 /// Runs `scenario` to the end and reports. Errors only when the run could not happen at all;
@@ -51,7 +54,7 @@ pub fn run(scenario: Scenario, hooks: Hooks) -> anyhow::Result<Report> {
     let mut co = Coordinator::start(Arc::new(Shared::new(scenario, tls)))?;
     let connect_secs = co.connect_phase();
     let ready_bots = co.freeze();
-    co.run_phase();
+    co.run_phase(&hooks);
     let drain_secs = co.drain();
     co.finish(&hooks, PhaseFacts { connect_secs, ready_bots, drain_secs })
 }
@@ -186,12 +189,15 @@ impl Coordinator {
 
     /// Starts sending 20 ms from now and waits for the schedule's end, reading /proc at the
     /// measured window's edges.
-    fn run_phase(&mut self) {
+    fn run_phase(&mut self, hooks: &Hooks) {
         let clock = self.shared.clock;
         let start = clock.now_ns() + 20_000_000;
         self.shared.set_start(start);
         self.shared.set_phase(RunPhase::Run);
         self.wake_all();
+        if let Some(f) = &hooks.run_started {
+            f();
+        }
         let measure_start = start + self.shared.schedule.warmup_ns();
         let measure_end = start + self.shared.schedule.end_ns();
         let mut m0_taken = false;

@@ -54,11 +54,62 @@ pub enum Rate {
     Total(f64),
 }
 
+/// Which server address each bot starts on, when there are several.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Placement {
+    /// Round-robin room by room (bots taken in room order, each room's members in turn): every
+    /// room has members on every node (rooms as large as the node count), and the nodes' shares
+    /// differ by at most one.
+    #[default]
+    Spread,
+    /// Publishers (bots `0..publishers`) on the first address, each room's listening bots
+    /// round-robin over the others: every room message crosses from the first node to another
+    /// (cross-node latency).
+    Split,
+}
+
+/// Fail-over: a bot whose connection drops moves to the next address and resumes its room.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Failover {
+    /// Longest a bot keeps trying (reconnects, logins refused while the dead node's names
+    /// expire) from the moment its connection dropped; then it gives up (counted).
+    #[serde(with = "secs")]
+    pub timeout: Duration,
+    /// Room message ids each bot remembers to drop replayed or repeated messages (at least the
+    /// server's `--history-len`, which bounds a replay).
+    pub dedupe_ids: usize,
+}
+
+impl Default for Failover {
+    fn default() -> Self {
+        Failover { timeout: Duration::from_secs(30), dedupe_ids: 256 }
+    }
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}
+
 /// Everything one run needs to know.
 #[derive(Clone, Debug, Serialize)]
 pub struct Scenario {
-    /// Server address (loopback for tests and for the runs in `results/`).
+    /// Server address (loopback for tests and for the runs in `results/`); the first of `addrs`
+    /// when there are several.
     pub addr: SocketAddr,
+    /// Every server address (nodes of a cluster), when there are several; empty means `addr`
+    /// alone. See [`Scenario::addr_list`].
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub addrs: Vec<SocketAddr>,
+    /// Which address each bot starts on.
+    #[serde(skip_serializing_if = "is_default")]
+    pub placement: Placement,
+    /// Bots that send (bots `0..publishers`); the others only listen. `None`: every bot sends.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub publishers: Option<u32>,
+    /// Fail-over to the next address on a dropped connection; `None`: a drop ends the bot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failover: Option<Failover>,
     /// Number of bots (connections).
     pub bots: u32,
     /// Number of rooms. Room 0 is `general`, where every bot lands at login; the others are
@@ -136,6 +187,14 @@ pub enum ScenarioError {
     Prefix(String),
     #[error("bad source address list {0:?}: use a.b.c.d, a.b.c.d-a.b.c.e or a comma list")]
     Sources(String),
+    #[error("bad server address list {0:?}: use host:port or a comma list of them")]
+    Addrs(String),
+    #[error("--publishers must be between 1 and --bots ({bots})")]
+    Publishers { bots: u32 },
+    #[error("--placement split needs at least two addresses and fewer --publishers than --bots")]
+    Split,
+    #[error("--failover-timeout must be positive and --dedupe-ids at least 1")]
+    Failover,
 }
 
 impl Scenario {
@@ -143,6 +202,10 @@ impl Scenario {
     pub fn new(addr: SocketAddr) -> Self {
         Scenario {
             addr,
+            addrs: Vec::new(),
+            placement: Placement::Spread,
+            publishers: None,
+            failover: None,
             bots: 100,
             rooms: 5,
             spread: Spread::Even,
@@ -193,20 +256,83 @@ impl Scenario {
         {
             return Err(ScenarioError::Prefix(self.name_prefix.clone()));
         }
+        self.validate_cluster()
+    }
+
+    /// The knobs for several addresses, publishers and fail-over.
+    fn validate_cluster(&self) -> Result<(), ScenarioError> {
+        if self.publishers.is_some_and(|p| p == 0 || p > self.bots) {
+            return Err(ScenarioError::Publishers { bots: self.bots });
+        }
+        if self.placement == Placement::Split && (self.addr_list().len() < 2 || self.publishers() >= self.bots) {
+            return Err(ScenarioError::Split);
+        }
+        if self.failover.is_some_and(|f| f.timeout.is_zero() || f.dedupe_ids == 0) {
+            return Err(ScenarioError::Failover);
+        }
         Ok(())
     }
 
-    /// Messages per second per bot.
+    /// Every server address, in order (at least one).
+    pub fn addr_list(&self) -> &[SocketAddr] {
+        if self.addrs.is_empty() {
+            std::slice::from_ref(&self.addr)
+        } else {
+            &self.addrs
+        }
+    }
+
+    /// For every bot (index = bot id), the index in [`addr_list`](Self::addr_list) of the
+    /// address it starts on. Placed room by room, so that no room sits on one node by accident
+    /// of the room and address counts.
+    pub fn homes(&self) -> Vec<usize> {
+        let n = self.addr_list().len();
+        let split = self.placement == Placement::Split && n > 1;
+        let placed = |b: u32| !(split && b < self.publishers());
+        let rooms = self.room_assignment();
+        // next[r]: the round-robin position of room r's next placed bot; rooms start where the
+        // previous room's members end.
+        let mut next = vec![0usize; self.rooms as usize];
+        for (b, &r) in rooms.iter().enumerate() {
+            if placed(b as u32) && (r as usize) + 1 < next.len() {
+                next[r as usize + 1] += 1;
+            }
+        }
+        for r in 1..next.len() {
+            next[r] += next[r - 1];
+        }
+        (0..self.bots)
+            .map(|b| {
+                if !placed(b) {
+                    return 0;
+                }
+                let k = &mut next[rooms[b as usize] as usize];
+                *k += 1;
+                if split {
+                    1 + (*k - 1) % (n - 1)
+                } else {
+                    (*k - 1) % n
+                }
+            })
+            .collect()
+    }
+
+    /// Bots that send: `0..publishers()`.
+    pub fn publishers(&self) -> u32 {
+        self.publishers.unwrap_or(self.bots)
+    }
+
+    /// Messages per second per sending bot.
     pub fn per_bot_rate(&self) -> f64 {
         match self.rate {
             Rate::PerBot(r) => r,
-            Rate::Total(r) => r / self.bots as f64,
+            Rate::Total(r) => r / self.publishers().max(1) as f64,
         }
     }
 
     /// Messages per second over all bots.
     pub fn total_rate(&self) -> f64 {
-        self.per_bot_rate() * self.bots as f64
+        self.per_bot_rate() * self.publishers() as f64
     }
 
     /// The thread that drives bot `bot`.
@@ -242,6 +368,22 @@ impl Scenario {
             f.to_string()
         }
     }
+}
+
+/// Parses `127.0.0.1:5555` or `127.0.0.1:5561,127.0.0.1:5562` (host names are resolved; the
+/// first address of each is used).
+pub fn parse_addrs(s: &str) -> Result<Vec<SocketAddr>, ScenarioError> {
+    use std::net::ToSocketAddrs;
+    let bad = || ScenarioError::Addrs(s.to_string());
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let addr = part.to_socket_addrs().map_err(|_| bad())?.next().ok_or_else(bad)?;
+        out.push(addr);
+    }
+    if out.is_empty() {
+        return Err(bad());
+    }
+    Ok(out)
 }
 
 /// Name of room `k` on the server.
@@ -349,6 +491,30 @@ mod tests {
         assert_eq!(parse_sources("127.0.0.1, 127.0.0.9").unwrap().len(), 2);
         assert!(parse_sources("127.0.0.5-127.0.0.1").is_err());
         assert!(parse_sources("nope").is_err());
+    }
+
+    #[test]
+    fn addresses_parse_and_bots_are_placed() {
+        let a = parse_addrs("127.0.0.1:1, 127.0.0.1:2,127.0.0.1:3").unwrap();
+        assert_eq!(a.len(), 3);
+        assert!(parse_addrs("").is_err() && parse_addrs("nope").is_err());
+        let mut s = Scenario::new(a[0]);
+        s.bots = 10;
+        s.rooms = 2;
+        assert_eq!(s.addr_list(), &a[..1], "one address by default");
+        s.addrs = a;
+        // Room 0 (even bots) takes positions 0..5, room 1 (odd bots) 5..10.
+        assert_eq!(s.homes(), [0, 2, 1, 0, 2, 1, 0, 2, 1, 0], "each room over every address, even shares");
+        s.placement = Placement::Split;
+        assert_eq!(s.validate(), Err(ScenarioError::Split), "split needs listeners");
+        s.publishers = Some(4);
+        assert_eq!(s.validate(), Ok(()));
+        // Listeners: room 0 has 4, 6, 8 (positions 0..3), room 1 has 5, 7, 9 (positions 3..6).
+        assert_eq!(s.homes(), [0, 0, 0, 0, 1, 2, 2, 1, 1, 2], "publishers on the first, listeners on the rest");
+        s.rate = Rate::Total(40.0);
+        assert_eq!((s.per_bot_rate(), s.total_rate()), (10.0, 40.0), "only publishers send");
+        s.publishers = Some(11);
+        assert!(s.validate().is_err());
     }
 
     #[test]

@@ -59,7 +59,11 @@ impl Schedule {
     }
 
     /// How many messages bot `bot` sends in the whole run (warm-up included).
+    /// Bots outside the schedule (listeners, `bot >= bots`) send nothing.
     pub fn count(&self, bot: u32) -> u32 {
+        if bot >= self.bots {
+            return 0;
+        }
         let phase = bot as f64 * self.interval_ns / self.bots as f64;
         let guess = ((self.end_ns as f64 - phase) / self.interval_ns).ceil().max(0.0);
         let mut k = guess.min(u32::MAX as f64) as u32;

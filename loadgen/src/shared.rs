@@ -152,8 +152,9 @@ impl Shared {
     /// The state for a run of `scenario` (already validated), in [`RunPhase::Connect`], with the
     /// clock starting now.
     pub fn new(scenario: Scenario, tls: Option<TlsClient>) -> Self {
+        // Only publishers (bots `0..publishers`) are in the schedule; listeners send nothing.
         let schedule = Schedule::new(
-            scenario.bots,
+            scenario.publishers(),
             scenario.per_bot_rate(),
             scenario.warmup.as_nanos() as u64,
             scenario.duration.as_nanos() as u64,

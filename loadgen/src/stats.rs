@@ -39,6 +39,8 @@ pub struct Hists {
     pub login: Histogram<u64>,
     /// JOIN_ROOM written to its answer read (bots outside `general` only).
     pub join: Histogram<u64>,
+    /// Fail-over: connection dropped to back in the room (logged in and joined again).
+    pub failover: Histogram<u64>,
 }
 
 impl Hists {
@@ -52,6 +54,7 @@ impl Hists {
             tls_handshake: new_hist(),
             login: new_hist(),
             join: new_hist(),
+            failover: new_hist(),
         }
     }
 
@@ -63,7 +66,7 @@ impl Hists {
         }
     }
 
-    fn fields(&self) -> [&Histogram<u64>; 7] {
+    fn fields(&self) -> [&Histogram<u64>; 8] {
         [
             &self.corrected,
             &self.uncorrected,
@@ -72,10 +75,11 @@ impl Hists {
             &self.tls_handshake,
             &self.login,
             &self.join,
+            &self.failover,
         ]
     }
 
-    fn fields_mut(&mut self) -> [&mut Histogram<u64>; 7] {
+    fn fields_mut(&mut self) -> [&mut Histogram<u64>; 8] {
         [
             &mut self.corrected,
             &mut self.uncorrected,
@@ -84,6 +88,7 @@ impl Hists {
             &mut self.tls_handshake,
             &mut self.login,
             &mut self.join,
+            &mut self.failover,
         ]
     }
 }
@@ -159,6 +164,67 @@ pub struct Counters {
     pub bytes_written_measured: u64,
     /// Bytes read during the measured window.
     pub bytes_read_measured: u64,
+    /// What fail-over did (all zero without `--failover`).
+    pub failover: FailoverCounters,
+}
+
+/// Fail-over counters: drops, returns, retries and what the resumes replayed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct FailoverCounters {
+    /// Bots whose connection dropped during the run and that started failing over (once per
+    /// drop: a bot that drops twice counts twice).
+    pub dropped: u64,
+    /// Of those, how many were back in their room before the stop.
+    pub back: u64,
+    /// Of those, how many gave up (`--failover-timeout` passed).
+    pub gave_up: u64,
+    /// Logins refused while the dead node's names expire (USERNAME_TAKEN, or INTERNAL "cannot
+    /// confirm the name"), each retried after a back-off.
+    pub name_retries: u64,
+    /// Messages of the bot's room replayed on resume and counted as deliveries.
+    pub replayed: u64,
+    /// Replayed messages dropped because the bot already had them (same id).
+    pub replay_dropped: u64,
+    /// Live messages dropped because the bot already had them (same id).
+    pub live_dropped: u64,
+    /// REPLAY_ENDs received.
+    pub replay_ends: u64,
+    /// REPLAY_ENDs with the gap flag.
+    pub replay_gaps: u64,
+    /// Room messages sent on a connection that dropped before their ROOM_MSG_ACK: not resent,
+    /// marked in the ledger so that their missing deliveries are not counted as server loss.
+    pub unacked: u64,
+    /// Scheduled sends not made because the bot was away (reconnecting).
+    pub skipped_away: u64,
+}
+
+impl FailoverCounters {
+    fn merge(&mut self, o: &FailoverCounters) {
+        let FailoverCounters {
+            dropped,
+            back,
+            gave_up,
+            name_retries,
+            replayed,
+            replay_dropped,
+            live_dropped,
+            replay_ends,
+            replay_gaps,
+            unacked,
+            skipped_away,
+        } = o;
+        self.dropped += dropped;
+        self.back += back;
+        self.gave_up += gave_up;
+        self.name_retries += name_retries;
+        self.replayed += replayed;
+        self.replay_dropped += replay_dropped;
+        self.live_dropped += live_dropped;
+        self.replay_ends += replay_ends;
+        self.replay_gaps += replay_gaps;
+        self.unacked += unacked;
+        self.skipped_away += skipped_away;
+    }
 }
 
 impl Counters {
@@ -191,6 +257,7 @@ impl Counters {
             bytes_read,
             bytes_written_measured,
             bytes_read_measured,
+            failover,
         } = o;
         self.sent_room += sent_room;
         self.sent_private += sent_private;
@@ -220,6 +287,7 @@ impl Counters {
         self.bytes_read += bytes_read;
         self.bytes_written_measured += bytes_written_measured;
         self.bytes_read_measured += bytes_read_measured;
+        self.failover.merge(failover);
     }
 
     /// Messages sent, warm-up included.

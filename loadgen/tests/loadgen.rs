@@ -19,6 +19,9 @@ use std::time::Duration;
 
 const MS: u64 = 1_000_000;
 
+#[path = "loadgen/cluster.rs"]
+mod cluster;
+
 // ---------------------------------------------------------------------------------------------
 // Schedule
 
@@ -247,6 +250,7 @@ fn run_against(server: &RunningServer, s: Scenario) -> Report {
             let st = handle.stats();
             (st.bytes_in, st.bytes_out)
         })),
+        ..Hooks::default()
     };
     loadgen::run(s, hooks).expect("run")
 }

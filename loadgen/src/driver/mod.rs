@@ -4,7 +4,8 @@
 //! Each iteration: read the coordinator's phase; start connects that are due (paced, and capped
 //! by the number of bots still setting up); send every message whose intended time has come (a
 //! min-heap of each bot's next intended time); publish progress; arm the timer for the nearest
-//! deadline; poll; handle readiness (edge-triggered: bots read until `WouldBlock`).
+//! deadline; poll; handle readiness (edge-triggered: bots read until `WouldBlock`). With
+//! `--failover`, bots whose connection dropped wait in a second min-heap until their retry.
 //!
 //! The bots of a thread are fixed for the run (`bot % threads == thread`), so they live in a `Vec`
 //! and the mio `Token` is the index; [`TIMER`] and [`WAKER`] use tokens past the end.
@@ -27,7 +28,8 @@ use std::time::Duration;
 pub use connects::ConnectPacer;
 pub use wire_window::WireWindow;
 
-use crate::bot::{Bot, Ctx, Flow, Phase};
+use crate::bot::{Bot, Cause, Ctx, Flow, Phase};
+use crate::failover::Resume;
 use crate::shared::{Progress, RunPhase, Shared};
 use crate::stats::{new_hist, ThreadStats};
 use crate::timer::{tighten_timer_slack, Timer};
@@ -128,6 +130,8 @@ pub struct Driver {
     /// `(next intended send time, bot index)` of every ready bot with sends left, earliest first.
     /// Pacing comes from these intended times, never from when the last send happened (open loop).
     due: BinaryHeap<Reverse<(u64, u32)>>,
+    /// `(retry time, bot index)` of every bot failing over ([`Phase::Away`]), earliest first.
+    retries: BinaryHeap<Reverse<(u64, u32)>>,
     /// Byte counters at the measured window's edges.
     wire_window: WireWindow,
     /// When the latency window was last handed to the progress line.
@@ -146,9 +150,15 @@ impl Driver {
         let timer = Timer::new()?;
         poll.registry().register(&mut SourceFd(&timer.raw_fd()), TIMER, Interest::READABLE)?;
         let sc = &shared.scenario;
+        let dedupe = sc.failover.map_or(0, |f| f.dedupe_ids);
+        let homes = sc.homes();
         let bots: Vec<Bot> = (thread..sc.bots)
             .step_by(sc.threads as usize)
-            .map(|id| Bot::new(id, shared.rooms[id as usize], shared.schedule.count(id)))
+            .map(|id| {
+                let mut bot = Bot::new(id, shared.rooms[id as usize], shared.schedule.count(id));
+                bot.resume = Resume::new(homes[id as usize], dedupe);
+                bot
+            })
             .collect();
         let pace_ns = if sc.connect_rate > 0.0 { (sc.threads as f64 * 1e9 / sc.connect_rate) as u64 } else { 0 };
         let connects = ConnectPacer::new(pace_ns, shared.clock.now_ns(), sc.max_pending, bots.len());
@@ -159,6 +169,7 @@ impl Driver {
             frozen: false,
             started: None,
             due: BinaryHeap::with_capacity(bots.len()),
+            retries: BinaryHeap::new(),
             wire_window: WireWindow::default(),
             last_publish: 0,
             events: Events::with_capacity(1024),
@@ -181,6 +192,7 @@ impl Driver {
             if !self.frozen {
                 self.connect_due(now)?;
             }
+            self.retry_due(now)?;
             if let Some(start) = self.started {
                 self.send_due(start);
             }
@@ -216,7 +228,7 @@ impl Driver {
         let shared = &self.shared;
         for (i, bot) in self.bots.iter_mut().enumerate() {
             match bot.phase {
-                Phase::Ready if shared.ready[bot.id as usize].load(Relaxed) => {
+                Phase::Ready | Phase::Away { .. } if shared.ready[bot.id as usize].load(Relaxed) => {
                     if bot.count > 0 {
                         self.due.push(Reverse((start + shared.schedule.offset_ns(bot.id, 0), i as u32)));
                     }
@@ -232,31 +244,59 @@ impl Driver {
 
     /// Starts every connect the pacer allows at `now`.
     fn connect_due(&mut self, now: u64) -> io::Result<()> {
-        let shared = &self.shared;
-        let sc = &shared.scenario;
         while let Some(i) = self.connects.due(now) {
-            let bot = &mut self.bots[i];
-            let transport = match &shared.tls {
-                Some(t) => Transport::Tls(Box::new(t.session()?)),
-                None => Transport::Plain,
-            };
-            let connecting = match bot.connect(sc.addr, sc.source_of(bot.id), transport, shared.clock.now_ns()) {
-                Ok(()) => {
-                    // Connected above, so the socket is there.
-                    if let Some(sock) = bot.sock.as_mut() {
-                        self.poll.registry().register(sock, Token(i), Interest::READABLE | Interest::WRITABLE)?;
-                    }
-                    true
-                }
-                Err(_) => {
-                    self.rec.stats.counters.connect_failures += 1;
-                    bot.close();
-                    false
-                }
-            };
+            let connecting = self.connect(i)?;
             self.connects.advance(now, connecting);
         }
         Ok(())
+    }
+
+    /// Reconnects every failing-over bot whose retry time has come.
+    fn retry_due(&mut self, now: u64) -> io::Result<()> {
+        while let Some(&Reverse((at, i))) = self.retries.peek() {
+            if at > now {
+                break;
+            }
+            self.retries.pop();
+            if matches!(self.bots[i as usize].phase, Phase::Away { .. }) {
+                self.connect(i as usize)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts bot `i`'s connect to its current address and registers its socket. True when the
+    /// connect started; a failure is counted (or, failing over, queues the next retry).
+    fn connect(&mut self, i: usize) -> io::Result<bool> {
+        let shared = &self.shared;
+        let sc = &shared.scenario;
+        let bot = &mut self.bots[i];
+        let transport = match &shared.tls {
+            Some(t) => Transport::Tls(Box::new(t.session()?)),
+            None => Transport::Plain,
+        };
+        let addr = sc.addr_list()[bot.resume.addr];
+        match bot.connect(addr, sc.source_of(bot.id), transport, shared.clock.now_ns()) {
+            Ok(()) => {
+                // Connected above, so the socket is there.
+                if let Some(sock) = bot.sock.as_mut() {
+                    self.poll.registry().register(sock, Token(i), Interest::READABLE | Interest::WRITABLE)?;
+                }
+                Ok(true)
+            }
+            Err(_) => {
+                let flow = bot.end(Cause::Dropped, &mut self.rec.ctx(shared, self.frozen));
+                self.queue_retry(i, flow);
+                Ok(false)
+            }
+        }
+    }
+
+    /// Queues bot `i`'s retry when `flow` says it went away.
+    fn queue_retry(&mut self, i: usize, flow: Flow) {
+        if let (Flow::Away, Phase::Away { at }) = (flow, self.bots[i].phase) {
+            self.retries.push(Reverse((at, i as u32)));
+        }
     }
 
     /// Sends whatever is due, each bot's messages in one flush, and snapshots the byte counters
@@ -269,14 +309,17 @@ impl Driver {
             }
             self.due.pop();
             let bot = &mut self.bots[i as usize];
-            if bot.phase != Phase::Ready {
+            // A bot failing over stays scheduled: its sends while away are skipped (counted).
+            if bot.phase != Phase::Ready && bot.resume.away_since.is_none() {
                 continue;
             }
             let next = bot.send_due(now, start, &mut self.rec.ctx(&self.shared, self.frozen));
             if bot.flush(&mut self.rec.ctx(&self.shared, self.frozen)) == Flow::Close {
-                self.rec.stats.counters.disconnects += 1;
-                bot.close();
-                continue;
+                let flow = bot.end(Cause::Dropped, &mut self.rec.ctx(&self.shared, self.frozen));
+                self.queue_retry(i as usize, flow);
+                if flow == Flow::Close {
+                    continue;
+                }
             }
             if let Some(next) = next {
                 self.due.push(Reverse((next, i)));
@@ -297,7 +340,8 @@ impl Driver {
         progress.sent_private.store(c.sent_private, Relaxed);
         progress.expected.store(c.expected, Relaxed);
         progress.delivered.store(c.delivered(), Relaxed);
-        progress.acks.store(c.acks, Relaxed);
+        // Acks that can no longer come (their connection dropped) are written off.
+        progress.acks.store(c.acks + c.failover.unacked, Relaxed);
         progress.echoes.store(c.echoes, Relaxed);
         progress.disconnects.store(c.disconnects, Relaxed);
         if self.started.is_some() && self.due.is_empty() {
@@ -321,6 +365,9 @@ impl Driver {
             deadline = deadline.min(t);
         }
         if let Some(t) = self.connects.deadline().filter(|_| !self.frozen) {
+            deadline = deadline.min(t);
+        }
+        if let Some(&Reverse((t, _))) = self.retries.peek() {
             deadline = deadline.min(t);
         }
         if let Some(start) = self.started {
@@ -359,9 +406,12 @@ impl Driver {
                 TIMER => self.timer.drain(),
                 Token(i) => {
                     let Some(bot) = self.bots.get_mut(i) else { continue };
-                    let settled = on_bot_event(bot, ev, &mut self.rec.ctx(&self.shared, self.frozen));
+                    let (settled, flow) = on_bot_event(bot, ev, &mut self.rec.ctx(&self.shared, self.frozen));
                     if settled && self.started.is_none() {
                         self.connects.settled();
+                    }
+                    if let (Flow::Away, Phase::Away { at }) = (flow, bot.phase) {
+                        self.retries.push(Reverse((at, i as u32)));
                     }
                 }
             }
@@ -378,17 +428,18 @@ impl Driver {
     }
 }
 
-/// Lets `bot` handle one readiness event, closing it when it is done. True when the bot left
-/// set-up (became ready or failed) with this event.
-fn on_bot_event(bot: &mut Bot, ev: &Event, ctx: &mut Ctx<'_>) -> bool {
-    if bot.phase == Phase::Closed || bot.phase == Phase::Idle {
-        return false;
+/// Lets `bot` handle one readiness event, closing it when it is done. Returns whether the bot
+/// left set-up (became ready or failed) with this event, and how it came out of it.
+fn on_bot_event(bot: &mut Bot, ev: &Event, ctx: &mut Ctx<'_>) -> (bool, Flow) {
+    if matches!(bot.phase, Phase::Closed | Phase::Idle | Phase::Away { .. }) {
+        return (false, Flow::Continue);
     }
     let was_pending = bot.phase.is_pending();
     let readable = ev.is_readable() || ev.is_read_closed() || ev.is_error();
     let writable = ev.is_writable() || ev.is_write_closed() || ev.is_error();
-    if bot.on_event(readable, writable, ctx) == Flow::Close {
+    let flow = bot.on_event(readable, writable, ctx);
+    if flow == Flow::Close {
         bot.close();
     }
-    was_pending && !bot.phase.is_pending()
+    (was_pending && !bot.phase.is_pending(), flow)
 }

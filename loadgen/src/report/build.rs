@@ -2,8 +2,10 @@
 //! CPU cost is computed here once.
 
 use super::types::{
-    Bots, Deliveries, Latency, LoadgenCost, Messages, Phases, Report, RunFacts, ServerBytes, ServerCost, Setup, Wire,
+    AddrBots, Bots, Deliveries, FailoverReport, Latency, LoadgenCost, Messages, Phases, Report, RunFacts, ServerBytes,
+    ServerCost, Setup, Wire,
 };
+use crate::scenario::Scenario;
 use crate::stats::{Counters, Hists, Percentiles};
 
 /// `a / b`, or 0 when there is nothing to divide by.
@@ -49,6 +51,7 @@ impl Report {
         let mut r = Report {
             mode: sc.mode_label(),
             scenario: sc.clone(),
+            addresses: addresses(sc),
             bots: bots(&f),
             phases: Phases {
                 connect_s: f.connect_secs,
@@ -62,6 +65,7 @@ impl Report {
                 measured: f.audit_measured.clone(),
                 warmup: f.audit_warmup.clone(),
             },
+            failover: sc.failover.map(|_| failover(c, h)),
             latency: Latency {
                 corrected: Percentiles::of(&h.corrected),
                 uncorrected: Percentiles::of(&h.uncorrected),
@@ -80,6 +84,43 @@ impl Report {
         };
         r.find_errors(&f);
         r
+    }
+}
+
+/// Bots (and publishers) placed on each address, when there are several.
+fn addresses(sc: &Scenario) -> Vec<AddrBots> {
+    let list = sc.addr_list();
+    if list.len() < 2 {
+        return Vec::new();
+    }
+    let mut out: Vec<AddrBots> = list.iter().map(|&addr| AddrBots { addr, bots: 0, publishers: 0 }).collect();
+    for (b, home) in sc.homes().into_iter().enumerate() {
+        let a = &mut out[home];
+        a.bots += 1;
+        a.publishers += u64::from((b as u32) < sc.publishers());
+    }
+    out
+}
+
+fn failover(c: &Counters, h: &Hists) -> FailoverReport {
+    let f = &c.failover;
+    let secs = |ns: u64| ns as f64 / 1e9;
+    let back = &h.failover;
+    FailoverReport {
+        dropped: f.dropped,
+        back: f.back,
+        gave_up: f.gave_up,
+        still_away: f.dropped.saturating_sub(f.back + f.gave_up),
+        back_max_s: if back.is_empty() { 0.0 } else { secs(back.highest_equivalent(back.max())) },
+        back_p50_s: if back.is_empty() { 0.0 } else { secs(back.highest_equivalent(back.value_at_quantile(0.5))) },
+        name_retries: f.name_retries,
+        replayed: f.replayed,
+        replay_dropped: f.replay_dropped,
+        live_dropped: f.live_dropped,
+        replay_ends: f.replay_ends,
+        replay_gaps: f.replay_gaps,
+        unacked: f.unacked,
+        skipped_away: f.skipped_away,
     }
 }
 
@@ -108,7 +149,8 @@ fn messages(c: &Counters, f: &RunFacts, win: Window) -> Messages {
         expected_total: c.expected,
         delivered_total: c.delivered(),
         acks: c.acks,
-        acks_expected: c.sent_room,
+        // Acks of messages whose connection dropped first (fail-over) cannot come.
+        acks_expected: c.sent_room - c.failover.unacked.min(c.sent_room),
         echoes: c.echoes,
         echoes_expected: c.sent_private,
         foreign: c.foreign,

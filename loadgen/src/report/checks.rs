@@ -18,6 +18,7 @@ impl Report {
         let mut found = Findings::default();
         found.errors.extend(f.thread_errors.iter().cloned());
         self.check_bots(&mut found);
+        self.check_failover(&mut found);
         self.check_ledger(&mut found);
         self.check_messages(&mut found);
         self.check_the_rest(f, &mut found);
@@ -41,6 +42,24 @@ impl Report {
             e.push(format!(
                 "{} bots were disconnected during the run ({} of their scheduled sends never made)",
                 b.disconnects, self.messages.unsent
+            ));
+        }
+    }
+
+    /// Bots that did not get back after a drop; deliveries missing of unacknowledged messages.
+    fn check_failover(&self, found: &mut Findings) {
+        let Some(f) = &self.failover else { return };
+        if f.gave_up > 0 {
+            found.errors.push(format!("{} bots did not get back within --failover-timeout", f.gave_up));
+        }
+        if f.still_away > 0 {
+            found.errors.push(format!("{} bots were still failing over at the end of the run", f.still_away));
+        }
+        let lost_unacked = self.deliveries.measured.lost_unacked + self.deliveries.warmup.lost_unacked;
+        if lost_unacked > 0 {
+            found.warnings.push(format!(
+                "{lost_unacked} deliveries missing of {} room messages never acknowledged (their connection dropped; not resent)",
+                f.unacked
             ));
         }
     }

@@ -12,6 +12,7 @@ impl Report {
         let mut o = String::new();
         self.write_header(&mut o);
         self.write_messages(&mut o);
+        self.write_failover(&mut o);
         self.write_latency(&mut o);
         self.write_wire(&mut o);
         self.write_costs(&mut o);
@@ -40,6 +41,45 @@ impl Report {
             o,
             "  connect {:.1} s, warm-up {:.1} s, measured {:.1} s, drain {:.2} s",
             self.phases.connect_s, self.phases.warmup_s, self.phases.measured_s, self.phases.drain_s
+        );
+        for a in &self.addresses {
+            let _ = writeln!(o, "  server {}: {} bots ({} publishing)", a.addr, n(a.bots), n(a.publishers));
+        }
+    }
+
+    /// Drops, returns and what the resumes replayed (with `--failover`).
+    fn write_failover(&self, o: &mut String) {
+        let Some(f) = &self.failover else { return };
+        let (m, w) = (&self.deliveries.measured, &self.deliveries.warmup);
+        let _ = writeln!(o, "\nFail-over");
+        let _ = writeln!(
+            o,
+            "  dropped {}, back {} (max {:.2} s, p50 {:.2} s), gave up {}, still away {}; name retries {}",
+            n(f.dropped),
+            n(f.back),
+            f.back_max_s,
+            f.back_p50_s,
+            n(f.gave_up),
+            n(f.still_away),
+            n(f.name_retries)
+        );
+        let _ = writeln!(
+            o,
+            "  replayed {} ({} replay ends, {} with a gap); dropped as seen: {} replayed, {} live",
+            n(f.replayed),
+            n(f.replay_ends),
+            n(f.replay_gaps),
+            n(f.replay_dropped),
+            n(f.live_dropped)
+        );
+        let _ = writeln!(
+            o,
+            "  whole run: lost {}, duplicated {}; unacknowledged sends {} (missing deliveries {}); sends skipped while away {}",
+            n(m.lost + w.lost),
+            n(m.duplicated + w.duplicated),
+            n(f.unacked),
+            n(m.lost_unacked + w.lost_unacked),
+            n(f.skipped_away)
         );
     }
 

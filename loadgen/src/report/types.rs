@@ -47,6 +47,45 @@ pub struct Bots {
     pub disconnects: u64,
 }
 
+/// One server address and how many bots started on it.
+#[derive(Clone, Debug, Serialize)]
+pub struct AddrBots {
+    pub addr: std::net::SocketAddr,
+    pub bots: u64,
+    /// Of those, bots that send (the others only listen).
+    pub publishers: u64,
+}
+
+/// What fail-over did (`--failover`). Losses and duplicates are in [`Deliveries`].
+#[derive(Clone, Debug, Serialize)]
+pub struct FailoverReport {
+    /// Connection drops that started a fail-over (a bot that drops twice counts twice).
+    pub dropped: u64,
+    /// Of those, how many were back in their room (logged in, joined) before the stop.
+    pub back: u64,
+    /// Of those, how many gave up after `--failover-timeout`.
+    pub gave_up: u64,
+    /// Neither back nor given up at the stop.
+    pub still_away: u64,
+    /// Time from the drop to back in the room, seconds: largest and median.
+    pub back_max_s: f64,
+    pub back_p50_s: f64,
+    /// Logins refused while the dead node's names expired, each retried after a back-off.
+    pub name_retries: u64,
+    /// Messages replayed on resume and counted as deliveries.
+    pub replayed: u64,
+    /// Replayed and live messages dropped as already received (same id): never delivered twice.
+    pub replay_dropped: u64,
+    pub live_dropped: u64,
+    /// REPLAY_ENDs, and those saying the server could not replay everything (gap).
+    pub replay_ends: u64,
+    pub replay_gaps: u64,
+    /// Room messages whose connection dropped before their ROOM_MSG_ACK (not resent).
+    pub unacked: u64,
+    /// Scheduled sends not made while their bot was away.
+    pub skipped_away: u64,
+}
+
 /// Durations of the run's phases, in seconds.
 #[derive(Clone, Debug, Serialize)]
 pub struct Phases {
@@ -176,10 +215,16 @@ pub struct Report {
     /// `binary`, `json`, `binary+tls` or `json+tls`.
     pub mode: String,
     pub scenario: Scenario,
+    /// Server addresses with the bots placed on each (only when there are several).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<AddrBots>,
     pub bots: Bots,
     pub phases: Phases,
     pub messages: Messages,
     pub deliveries: Deliveries,
+    /// Fail-over figures, with `--failover`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failover: Option<FailoverReport>,
     pub latency: Latency,
     pub setup: Setup,
     pub wire: Wire,

@@ -4,9 +4,17 @@
 //! The hot path allocates nothing: frames are decoded in place from the bot's [`InBuf`] (strings
 //! borrow from it), chat texts are stamped into a per-thread `String`, and outgoing frames are
 //! encoded straight into the bot's outbound `BytesMut`.
+//!
+//! `receive` reacts to each server message; `away` is fail-over (reconnect to the next address,
+//! log in again, resume the room).
+
+mod away;
+mod receive;
+
+pub use away::Cause;
 
 use bytes::BytesMut;
-use chatproto::protocol::{ClientMsg, ServerMsg, WireFormat, HEADER_LEN};
+use chatproto::protocol::{ClientMsg, WireFormat, HEADER_LEN};
 use hdrhistogram::Histogram;
 use mio::net::TcpStream;
 use std::borrow::Cow;
@@ -14,11 +22,13 @@ use std::fmt::Write as _;
 use std::io;
 use std::net::SocketAddr;
 
+use crate::failover::Resume;
 use crate::schedule::{pick_target, Kind};
 use crate::shared::Shared;
 use crate::stamp::Stamp;
 use crate::stats::{record, ThreadStats};
 use crate::transport::{InBuf, ReadOutcome, Transport, WireBytes};
+use receive::{handle, Handled, Me};
 
 /// Initial read buffer per bot; it grows up to one maximum frame when a frame needs it.
 const INBUF_INITIAL: usize = 4 * 1024;
@@ -42,6 +52,8 @@ pub enum Phase {
     Joining { since: u64 },
     /// In its room; sends on schedule.
     Ready,
+    /// Fail-over: its connection dropped; it reconnects at `at` (clock ns).
+    Away { at: u64 },
     /// Finished (closed by us or by the server, or failed).
     Closed,
 }
@@ -83,6 +95,9 @@ pub enum Flow {
     Continue,
     /// The bot closed (or failed); deregister and drop its socket.
     Close,
+    /// The connection dropped and the bot fails over: its socket is gone, and the driver
+    /// reconnects it at the time its [`Phase::Away`] says.
+    Away,
 }
 
 /// One simulated chat user.
@@ -107,6 +122,8 @@ pub struct Bot {
     pub count: u32,
     /// True from sending a WebSocket upgrade until its `101` response head is read.
     upgrading: bool,
+    /// Address in use, ids seen, fail-over progress.
+    pub resume: Resume,
 }
 
 /// Longest `101 Switching Protocols` head a bot waits for.
@@ -126,6 +143,7 @@ impl Bot {
             next_seq: 0,
             count,
             upgrading: false,
+            resume: Resume::default(),
         }
     }
 
@@ -137,12 +155,15 @@ impl Bot {
         transport: Transport,
         now: u64,
     ) -> io::Result<()> {
+        // Connecting from here on, so that a failed connect() counts as a connect failure.
+        self.phase = Phase::Connecting { since: now };
         let sock = crate::net::connect_nonblocking(addr, source)?;
         self.sock = Some(sock);
         self.transport = transport;
         self.inbuf = InBuf::new(INBUF_INITIAL, HEADER_LEN + chatproto::protocol::Limits::default().max_frame + 1);
         self.out = BytesMut::with_capacity(256);
         self.phase = Phase::Connecting { since: now };
+        self.resume.new_connection();
         Ok(())
     }
 
@@ -163,15 +184,13 @@ impl Bot {
                     }
                 }
                 Ok(false) => return Flow::Continue,
-                Err(_) => {
-                    ctx.stats.counters.connect_failures += 1;
-                    return self.close();
-                }
+                Err(_) => return self.end(Cause::Dropped, ctx),
             }
         }
         if readable {
-            if let Flow::Close = self.read_all(ctx) {
-                return self.close();
+            let flow = self.read_all(ctx);
+            if flow != Flow::Continue {
+                return flow;
             }
         }
         self.after_io(ctx)
@@ -180,8 +199,7 @@ impl Bot {
     /// Flushes output and advances a TLS handshake; common tail of every event.
     fn after_io(&mut self, ctx: &mut Ctx<'_>) -> Flow {
         if let Flow::Close = self.flush(ctx) {
-            self.note_failure(ctx);
-            return self.close();
+            return self.end(Cause::Dropped, ctx);
         }
         if let Phase::Handshaking { since } = self.phase {
             if !self.transport.is_handshaking() {
@@ -189,8 +207,7 @@ impl Bot {
                 record(&mut ctx.stats.hists.tls_handshake, now - since);
                 self.start_login(ctx, now);
                 if let Flow::Close = self.flush(ctx) {
-                    self.note_failure(ctx);
-                    return self.close();
+                    return self.end(Cause::Dropped, ctx);
                 }
             }
         }
@@ -212,7 +229,10 @@ impl Bot {
     fn start_login(&mut self, ctx: &mut Ctx<'_>, now: u64) {
         ctx.name.clear();
         let _ = write!(ctx.name, "{}{}", ctx.shared.scenario.name_prefix, self.id);
-        let msg = ClientMsg::Login { username: Cow::Borrowed(ctx.name.as_str()), credential: None, since: None };
+        // A bot in `general` resumes it with the LOGIN; the others with their JOIN_ROOM.
+        let since = if self.room == 0 { self.resume.since() } else { None };
+        self.resume.replaying = since.is_some();
+        let msg = ClientMsg::Login { username: Cow::Borrowed(ctx.name.as_str()), credential: None, since };
         if ctx.shared.scenario.format == WireFormat::WebSocket {
             // The upgrade and the first frame go in one write: the server reads frames that
             // follow the request head, and one round trip fewer keeps connect storms short.
@@ -220,7 +240,7 @@ impl Bot {
                 self.out,
                 "GET /ws HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
                  Sec-WebSocket-Key: bG9hZGdlbiBib3Qga2V5IQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-                ctx.shared.scenario.addr
+                ctx.shared.scenario.addr_list()[self.resume.addr]
             );
             self.upgrading = true;
         }
@@ -240,15 +260,15 @@ impl Bot {
         }
     }
 
-    /// Reads until the socket would block, decoding and handling every whole frame.
+    /// Reads until the socket would block, decoding and handling every whole frame. Anything but
+    /// `Continue` means the connection is over (closed, or away for a fail-over).
     fn read_all(&mut self, ctx: &mut Ctx<'_>) -> Flow {
         loop {
-            let Some(sock) = self.sock.as_mut() else { return Flow::Close };
+            let Some(sock) = self.sock.as_mut() else { return self.close() };
             let spare = self.inbuf.spare(READ_CHUNK);
             if spare.is_empty() {
                 ctx.stats.counters.decode_errors += 1;
-                self.note_failure(ctx);
-                return Flow::Close;
+                return self.end(Cause::Broken, ctx);
             }
             let room = spare.len();
             let drained = match self.transport.read(sock, ctx.wire, spare) {
@@ -263,14 +283,17 @@ impl Bot {
                 Ok(ReadOutcome::WouldBlock) => return Flow::Continue,
                 Ok(ReadOutcome::Closed) | Err(_) => {
                     // Handle what arrived before the close, then report it.
-                    let _ = self.decode_all(ctx);
-                    self.note_failure(ctx);
-                    return Flow::Close;
+                    return match self.decode_all(ctx) {
+                        Handled::Continue => self.end(Cause::Dropped, ctx),
+                        Handled::Close => self.end(Cause::Broken, ctx),
+                        Handled::NameBusy => self.end(Cause::NameBusy, ctx),
+                    };
                 }
             };
-            if let Flow::Close = self.decode_all(ctx) {
-                self.note_failure(ctx);
-                return Flow::Close;
+            match self.decode_all(ctx) {
+                Handled::Continue => {}
+                Handled::Close => return self.end(Cause::Broken, ctx),
+                Handled::NameBusy => return self.end(Cause::NameBusy, ctx),
             }
             if drained {
                 return Flow::Continue;
@@ -285,13 +308,13 @@ impl Bot {
             Phase::Connecting { .. } | Phase::Handshaking { .. } => c.connect_failures += 1,
             Phase::LoggingIn { .. } | Phase::Joining { .. } => c.login_failures += 1,
             Phase::Ready => c.disconnects += 1,
-            Phase::Idle | Phase::Closed => {}
+            Phase::Idle | Phase::Closed | Phase::Away { .. } => {}
         }
         // Counted once: the bot is closed right after.
         self.phase = Phase::Closed;
     }
 
-    fn decode_all(&mut self, ctx: &mut Ctx<'_>) -> Flow {
+    fn decode_all(&mut self, ctx: &mut Ctx<'_>) -> Handled {
         let format = ctx.shared.scenario.format;
         let limits = chatproto::protocol::Limits::default();
         let now = ctx.shared.clock.now_ns();
@@ -300,27 +323,28 @@ impl Bot {
             let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") else {
                 if data.len() > MAX_UPGRADE_HEAD {
                     ctx.stats.counters.decode_errors += 1;
-                    return Flow::Close;
+                    return Handled::Close;
                 }
-                return Flow::Continue;
+                return Handled::Continue;
             };
             if !data.starts_with(b"HTTP/1.1 101 ") {
                 ctx.stats.counters.decode_errors += 1;
-                return Flow::Close;
+                return Handled::Close;
             }
             self.inbuf.consume(end + 4);
             self.upgrading = false;
         }
+        let me = Me { id: self.id, room: self.room };
         loop {
             let used = match format.decode_server(self.inbuf.data(), &limits) {
                 Ok(Some((msg, n))) => {
-                    let flow = handle(&mut self.phase, self.id, self.room, &mut self.out, &msg, now, ctx);
-                    if flow == Flow::Close {
-                        return Flow::Close;
+                    let handled = handle(&mut self.phase, me, &mut self.resume, &mut self.out, &msg, now, ctx);
+                    if handled != Handled::Continue {
+                        return handled;
                     }
                     n
                 }
-                Ok(None) => return Flow::Continue,
+                Ok(None) => return Handled::Continue,
                 Err(e) => match e.skip {
                     Some(n) => {
                         ctx.stats.counters.decode_errors += 1;
@@ -328,7 +352,7 @@ impl Bot {
                     }
                     None => {
                         ctx.stats.counters.decode_errors += 1;
-                        return Flow::Close;
+                        return Handled::Close;
                     }
                 },
             };
@@ -349,6 +373,7 @@ impl Bot {
             }
             self.next_seq += 1;
             if self.phase != Phase::Ready {
+                ctx.stats.counters.failover.skipped_away += u64::from(self.resume.away_since.is_some());
                 continue;
             }
             let measured = sched.is_measured(intended - start);
@@ -367,6 +392,7 @@ impl Bot {
                     ctx.shared.scenario.format.encode_client(&msg, &mut self.out);
                     c.sent_room += 1;
                     c.sent_room_measured += u64::from(measured);
+                    self.resume.sent_on_conn += 1;
                     u64::from(members.room_count[self.room as usize].saturating_sub(1))
                 }
                 Kind::Private { pick } => {
@@ -401,114 +427,5 @@ impl Bot {
         self.inbuf = InBuf::new(0, 0);
         self.out = BytesMut::new();
         Flow::Close
-    }
-}
-
-/// Reacts to one server message. Split from [`Bot`] so that `msg` may borrow the read buffer.
-fn handle(
-    phase: &mut Phase,
-    id: u32,
-    room: u32,
-    out: &mut BytesMut,
-    msg: &ServerMsg<'_>,
-    now: u64,
-    ctx: &mut Ctx<'_>,
-) -> Flow {
-    let format = ctx.shared.scenario.format;
-    match msg {
-        ServerMsg::RoomMsg { history: true, .. } => ctx.stats.counters.history += 1,
-        ServerMsg::RoomMsg { text, .. } => chat(id, room, text, false, now, ctx),
-        ServerMsg::PrivateMsgDelivery { text, .. } => chat(id, room, text, true, now, ctx),
-        ServerMsg::RoomMsgAck { .. } => ctx.stats.counters.acks += 1,
-        ServerMsg::SystemMsg { .. } => ctx.stats.counters.system += 1,
-        ServerMsg::Presence { .. } => ctx.stats.counters.presence += 1,
-        ServerMsg::Ping { token } => format.encode_client(&ClientMsg::Pong { token: *token }, out),
-        ServerMsg::LoginAck { .. } => {
-            if let Phase::LoggingIn { since } = *phase {
-                record(&mut ctx.stats.hists.login, now - since);
-                if room == 0 {
-                    become_ready(phase, id, ctx);
-                } else {
-                    let name = crate::scenario::room_name(room);
-                    format.encode_client(&ClientMsg::JoinRoom { room: Cow::Borrowed(&name), since: None }, out);
-                    *phase = Phase::Joining { since: now };
-                }
-            }
-        }
-        ServerMsg::JoinRoom { room: joined } => {
-            if let Phase::Joining { since } = *phase {
-                if *joined == crate::scenario::room_name(room) {
-                    record(&mut ctx.stats.hists.join, now - since);
-                    become_ready(phase, id, ctx);
-                }
-            }
-        }
-        ServerMsg::LoginReject { code, .. } => {
-            *ctx.stats.counters.error_msgs.entry(format!("{code:?}")).or_default() += 1;
-            ctx.stats.counters.login_failures += 1;
-            *phase = Phase::Closed;
-            return Flow::Close;
-        }
-        ServerMsg::ErrorMsg { code, .. } => {
-            *ctx.stats.counters.error_msgs.entry(format!("{code:?}")).or_default() += 1;
-            if phase.is_pending() {
-                ctx.stats.counters.login_failures += 1;
-                *phase = Phase::Closed;
-                return Flow::Close;
-            }
-        }
-        // Lists, PONGs and whatever later protocol versions add: not part of the load.
-        _ => {}
-    }
-    Flow::Continue
-}
-
-fn become_ready(phase: &mut Phase, id: u32, ctx: &mut Ctx<'_>) {
-    *phase = Phase::Ready;
-    if !ctx.frozen {
-        ctx.shared.ready[id as usize].store(true, std::sync::atomic::Ordering::Release);
-        *ctx.became_ready += 1;
-    }
-}
-
-/// A chat text arrived at bot `me`: check it is ours and meant for us, count it, time it.
-fn chat(me: u32, my_room: u32, text: &str, private: bool, now: u64, ctx: &mut Ctx<'_>) {
-    let c = &mut ctx.stats.counters;
-    let Some(s) = Stamp::parse(text) else {
-        c.foreign += 1;
-        return;
-    };
-    let shared = ctx.shared;
-    if private && s.bot == me {
-        c.echoes += 1;
-        return;
-    }
-    let Some(start) = shared.start_ns() else {
-        c.foreign += 1;
-        return;
-    };
-    let addressed_to_me = if private {
-        match (shared.schedule.kind(s.bot, s.seq), shared.membership.get()) {
-            (Kind::Private { pick }, Some(m)) => pick_target(&m.ready, s.bot, pick) == Some(me),
-            _ => false,
-        }
-    } else {
-        s.bot != me && shared.rooms.get(s.bot as usize) == Some(&my_room)
-    };
-    if !addressed_to_me || !shared.ledger.deliver(s.bot, s.seq) {
-        c.foreign += 1;
-        return;
-    }
-    if private {
-        c.delivered_private += 1;
-    } else {
-        c.delivered_room += 1;
-    }
-    if shared.schedule.is_measured(s.intended_ns.saturating_sub(start)) && s.intended_ns >= start {
-        c.delivered_measured += 1;
-        let corrected = now.saturating_sub(s.intended_ns);
-        record(&mut ctx.stats.hists.corrected, corrected);
-        record(&mut ctx.stats.hists.uncorrected, now.saturating_sub(s.actual_ns));
-        record(ctx.window, corrected);
     }
 }
