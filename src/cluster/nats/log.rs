@@ -17,6 +17,7 @@
 //!   message once, those up to the answer in the replay, later ones live.
 
 use super::link::Ctx;
+use super::recent::Rooms;
 use super::wire::{self, LogEntry};
 use super::{ClusterError, ClusterStats};
 use crate::chat::HISTORY_PAGE;
@@ -31,7 +32,6 @@ use async_nats::jetstream::stream::{self, DirectGetError, DirectGetErrorKind};
 use async_nats::Client;
 use bytes::BytesMut;
 use futures_util::StreamExt;
-use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -50,8 +50,11 @@ const READY_WAIT: Duration = Duration::from_secs(10);
 /// What the log keeps and replays (the server's history settings).
 #[derive(Clone, Copy, Debug)]
 pub struct LogLimits {
-    /// Messages replayed to a member entering a room (`--history-len`).
+    /// Messages replayed to a member entering a room (`--history-len`); also how many each
+    /// followed room keeps in memory.
     pub replay_len: usize,
+    /// Bytes all followed rooms keep in memory (`--history-cache`).
+    pub cache_bytes: usize,
     /// What the stream keeps (`--history-retain-days`, `--history-retain-per-room`); the
     /// first node to make the stream sets it for the cluster.
     pub retention: Retention,
@@ -91,12 +94,12 @@ pub(super) struct Log {
     ctx: Arc<Ctx>,
     js: async_nats::jetstream::Context,
     stream: stream::Stream,
-    /// Per followed room, the highest sequence handed to the local shards (`None` while the
-    /// room's follower is getting ready). Invariants: every message of the room above this value
-    /// is still to come (live, or from the catch-up after a lost connection); none at or below it
-    /// will be handed over again (a late or repeated live copy is dropped). It starts at the
-    /// stream's last sequence when following begins.
-    forwarded: Arc<Mutex<HashMap<Arc<str>, Option<u64>>>>,
+    /// The followed rooms: per room, the highest sequence handed to the local shards, and its
+    /// newest messages ([`Rooms`]). Every message of a room above its position is still to come
+    /// (live, or from the catch-up after a lost connection); none at or below it is handed over
+    /// again (a late or repeated live copy is dropped). It starts at the stream's last sequence
+    /// when following begins.
+    rooms: Arc<Mutex<Rooms>>,
     /// Signalled whenever a room's follower becomes ready (replays wait for it).
     ready: Arc<Notify>,
     /// Appends waiting for their PubAck, answered in order.
@@ -115,12 +118,12 @@ impl Log {
             .map_err(|e| ClusterError::Log { stream: STREAM, reason: e.to_string() })?;
         let (acks, rx) = mpsc::channel(IN_FLIGHT);
         tokio::spawn(acker(rx, ctx.clone()));
-        let (forwarded, ready) = (Arc::default(), Arc::default());
-        Ok(Log { ctx, js, stream, forwarded, ready, acks, replay_len: limits.replay_len })
+        let rooms = Arc::new(Mutex::new(Rooms::new(limits.replay_len, limits.cache_bytes)));
+        Ok(Log { ctx, js, stream, rooms, ready: Arc::default(), acks, replay_len: limits.replay_len })
     }
 
-    fn forwarded(&self) -> MutexGuard<'_, HashMap<Arc<str>, Option<u64>>> {
-        self.forwarded.lock().unwrap_or_else(|e| e.into_inner())
+    fn rooms(&self) -> MutexGuard<'_, Rooms> {
+        self.rooms.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Appends a room message; its sender is acknowledged (or refused) once the stream answers.
@@ -149,18 +152,18 @@ impl Log {
     /// was republished while the node was away is read from the log instead. Returns the
     /// follower's task; until it is ready, replays of the room wait.
     pub(super) fn follow(&self, client: &Client, room: &Arc<str>, catch_up: Option<u64>) -> JoinHandle<()> {
-        self.forwarded().insert(room.clone(), None);
+        self.rooms().begin(room);
         tokio::spawn(self.clone().follower(client.clone(), room.clone(), catch_up))
     }
 
     /// The room's last hand-over, for a catch-up once the node is back on NATS.
     pub(super) fn position(&self, room: &str) -> Option<u64> {
-        self.forwarded().get(room).copied().flatten()
+        self.rooms().at(room).flatten()
     }
 
     /// Stops following `room` (its task is aborted by the caller).
     pub(super) fn unfollow(&self, room: &str) {
-        self.forwarded().remove(room);
+        self.rooms().remove(room);
     }
 
     /// Subscribes, reads the log's end (and catches up to it), then hands the room's messages,
@@ -187,9 +190,8 @@ impl Log {
             }
             missed.iter().for_each(|(seq, e)| hand_over(&self.ctx, &room, *seq, e, &mut arena));
         }
-        match self.forwarded().get_mut(&room) {
-            Some(at) => *at = Some(end),
-            None => return, // unfollowed meanwhile
+        if !self.rooms().ready(&room, end) {
+            return; // unfollowed meanwhile
         }
         self.ready.notify_waiters();
         let subject = wire::log_subject(&room);
@@ -223,15 +225,12 @@ impl Log {
     /// Hands `seq` over if it is past the room's position (and moves it); false if not (or the
     /// room is no longer followed).
     fn hand_over_next(&self, room: &Arc<str>, seq: u64, e: &LogEntry, arena: &mut BytesMut) -> bool {
-        let mut forwarded = self.forwarded();
-        match forwarded.get_mut(room) {
-            Some(Some(last)) if seq > *last => {
-                *last = seq;
-                hand_over(&self.ctx, room, seq, e, arena);
-                true
-            }
-            _ => false,
+        let next = self.rooms().advance(room, seq, || entry(room, seq, e));
+        if next {
+            // (Still in the same poll as the advance: no other hand-over comes between.)
+            hand_over(&self.ctx, room, seq, e, arena);
         }
+        next
     }
 
     /// Where the room's follower stands once it is ready; `None` if the room is not followed
@@ -242,8 +241,8 @@ impl Log {
             let notified = self.ready.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            match self.forwarded().get(room) {
-                Some(Some(at)) => return Some(*at),
+            match self.rooms().at(room) {
+                Some(Some(at)) => return Some(at),
                 Some(None) => {}
                 None => return None,
             }
@@ -272,8 +271,15 @@ impl Log {
         let Some(upto) = self.ready_at(&req.room).await else {
             return answer_gap(&self.ctx, req, since);
         };
+        // Most replays are answered from the room's newest messages, kept here.
+        if let Some(replay) = self.rooms().replay(&req.room, since, self.replay_len.max(1)) {
+            self.ctx.local.deliver(req.tag.shard, vec![Remote::Replayed { req, replay }]);
+            return;
+        }
         match self.read_replay(&req.room, since, upto).await {
-            Ok(replay) => drop(self.ctx.local.deliver(req.tag.shard, vec![Remote::Replayed { req, replay }])),
+            Ok(replay) => {
+                self.ctx.local.deliver(req.tag.shard, vec![Remote::Replayed { req, replay }]);
+            }
             Err(e) => {
                 tracing::debug!("cluster: cannot read the log for a replay: {e}");
                 answer_gap(&self.ctx, req, since);
@@ -289,21 +295,31 @@ impl Log {
         let subject = wire::log_subject(room);
         let limit = self.replay_len.max(1);
         let (mut read, mut first) = (Vec::new(), 0);
-        match since {
+        // `read` will hold every message of the room with `floor < seq <= upto`.
+        let floor = match since {
             Some(s) => {
                 first = self.stream.get_info().await.map_err(|e| e.to_string())?.state.first_sequence;
                 scan(&self.stream, &subject, s + 1, upto + 1, &mut read).await?;
+                s
             }
-            None => read = newest(&self.stream, &subject, 0, upto + 1, limit).await?.0,
-        }
+            None => {
+                read = newest(&self.stream, &subject, 0, upto + 1, limit).await?.0;
+                match read.first() {
+                    Some((seq, _)) if read.len() >= limit => seq - 1,
+                    _ => 0, // the room's whole history
+                }
+            }
+        };
         loop {
             // Checked and answered without an await between: no live hand-over comes between.
             let now = self.position(room).unwrap_or(upto);
             if now == upto {
+                let mut all = entries(room, read);
+                self.rooms().seed(room, floor, &all);
                 // What came after the member asked is news to it, not history.
-                let live = read.iter().position(|(seq, _)| *seq > asked).map_or(Vec::new(), |at| read.split_off(at));
-                let mut replay = replay_of(room, read, since, limit, first);
-                replay.live = entries(room, live);
+                let live = all.iter().position(|e| e.id > asked).map_or(Vec::new(), |at| all.split_off(at));
+                let mut replay = replay_of(all, since, limit, first);
+                replay.live = live;
                 return Ok(replay);
             }
             // Live messages went out while reading: read them too.
@@ -466,18 +482,20 @@ async fn newest(
 /// The replay of what was read: the newest `limit` of `read`, with a gap when more were read
 /// (counted as lost) or when the stream no longer starts right after `since` (`first`: its
 /// first sequence; messages may have aged out, how many is unknown).
-fn replay_of(room: &Arc<str>, mut read: Vec<(u64, LogEntry)>, since: Option<u64>, limit: usize, first: u64) -> Replay {
+fn replay_of(mut read: Vec<Arc<Entry>>, since: Option<u64>, limit: usize, first: u64) -> Replay {
     let skip = read.len().saturating_sub(limit);
     read.drain(..skip);
     let lost = if since.is_some() { skip as u64 } else { 0 };
     let aged = since.is_some_and(|s| s + 1 < first);
-    Replay { entries: entries(room, read), gap: lost > 0 || aged, lost, ..Replay::default() }
+    Replay { entries: read, gap: lost > 0 || aged, lost, ..Replay::default() }
+}
+
+/// A log entry as a history entry.
+fn entry(room: &Arc<str>, id: u64, e: &LogEntry) -> Entry {
+    Entry { id, ts_ms: e.ts_ms, room: room.clone(), from: e.from().into(), text: e.text().into() }
 }
 
 /// Log entries as history entries.
 fn entries(room: &Arc<str>, read: Vec<(u64, LogEntry)>) -> Vec<Arc<Entry>> {
-    let entry = |(id, e): (u64, LogEntry)| {
-        Arc::new(Entry { id, ts_ms: e.ts_ms, room: room.clone(), from: e.from().into(), text: e.text().into() })
-    };
-    read.into_iter().map(entry).collect()
+    read.into_iter().map(|(id, e)| Arc::new(entry(room, id, &e))).collect()
 }

@@ -23,6 +23,7 @@ mod directory;
 mod link;
 mod log;
 mod names;
+mod recent;
 pub mod wire;
 
 pub use log::{LogLimits, STREAM as LOG_STREAM};
