@@ -87,7 +87,9 @@ pub(super) async fn names(kv: Store, (ttl, mut slot): (Duration, Slot), ctx: Arc
     let mut beat = tokio::time::interval(ttl / 3);
     loop {
         tokio::select! {
-            cmd = rx.recv() => match cmd {
+            // Claims and releases wait in the bounded queue (full: a claim is answered
+            // "unavailable") while this many are waiting here beyond one renewal per name held.
+            cmd = rx.recv(), if n.ready.len() < IN_FLIGHT + n.held.len() => match cmd {
                 Some(Cmd::Claim { entry, .. }) if !n.ctx.stats.connected.load(Ordering::Relaxed) => {
                     // It would wait for the request timeout.
                     verdict(&n.ctx.local, entry, Claim::Unavailable);
