@@ -362,4 +362,6 @@ pub struct ClusterConfig {
     /// Batches of work that may wait between the shards and the NATS thread; past it a batch is
     /// dropped and counted (the shards never wait).
     pub queue: usize,
+    /// Room messages awaiting the log's PubAck at once; past it the NATS thread waits.
+    pub inflight: usize,
 }

@@ -79,7 +79,8 @@ macro_rules! each_setting {
             cluster,
             node,
             cluster_name_ttl,
-            cluster_queue
+            cluster_queue,
+            cluster_inflight
         )
     };
 }
@@ -252,6 +253,10 @@ pub struct Settings {
     /// and counted (the event loops never wait).
     #[arg(long, value_name = "N", default_value_t = 4096)]
     pub cluster_queue: usize,
+    /// Room messages awaiting the cluster log's confirmation at once; past it the NATS thread
+    /// waits for the oldest (and --cluster-queue takes the pressure).
+    #[arg(long, value_name = "N", default_value_t = 4096)]
+    pub cluster_inflight: usize,
 }
 
 /// Where the metrics endpoint listens, or `off`.
@@ -342,6 +347,7 @@ pub struct FileSettings {
     pub node: Option<String>,
     pub cluster_name_ttl: Option<u64>,
     pub cluster_queue: Option<usize>,
+    pub cluster_inflight: Option<usize>,
 }
 
 /// Why the settings cannot be used.
@@ -525,7 +531,8 @@ impl Settings {
         need((2..=3600).contains(&self.cluster_name_ttl), "cluster_name_ttl", || {
             format!("{} is outside 2..=3600 seconds", self.cluster_name_ttl)
         })?;
-        need(self.cluster_queue >= 1, "cluster_queue", || "must be at least 1".into())
+        need(self.cluster_queue >= 1, "cluster_queue", || "must be at least 1".into())?;
+        need(self.cluster_inflight >= 1, "cluster_inflight", || "must be at least 1".into())
     }
 
     /// The server configuration these settings describe.
@@ -579,6 +586,7 @@ impl Settings {
             node: self.node.clone(),
             name_ttl: Duration::from_secs(self.cluster_name_ttl),
             queue: self.cluster_queue,
+            inflight: self.cluster_inflight,
         });
         config
     }

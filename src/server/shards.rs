@@ -73,8 +73,12 @@ impl Shards {
         let (backplane, cluster): (Arc<dyn Backplane>, _) = match &config.cluster {
             Some(c) => {
                 let s = &config.services;
-                let limits =
-                    LogLimits { replay_len: s.history_len, cache_bytes: s.history_cache, retention: s.retention };
+                let limits = LogLimits {
+                    replay_len: s.history_len,
+                    cache_bytes: s.history_cache,
+                    inflight: c.inflight,
+                    retention: s.retention,
+                };
                 let nats = Nats::start(c.clone(), limits, local)?;
                 let stats = nats.stats();
                 (Arc::new(nats), Some(stats))

@@ -40,9 +40,6 @@ use tokio::task::JoinHandle;
 
 /// The stream holding every room's messages.
 pub const STREAM: &str = "chat_log";
-/// Appends whose PubAck is awaited at once; past it the link thread waits for the oldest, and
-/// the shards' bounded queue to it (`--cluster-queue`) takes the pressure.
-const IN_FLIGHT: usize = 4096;
 /// How long a replay waits for its room's follower to be ready (subscribed, the log's end
 /// read) before it is answered with a gap.
 const READY_WAIT: Duration = Duration::from_secs(10);
@@ -55,6 +52,8 @@ pub struct LogLimits {
     pub replay_len: usize,
     /// Bytes all followed rooms keep in memory (`--history-cache`).
     pub cache_bytes: usize,
+    /// Room messages awaiting the log's PubAck at once (`--cluster-inflight`).
+    pub inflight: usize,
     /// What the stream keeps (`--history-retain-days`, `--history-retain-per-room`); the
     /// first node to make the stream sets it for the cluster.
     pub retention: Retention,
@@ -116,7 +115,9 @@ impl Log {
             .get_or_create_stream(stream_config(limits))
             .await
             .map_err(|e| ClusterError::Log { stream: STREAM, reason: e.to_string() })?;
-        let (acks, rx) = mpsc::channel(IN_FLIGHT);
+        // Appends whose PubAck is awaited at once (`--cluster-inflight`); past it the link
+        // thread waits for the oldest, and the shards' bounded queue to it takes the pressure.
+        let (acks, rx) = mpsc::channel(limits.inflight.max(1));
         tokio::spawn(acker(rx, ctx.clone()));
         let rooms = Arc::new(Mutex::new(Rooms::new(limits.replay_len, limits.cache_bytes)));
         Ok(Log { ctx, js, stream, rooms, ready: Arc::default(), acks, replay_len: limits.replay_len })
