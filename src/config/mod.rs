@@ -237,7 +237,8 @@ impl ServerConfig {
     /// The server's public settings as a JSON object, served at `GET /config.json` for the web
     /// app to shape its sign-in form and its uploads before it logs in. Only what any client may
     /// learn by trying: never a passkey, password, path or address.
-    pub fn site_json(&self) -> String {
+    /// A cluster node adds `"servers"`, the live list ([`crate::net::site::Site`]).
+    pub fn site_json(&self) -> serde_json::Value {
         let s = &self.services;
         let auth = match s.auth {
             AuthMode::Open => "open",
@@ -254,7 +255,6 @@ impl ServerConfig {
             "files": s.files,
             "max_file_size": s.max_file_size,
         })
-        .to_string()
     }
 
     /// A config for tests: loopback, an OS-chosen port, TLS off, history in memory and not replayed
@@ -362,4 +362,8 @@ pub struct ClusterConfig {
     /// Batches of work that may wait between the shards and the NATS thread; past it a batch is
     /// dropped and counted (the shards never wait).
     pub queue: usize,
+    /// The address clients reach this node at (`--advertise`; empty: not listed), and the
+    /// live list of every node's, kept by the link and read by the shards (`/config.json`,
+    /// trusted WebSocket origins).
+    pub advertise: crate::net::site::Advertised,
 }

@@ -79,7 +79,8 @@ macro_rules! each_setting {
             cluster,
             node,
             cluster_name_ttl,
-            cluster_queue
+            cluster_queue,
+            advertise
         )
     };
 }
@@ -252,6 +253,10 @@ pub struct Settings {
     /// and counted (the event loops never wait).
     #[arg(long, value_name = "N", default_value_t = 4096)]
     pub cluster_queue: usize,
+    /// How clients reach this node (HOST:PORT, or HOST for this node's port), listed to the web
+    /// app for fail-over and trusted as a WebSocket origin by the other nodes; empty = not listed.
+    #[arg(long, value_name = "HOST:PORT", default_value = "")]
+    pub advertise: String,
 }
 
 /// Where the metrics endpoint listens, or `off`.
@@ -342,6 +347,7 @@ pub struct FileSettings {
     pub node: Option<String>,
     pub cluster_name_ttl: Option<u64>,
     pub cluster_queue: Option<usize>,
+    pub advertise: Option<String>,
 }
 
 /// Why the settings cannot be used.
@@ -525,7 +531,11 @@ impl Settings {
         need((2..=3600).contains(&self.cluster_name_ttl), "cluster_name_ttl", || {
             format!("{} is outside 2..=3600 seconds", self.cluster_name_ttl)
         })?;
-        need(self.cluster_queue >= 1, "cluster_queue", || "must be at least 1".into())
+        need(self.cluster_queue >= 1, "cluster_queue", || "must be at least 1".into())?;
+        match crate::net::site::check_advertise(&self.advertise) {
+            Err(why) if !self.advertise.is_empty() => Err(("advertise", why)),
+            _ => Ok(()),
+        }
     }
 
     /// The server configuration these settings describe.
@@ -579,6 +589,7 @@ impl Settings {
             node: self.node.clone(),
             name_ttl: Duration::from_secs(self.cluster_name_ttl),
             queue: self.cluster_queue,
+            advertise: crate::net::site::Advertised::new(&self.advertise),
         });
         config
     }

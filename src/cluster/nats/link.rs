@@ -38,6 +38,8 @@ pub(super) struct Ctx {
     pub local: Arc<InProcess>,
     pub mirror: Arc<Mutex<Mirror>>,
     pub stats: Arc<ClusterStats>,
+    /// This node's client-facing address and the cluster's live ones (`directory.rs`).
+    pub advertise: crate::net::site::Advertised,
 }
 
 /// Starts the thread and waits until it is connected and has the names bucket.
@@ -57,7 +59,8 @@ pub(super) fn spawn(
             Err(e) => return drop(ready_tx.send(Err(ClusterError::Thread(e)))),
         };
         rt.block_on(async move {
-            let ctx = Arc::new(Ctx { node: config.node.clone(), local, mirror, stats });
+            let advertise = config.advertise.clone();
+            let ctx = Arc::new(Ctx { node: config.node.clone(), local, mirror, stats, advertise });
             match setup(&mut config, &ctx).await {
                 Ok((client, [kv, dirs], slot)) => {
                     let _ = ready_tx.send(Ok((slot.index, config.name_ttl)));
