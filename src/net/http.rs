@@ -145,7 +145,10 @@ fn upgrade(
     if let Some(origin) = header(req, "origin") {
         let host = header(req, "host").unwrap_or("");
         if !same_host(origin, host) && !trusted(authority(origin)) {
-            return Err((403, "cross-origin WebSocket refused (Origin is neither this Host nor a node of its cluster)"));
+            return Err((
+                403,
+                "cross-origin WebSocket refused (Origin is neither this Host nor a node of its cluster)",
+            ));
         }
     }
     let mut out = format!(
@@ -292,11 +295,13 @@ mod tests {
         let list = crate::net::site::Advertised::new("b:2");
         list.set_live(vec!["a:1".into()]);
         let trusted = |authority: &str| list.knows(authority);
-        let status = |origin: &str, trusted: &dyn Fn(&str) -> bool| match answer(upgrade_from(origin).as_bytes(), 8192, trusted) {
-            Answer::Upgrade { .. } => 101,
-            Answer::Reply { status, .. } => status,
-            other => panic!("{other:?}"),
-        };
+        let status =
+            |origin: &str, trusted: &dyn Fn(&str) -> bool| match answer(upgrade_from(origin).as_bytes(), 8192, trusted)
+            {
+                Answer::Upgrade { .. } => 101,
+                Answer::Reply { status, .. } => status,
+                other => panic!("{other:?}"),
+            };
         assert_eq!(status("http://a:1", &trusted), 101, "a page served by node a");
         assert_eq!(status("https://A:1/", &trusted), 101);
         assert_eq!(status("http://b:2", &NONE), 101, "same origin needs no list");

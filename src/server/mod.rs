@@ -309,10 +309,7 @@ impl Parts {
             metrics: None,
             cluster: None,
             started: Instant::now(),
-            site: crate::net::site::Site::new(
-                config.site_json(),
-                config.cluster.as_ref().map(|c| c.advertise.clone()),
-            ),
+            site: crate::net::site::Site::new(config.site_json(), config.cluster.as_ref().map(|c| c.advertise.clone())),
             handle,
             config,
         }

@@ -12,7 +12,7 @@ use super::terminal::Input;
 use super::Connected;
 use super::{App, Ending, Flow};
 use crate::client::ClientError;
-use crate::protocol::{ClientMsg, ServerMsg};
+use crate::protocol::{ClientMsg, ErrorCode, ServerMsg};
 use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -58,6 +58,18 @@ impl Backoff {
     }
 }
 
+/// What a failed (but retried) reconnection prints. A refused name is expected for a while:
+/// the server may not have noticed the old connection is gone, or, on a cluster, the node that
+/// died still holds the name until its claim expires (`--cluster-name-ttl`).
+fn failed_line(e: &ClientError) -> String {
+    match e {
+        ClientError::LoginRejected { code: ErrorCode::UsernameTaken, .. } => format!(
+            "! reconnect failed: {e}; still held by the lost session (on a cluster, by the node that died, until its hold expires); retrying"
+        ),
+        _ => format!("! reconnect failed: {e}"),
+    }
+}
+
 impl App {
     /// The connection ended unexpectedly. Returns how the session ends if the client should stop.
     pub(super) fn on_closed(&mut self, e: ClientError) -> Option<Ending> {
@@ -99,7 +111,7 @@ impl App {
                     self.resume(conn);
                     return None;
                 }
-                Err(e) if e.is_transient() => self.out.line(&format!("! reconnect failed: {e}")),
+                Err(e) if e.is_transient() => self.out.line(&failed_line(&e)),
                 Err(e) => {
                     self.out.finish();
                     self.out.line(&format!("! giving up: {}", e.describe(self.config.opts.tls.as_ref())));
@@ -194,6 +206,13 @@ mod tests {
         let mut b = Backoff::new();
         let d = b.next_delay();
         assert!(d <= Duration::from_secs(1) && d >= Duration::from_millis(900), "{d:?}");
+    }
+
+    #[test]
+    fn a_name_still_held_is_explained_as_expected() {
+        let taken = ClientError::LoginRejected { code: ErrorCode::UsernameTaken, reason: "taken".into() };
+        assert!(failed_line(&taken).contains("still held"), "{}", failed_line(&taken));
+        assert!(!failed_line(&ClientError::Closed).contains("held"));
     }
 }
 

@@ -37,7 +37,10 @@ fn wait_listed(addr: SocketAddr, want: &[String]) {
 
 /// The connection status line: its state, the node it names, its text.
 fn status(page: &Session<'_>) -> (String, String, String) {
-    let v = page.js("const b = document.getElementById('conn-status'); return [b.dataset.state, b.dataset.server, b.textContent]", &[]);
+    let v = page.js(
+        "const b = document.getElementById('conn-status'); return [b.dataset.state, b.dataset.server, b.textContent]",
+        &[],
+    );
     let s = |i: usize| v[i].as_str().unwrap_or_default().to_string();
     (s(0), s(1), s(2))
 }
