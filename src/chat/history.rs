@@ -78,19 +78,30 @@ impl Hub {
         if ok {
             out.send(to.key, &ServerMsg::RoomMsgAck { id, ts_ms });
         } else {
-            out.send_error(to.key, ErrorCode::Internal, &format!("message {id} could not be stored"));
+            // Id 0: the message never got one (a cluster's log did not confirm it).
+            let text = match id {
+                0 => "the message could not be stored, so it may not have reached the room; try again".to_string(),
+                id => format!("message {id} could not be stored"),
+            };
+            out.send_error(to.key, ErrorCode::Internal, &text);
         }
     }
 
-    /// `key` (waiting in `room`) asks for its replay: from the owner, here or on its shard.
+    /// `key` (waiting in `room`) asks for its replay, of the room's owner.
     pub(super) fn start_replay<O: Outbox>(&mut self, out: &mut O, key: usize, room: Arc<str>, since: Option<u64>) {
         let Some(session) = self.sessions.get(key).map(|s| s.id) else { return };
-        let req = ReplayReq { tag: ReadTag { shard: self.shard, key, session }, room, since };
+        let req = ReplayReq { tag: ReadTag { shard: self.shard, key, session }, room, read: Read::Since(since) };
         if self.services.history.replay_len() == 0 {
             // Replay is off (or nothing is kept): nothing to replay, and a resume may have
             // missed anything.
             return self.replayed(out, req, Replay { gap: since.is_some(), ..Replay::default() });
         }
+        self.ask_owner(out, req);
+    }
+
+    /// Hands a history read to the room's owner: this shard, another, or (in a cluster) the
+    /// cluster's log. The owner answers replays in the room's message order.
+    fn ask_owner<O: Outbox>(&mut self, out: &mut O, req: ReplayReq) {
         let owner = self.backplane.room_owner(&req.room);
         if owner == self.shard {
             self.replay_at_owner(out, req);
@@ -99,25 +110,28 @@ impl Hub {
         }
     }
 
-    /// On the room's owner: answer a replay request from the cache, or ask the history reader.
+    /// On the room's owner: answer a replay or scroll-back request from the cache, or ask the
+    /// history reader.
     pub(super) fn replay_at_owner<O: Outbox>(&mut self, out: &mut O, req: ReplayReq) {
         let history = &self.services.history;
-        if let Some(replay) = history.cached_since(&req.room, req.since) {
+        let (cached, limit) = match req.read {
+            Read::Since(since) => (history.cached_since(&req.room, since), history.replay_len().max(1)),
+            Read::Page { before } => {
+                let limit = HISTORY_PAGE.min(history.replay_len().max(1));
+                let page = history.cached_page(&req.room, before, limit);
+                (page.map(|(entries, more)| Replay { entries, more, ..Replay::default() }), limit)
+            }
+        };
+        if let Some(replay) = cached {
             return self.send_replay(out, req, replay);
         }
-        let job = ReadJob {
-            reply: self.shard,
-            tag: req.tag,
-            room: req.room.clone(),
-            read: Read::Since(req.since),
-            limit: history.replay_len().max(1),
-        };
+        let job = ReadJob { reply: self.shard, tag: req.tag, room: req.room.clone(), read: req.read, limit };
         if !history.read(job) {
-            self.send_replay(out, req, Replay { gap: true, ..Replay::default() });
+            self.send_replay(out, req, Replay { gap: true, failed: true, ..Replay::default() });
         }
     }
 
-    /// Hands a replay to the waiting member's shard (this one, or through the relay, after
+    /// Hands a replay to the asking member's shard (this one, or through the relay, after
     /// every room frame already handed over).
     fn send_replay<O: Outbox>(&mut self, out: &mut O, req: ReplayReq, replay: Replay) {
         if req.tag.shard == self.shard {
@@ -127,9 +141,28 @@ impl Hub {
         }
     }
 
-    /// The replay for a waiting member: send it (and REPLAY_END for a resume), then let the
-    /// member in. A member that left, or went elsewhere, meanwhile gets nothing.
+    /// The owner's answer, on the asking member's shard: a replay lets the waiting member in; a
+    /// scroll-back page is sent with its HISTORY_END. A member that left (or, for a replay, went
+    /// elsewhere) meanwhile gets nothing.
     pub(super) fn replayed<O: Outbox>(&mut self, out: &mut O, req: ReplayReq, replay: Replay) {
+        match req.read {
+            Read::Since(since) => self.enter(out, req, since, replay),
+            Read::Page { before } => {
+                let key = req.tag.key;
+                if self.sessions.get(key).map(|s| s.id) != Some(req.tag.session) {
+                    return;
+                }
+                if replay.failed {
+                    return out.send_error(key, ErrorCode::Internal, "history could not be read");
+                }
+                self.send_page(out, key, &req.room, before, replay.entries.iter().map(|e| &**e), replay.more);
+            }
+        }
+    }
+
+    /// The replay for a waiting member: send it (and REPLAY_END for a resume), then let the
+    /// member in.
+    fn enter<O: Outbox>(&mut self, out: &mut O, req: ReplayReq, since: Option<u64>, replay: Replay) {
         let key = req.tag.key;
         let Some(s) = self.sessions.get(key).filter(|s| s.id == req.tag.session) else { return };
         let m = s.membership;
@@ -139,7 +172,7 @@ impl Hub {
         for e in &replay.entries {
             out.send(key, &replayed(e));
         }
-        if let Some(since) = req.since {
+        if let Some(since) = since {
             let last = replay.entries.last().map_or(since, |e| e.id.max(since));
             let end = ServerMsg::ReplayEnd { room: (&*req.room).into(), last, lost: replay.lost, gap: replay.gap };
             out.send(key, &end);
@@ -150,20 +183,13 @@ impl Hub {
         }
     }
 
-    /// HISTORY: a page of the current room's messages older than `before`, then HISTORY_END.
+    /// HISTORY: a page of the current room's messages older than `before`, then HISTORY_END;
+    /// asked of the room's owner like a replay.
     pub(super) fn history_page<O: Outbox>(&mut self, out: &mut O, key: usize, before: u64) {
         let Some(s) = self.sessions.get(key) else { return };
         let (room, session) = (self.rooms.room(s.membership.room).name.clone(), s.id);
-        let history = &self.services.history;
-        let limit = HISTORY_PAGE.min(history.replay_len().max(1));
-        if let Some((entries, more)) = history.cached_page(&room, before, limit) {
-            return self.send_page(out, key, &room, before, entries.iter().map(|e| &**e), more);
-        }
-        let tag = ReadTag { shard: self.shard, key, session };
-        let job = ReadJob { reply: self.shard, tag, room: room.clone(), read: Read::Page { before }, limit };
-        if !history.read(job) {
-            out.send_error(key, ErrorCode::Internal, "history is not available");
-        }
+        let req = ReplayReq { tag: ReadTag { shard: self.shard, key, session }, room, read: Read::Page { before } };
+        self.ask_owner(out, req);
     }
 
     /// Sends a scroll-back page and its HISTORY_END.
@@ -184,24 +210,18 @@ impl Hub {
         out.send(key, &ServerMsg::HistoryEnd { room: room.into(), before, count, more });
     }
 
-    /// The history reader's answer: a replay (here, the room's owner) or a scroll-back page.
+    /// The history reader's answer to a read asked here (the room's owner): hand it on.
     pub(super) fn history_read<O: Outbox>(&mut self, out: &mut O, done: ReadDone) {
-        match done.job.read {
-            Read::Since(since) => {
-                let req = ReplayReq { tag: done.job.tag, room: done.job.room.clone(), since };
-                let replay = self.services.history.merge_read(done);
-                self.send_replay(out, req, replay);
-            }
-            Read::Page { before } => {
-                let key = done.job.tag.key;
-                if self.sessions.get(key).map(|s| s.id) != Some(done.job.tag.session) {
-                    return;
-                }
-                if !done.ok {
-                    return out.send_error(key, ErrorCode::Internal, "history could not be read");
-                }
-                self.send_page(out, key, &done.job.room, before, done.rows.iter(), done.more > 0);
-            }
-        }
+        let req = ReplayReq { tag: done.job.tag, room: done.job.room.clone(), read: done.job.read };
+        let replay = match done.job.read {
+            Read::Since(_) => self.services.history.merge_read(done),
+            Read::Page { .. } => Replay {
+                more: done.more > 0,
+                failed: !done.ok,
+                entries: done.rows.into_iter().map(Arc::new).collect(),
+                ..Replay::default()
+            },
+        };
+        self.send_replay(out, req, replay);
     }
 }

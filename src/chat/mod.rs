@@ -19,6 +19,7 @@
 mod admin;
 mod files;
 mod history;
+pub use history::HISTORY_PAGE;
 mod login;
 mod messages;
 mod outbox;

@@ -20,7 +20,7 @@ pub use relay::Relay;
 
 pub use crate::protocol::Frames;
 
-use crate::services::history::{AckTo, ReadTag, Replay};
+use crate::services::history::{AckTo, Read, ReadTag, Replay};
 use crate::services::Done;
 use mio::Waker;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -68,16 +68,20 @@ pub struct Stamp {
     pub sender: AckTo,
 }
 
-/// A member waiting to enter `room` asks its owner for the history it missed: the owner answers
-/// in the same ordered stream as the room's messages, so nothing is missed or sent twice.
+/// A read of a room's history, asked of the room's owner, which holds it.
+///
+/// A replay (`Read::Since`): a member waiting to enter `room` asks for the history it missed;
+/// the owner answers in the same ordered stream as the room's messages, so nothing is missed or
+/// sent twice. A scroll-back page (`Read::Page`): a member asks for older messages.
 #[derive(Clone, Debug)]
 pub struct ReplayReq {
-    /// The waiting member.
+    /// The asking member.
     pub tag: ReadTag,
     /// The room.
     pub room: Arc<str>,
-    /// Replay only ids above this (`None`: the last `history_len`).
-    pub since: Option<u64>,
+    /// `Since(n)`: replay ids above `n` (`None`: the last `history_len`); `Page { before }`: a
+    /// scroll-back page.
+    pub read: Read,
 }
 
 /// Work one shard hands another.
@@ -89,9 +93,9 @@ pub enum Remote {
     Room { room: Arc<str>, frames: Frames, chat: bool, skip: Option<(usize, u64)> },
     /// A room message for its owner to stamp and deliver.
     Stamp(Stamp),
-    /// A replay request for the room's owner.
+    /// A replay or scroll-back request for the room's owner.
     Replay(ReplayReq),
-    /// The owner's answer to a replay request.
+    /// The owner's answer to a replay or scroll-back request.
     Replayed { req: ReplayReq, replay: Replay },
     /// Deliver to local connection `key` if it is still `user` (keys are reused).
     Direct { key: usize, user: Arc<str>, frames: Frames },

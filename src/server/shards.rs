@@ -2,7 +2,7 @@
 //! listener, loop thread, slab and room members; the kernel spreads connections over them.
 
 use super::{load_tls, Parts, Server, ServerError, ServerHandle};
-use crate::cluster::nats::Nats;
+use crate::cluster::nats::{LogLimits, Nats};
 use crate::cluster::{Backplane, InProcess, Remote};
 use crate::config::{ServerConfig, MAX_SHARDS};
 use crate::net::listen;
@@ -74,7 +74,9 @@ impl Shards {
             Some(c) => {
                 // `--advertise HOST` means this node's port, known now that it is bound.
                 c.advertise.complete_port(addr.port());
-                let nats = Nats::start(c.clone(), local)?;
+                let s = &config.services;
+                let limits = LogLimits { replay_len: s.history_len, retention: s.retention };
+                let nats = Nats::start(c.clone(), limits, local)?;
                 let stats = nats.stats();
                 (Arc::new(nats), Some(stats))
             }

@@ -36,7 +36,7 @@ fn until_route(from: &mut Client, to: &mut Client, say: impl Fn(&mut Client, u32
 
 /// Every frame `c` receives until room messages with each of `texts` have arrived (bounded).
 #[track_caller]
-fn collect_until(c: &mut Client, texts: &[&str]) -> Vec<Msg> {
+pub(crate) fn collect_until(c: &mut Client, texts: &[&str]) -> Vec<Msg> {
     let deadline = Instant::now() + DEADLINE;
     let mut seen: Vec<Msg> = Vec::new();
     while !texts.iter().all(|t| room_msgs(&seen).iter().any(|(_, x)| x == t)) {
@@ -56,11 +56,24 @@ fn try_login(addr: SocketAddr, name: &str) -> (Client, Msg) {
     (c, reply)
 }
 
-/// [`until_route`] for room messages: `from` says "`word` N" until `to` hears one.
+/// [`until_route`] for room messages: `from` says "`word` N" until `to` hears one. Then `from`
+/// reads every one's ROOM_MSG_ACK (the log acknowledges after PONG may have come), so a later
+/// acknowledgement read by a test is for its own message.
 #[track_caller]
-fn until_room_route(from: &mut Client, to: &mut Client, word: &str) {
-    let said = |m: &Msg, i: u32| room_msgs(std::slice::from_ref(m)).iter().any(|(_, t)| *t == format!("{word} {i}"));
-    until_route(from, to, |c, i| c.say(&format!("{word} {i}")), said);
+pub(crate) fn until_room_route(from: &mut Client, to: &mut Client, word: &str) {
+    let end = Instant::now() + DEADLINE;
+    for attempt in 1.. {
+        from.say(&format!("{word} {attempt}"));
+        let got = to.poll(Duration::from_millis(200)).expect("poll");
+        if room_msgs(&got).iter().any(|(_, t)| *t == format!("{word} {attempt}")) {
+            for _ in 0..attempt {
+                from.recv_until(|m| matches!(m, ServerMsg::RoomMsgAck { .. }));
+            }
+            to.sync();
+            return;
+        }
+        assert!(Instant::now() < end, "{} never heard {} across nodes", to.name, from.name);
+    }
 }
 
 /// Room messages cross from `a`'s node to `b`'s and back.
@@ -446,7 +459,7 @@ fn pump(from: &TcpStream, to: &TcpStream, cut: &Arc<AtomicBool>, stop: &Arc<Atom
 }
 
 #[test]
-fn a_node_cut_off_keeps_serving_locally_and_gives_up_a_name_taken_meanwhile() {
+fn a_node_cut_off_serves_locally_refuses_what_it_cannot_log_and_catches_up() {
     let Some(nats) = NatsServer::start("cluster::a_node_cut_off_keeps_serving_locally") else {
         return;
     };
@@ -454,15 +467,23 @@ fn a_node_cut_off_keeps_serving_locally_and_gives_up_a_name_taken_meanwhile() {
     let (n1, n2) = (node_at(&partition.url(), "n1", &[]), node(&nats, "n2"));
     let mut alice = Client::login_new(n1.addr, WireFormat::Binary, "alice");
     let mut dave = Client::login_new(n1.addr, WireFormat::Json, "dave");
-    dave.sync();
+    let mut bob = Client::login_new(n2.addr, WireFormat::Json, "bob");
+    until_room_route(&mut bob, &mut dave, "route");
 
     partition.cut.store(true, Ordering::SeqCst);
     n1.process.wait_for("cluster: lost NATS");
-    // Local users chat on; a new login is refused at once (its name cannot be confirmed).
+    // A new login is refused at once (its name cannot be confirmed), and so is a room message
+    // (the log cannot take it): an error, never an acknowledgement of something not kept.
     let (_c, reply) = try_login(n1.addr, "erin");
     assert!(matches!(reply, ServerMsg::LoginReject { code: ErrorCode::Internal, .. }), "{reply:?}");
-    alice.say("still here");
-    assert_eq!(room_msgs(&collect_until(&mut dave, &["still here"])), vec![("alice".into(), "still here".into())]);
+    alice.say("not kept");
+    assert_eq!(alice.recv_error(), ErrorCode::Internal);
+    // Local users still reach each other privately.
+    alice.send(&ClientMsg::PrivateMsg { to: "dave".into(), text: "still here".into() });
+    dave.recv_until(|m| matches!(m, ServerMsg::PrivateMsgDelivery { text, .. } if text == "still here"));
+    // What n2 says meanwhile reaches dave once n1 is back (read from the log).
+    bob.say("while you were away");
+    bob.recv_until(|m| matches!(m, ServerMsg::RoomMsgAck { .. }));
     // n1 cannot renew alice's claim: it expires, and n2 grants the name (asked until it does).
     let end = Instant::now() + DEADLINE + Duration::from_secs(TTL_S);
     let _alice2 = loop {
@@ -477,6 +498,8 @@ fn a_node_cut_off_keeps_serving_locally_and_gives_up_a_name_taken_meanwhile() {
     partition.cut.store(false, Ordering::SeqCst);
     let last = alice.expect_closed();
     assert!(last.iter().any(|m| matches!(m, ServerMsg::ErrorMsg { code: ErrorCode::UsernameTaken, .. })), "{last:?}");
+    let heard = room_msgs(&collect_until(&mut dave, &["while you were away"]));
+    assert_eq!(heard, vec![("bob".into(), "while you were away".into())], "once, and nothing refused");
     dave.sync();
     assert!(n1.process.log().contains("a local user's name was taken by another node"), "{}", n1.process.log());
 }

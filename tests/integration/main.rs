@@ -38,6 +38,7 @@ mod bad_input;
 mod chat;
 mod client;
 mod cluster;
+mod cluster_log;
 mod faults;
 mod features;
 mod framing;

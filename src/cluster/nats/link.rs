@@ -1,13 +1,15 @@
 //! The NATS thread: one OS thread with its own single-threaded tokio runtime, between the
 //! shards (a bounded queue in, their inboxes and wakers out) and the NATS server.
 //!
-//! Tasks on the runtime: the command loop (publishes, room subscriptions), the names task
-//! (claims, releases and heartbeats, one at a time in queue order, so a release never overtakes
-//! its claim), the bucket watcher (the mirror of names on other nodes), and one task per
-//! subscription (this node's subject, alerts, each room with local members) that hands what
+//! Tasks on the runtime: the command loop (publishes, log appends, room subscriptions), the
+//! names task (claims, releases and heartbeats, one at a time in queue order, so a release never
+//! overtakes its claim), the bucket watcher (the mirror of names on other nodes), the log's
+//! acknowledger and replay readers ([`super::log`]), and one task per subscription (this node's
+//! subject, alerts, each room with local members: its notices and its log) that hands what
 //! arrives to the local shards.
 
 use super::directory;
+use super::log::{self, Log, LogLimits};
 use super::wire::{self, Kind, DIRS_BUCKET, NAMES_BUCKET};
 use super::{ClusterConfig, ClusterError, ClusterStats, Cmd, Mirror, RemoteName};
 use crate::cluster::{Backplane, Claim, InProcess, Remote, UserEntry};
@@ -38,6 +40,9 @@ pub(super) struct Ctx {
     pub local: Arc<InProcess>,
     pub mirror: Arc<Mutex<Mirror>>,
     pub stats: Arc<ClusterStats>,
+    /// Signalled when the connection to NATS is made again after a loss: the room followers
+    /// start again from where they stopped, reading what they missed from the log.
+    pub reconnected: tokio::sync::Notify,
     /// This node's client-facing address and the cluster's live ones (`directory.rs`).
     pub advertise: crate::net::site::Advertised,
 }
@@ -46,7 +51,7 @@ pub(super) struct Ctx {
 /// Returns the node's id slot and the TTL the cluster runs on (the names bucket's, which the
 /// first node set).
 pub(super) fn spawn(
-    mut config: ClusterConfig,
+    (mut config, limits): (ClusterConfig, LogLimits),
     local: Arc<InProcess>,
     mirror: Arc<Mutex<Mirror>>,
     stats: Arc<ClusterStats>,
@@ -59,14 +64,17 @@ pub(super) fn spawn(
             Err(e) => return drop(ready_tx.send(Err(ClusterError::Thread(e)))),
         };
         rt.block_on(async move {
+            let reconnected = tokio::sync::Notify::new();
             let advertise = config.advertise.clone();
-            let ctx = Arc::new(Ctx { node: config.node.clone(), local, mirror, stats, advertise });
-            match setup(&mut config, &ctx).await {
-                Ok((client, [kv, dirs], slot)) => {
+            let ctx = Arc::new(Ctx { node: config.node.clone(), local, mirror, stats, reconnected, advertise });
+            match setup(&mut config, &limits, &ctx).await {
+                Ok((client, [kv, dirs], slot, log)) => {
                     let _ = ready_tx.send(Ok((slot.index, config.name_ttl)));
                     tokio::spawn(directory::publish(dirs.clone(), config.name_ttl, ctx.clone()));
                     tokio::spawn(directory::watch(dirs, ctx.clone()));
-                    run(client, kv, (config.name_ttl, slot), ctx, rx).await;
+                    let js = async_nats::jetstream::new(client.clone());
+                    tokio::spawn(guard_streams(js, config.name_ttl, log::stream_config(&limits)));
+                    run(client, kv, (config.name_ttl, slot), (ctx, log), rx).await;
                 }
                 Err(e) => drop(ready_tx.send(Err(e))),
             }
@@ -75,18 +83,22 @@ pub(super) fn spawn(
     ready_rx.recv_timeout(CONNECT_TIMEOUT * 3).map_err(|_| ClusterError::Timeout)?
 }
 
-/// Connects and opens (or creates) the names bucket.
-async fn setup(config: &mut ClusterConfig, ctx: &Arc<Ctx>) -> Result<(Client, [Store; 2], Slot), ClusterError> {
+/// Connects and opens (or creates) the buckets and the room log.
+async fn setup(
+    config: &mut ClusterConfig,
+    limits: &LogLimits,
+    ctx: &Arc<Ctx>,
+) -> Result<(Client, [Store; 2], Slot, Log), ClusterError> {
     let servers = config.servers.join(",");
-    let stats = ctx.stats.clone();
+    let events = ctx.clone();
     let client = ConnectOptions::new()
         .name(format!("chat-server {}", config.node))
         .no_echo()
         .connection_timeout(CONNECT_TIMEOUT)
         .max_reconnects(None)
         .event_callback(move |event| {
-            let stats = stats.clone();
-            async move { on_event(&stats, event) }
+            let ctx = events.clone();
+            async move { on_event(&ctx, event) }
         })
         .connect(config.servers.as_slice())
         .await
@@ -116,9 +128,10 @@ async fn setup(config: &mut ClusterConfig, ctx: &Arc<Ctx>) -> Result<(Client, [S
     let (Some(dirs), Some(kv)) = (stores.pop(), stores.pop()) else { unreachable!("two buckets") };
     let bucket_err = |e: &dyn std::fmt::Display| ClusterError::Bucket { bucket: NAMES_BUCKET, reason: e.to_string() };
     let slot = claim_slot(&kv, &config.node).await.map_err(|e| bucket_err(&e))?;
+    let log = Log::open(&client, ctx.clone(), limits).await?;
     let ttl_s = config.name_ttl.as_secs();
     tracing::info!(node = %config.node, slot = slot.index, %servers, ttl_s, "cluster: joined through NATS");
-    Ok((client, [kv, dirs], slot))
+    Ok((client, [kv, dirs], slot, log))
 }
 
 /// A bucket's stream: one value per key, each expiring `ttl` after it was written.
@@ -138,27 +151,31 @@ fn bucket_stream(bucket: &str, ttl: Duration) -> stream::Config {
     }
 }
 
-/// Makes the buckets again if NATS lost them (restarted without its store): every `ttl / 3` it
-/// checks they exist. The renewals then write this node's claims and slot again, and the
-/// directory is rewritten, within another `ttl / 3`.
-async fn guard_buckets(js: async_nats::jetstream::Context, ttl: Duration) {
+/// Makes the buckets and the log again if NATS lost them (restarted without its store): every
+/// `ttl / 3` it checks they exist. The renewals then write this node's claims and slot again,
+/// and the directory is rewritten, within another `ttl / 3`. (The log starts empty: what it
+/// held is gone with NATS's store.)
+async fn guard_streams(js: async_nats::jetstream::Context, ttl: Duration, log: stream::Config) {
     let mut tick = tokio::time::interval(ttl / 3);
+    let mut streams: Vec<_> = [NAMES_BUCKET, DIRS_BUCKET].iter().map(|b| bucket_stream(b, ttl)).collect();
+    streams.push(log);
     loop {
         tick.tick().await;
-        for bucket in [NAMES_BUCKET, DIRS_BUCKET] {
-            let missing = match js.get_stream(format!("KV_{bucket}")).await {
+        for config in &streams {
+            let name = &config.name;
+            let missing = match js.get_stream(name).await {
                 Err(e) => {
                     matches!(e.kind(), GetStreamErrorKind::JetStream(j) if j.error_code() == ErrorCode::STREAM_NOT_FOUND)
                 }
                 Ok(_) => false,
             };
             if missing {
-                match js.get_or_create_stream(bucket_stream(bucket, ttl)).await {
+                match js.get_or_create_stream(config.clone()).await {
                     Ok(_) => tracing::warn!(
-                        "cluster: bucket {bucket} was gone from NATS (restarted without its store?); made it again"
+                        "cluster: stream {name} was gone from NATS (restarted without its store?); made it again"
                     ),
                     Err(e) => {
-                        tracing::warn!("cluster: bucket {bucket} is gone from NATS and cannot be made again: {e}")
+                        tracing::warn!("cluster: stream {name} is gone from NATS and cannot be made again: {e}")
                     }
                 }
             }
@@ -166,11 +183,14 @@ async fn guard_buckets(js: async_nats::jetstream::Context, ttl: Duration) {
     }
 }
 
-/// Logs connection changes and keeps the connected flag.
-fn on_event(stats: &ClusterStats, event: Event) {
+/// Logs connection changes, keeps the connected flag and tells the command loop of a
+/// reconnection.
+fn on_event(ctx: &Ctx, event: Event) {
+    let stats = &ctx.stats;
     match event {
         Event::Connected => {
             stats.connected.store(true, Ordering::Relaxed);
+            ctx.reconnected.notify_one();
             tracing::info!("cluster: connected to NATS");
         }
         Event::Disconnected => {
@@ -183,8 +203,13 @@ fn on_event(stats: &ClusterStats, event: Event) {
 }
 
 /// The command loop: runs until the shards' queue closes (the server stopped).
-async fn run(client: Client, kv: Store, (ttl, slot): (Duration, Slot), ctx: Arc<Ctx>, mut rx: mpsc::Receiver<Cmd>) {
-    tokio::spawn(guard_buckets(async_nats::jetstream::new(client.clone()), ttl));
+async fn run(
+    client: Client,
+    kv: Store,
+    (ttl, slot): (Duration, Slot),
+    (ctx, log): (Arc<Ctx>, Log),
+    mut rx: mpsc::Receiver<Cmd>,
+) {
     let (names_tx, names_rx) = mpsc::channel(NAMES_QUEUE);
     tokio::spawn(names(kv.clone(), (ttl, slot), ctx.clone(), names_rx));
     tokio::spawn(watch(kv, ctx.clone()));
@@ -194,28 +219,50 @@ async fn run(client: Client, kv: Store, (ttl, slot): (Duration, Slot), ctx: Arc<
             Err(e) => tracing::error!("cluster: cannot subscribe to {subject}: {e}"),
         }
     }
-    let mut rooms: HashMap<Arc<str>, JoinHandle<()>> = HashMap::new();
-    while let Some(cmd) = rx.recv().await {
+    // Per room with local members: the tasks following its notices and its log.
+    let mut rooms: HashMap<Arc<str>, [Option<JoinHandle<()>>; 2]> = HashMap::new();
+    loop {
+        let cmd = tokio::select! {
+            cmd = rx.recv() => cmd,
+            () = ctx.reconnected.notified() => {
+                // What the log republished while the node was away never reached it: each
+                // room's follower starts again from its last hand-over, reading the gap.
+                for (room, [_, messages]) in rooms.iter_mut() {
+                    if let Some(task) = messages.take() {
+                        task.abort();
+                    }
+                    *messages = Some(log.follow(&client, room, log.position(room)));
+                }
+                continue;
+            }
+        };
+        let Some(cmd) = cmd else { break };
         match cmd {
             Cmd::Out(batch) => {
                 for work in batch {
-                    publish(&client, &ctx, work).await;
+                    match work {
+                        Remote::Stamp(stamp) => log.append(stamp).await,
+                        Remote::Replay(req) => log.replay(req),
+                        work => publish(&client, &ctx, work).await,
+                    }
                 }
             }
             Cmd::Membership(room) => {
                 let wanted = ctx.local.local_mask(&room) != 0;
                 if wanted && !rooms.contains_key(&room) {
-                    match client.subscribe(wire::room_subject(&room)).await {
-                        Ok(sub) => {
-                            drop(rooms.insert(room.clone(), tokio::spawn(inbound(sub, Some(room), ctx.clone()))))
+                    let notices = match client.subscribe(wire::room_subject(&room)).await {
+                        Ok(sub) => Some(tokio::spawn(inbound(sub, Some(room.clone()), ctx.clone()))),
+                        Err(e) => {
+                            tracing::error!("cluster: cannot subscribe to room {room:?}: {e}");
+                            None
                         }
-                        Err(e) => tracing::error!("cluster: cannot subscribe to room {room:?}: {e}"),
-                    }
+                    };
+                    let messages = log.follow(&client, &room, None);
+                    rooms.insert(room, [notices, Some(messages)]);
                 } else if !wanted {
-                    // Dropping the subscriber (with its task) unsubscribes.
-                    if let Some(task) = rooms.remove(&room) {
-                        task.abort();
-                    }
+                    // Dropping a subscriber (with its task) unsubscribes.
+                    log.unfollow(&room);
+                    rooms.remove(&room).into_iter().flatten().flatten().for_each(|task| task.abort());
                 }
             }
             Cmd::Claim { folded, entry } => {

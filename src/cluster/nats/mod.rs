@@ -21,7 +21,10 @@
 
 mod directory;
 mod link;
+mod log;
 pub mod wire;
+
+pub use log::{LogLimits, STREAM as LOG_STREAM};
 
 use super::{Backplane, Claim, InProcess, Remote, RoomShared, UserEntry};
 pub use crate::config::ClusterConfig;
@@ -42,6 +45,8 @@ pub enum ClusterError {
     Connect { servers: String, reason: String },
     #[error("NATS JetStream key-value bucket {bucket}: {reason} (is nats-server running with -js?)")]
     Bucket { bucket: &'static str, reason: String },
+    #[error("NATS JetStream stream {stream}: {reason} (is nats-server 2.9 or later running with -js?)")]
+    Log { stream: &'static str, reason: String },
     #[error("cannot start the NATS thread: {0}")]
     Thread(#[from] std::io::Error),
     #[error("the NATS thread did not answer in time")]
@@ -65,6 +70,11 @@ pub struct ClusterStats {
     pub names_lost: AtomicU64,
     /// Local joins and leaves so far (the link rewrites this node's rooms when it moves).
     pub directory_changes: AtomicU64,
+    /// Room messages the log confirmed (acknowledged to their senders).
+    pub logged: AtomicU64,
+    /// Room messages refused because the log could not take them (NATS away, queue full, no
+    /// answer in time): their senders got an error, not an acknowledgement.
+    pub log_refused: AtomicU64,
 }
 
 /// A user name held on another node, as last seen in the names bucket.
@@ -122,12 +132,12 @@ pub struct Nats {
 impl Nats {
     /// Connects to NATS, opens (or creates) the names bucket and starts the link thread; waits
     /// (on the calling thread, before any shard runs) until the link is ready.
-    pub fn start(config: ClusterConfig, local: Arc<InProcess>) -> Result<Nats, ClusterError> {
+    pub fn start(config: ClusterConfig, limits: LogLimits, local: Arc<InProcess>) -> Result<Nats, ClusterError> {
         let (tx, rx) = mpsc::channel(config.queue.max(1));
         let mirror = Arc::new(Mutex::new(Mirror::default()));
         let stats = Arc::new(ClusterStats::default());
         let remote = local.shard_count();
-        let (slot, ttl) = link::spawn(config, local.clone(), mirror.clone(), stats.clone(), rx)?;
+        let (slot, ttl) = link::spawn((config, limits), local.clone(), mirror.clone(), stats.clone(), rx)?;
         Ok(Nats { local, remote, cmds: tx, mirror, ttl, stats, slot })
     }
 
@@ -162,12 +172,13 @@ impl Backplane for Nats {
         self.remote + 1
     }
 
-    fn room_owner(&self, room: &str) -> usize {
-        self.local.room_owner(room)
+    /// The cluster's log owns every room: it stamps ids (its sequence) and answers replays.
+    fn room_owner(&self, _room: &str) -> usize {
+        self.remote
     }
 
-    /// Every node's shards share one stride and own distinct offsets: ids never collide across
-    /// the cluster (they increase per node, not across nodes).
+    /// Every node's shards share one stride and own distinct offsets (room messages take the
+    /// log's sequence instead; this stays for anything a shard stamps itself).
     fn id_slot(&self, shard: usize) -> (u64, u64) {
         let per_node = crate::config::MAX_SHARDS as u64;
         (per_node * MAX_NODES, self.slot * per_node + shard as u64)
@@ -241,7 +252,17 @@ impl Backplane for Nats {
     fn deliver(&self, shard: usize, batch: Vec<Remote>) -> bool {
         match shard.cmp(&self.remote) {
             std::cmp::Ordering::Less => self.local.deliver(shard, batch),
-            std::cmp::Ordering::Equal => self.send(Cmd::Out(batch)),
+            std::cmp::Ordering::Equal => match self.cmds.try_send(Cmd::Out(batch)) {
+                Ok(()) => true,
+                Err(full) => {
+                    self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                    // A dropped append or replay is still answered, or its sender waits forever.
+                    if let Cmd::Out(batch) = full.into_inner() {
+                        batch.into_iter().for_each(|work| log::refuse(&self.local, &self.stats, work));
+                    }
+                    false
+                }
+            },
             std::cmp::Ordering::Greater => false,
         }
     }

@@ -5,10 +5,16 @@
 //! hex-encoded in subjects and keys.
 //!
 //! An envelope is `kind` (one byte), then length-prefixed fields (`u32` big-endian length, then
-//! the bytes): the frames of a room message in the three wire formats travel as they were encoded
-//! on the sending node, so a receiving node copies them into its members' queues unchanged.
+//! the bytes): the frames of a presence or file notice, a private message or an alert in the
+//! three wire formats travel as they were encoded on the sending node, so a receiving node copies
+//! them into its members' queues unchanged.
+//!
+//! Room messages are different: their id is the log's sequence, known only once the log has
+//! stored them, so they travel as a compact [`LogEntry`] and each node encodes the frames once
+//! per format when the log hands the message back (see [`super::log`]).
 
 use crate::protocol::Frames;
+use crate::services::history::AckTo;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 /// The KV bucket holding the cluster's user names (and the nodes' id slots).
@@ -84,6 +90,21 @@ pub fn room_subject(room: &str) -> String {
     format!("chat.room.{}", hex(room))
 }
 
+/// Subject a room's messages are appended to the log on.
+pub fn log_subject(room: &str) -> String {
+    format!("{LOG_PREFIX}.{}", hex(room))
+}
+
+/// Subject the log republishes a room's stored messages on, in log order, with their sequence.
+pub fn live_subject(room: &str) -> String {
+    format!("{LIVE_PREFIX}.{}", hex(room))
+}
+
+/// Every room's log subject is under this prefix.
+pub const LOG_PREFIX: &str = "chat.log";
+/// Every room's republished subject is under this prefix.
+pub const LIVE_PREFIX: &str = "chat.live";
+
 /// Subject of one node's private messages and kicks.
 pub fn node_subject(node: &str) -> String {
     format!("chat.node.{node}")
@@ -151,6 +172,71 @@ pub fn decode(mut payload: Bytes) -> Option<Envelope> {
     Some(Envelope { kind, user, frames, ban_ms })
 }
 
+/// A room message as the log stores it (the room is its subject).
+#[derive(Debug)]
+pub struct LogEntry {
+    /// The node whose user sent it.
+    pub node: Bytes,
+    /// The sender on that node (left out of its fan-out there).
+    pub sender: AckTo,
+    /// Milliseconds since the Unix epoch, stamped by the sending node.
+    pub ts_ms: u64,
+    /// The sender's name (UTF-8, checked by [`decode_entry`]).
+    pub from: Bytes,
+    /// The text (UTF-8, checked by [`decode_entry`]).
+    pub text: Bytes,
+}
+
+impl LogEntry {
+    /// The sender's name.
+    pub fn from(&self) -> &str {
+        std::str::from_utf8(&self.from).unwrap_or_default()
+    }
+
+    /// The text.
+    pub fn text(&self) -> &str {
+        std::str::from_utf8(&self.text).unwrap_or_default()
+    }
+}
+
+/// Version byte of [`LogEntry`]'s encoding.
+const ENTRY_V1: u8 = 1;
+
+/// Encodes a log entry: version, node, sender (shard `u32`, key and session `u64`), time, name,
+/// text.
+pub fn encode_entry(node: &str, sender: AckTo, ts_ms: u64, from: &str, text: &str) -> Bytes {
+    let mut buf = BytesMut::with_capacity(1 + 3 * 4 + 4 + 8 * 3 + node.len() + from.len() + text.len());
+    buf.put_u8(ENTRY_V1);
+    put_field(&mut buf, node.as_bytes());
+    buf.put_u32(sender.shard as u32);
+    buf.put_u64(sender.key as u64);
+    buf.put_u64(sender.session);
+    buf.put_u64(ts_ms);
+    put_field(&mut buf, from.as_bytes());
+    put_field(&mut buf, text.as_bytes());
+    buf.freeze()
+}
+
+/// Decodes a log entry (slices of `payload`); `None` if malformed or not UTF-8.
+pub fn decode_entry(mut payload: Bytes) -> Option<LogEntry> {
+    if payload.is_empty() || payload.get_u8() != ENTRY_V1 {
+        return None;
+    }
+    let node = take_field(&mut payload)?;
+    if payload.remaining() < 4 + 8 * 3 {
+        return None;
+    }
+    let shard = payload.get_u32() as usize;
+    let key = usize::try_from(payload.get_u64()).ok()?;
+    let session = payload.get_u64();
+    let ts_ms = payload.get_u64();
+    let from = take_field(&mut payload)?;
+    let text = take_field(&mut payload)?;
+    std::str::from_utf8(&from).ok()?;
+    std::str::from_utf8(&text).ok()?;
+    Some(LogEntry { node, sender: AckTo { shard, key, session }, ts_ms, from, text })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,6 +257,27 @@ mod tests {
             assert!(decode(full.slice(..cut)).is_none(), "a cut at {cut} decoded");
         }
         assert!(decode(Bytes::from_static(&[9, 0, 0, 0, 0])).is_none());
+    }
+
+    #[test]
+    fn log_entries_round_trip_and_bad_ones_are_refused() {
+        let sender = AckTo { shard: 1, key: 7, session: 42 };
+        let full = encode_entry("n1", sender, 1234, "Ålice", "hi there");
+        let e = decode_entry(full.clone()).expect("decodes");
+        assert_eq!(
+            (&e.node[..], e.sender, e.ts_ms, e.from(), e.text()),
+            (&b"n1"[..], sender, 1234, "Ålice", "hi there")
+        );
+        for cut in 0..full.len() {
+            assert!(decode_entry(full.slice(..cut)).is_none(), "a cut at {cut} decoded");
+        }
+        let mut bad = full.to_vec();
+        let at = bad.len() - 1;
+        bad[at] = 0xff; // the text is no longer UTF-8
+        assert!(decode_entry(Bytes::from(bad)).is_none());
+        assert!(decode_entry(Bytes::from_static(&[2])).is_none(), "an unknown version");
+        assert_eq!(live_subject("a.b"), "chat.live.612e62");
+        assert_eq!(log_subject("a.b"), "chat.log.612e62");
     }
 
     #[test]

@@ -106,6 +106,10 @@ pub struct Replay {
     pub gap: bool,
     /// How many of those are known to be missing (0: none, or unknown).
     pub lost: u64,
+    /// A scroll-back page only: older messages remain.
+    pub more: bool,
+    /// A scroll-back page only: the read failed (`entries` is empty).
+    pub failed: bool,
 }
 
 /// A read the cache could not answer, for the store's reader thread.
@@ -258,7 +262,7 @@ impl History {
                 Some(Replay { entries: newer(), ..Replay::default() })
             }
             Some(n) if log.covers(n) => Some(Replay { entries: newer(), ..Replay::default() }),
-            Some(_) if !durable => Some(Replay { entries: newer(), gap: true, lost: 0 }),
+            Some(_) if !durable => Some(Replay { entries: newer(), gap: true, ..Replay::default() }),
             _ => None,
         }
     }
@@ -318,7 +322,7 @@ impl History {
         }
         let skip = entries.len().saturating_sub(self.len.max(1));
         let lost = if since.is_some() { done.more + skip as u64 } else { 0 };
-        Replay { entries: entries.into_iter().skip(skip).collect(), gap: gap || skip > 0, lost }
+        Replay { entries: entries.into_iter().skip(skip).collect(), gap: gap || skip > 0, lost, ..Replay::default() }
     }
 
     /// Hands a read to the store's reader; false without a store or if it is gone.
