@@ -1,5 +1,6 @@
 //! Staying connected: when the connection drops, reconnect with back-off (1 s, doubling to 30 s,
-//! with jitter), trying each server of the list in turn, log in again and rejoin the room,
+//! with jitter; at most 4 s while the name is refused as taken), trying each server of the list
+//! in turn, log in again and rejoin the room,
 //! while typed lines still work (`/quit`).
 //!
 //! Resuming: the login asks for the landing room's messages after the last id seen there, and
@@ -37,6 +38,10 @@ impl Backoff {
     const FIRST: Duration = Duration::from_secs(1);
     /// The longest delay; also how long a connection must last for the back-off to start over.
     const MAX: Duration = Duration::from_secs(30);
+    /// The longest delay while the name is refused as taken: that clears by itself soon (the
+    /// server notices the lost connection; on a cluster, the dead node's claim expires within
+    /// `--cluster-name-ttl`), so the client comes back within about this long of it.
+    const TAKEN_MAX: Duration = Duration::from_secs(4);
 
     pub(super) fn new() -> Self {
         Backoff { next: Self::FIRST }
@@ -47,6 +52,11 @@ impl Backoff {
         let base = self.next;
         self.next = (self.next * 2).min(Self::MAX);
         base
+    }
+
+    /// The next delays stay at most `max`.
+    fn cap(&mut self, max: Duration) {
+        self.next = self.next.min(max).max(Self::FIRST);
     }
 
     /// The delay before the next attempt, shortened by up to 10% of jitter so that many
@@ -111,7 +121,12 @@ impl App {
                     self.resume(conn);
                     return None;
                 }
-                Err(e) if e.is_transient() => self.out.line(&failed_line(&e)),
+                Err(e) if e.is_transient() => {
+                    self.out.line(&failed_line(&e));
+                    if matches!(e, ClientError::LoginRejected { code: ErrorCode::UsernameTaken, .. }) {
+                        self.backoff.cap(Backoff::TAKEN_MAX);
+                    }
+                }
                 Err(e) => {
                     self.out.finish();
                     self.out.line(&format!("! giving up: {}", e.describe(self.config.opts.tls.as_ref())));
@@ -206,6 +221,17 @@ mod tests {
         let mut b = Backoff::new();
         let d = b.next_delay();
         assert!(d <= Duration::from_secs(1) && d >= Duration::from_millis(900), "{d:?}");
+    }
+
+    #[test]
+    fn a_name_still_held_is_retried_at_most_every_four_seconds() {
+        let mut b = Backoff::new();
+        let mut secs = Vec::new();
+        for _ in 0..5 {
+            secs.push(b.next_base().as_secs());
+            b.cap(Backoff::TAKEN_MAX);
+        }
+        assert_eq!(secs, [1, 2, 4, 4, 4]);
     }
 
     #[test]
