@@ -233,12 +233,12 @@ export class Chat {
       this.takenRetries = Math.max(0, this.takenRetries - 1);
       if (!this.everLoggedIn) this.ui.signinBusy('Waiting for the previous session to end…');
       this.retrying = true;
-      this.conn.drop(true);
+      this.conn.drop(true, true);
       return;
     }
     if (this.everLoggedIn && code === 16) {
       this.retrying = true;
-      this.conn.drop(true);
+      this.conn.drop(true, true);
       return;
     }
     let text = REJECT[code] || 'The server refused the sign-in.';

@@ -7,6 +7,10 @@
 /** Delays before reconnect attempts 1, 2, 3 …, in ms; the last repeats. Jitter is added. */
 const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 10000];
 
+/** The longest delay while a reached server refuses the login for a while (the name is still
+ * held by the lost session, or on a cluster by a node that died, until its claim expires). */
+const REFUSED_MAX_MS = 4000;
+
 /** Most bytes the socket may hold unsent before file uploads pause (see `canSendBulk`). */
 const BULK_HIGH_WATER = 256 * 1024;
 
@@ -117,9 +121,12 @@ export class Connection {
     // A server that was reached stays first in line (a refused login is retried there, and
     // a node that just died fails the next attempt fast); one that could not be reached
     // gives way to the next in the list.
-    if (info.wasOpen) this.attempt = 0;
-    else this.rotate();
-    const base = BACKOFF_MS[Math.min(this.attempt, BACKOFF_MS.length - 1)];
+    // A refused login keeps the back-off growing (to REFUSED_MAX_MS), so that the clients of
+    // a node that died do not all knock every half second until its names are free.
+    if (info.wasOpen && !info.refused) this.attempt = 0;
+    else if (!info.wasOpen) this.rotate();
+    let base = BACKOFF_MS[Math.min(this.attempt, BACKOFF_MS.length - 1)];
+    if (info.refused) base = Math.min(base, REFUSED_MAX_MS);
     const delayMs = Math.round(base * (0.8 + Math.random() * 0.4));
     this.attempt += 1;
     this.h.onStatus({ state: 'waiting', attempt: this.attempt, delayMs, server: this.server });
@@ -141,8 +148,9 @@ export class Connection {
     this.wanted = true;
   }
 
-  /** Drops the socket now; with `retry` the usual back-off reconnect follows. */
-  drop(retry) {
+  /** Drops the socket now; with `retry` the usual back-off reconnect follows (`refused`: the
+   * server refused the login for now, so the back-off does not start over). */
+  drop(retry, refused = false) {
     this.wanted = retry;
     clearTimeout(this.timer);
     this.timer = null;
@@ -153,7 +161,7 @@ export class Connection {
       ws.onclose = null;
       ws.onmessage = null;
       ws.close(1000);
-      this.closed({ code: 1000, reason: 'closed by the app', wasOpen });
+      this.closed({ code: 1000, reason: 'closed by the app', wasOpen, refused });
     } else if (!retry) {
       this.h.onStatus({ state: 'offline', attempt: this.attempt });
     }
