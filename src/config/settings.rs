@@ -16,6 +16,7 @@
 //! assert!(!config.tls.enabled);
 //! ```
 
+use super::site::check_advertise;
 use super::{AuthMode, HistoryMode, ServerConfig, MAX_SHARDS};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
@@ -532,10 +533,8 @@ impl Settings {
             format!("{} is outside 2..=3600 seconds", self.cluster_name_ttl)
         })?;
         need(self.cluster_queue >= 1, "cluster_queue", || "must be at least 1".into())?;
-        match crate::net::site::check_advertise(&self.advertise) {
-            Err(why) if !self.advertise.is_empty() => Err(("advertise", why)),
-            _ => Ok(()),
-        }
+        let advertise = if self.advertise.is_empty() { Ok(()) } else { check_advertise(&self.advertise) };
+        advertise.map_err(|why| ("advertise", why))
     }
 
     /// The server configuration these settings describe.
@@ -589,7 +588,7 @@ impl Settings {
             node: self.node.clone(),
             name_ttl: Duration::from_secs(self.cluster_name_ttl),
             queue: self.cluster_queue,
-            advertise: crate::net::site::Advertised::new(&self.advertise),
+            advertise: super::site::Advertised::new(&self.advertise),
         });
         config
     }

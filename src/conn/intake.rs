@@ -24,7 +24,7 @@ pub struct Policy<'a> {
     pub max_http_head: usize,
     /// `GET /config.json` (the server's public settings, rendered once at start, and the
     /// cluster's live addresses) and the origins trusted for a WebSocket upgrade.
-    pub site: &'a crate::net::site::Site,
+    pub site: &'a crate::config::site::Site,
 }
 
 /// A cursor over one connection's bytes in the read arena.

@@ -5,11 +5,9 @@
 //! - [`transport`]: the seam over plain TCP and TLS: read plaintext, flush a queue, report how.
 //! - [`tls`]: every rustls call (server sessions, certificates, the blocking client stream).
 //! - [`http`]: HTTP/1.1 on the chat port: the embedded web app, the WebSocket handshake.
-//! - [`site`]: `/config.json` and, on a cluster node, the nodes' advertised addresses.
 
 pub mod buffer;
 pub mod http;
-pub mod site;
 pub mod tls;
 pub mod transport;
 

@@ -133,7 +133,7 @@ pub struct Server {
     started: Instant,
     /// `GET /config.json` ([`ServerConfig::site_json`], rendered once, with the cluster's live
     /// addresses) and the origins trusted for WebSocket upgrades.
-    site: crate::net::site::Site,
+    site: crate::config::site::Site,
     handle: ServerHandle,
 }
 
@@ -309,7 +309,10 @@ impl Parts {
             metrics: None,
             cluster: None,
             started: Instant::now(),
-            site: crate::net::site::Site::new(config.site_json(), config.cluster.as_ref().map(|c| c.advertise.clone())),
+            site: crate::config::site::Site::new(
+                config.site_json(),
+                config.cluster.as_ref().map(|c| c.advertise.clone()),
+            ),
             handle,
             config,
         }

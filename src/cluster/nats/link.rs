@@ -44,7 +44,7 @@ pub(super) struct Ctx {
     /// start again from where they stopped, reading what they missed from the log.
     pub reconnected: tokio::sync::Notify,
     /// This node's client-facing address and the cluster's live ones (`directory.rs`).
-    pub advertise: crate::net::site::Advertised,
+    pub advertise: crate::config::site::Advertised,
 }
 
 /// Starts the thread and waits until it is connected and has the names bucket.
