@@ -328,6 +328,12 @@ pub struct ClusterFigures {
     pub received: u64,
     /// Local users' name claims that could not be renewed.
     pub names_lost: u64,
+    /// Room messages the cluster's log confirmed.
+    pub logged: u64,
+    /// Room messages refused because the log could not take them.
+    pub log_refused: u64,
+    /// Gaps in a room's live messages filled from the log.
+    pub log_gaps: u64,
 }
 
 /// Prometheus metric types used here.
@@ -518,7 +524,7 @@ pub fn render(total: &StatsSnapshot, shards: &[StatsSnapshot], extra: &Extra) ->
         sample(&mut out, &format!("{name}_sum"), "", &float(sum));
     }
     if let Some(c) = &extra.cluster {
-        let figures: [(&str, &str, &str, u64); 6] = [
+        let figures: [(&str, &str, &str, u64); 9] = [
             ("chatproto_cluster_connected", "gauge", "1 while the NATS connection is up.", u64::from(c.connected)),
             ("chatproto_cluster_disconnects_total", "counter", "Times the NATS connection was lost.", c.disconnects),
             (
@@ -534,6 +540,19 @@ pub fn render(total: &StatsSnapshot, shards: &[StatsSnapshot], extra: &Extra) ->
                 "counter",
                 "Local users' name claims that could not be renewed.",
                 c.names_lost,
+            ),
+            ("chatproto_cluster_logged_total", "counter", "Room messages the cluster's log confirmed.", c.logged),
+            (
+                "chatproto_cluster_log_refused_total",
+                "counter",
+                "Room messages refused (the sender got an error): the log could not take them.",
+                c.log_refused,
+            ),
+            (
+                "chatproto_cluster_log_gaps_total",
+                "counter",
+                "Gaps in a room's live messages from NATS, filled by reading the log.",
+                c.log_gaps,
             ),
         ];
         for (name, kind, help, value) in figures {

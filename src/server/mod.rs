@@ -86,6 +86,9 @@ fn cluster_figures(c: &crate::cluster::nats::ClusterStats) -> crate::metrics::Cl
         published: get(&c.published),
         received: get(&c.received),
         names_lost: get(&c.names_lost),
+        logged: get(&c.logged),
+        log_refused: get(&c.log_refused),
+        log_gaps: get(&c.log_gaps),
     }
 }
 

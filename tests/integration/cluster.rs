@@ -57,8 +57,8 @@ fn try_login(addr: SocketAddr, name: &str) -> (Client, Msg) {
 }
 
 /// [`until_route`] for room messages: `from` says "`word` N" until `to` hears one. Then `from`
-/// reads every one's ROOM_MSG_ACK (the log acknowledges after PONG may have come), so a later
-/// acknowledgement read by a test is for its own message.
+/// reads every one's ROOM_MSG_ACK or error (the log answers after PONG may have come), so a
+/// later acknowledgement read by a test is for its own message.
 #[track_caller]
 pub(crate) fn until_room_route(from: &mut Client, to: &mut Client, word: &str) {
     let end = Instant::now() + DEADLINE;
@@ -66,8 +66,9 @@ pub(crate) fn until_room_route(from: &mut Client, to: &mut Client, word: &str) {
         from.say(&format!("{word} {attempt}"));
         let got = to.poll(Duration::from_millis(200)).expect("poll");
         if room_msgs(&got).iter().any(|(_, t)| *t == format!("{word} {attempt}")) {
+            // (One sent while NATS was away is refused with an error instead.)
             for _ in 0..attempt {
-                from.recv_until(|m| matches!(m, ServerMsg::RoomMsgAck { .. }));
+                from.recv_until(|m| matches!(m, ServerMsg::RoomMsgAck { .. } | ServerMsg::ErrorMsg { .. }));
             }
             to.sync();
             return;
@@ -168,7 +169,10 @@ fn private_messages_cross_nodes_and_the_link_shows_in_metrics() {
     let body = String::from_utf8_lossy(&body);
     assert_eq!(status, 200);
     assert!(body.contains("\nchatproto_cluster_connected 1\n"), "{body}");
-    for counter in ["chatproto_cluster_published_total", "chatproto_cluster_received_total"] {
+    // (alice's room messages went through the log: logged.)
+    let counters =
+        ["chatproto_cluster_published_total", "chatproto_cluster_received_total", "chatproto_cluster_logged_total"];
+    for counter in counters {
         let value = body.lines().find_map(|l| l.strip_prefix(counter)?.trim().parse::<u64>().ok());
         assert!(value.is_some_and(|v| v > 0), "{counter}: {value:?}");
     }
@@ -229,6 +233,28 @@ fn a_node_that_cannot_reach_nats_does_not_start() {
     let status = server.wait_exit();
     assert!(!status.success(), "{status:?}");
     assert!(server.log().contains("cannot reach NATS"), "{status:?}: {:?}", server.log());
+}
+
+#[test]
+fn a_second_node_with_a_live_nodes_name_refuses_to_start_and_a_dead_ones_name_is_taken_back() {
+    let Some(nats) = NatsServer::start("cluster::a_second_node_with_a_live_nodes_name") else {
+        return;
+    };
+    let n1 = node(&nats, "n1");
+    let dir = TempDir::new("twin");
+    let ttl = TTL_S.to_string();
+    let args = ["--port", "0", "--no-tls", "--cluster", &nats.url(), "--node", "n1", "--cluster-name-ttl", &ttl];
+    let mut twin = ServerProcess::start(dir.path(), &args);
+    let status = twin.wait_exit();
+    assert!(!status.success(), "{status:?}");
+    assert!(twin.log().contains("another node named \"n1\" is running"), "{:?}", twin.log());
+    // Once n1 is gone (no more renewals), a node of that name starts in its place.
+    n1.process.signal(libc::SIGKILL);
+    drop(n1);
+    let (back, other) = (node(&nats, "n1"), node(&nats, "n2"));
+    let mut a = Client::login_new(back.addr, WireFormat::Json, "a");
+    let mut b = Client::login_new(other.addr, WireFormat::Json, "b");
+    until_room_route(&mut a, &mut b, "back");
 }
 
 /// LIST_USERS and LIST_ROOMS as seen by `c`.

@@ -137,7 +137,16 @@ fn ids_increase_in_one_delivery_order_on_every_node() {
     for l in &mut listeners {
         let texts: Vec<String> = (0..3).flat_map(|i| (0..EACH).map(move |n| format!("s{i} {n}"))).collect();
         let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
-        let got = crate::cluster::collect_until(l, &texts);
+        let got =
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| crate::cluster::collect_until(l, &texts))) {
+                Ok(got) => got,
+                Err(e) => {
+                    for n in &nodes {
+                        eprintln!("---- node log:\n{}", n.process.log());
+                    }
+                    std::panic::resume_unwind(e)
+                }
+            };
         let order: Vec<(u64, String)> = ids(&got, false).into_iter().filter(|(_, t)| !t.starts_with("warm")).collect();
         assert_eq!(order.len(), 3 * EACH, "{}: each message once", l.name);
         assert!(order.windows(2).all(|w| w[0].0 < w[1].0), "{}: ids out of order: {order:?}", l.name);

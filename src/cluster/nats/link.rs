@@ -24,7 +24,7 @@ use futures_util::StreamExt;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -58,6 +58,7 @@ pub(super) fn spawn(
     rx: mpsc::Receiver<Cmd>,
 ) -> Result<(u64, Duration), ClusterError> {
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let ttl = config.name_ttl;
     std::thread::Builder::new().name("chat-nats".into()).spawn(move || {
         let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
             Ok(rt) => rt,
@@ -80,7 +81,8 @@ pub(super) fn spawn(
             }
         });
     })?;
-    ready_rx.recv_timeout(CONNECT_TIMEOUT * 3).map_err(|_| ClusterError::Timeout)?
+    // (Taking back a slot may wait a third of the TTL to see whether its holder still runs.)
+    ready_rx.recv_timeout(CONNECT_TIMEOUT * 3 + ttl).map_err(|_| ClusterError::Timeout)?
 }
 
 /// Connects and opens (or creates) the buckets and the room log.
@@ -126,8 +128,7 @@ async fn setup(
         stores.push(js.get_key_value(bucket).await.map_err(|e| bucket_err(&e))?);
     }
     let (Some(dirs), Some(kv)) = (stores.pop(), stores.pop()) else { unreachable!("two buckets") };
-    let bucket_err = |e: &dyn std::fmt::Display| ClusterError::Bucket { bucket: NAMES_BUCKET, reason: e.to_string() };
-    let slot = claim_slot(&kv, &config.node).await.map_err(|e| bucket_err(&e))?;
+    let slot = claim_slot(&kv, &config.node, config.name_ttl).await.map_err(ClusterError::Node)?;
     let log = Log::open(&client, ctx.clone(), limits).await?;
     let ttl_s = config.name_ttl.as_secs();
     tracing::info!(node = %config.node, slot = slot.index, %servers, ttl_s, "cluster: joined through NATS");
@@ -227,6 +228,9 @@ async fn run(
             () = ctx.reconnected.notified() => {
                 // What the log republished while the node was away never reached it: each
                 // room's follower starts again from its last hand-over, reading the gap.
+                if !rooms.is_empty() {
+                    tracing::info!(rooms = rooms.len(), "cluster: following rooms again from where they stopped");
+                }
                 for (room, [_, messages]) in rooms.iter_mut() {
                     if let Some(task) = messages.take() {
                         task.abort();
@@ -416,30 +420,43 @@ async fn names(kv: Store, (ttl, mut slot): (Duration, Slot), ctx: Arc<Ctx>, mut 
 pub(super) struct Slot {
     /// N: the node's place among at most [`super::MAX_NODES`].
     pub index: u64,
-    /// The key's value (the node's name) and revision.
+    /// The key's value (the node's name, a newline, this run's instance) and revision.
     value: Bytes,
     rev: u64,
 }
 
-/// Claims the first free id slot, or takes back this node's own (a restart within the TTL).
-async fn claim_slot(kv: &Store, node: &str) -> Result<Slot, String> {
-    let value = Bytes::from(node.to_string());
+/// Claims an id slot: takes back this node's own from its last run (a restart within the TTL),
+/// refuses to start if a live node already holds this node's name, or claims the first free one.
+async fn claim_slot(kv: &Store, node: &str, ttl: Duration) -> Result<Slot, String> {
+    let instance = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let value = Bytes::from(format!("{node}\n{}-{instance:x}", std::process::id()));
     for index in 0..super::MAX_NODES {
         let key = format!("slot.{index}");
-        match kv.create(&key, value.clone()).await {
-            Ok(rev) => return Ok(Slot { index, value, rev }),
-            Err(e) if e.kind() == CreateErrorKind::AlreadyExists => {
-                let mine = kv.entry(&key).await.ok().flatten().filter(|e| e.value == value);
-                if let Some(entry) = mine {
-                    if let Ok(rev) = kv.update(&key, value.clone(), entry.revision).await {
-                        return Ok(Slot { index, value, rev });
-                    }
-                }
+        let held = kv.entry(&key).await.map_err(|e| e.to_string())?.filter(|e| e.operation == Operation::Put);
+        let Some(entry) = held.filter(|e| e.value.split(|&b| b == b'\n').next() == Some(node.as_bytes())) else {
+            continue;
+        };
+        // A live node renews its slot every ttl / 3: wait a little longer and see whether it did.
+        tokio::time::sleep(ttl / 3 + Duration::from_secs(1)).await;
+        match kv.entry(&key).await.map_err(|e| e.to_string())?.filter(|e| e.operation == Operation::Put) {
+            Some(now) if now.revision != entry.revision => {
+                return Err(format!("another node named {node:?} is running (node names must be unique)"));
             }
+            Some(now) => {
+                let rev = kv.update(&key, value.clone(), now.revision).await.map_err(|e| e.to_string())?;
+                return Ok(Slot { index, value, rev });
+            }
+            None => break, // expired meanwhile: claim afresh
+        }
+    }
+    for index in 0..super::MAX_NODES {
+        match kv.create(format!("slot.{index}"), value.clone()).await {
+            Ok(rev) => return Ok(Slot { index, value, rev }),
+            Err(e) if e.kind() == CreateErrorKind::AlreadyExists => {}
             Err(e) => return Err(e.to_string()),
         }
     }
-    Err(format!("every one of the {} node slots is taken (is the node name unique?)", super::MAX_NODES))
+    Err(format!("every one of the {} node slots is taken", super::MAX_NODES))
 }
 
 /// Renews the id slot's claim (or claims it again after it expired while NATS was away).

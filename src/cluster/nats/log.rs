@@ -25,7 +25,7 @@ use crate::config::Retention;
 use crate::protocol::{encode_both, ServerMsg};
 use crate::services::history::{Ack, AckTo, DurableAcks, Entry, Read, Replay};
 use crate::services::Done;
-use async_nats::header::NATS_SEQUENCE;
+use async_nats::header::{NATS_LAST_SEQUENCE, NATS_SEQUENCE};
 use async_nats::jetstream::context::PublishAckFuture;
 use async_nats::jetstream::stream::{self, DirectGetError, DirectGetErrorKind};
 use async_nats::Client;
@@ -192,19 +192,45 @@ impl Log {
             None => return, // unfollowed meanwhile
         }
         self.ready.notify_waiters();
+        let subject = wire::log_subject(&room);
         while let Some(msg) = sub.next().await {
-            let seq = msg.headers.as_ref().and_then(|h| h.get(NATS_SEQUENCE)).and_then(|v| v.as_str().parse().ok());
+            let header = |name| msg.headers.as_ref()?.get(name)?.as_str().parse::<u64>().ok();
+            let (seq, prev) = (header(NATS_SEQUENCE), header(NATS_LAST_SEQUENCE).unwrap_or(0));
             let (Some(seq), Some(entry)) = (seq, wire::decode_entry(msg.payload)) else {
                 tracing::debug!("cluster: malformed log message on {}", msg.subject);
                 continue;
             };
             self.ctx.stats.received.fetch_add(1, Ordering::Relaxed);
-            let mut forwarded = self.forwarded();
-            let Some(Some(last)) = forwarded.get_mut(&room) else { return };
-            if seq > *last {
-                *last = seq;
-                hand_over(&self.ctx, &room, seq, &entry, &mut arena);
+            let Some(last) = self.position(&room) else { return };
+            if prev > last {
+                // The room's previous message (the stream says which) never came live: read
+                // what is missing from the log before this one.
+                self.ctx.stats.log_gaps.fetch_add(1, Ordering::Relaxed);
+                let mut missed = Vec::new();
+                if let Err(e) = scan(&self.stream, &subject, last + 1, seq, &mut missed).await {
+                    tracing::warn!("cluster: room {room:?} missed live messages and cannot read them: {e}");
+                }
+                for (s, e) in &missed {
+                    self.hand_over_next(&room, *s, e, &mut arena);
+                }
             }
+            if !self.hand_over_next(&room, seq, &entry, &mut arena) && self.position(&room).is_none() {
+                return; // unfollowed
+            }
+        }
+    }
+
+    /// Hands `seq` over if it is past the room's position (and moves it); false if not (or the
+    /// room is no longer followed).
+    fn hand_over_next(&self, room: &Arc<str>, seq: u64, e: &LogEntry, arena: &mut BytesMut) -> bool {
+        let mut forwarded = self.forwarded();
+        match forwarded.get_mut(room) {
+            Some(Some(last)) if seq > *last => {
+                *last = seq;
+                hand_over(&self.ctx, room, seq, e, arena);
+                true
+            }
+            _ => false,
         }
     }
 

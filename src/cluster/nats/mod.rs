@@ -47,6 +47,8 @@ pub enum ClusterError {
     Bucket { bucket: &'static str, reason: String },
     #[error("NATS JetStream stream {stream}: {reason} (is nats-server 2.9 or later running with -js?)")]
     Log { stream: &'static str, reason: String },
+    #[error("cannot join the cluster as this node: {0}")]
+    Node(String),
     #[error("cannot start the NATS thread: {0}")]
     Thread(#[from] std::io::Error),
     #[error("the NATS thread did not answer in time")]
@@ -75,6 +77,9 @@ pub struct ClusterStats {
     /// Room messages refused because the log could not take them (NATS away, queue full, no
     /// answer in time): their senders got an error, not an acknowledgement.
     pub log_refused: AtomicU64,
+    /// Times a followed room's live messages skipped some (the stream's `Nats-Last-Sequence`
+    /// said so) and the missing ones were read from the log.
+    pub log_gaps: AtomicU64,
 }
 
 /// A user name held on another node, as last seen in the names bucket.
