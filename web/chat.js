@@ -189,7 +189,7 @@ export class Chat {
     if (this.phase === 'signing-in') {
       this.phase = 'signed-out';
       this.ui.signinError(info.wasOpen ? `The server closed the connection${last.text ? `: ${last.text}` : '.'}`
-        : `Cannot reach the chat server at ${location.host}. Is it running? Try again in a moment.`);
+        : `Cannot reach the chat server at ${this.conn.server}. Is it running? Try again in a moment.`);
     }
     this.lastError = { code: 0, text: '' };
   }
@@ -204,7 +204,8 @@ export class Chat {
     this.conn.keep();
     this.conn.loggedIn();
     this.ui.showApp(this.me);
-    this.ui.status({ state: 'online', attempt: 0 }, true);
+    this.ui.status({ state: 'online', attempt: 0, server: this.conn.server }, true);
+    this.conn.refreshServers();
     const conv = this.conv('room', msg.room);
     conv.divider = true;
     const rejoin = this.wantRoom && this.wantRoom !== msg.room;
@@ -232,12 +233,12 @@ export class Chat {
       this.takenRetries = Math.max(0, this.takenRetries - 1);
       if (!this.everLoggedIn) this.ui.signinBusy('Waiting for the previous session to end…');
       this.retrying = true;
-      this.conn.drop(true);
+      this.conn.drop(true, true);
       return;
     }
     if (this.everLoggedIn && code === 16) {
       this.retrying = true;
-      this.conn.drop(true);
+      this.conn.drop(true, true);
       return;
     }
     let text = REJECT[code] || 'The server refused the sign-in.';

@@ -116,7 +116,10 @@ function shapeSignin(site) {
   fitChunks(site.max_frame);
 }
 
-shapeSignin(await loadSite());
+const site = await loadSite();
+shapeSignin(site);
+// A cluster node lists its nodes: the connection fails over to them when this one is gone.
+if (site) chat.conn.setServers(site.servers);
 
 // Start: pick up the session from before a reload, else ask for a name.
 try {

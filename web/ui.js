@@ -63,14 +63,16 @@ export class Ui {
     box.dataset.state = s.state;
     $('retry-now').hidden = s.state !== 'waiting';
     if (!chatting) return;
-    if (s.state === 'online') box.textContent = 'Connected';
-    else if (s.state === 'connecting') box.textContent = s.attempt ? `Reconnecting (attempt ${s.attempt})…` : 'Connecting…';
+    const to = s.server ? ` to ${s.server}` : '';
+    box.dataset.server = s.server || '';
+    if (s.state === 'online') box.textContent = `Connected${to}`;
+    else if (s.state === 'connecting') box.textContent = s.attempt ? `Reconnecting${to} (attempt ${s.attempt})…` : `Connecting${to}…`;
     else if (s.state === 'offline') box.textContent = 'Offline';
     else {
       const until = Date.now() + s.delayMs;
       const tick = () => {
         const secs = Math.max(0, Math.ceil((until - Date.now()) / 1000));
-        box.textContent = `Connection lost. Reconnecting in ${secs} s…`;
+        box.textContent = `Connection lost. Reconnecting${to} in ${secs} s…`;
       };
       tick();
       this.countdown = setInterval(tick, 1000);

@@ -38,6 +38,9 @@ struct Args {
     port: u16,
     /// Servers to try in turn, on connecting and on every reconnection: `host:port,host:port`
     /// (`[::1]:5555` for IPv6; a missing port is the PORT argument). Replaces HOST and PORT.
+    /// On a cluster, list its nodes: when yours dies the client moves to the next one; until the
+    /// dead node's hold on your name expires (the servers' --cluster-name-ttl, 10 s by default)
+    /// the name is refused as taken, and the client keeps retrying.
     #[arg(long, value_name = "LIST", value_parser = server_list)]
     server: Option<ServerList>,
     /// Speak newline-delimited JSON instead of binary ChatProto.

@@ -1,6 +1,9 @@
-//! Server settings: every knob with its default, in one place.
+//! Server settings: every knob with its default, in one place; [`site`]: what the server says
+//! about itself over HTTP (`/config.json`, and a cluster's advertised node addresses, shared
+//! live between the cluster link and the shards).
 
 pub mod settings;
+pub mod site;
 
 use crate::protocol::Limits;
 use std::net::SocketAddr;
@@ -237,7 +240,8 @@ impl ServerConfig {
     /// The server's public settings as a JSON object, served at `GET /config.json` for the web
     /// app to shape its sign-in form and its uploads before it logs in. Only what any client may
     /// learn by trying: never a passkey, password, path or address.
-    pub fn site_json(&self) -> String {
+    /// A cluster node adds `"servers"`, the live list ([`crate::config::site::Site`]).
+    pub fn site_json(&self) -> serde_json::Value {
         let s = &self.services;
         let auth = match s.auth {
             AuthMode::Open => "open",
@@ -254,7 +258,6 @@ impl ServerConfig {
             "files": s.files,
             "max_file_size": s.max_file_size,
         })
-        .to_string()
     }
 
     /// A config for tests: loopback, an OS-chosen port, TLS off, history in memory and not replayed
@@ -364,4 +367,8 @@ pub struct ClusterConfig {
     pub queue: usize,
     /// Room messages awaiting the log's PubAck at once; past it the NATS thread waits.
     pub inflight: usize,
+    /// The address clients reach this node at (`--advertise`; empty: not listed), and the
+    /// live list of every node's, kept by the link and read by the shards (`/config.json`,
+    /// trusted WebSocket origins).
+    pub advertise: crate::config::site::Advertised,
 }

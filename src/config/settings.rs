@@ -16,6 +16,7 @@
 //! assert!(!config.tls.enabled);
 //! ```
 
+use super::site::check_advertise;
 use super::{AuthMode, HistoryMode, ServerConfig, MAX_SHARDS};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
@@ -80,7 +81,8 @@ macro_rules! each_setting {
             node,
             cluster_name_ttl,
             cluster_queue,
-            cluster_inflight
+            cluster_inflight,
+            advertise
         )
     };
 }
@@ -257,6 +259,10 @@ pub struct Settings {
     /// waits for the oldest (and --cluster-queue takes the pressure).
     #[arg(long, value_name = "N", default_value_t = 4096)]
     pub cluster_inflight: usize,
+    /// How clients reach this node (HOST:PORT, or HOST for this node's port), listed to the web
+    /// app for fail-over and trusted as a WebSocket origin by the other nodes; empty = not listed.
+    #[arg(long, value_name = "HOST:PORT", default_value = "")]
+    pub advertise: String,
 }
 
 /// Where the metrics endpoint listens, or `off`.
@@ -348,6 +354,7 @@ pub struct FileSettings {
     pub cluster_name_ttl: Option<u64>,
     pub cluster_queue: Option<usize>,
     pub cluster_inflight: Option<usize>,
+    pub advertise: Option<String>,
 }
 
 /// Why the settings cannot be used.
@@ -532,7 +539,9 @@ impl Settings {
             format!("{} is outside 2..=3600 seconds", self.cluster_name_ttl)
         })?;
         need(self.cluster_queue >= 1, "cluster_queue", || "must be at least 1".into())?;
-        need(self.cluster_inflight >= 1, "cluster_inflight", || "must be at least 1".into())
+        need(self.cluster_inflight >= 1, "cluster_inflight", || "must be at least 1".into())?;
+        let advertise = if self.advertise.is_empty() { Ok(()) } else { check_advertise(&self.advertise) };
+        advertise.map_err(|why| ("advertise", why))
     }
 
     /// The server configuration these settings describe.
@@ -587,6 +596,7 @@ impl Settings {
             name_ttl: Duration::from_secs(self.cluster_name_ttl),
             queue: self.cluster_queue,
             inflight: self.cluster_inflight,
+            advertise: super::site::Advertised::new(&self.advertise),
         });
         config
     }

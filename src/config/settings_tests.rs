@@ -137,6 +137,7 @@ fn every_setting_has_a_config_key() {
         cluster_name_ttl = 5
         cluster_queue = 16
         cluster_inflight = 64
+        advertise = "chat1.lan:5555"
     "#;
     let f = file(text).unwrap();
     macro_rules! all_set { ($($k:ident),*) => { $( assert!(f.has(stringify!($k)), stringify!($k)); )* }; }
@@ -224,4 +225,10 @@ fn cluster_settings_need_a_node_name_and_become_a_cluster_config() {
         (vec!["nats://h:1".into(), "nats://g:2".into()], "a", 10, 4096)
     );
     assert!(Settings::parse_args(["chat-server"]).unwrap().server_config().cluster.is_none());
+    let err =
+        Settings::parse_args(["chat-server", "--cluster", "nats://h:1", "--node", "a", "--advertise", "http://x"]);
+    assert!(err.unwrap_err().to_string().contains("--advertise"), "a scheme is refused");
+    let args = ["chat-server", "--cluster", "nats://h:1", "--node", "a", "--advertise", "chat1.lan:5555"];
+    let c = Settings::parse_args(args).unwrap().server_config().cluster.expect("a cluster node");
+    assert_eq!(c.advertise.live(), ["chat1.lan:5555"]);
 }

@@ -9,7 +9,6 @@ use super::{CloseReason, Peers};
 use crate::chat::Outbox;
 use crate::conn::limits::{RateLimit, Verdict};
 use crate::protocol::{ClientMsg, ErrorCode, Limits, WireFormat};
-use bytes::Bytes;
 use std::time::Instant;
 
 /// What intake needs to know, borrowed from the server's configuration.
@@ -23,9 +22,9 @@ pub struct Policy<'a> {
     pub now: Instant,
     /// Largest HTTP request head, in bytes.
     pub max_http_head: usize,
-    /// The body of `GET /config.json`: the server's public settings, rendered once at start
-    /// ([`ServerConfig::site_json`](crate::config::ServerConfig::site_json)).
-    pub site: &'a Bytes,
+    /// `GET /config.json` (the server's public settings, rendered once at start, and the
+    /// cluster's live addresses) and the origins trusted for a WebSocket upgrade.
+    pub site: &'a crate::config::site::Site,
 }
 
 /// A cursor over one connection's bytes in the read arena.

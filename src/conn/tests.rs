@@ -239,7 +239,7 @@ fn refusal_is_a_json_server_full_error() {
 
 /// Intake's view of the server's configuration.
 fn policy<'a>(limits: &'a Limits, rate: &'a RateLimit, now: Instant) -> Policy<'a> {
-    static SITE: bytes::Bytes = bytes::Bytes::new();
+    static SITE: crate::config::site::Site = crate::config::site::Site::fixed(bytes::Bytes::new());
     Policy { limits, rate, now, max_http_head: 8192, site: &SITE }
 }
 

@@ -75,12 +75,13 @@ impl Peers {
     /// An HTTP request head: wait for the rest, answer it and close, or upgrade.
     fn http(&mut self, key: usize, buf: &mut [u8], policy: Policy<'_>) -> Unwrapped {
         let len = buf.len();
-        match http::answer(buf, policy.max_http_head) {
+        match http::answer(buf, policy.max_http_head, &|origin| policy.site.trusts_origin(origin)) {
             Answer::Incomplete => Unwrapped { ready: 0, len },
             Answer::Reply { status, head, body } => self.reply(key, status, head, Bytes::from_static(body)),
             Answer::Site { head_only } => {
-                let body = if head_only { Bytes::new() } else { policy.site.clone() };
-                self.reply(key, 200, http::site_head(policy.site.len()), body)
+                let site = policy.site.body();
+                let head = http::site_head(site.len());
+                self.reply(key, 200, head, if head_only { Bytes::new() } else { site })
             }
             Answer::Upgrade { response, used } => {
                 self.counters.http_requests += 1;

@@ -72,12 +72,14 @@ pub fn tls_required() -> Vec<u8> {
 }
 
 /// Reads a request head from the front of `buf`; a head over `max_head` bytes is answered 431.
-pub fn answer(buf: &[u8], max_head: usize) -> Answer {
+/// A WebSocket upgrade whose Origin is not this Host is refused unless `trusted` says yes to
+/// the Origin's `HOST:PORT` (another node of this server's cluster).
+pub fn answer(buf: &[u8], max_head: usize, trusted: &dyn Fn(&str) -> bool) -> Answer {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     let window = &buf[..buf.len().min(max_head)];
     match req.parse(window) {
-        Ok(httparse::Status::Complete(used)) => respond(&req, used),
+        Ok(httparse::Status::Complete(used)) => respond(&req, used, trusted),
         Ok(httparse::Status::Partial) if buf.len() > max_head => error(431, "request head too large"),
         Ok(httparse::Status::Partial) => Answer::Incomplete,
         Err(httparse::Error::TooManyHeaders) => error(431, "too many request headers"),
@@ -86,7 +88,7 @@ pub fn answer(buf: &[u8], max_head: usize) -> Answer {
 }
 
 /// The answer to a complete, parsed request.
-fn respond(req: &httparse::Request<'_, '_>, used: usize) -> Answer {
+fn respond(req: &httparse::Request<'_, '_>, used: usize, trusted: &dyn Fn(&str) -> bool) -> Answer {
     let method = req.method.unwrap_or("");
     let target = req.path.unwrap_or("/");
     let path = target.split(['?', '#']).next().unwrap_or("/");
@@ -98,7 +100,7 @@ fn respond(req: &httparse::Request<'_, '_>, used: usize) -> Answer {
         return error(413, "request bodies are not accepted");
     }
     if path == WS_PATH {
-        return match upgrade(req, head_only) {
+        return match upgrade(req, head_only, trusted) {
             Ok(response) => Answer::Upgrade { response, used },
             Err((status, why)) => error(status, why),
         };
@@ -117,7 +119,11 @@ fn respond(req: &httparse::Request<'_, '_>, used: usize) -> Answer {
 }
 
 /// Checks a WebSocket upgrade request and builds the 101 response.
-fn upgrade(req: &httparse::Request<'_, '_>, head_only: bool) -> Result<Vec<u8>, (u16, &'static str)> {
+fn upgrade(
+    req: &httparse::Request<'_, '_>,
+    head_only: bool,
+    trusted: &dyn Fn(&str) -> bool,
+) -> Result<Vec<u8>, (u16, &'static str)> {
     let bad = |why| Err((400, why));
     if head_only || req.version != Some(1) {
         return bad("a WebSocket upgrade is a GET over HTTP/1.1");
@@ -138,8 +144,11 @@ fn upgrade(req: &httparse::Request<'_, '_>, head_only: bool) -> Result<Vec<u8>, 
     }
     if let Some(origin) = header(req, "origin") {
         let host = header(req, "host").unwrap_or("");
-        if !same_host(origin, host) {
-            return Err((403, "cross-origin WebSocket refused (Origin differs from Host)"));
+        if !same_host(origin, host) && !trusted(authority(origin)) {
+            return Err((
+                403,
+                "cross-origin WebSocket refused (Origin is neither this Host nor a node of its cluster)",
+            ));
         }
     }
     let mut out = format!(
@@ -163,8 +172,12 @@ pub fn accept_key(key: &str) -> String {
 
 /// True when `origin` (`scheme://host[:port]`) names the same authority as `host`.
 fn same_host(origin: &str, host: &str) -> bool {
-    let authority = origin.split_once("://").map_or(origin, |(_, a)| a).trim_end_matches('/');
-    !host.is_empty() && authority.eq_ignore_ascii_case(host.trim())
+    !host.is_empty() && authority(origin).eq_ignore_ascii_case(host.trim())
+}
+
+/// The `host[:port]` of an Origin (`scheme://host[:port]`).
+fn authority(origin: &str) -> &str {
+    origin.trim().split_once("://").map_or(origin, |(_, a)| a).trim_end_matches('/')
 }
 
 /// The first header named `name` (case-insensitive), as text.
@@ -227,6 +240,12 @@ fn reason(status: u16) -> &'static str {
 mod tests {
     use super::*;
 
+    /// No cluster: only same-origin upgrades.
+    fn none(_: &str) -> bool {
+        false
+    }
+    const NONE: fn(&str) -> bool = none;
+
     #[test]
     fn accept_key_matches_the_rfc_example() {
         assert_eq!(accept_key("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
@@ -237,7 +256,7 @@ mod tests {
         let req = b"GET /ws HTTP/1.1\r\nHost: a:1\r\nOrigin: http://a:1\r\nUpgrade: websocket\r\n\
             Connection: keep-alive, Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
             Sec-WebSocket-Version: 13\r\n\r\nNEXT";
-        let Answer::Upgrade { response, used } = answer(req, 8192) else { panic!("not an upgrade") };
+        let Answer::Upgrade { response, used } = answer(req, 8192, &NONE) else { panic!("not an upgrade") };
         assert_eq!(used, req.len() - 4);
         let text = String::from_utf8(response).unwrap();
         assert!(text.starts_with("HTTP/1.1 101 "), "{text}");
@@ -246,7 +265,7 @@ mod tests {
 
     #[test]
     fn bad_requests_get_their_status() {
-        let status = |req: &[u8], max| match answer(req, max) {
+        let status = |req: &[u8], max| match answer(req, max, &NONE) {
             Answer::Reply { status, .. } => status,
             other => panic!("{other:?}"),
         };
@@ -257,17 +276,43 @@ mod tests {
         assert_eq!(status(b"G\x01T / HTTP/1.1\r\n\r\n", 8192), 400);
         let long = [b"GET / HTTP/1.1\r\nX: ".as_slice(), &[b'a'; 600]].concat();
         assert_eq!(status(&long, 512), 431);
-        assert_eq!(answer(b"GET / HTTP/1.1\r\nHost: x\r\n", 8192), Answer::Incomplete);
-        assert_eq!(answer(b"GET /config.json HTTP/1.1\r\n\r\n", 8192), Answer::Site { head_only: false });
-        assert_eq!(answer(b"HEAD /config.json?x HTTP/1.1\r\n\r\n", 8192), Answer::Site { head_only: true });
+        assert_eq!(answer(b"GET / HTTP/1.1\r\nHost: x\r\n", 8192, &NONE), Answer::Incomplete);
+        assert_eq!(answer(b"GET /config.json HTTP/1.1\r\n\r\n", 8192, &NONE), Answer::Site { head_only: false });
+        assert_eq!(answer(b"HEAD /config.json?x HTTP/1.1\r\n\r\n", 8192, &NONE), Answer::Site { head_only: true });
         let cross = b"GET /ws HTTP/1.1\r\nHost: a:1\r\nOrigin: http://evil:1\r\nUpgrade: websocket\r\n\
             Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
         assert_eq!(status(cross, 8192), 403);
     }
 
     #[test]
+    fn an_origin_of_another_cluster_node_is_trusted_and_only_that() {
+        let upgrade_from = |origin: &str| {
+            format!(
+                "GET /ws HTTP/1.1\r\nHost: b:2\r\nOrigin: {origin}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                 Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            )
+        };
+        // What a cluster node's list says (config::site::Advertised::knows): node a is ours.
+        let trusted = |authority: &str| authority.eq_ignore_ascii_case("a:1");
+        let status =
+            |origin: &str, trusted: &dyn Fn(&str) -> bool| match answer(upgrade_from(origin).as_bytes(), 8192, trusted)
+            {
+                Answer::Upgrade { .. } => 101,
+                Answer::Reply { status, .. } => status,
+                other => panic!("{other:?}"),
+            };
+        assert_eq!(status("http://a:1", &trusted), 101, "a page served by node a");
+        assert_eq!(status("https://A:1/", &trusted), 101);
+        assert_eq!(status("http://b:2", &NONE), 101, "same origin needs no list");
+        assert_eq!(status("http://a:1", &NONE), 403, "not a cluster node here");
+        assert_eq!(status("http://evil:1", &trusted), 403);
+        assert_eq!(status("http://a:10", &trusted), 403);
+        assert_eq!(status("http://a:1.evil", &trusted), 403);
+    }
+
+    #[test]
     fn the_index_is_embedded_and_served_with_the_policy() {
-        let Answer::Reply { status, head, body } = answer(b"GET / HTTP/1.1\r\n\r\n", 8192) else { panic!() };
+        let Answer::Reply { status, head, body } = answer(b"GET / HTTP/1.1\r\n\r\n", 8192, &NONE) else { panic!() };
         assert_eq!(status, 200);
         let head = String::from_utf8(head).unwrap();
         assert!(head.contains("Content-Type: text/html; charset=utf-8\r\n"), "{head}");

@@ -21,7 +21,6 @@ use crate::net::buffer::ReadArena;
 use crate::net::tls::{Acceptor, CertSource, TlsError};
 use crate::services::Services;
 use crate::stats::{Stats, StatsSnapshot};
-use bytes::Bytes;
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 use std::net::SocketAddr;
@@ -135,8 +134,9 @@ pub struct Server {
     cluster: Option<Arc<crate::cluster::nats::ClusterStats>>,
     /// When the shard was built (for `chatproto_uptime_seconds`).
     started: Instant,
-    /// The body of `GET /config.json` ([`ServerConfig::site_json`]), rendered once.
-    site: Bytes,
+    /// `GET /config.json` ([`ServerConfig::site_json`], rendered once, with the cluster's live
+    /// addresses) and the origins trusted for WebSocket upgrades.
+    site: crate::config::site::Site,
     handle: ServerHandle,
 }
 
@@ -312,7 +312,10 @@ impl Parts {
             metrics: None,
             cluster: None,
             started: Instant::now(),
-            site: Bytes::from(config.site_json()),
+            site: crate::config::site::Site::new(
+                config.site_json(),
+                config.cluster.as_ref().map(|c| c.advertise.clone()),
+            ),
             handle,
             config,
         }

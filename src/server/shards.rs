@@ -72,6 +72,8 @@ impl Shards {
         let local = Arc::new(InProcess::new(links, DEFAULT_ROOM));
         let (backplane, cluster): (Arc<dyn Backplane>, _) = match &config.cluster {
             Some(c) => {
+                // `--advertise HOST` means this node's port, known now that it is bound.
+                c.advertise.complete_port(addr.port());
                 let s = &config.services;
                 let limits = LogLimits {
                     replay_len: s.history_len,

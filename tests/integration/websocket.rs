@@ -72,6 +72,7 @@ fn the_public_settings_say_how_to_sign_in_and_never_the_secret() {
     assert_eq!(site["auth"], "passkey", "{text}");
     assert_eq!(site["max_frame"], 20_000, "{text}");
     assert_eq!(site["files"], true, "{text}");
+    assert_eq!(site["servers"], serde_json::json!([]), "no cluster, no other servers: {text}");
     let (status, _, body) = http_get(server.addr, b"HEAD /config.json HTTP/1.1\r\n\r\n");
     assert_eq!((status, body.len()), (200, 0));
 }

@@ -1,5 +1,6 @@
 //! Staying connected: when the connection drops, reconnect with back-off (1 s, doubling to 30 s,
-//! with jitter), trying each server of the list in turn, log in again and rejoin the room,
+//! with jitter; at most 4 s while the name is refused as taken), trying each server of the list
+//! in turn, log in again and rejoin the room,
 //! while typed lines still work (`/quit`).
 //!
 //! Resuming: the login asks for the landing room's messages after the last id seen there, and
@@ -12,7 +13,7 @@ use super::terminal::Input;
 use super::Connected;
 use super::{App, Ending, Flow};
 use crate::client::ClientError;
-use crate::protocol::{ClientMsg, ServerMsg};
+use crate::protocol::{ClientMsg, ErrorCode, ServerMsg};
 use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -37,6 +38,10 @@ impl Backoff {
     const FIRST: Duration = Duration::from_secs(1);
     /// The longest delay; also how long a connection must last for the back-off to start over.
     const MAX: Duration = Duration::from_secs(30);
+    /// The longest delay while the name is refused as taken: that clears by itself soon (the
+    /// server notices the lost connection; on a cluster, the dead node's claim expires within
+    /// `--cluster-name-ttl`), so the client comes back within about this long of it.
+    const TAKEN_MAX: Duration = Duration::from_secs(4);
 
     pub(super) fn new() -> Self {
         Backoff { next: Self::FIRST }
@@ -49,12 +54,29 @@ impl Backoff {
         base
     }
 
+    /// The next delays stay at most `max`.
+    fn cap(&mut self, max: Duration) {
+        self.next = self.next.min(max).max(Self::FIRST);
+    }
+
     /// The delay before the next attempt, shortened by up to 10% of jitter so that many
     /// clients dropped together by a server restart do not all return in the same instant.
     fn next_delay(&mut self) -> Duration {
         let base = self.next_base();
         let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
         base - base / 10 * (nanos % 1000) / 1000
+    }
+}
+
+/// What a failed (but retried) reconnection prints. A refused name is expected for a while:
+/// the server may not have noticed the old connection is gone, or, on a cluster, the node that
+/// died still holds the name until its claim expires (`--cluster-name-ttl`).
+fn failed_line(e: &ClientError) -> String {
+    match e {
+        ClientError::LoginRejected { code: ErrorCode::UsernameTaken, .. } => format!(
+            "! reconnect failed: {e}; still held by the lost session (on a cluster, by the node that died, until its hold expires); retrying"
+        ),
+        _ => format!("! reconnect failed: {e}"),
     }
 }
 
@@ -99,7 +121,12 @@ impl App {
                     self.resume(conn);
                     return None;
                 }
-                Err(e) if e.is_transient() => self.out.line(&format!("! reconnect failed: {e}")),
+                Err(e) if e.is_transient() => {
+                    self.out.line(&failed_line(&e));
+                    if matches!(e, ClientError::LoginRejected { code: ErrorCode::UsernameTaken, .. }) {
+                        self.backoff.cap(Backoff::TAKEN_MAX);
+                    }
+                }
                 Err(e) => {
                     self.out.finish();
                     self.out.line(&format!("! giving up: {}", e.describe(self.config.opts.tls.as_ref())));
@@ -194,6 +221,24 @@ mod tests {
         let mut b = Backoff::new();
         let d = b.next_delay();
         assert!(d <= Duration::from_secs(1) && d >= Duration::from_millis(900), "{d:?}");
+    }
+
+    #[test]
+    fn a_name_still_held_is_retried_at_most_every_four_seconds() {
+        let mut b = Backoff::new();
+        let mut secs = Vec::new();
+        for _ in 0..5 {
+            secs.push(b.next_base().as_secs());
+            b.cap(Backoff::TAKEN_MAX);
+        }
+        assert_eq!(secs, [1, 2, 4, 4, 4]);
+    }
+
+    #[test]
+    fn a_name_still_held_is_explained_as_expected() {
+        let taken = ClientError::LoginRejected { code: ErrorCode::UsernameTaken, reason: "taken".into() };
+        assert!(failed_line(&taken).contains("still held"), "{}", failed_line(&taken));
+        assert!(!failed_line(&ClientError::Closed).contains("held"));
     }
 }
 

@@ -7,6 +7,10 @@
 //! older than `ttl`, so a dead node's rooms leave the lists within `ttl`. Lists are therefore
 //! eventually consistent: another node's join shows within about [`PUBLISH_EVERY`] plus the
 //! bus's delay.
+//!
+//! The entry also carries the node's client-facing address (`--advertise`, possibly empty);
+//! every [`PUBLISH_EVERY`] the node rebuilds its list of live addresses (its own, then the
+//! fresh entries' by node name) for `/config.json` and the WebSocket origin check.
 
 use super::link::Ctx;
 use super::Mirror;
@@ -17,6 +21,21 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// One node's entry as written: its address for clients and its rooms.
+#[derive(serde::Serialize)]
+struct Entry<'a> {
+    addr: &'a str,
+    rooms: Vec<(&'a str, Vec<&'a str>)>,
+}
+
+/// An entry as read: the object above, or a bare room list (from a node without addresses).
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum Parsed {
+    Full { addr: String, rooms: Vec<(String, Vec<String>)> },
+    Rooms(Vec<(String, Vec<String>)>),
+}
 
 /// How often a node checks whether its rooms changed.
 pub const PUBLISH_EVERY: Duration = Duration::from_millis(250);
@@ -29,6 +48,8 @@ pub(super) type Rooms = Vec<(Arc<str>, Vec<Arc<str>>)>;
 pub(super) struct RemoteDir {
     /// Its rooms with their members on that node.
     pub rooms: Rooms,
+    /// How clients reach it (empty: not advertised).
+    pub addr: Arc<str>,
     /// When it was written (received).
     pub seen: Instant,
 }
@@ -37,8 +58,10 @@ pub(super) struct RemoteDir {
 pub(super) async fn publish(kv: Store, ttl: Duration, ctx: Arc<Ctx>) {
     let mut tick = tokio::time::interval(PUBLISH_EVERY);
     let (mut written_gen, mut written_at) = (u64::MAX, Instant::now());
+    let own = ctx.advertise.own();
     loop {
         tick.tick().await;
+        refresh_addresses(&ctx, ttl);
         let gen = ctx.stats.directory_changes.load(Ordering::Relaxed);
         if gen == written_gen && written_at.elapsed() < ttl / 3 {
             continue;
@@ -46,7 +69,7 @@ pub(super) async fn publish(kv: Store, ttl: Duration, ctx: Arc<Ctx>) {
         let rooms = ctx.local.users_by_room();
         let rooms: Vec<(&str, Vec<&str>)> =
             rooms.iter().map(|(r, m)| (&**r, m.iter().map(|n| &**n).collect())).collect();
-        let Ok(value) = serde_json::to_vec(&rooms) else { continue };
+        let Ok(value) = serde_json::to_vec(&Entry { addr: &own, rooms }) else { continue };
         match kv.put(&ctx.node, value.into()).await {
             Ok(_) => (written_gen, written_at) = (gen, Instant::now()),
             Err(e) => tracing::debug!("cluster: cannot write this node's rooms: {e}"),
@@ -64,10 +87,15 @@ pub(super) async fn watch(kv: Store, ctx: Arc<Ctx>) {
                 }
                 let mut mirror = ctx.mirror.lock().unwrap_or_else(|e| e.into_inner());
                 let node: Arc<str> = entry.key.as_str().into();
-                match (entry.operation, serde_json::from_slice::<Vec<(String, Vec<String>)>>(&entry.value)) {
-                    (Operation::Put, Ok(rooms)) => {
+                match (entry.operation, serde_json::from_slice::<Parsed>(&entry.value)) {
+                    (Operation::Put, Ok(parsed)) => {
+                        let (addr, rooms) = match parsed {
+                            Parsed::Full { addr, rooms } => (addr, rooms),
+                            Parsed::Rooms(rooms) => (String::new(), rooms),
+                        };
                         let rooms = rooms.into_iter().map(|(r, m)| (r.into(), m.into_iter().map(Into::into).collect()));
-                        mirror.dirs.insert(node, RemoteDir { rooms: rooms.collect(), seen: Instant::now() });
+                        let (addr, seen) = (addr.into(), Instant::now());
+                        mirror.dirs.insert(node, RemoteDir { rooms: rooms.collect(), addr, seen });
                     }
                     _ => drop(mirror.dirs.remove(&node)),
                 }
@@ -75,6 +103,23 @@ pub(super) async fn watch(kv: Store, ctx: Arc<Ctx>) {
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+}
+
+/// Rebuilds the live address list: this node's, then each fresh entry's, by node name.
+fn refresh_addresses(ctx: &Ctx, ttl: Duration) {
+    let others = {
+        let mirror = ctx.mirror.lock().unwrap_or_else(|e| e.into_inner());
+        live_addresses(&mirror, ttl)
+    };
+    ctx.advertise.set_live(others);
+}
+
+/// The other nodes' advertised addresses with a fresh entry, ordered by node name.
+fn live_addresses(mirror: &Mirror, ttl: Duration) -> Vec<String> {
+    let mut fresh: Vec<(&Arc<str>, &RemoteDir)> =
+        mirror.dirs.iter().filter(|(_, d)| d.seen.elapsed() < ttl && !d.addr.is_empty()).collect();
+    fresh.sort_by(|a, b| a.0.cmp(b.0));
+    fresh.into_iter().map(|(_, d)| d.addr.to_string()).collect()
 }
 
 /// Every room of the cluster with its members (sorted, each name once): this node's live
@@ -120,6 +165,7 @@ mod tests {
         let mut mirror = Mirror::default();
         let dir = |rooms: &[(&str, &[&str])], age: Duration| RemoteDir {
             rooms: rooms.iter().map(|(r, m)| ((*r).into(), m.iter().map(|n| (*n).into()).collect())).collect(),
+            addr: format!("{}:1", rooms.len()).into(),
             seen: Instant::now().checked_sub(age).unwrap_or_else(Instant::now),
         };
         let ttl = Duration::from_secs(10);
@@ -132,5 +178,15 @@ mod tests {
         assert_eq!(names, ["alice".into(), "bob".into()] as [Arc<str>; 2]);
         assert_eq!(remote_size(&mirror, ttl, "general") + local.room_size("general"), 2);
         assert_eq!(remote_size(&mirror, ttl, "nowhere"), 0);
+        assert_eq!(live_addresses(&mirror, ttl), ["2:1"], "the dead node's address is not listed");
+    }
+
+    #[test]
+    fn entries_carry_the_address_and_old_ones_still_parse() {
+        let rooms = vec![("general", vec!["alice"])];
+        let written = serde_json::to_vec(&Entry { addr: "a:1", rooms }).unwrap();
+        assert!(matches!(serde_json::from_slice(&written), Ok(Parsed::Full { addr, .. }) if addr == "a:1"));
+        let old = br#"[["general",["bob"]]]"#;
+        assert!(matches!(serde_json::from_slice(old), Ok(Parsed::Rooms(r)) if r[0].1 == ["bob"]));
     }
 }

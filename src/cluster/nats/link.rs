@@ -43,6 +43,8 @@ pub(super) struct Ctx {
     /// Signalled when the connection to NATS is made again after a loss: the room followers
     /// start again from where they stopped, reading what they missed from the log.
     pub reconnected: tokio::sync::Notify,
+    /// This node's client-facing address and the cluster's live ones (`directory.rs`).
+    pub advertise: crate::config::site::Advertised,
 }
 
 /// Starts the thread and waits until it is connected and has the names bucket.
@@ -64,7 +66,8 @@ pub(super) fn spawn(
         };
         rt.block_on(async move {
             let reconnected = tokio::sync::Notify::new();
-            let ctx = Arc::new(Ctx { node: config.node.clone(), local, mirror, stats, reconnected });
+            let advertise = config.advertise.clone();
+            let ctx = Arc::new(Ctx { node: config.node.clone(), local, mirror, stats, reconnected, advertise });
             match setup(&mut config, &limits, &ctx).await {
                 Ok((client, [kv, dirs], slot, log)) => {
                     let _ = ready_tx.send(Ok((slot.index, config.name_ttl)));

@@ -3,11 +3,13 @@
 //!
 //! - [`piped`]: plain lines with timestamps and no escape codes, the server list, reconnecting
 //!   without repeats.
+//! - [`failover`]: `--server a,b` on a two-node cluster whose first node is killed.
 //! - [`screen`]: a half-typed line survives incoming messages; colours, and none under `NO_COLOR`.
 //!
 //! [`ChatClient`] runs the binary with piped standard input and output; every wait is bounded
 //! by [`PROCESS_DEADLINE`] and the child is killed (by its PID) on drop.
 
+mod failover;
 mod piped;
 mod screen;
 

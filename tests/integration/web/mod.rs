@@ -6,6 +6,7 @@
 //! Without Chromium and chromedriver the tests print a skip notice, unless
 //! `CHATPROTO_REQUIRE_BROWSER=1` (CI sets it), which makes a missing browser a failure.
 
+mod failover;
 mod screenshots;
 mod settings;
 
