@@ -20,6 +20,7 @@ mod admin;
 mod files;
 mod history;
 pub use history::HISTORY_PAGE;
+pub use presence::NAMES_CAP;
 mod login;
 mod messages;
 mod outbox;

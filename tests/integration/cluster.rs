@@ -241,7 +241,7 @@ fn a_node_that_cannot_reach_nats_does_not_start() {
 }
 
 /// LIST_USERS and LIST_ROOMS as seen by `c`.
-fn lists(c: &mut Client) -> (Vec<String>, Vec<(String, u32)>) {
+pub(crate) fn lists(c: &mut Client) -> (Vec<String>, Vec<(String, u32)>) {
     c.send(&ClientMsg::ListUsers { after: None });
     let users = match c.recv_until(|m| matches!(m, ServerMsg::ListUsers { .. })) {
         ServerMsg::ListUsers { users, .. } => users.iter().map(|u| u.to_string()).collect(),

@@ -3,7 +3,10 @@
 //! and a dead node's name is taken back by its successor.
 
 use crate::cluster::until_room_route;
-use crate::support::{node, Client, ClientMsg, NatsServer, ServerMsg, ServerProcess, TempDir, WireFormat, TTL_S};
+use crate::support::{
+    node, Client, ClientMsg, NatsServer, ServerMsg, ServerProcess, TempDir, WireFormat, DEADLINE, TTL_S,
+};
+use std::time::{Duration, Instant};
 
 #[test]
 fn a_login_storm_on_two_nodes_grants_each_name_once() {
@@ -52,4 +55,36 @@ fn a_second_node_with_a_live_nodes_name_refuses_to_start_and_a_dead_ones_name_is
     let mut a = Client::login_new(back.addr, WireFormat::Json, "a");
     let mut b = Client::login_new(other.addr, WireFormat::Json, "b");
     until_room_route(&mut a, &mut b, "back");
+}
+
+#[test]
+fn a_dead_nodes_users_are_announced_as_gone_once_its_entry_expires() {
+    let Some(nats) = NatsServer::start("cluster_names::a_dead_nodes_users_are_announced_as_gone") else {
+        return;
+    };
+    let (n1, n2) = (node(&nats, "n1"), node(&nats, "n2"));
+    let mut alice = Client::login_new(n1.addr, WireFormat::Binary, "alice");
+    let _dave = Client::login_new(n1.addr, WireFormat::Json, "dave");
+    let mut carol = Client::login_new(n2.addr, WireFormat::Json, "carol");
+    until_room_route(&mut alice, &mut carol, "here");
+    // n2 has seen n1's entry (its users in the lists) before n1 dies.
+    let end = Instant::now() + DEADLINE;
+    while !crate::cluster::lists(&mut carol).0.contains(&"dave".to_string()) {
+        assert!(Instant::now() < end, "n2 never listed n1's users");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    n1.process.signal(libc::SIGKILL);
+    let deadline = Instant::now() + DEADLINE + Duration::from_secs(TTL_S);
+    let mut gone: Vec<String> = Vec::new();
+    while !(gone.contains(&"alice".to_string()) && gone.contains(&"dave".to_string())) {
+        match carol.recv_by(deadline) {
+            Ok(ServerMsg::Presence { room, left, .. }) if room == "general" => {
+                gone.extend(left.iter().map(|n| n.to_string()));
+            }
+            Ok(_) => {}
+            Err(e) => panic!("carol was never told n1's users left ({e}); heard {gone:?}"),
+        }
+    }
+    gone.sort();
+    assert_eq!(gone, ["alice", "dave"], "each once");
 }

@@ -8,14 +8,21 @@
 //! eventually consistent: another node's join shows within about [`PUBLISH_EVERY`] plus the
 //! bus's delay.
 //!
+//! A node whose entry goes stale (it stopped writing: it died, or lost NATS for longer than the
+//! TTL) is buried: its users who are not back anywhere are announced as having left, with one
+//! PRESENCE notice per room to the local members there (each node tells only its own members).
+//!
 //! The entry also carries the node's client-facing address (`--advertise`, possibly empty);
 //! every [`PUBLISH_EVERY`] the node rebuilds its list of live addresses (its own, then the
 //! fresh entries' by node name) for `/config.json` and the WebSocket origin check.
 
 use super::link::Ctx;
 use super::Mirror;
-use crate::cluster::{Backplane, InProcess};
+use crate::chat::NAMES_CAP;
+use crate::cluster::{Backplane, InProcess, Remote};
+use crate::protocol::{encode_both, ServerMsg};
 use async_nats::jetstream::kv::{Operation, Store};
+use bytes::BytesMut;
 use futures_util::StreamExt;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
@@ -62,6 +69,7 @@ pub(super) async fn publish(kv: Store, ttl: Duration, ctx: Arc<Ctx>) {
     loop {
         tick.tick().await;
         refresh_addresses(&ctx, ttl);
+        bury_stale(&ctx, ttl);
         let gen = ctx.stats.directory_changes.load(Ordering::Relaxed);
         if gen == written_gen && written_at.elapsed() < ttl / 3 {
             continue;
@@ -102,6 +110,48 @@ pub(super) async fn watch(kv: Store, ctx: Arc<Ctx>) {
             }
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Takes stale entries out of the mirror and tells the local members of each of their rooms
+/// that its users left (those not back on this or another live node meanwhile).
+fn bury_stale(ctx: &Ctx, ttl: Duration) {
+    let (dead, present) = {
+        let mut mirror = ctx.mirror.lock().unwrap_or_else(|e| e.into_inner());
+        let stale: Vec<Arc<str>> =
+            mirror.dirs.iter().filter(|(_, d)| d.seen.elapsed() >= ttl).map(|(n, _)| n.clone()).collect();
+        if stale.is_empty() {
+            return;
+        }
+        let dead: Vec<(Arc<str>, RemoteDir)> = stale.into_iter().filter_map(|n| mirror.dirs.remove_entry(&n)).collect();
+        (dead, merged(&ctx.local, &mirror, ttl))
+    };
+    let mut arena = BytesMut::new();
+    for (node, dir) in dead {
+        let users: usize = dir.rooms.iter().map(|(_, m)| m.len()).sum();
+        tracing::info!(%node, users, "cluster: a node stopped renewing its entry; its users left the lists");
+        for (room, members) in &dir.rooms {
+            let mask = ctx.local.local_mask(room);
+            let back = present.get(room);
+            let gone: Vec<&str> =
+                members.iter().filter(|m| !back.is_some_and(|b| b.contains(*m))).map(|m| &**m).collect();
+            if mask == 0 || gone.is_empty() {
+                continue;
+            }
+            let shown = &gone[..gone.len().min(NAMES_CAP)];
+            let msg = ServerMsg::Presence {
+                room: (&**room).into(),
+                joined: Vec::new(),
+                joined_more: 0,
+                left: shown.iter().map(|&n| n.into()).collect(),
+                left_more: (gone.len() - shown.len()) as u64,
+            };
+            let frames = encode_both(&msg, &mut arena);
+            for shard in (0..ctx.local.shard_count()).filter(|s| mask & (1 << s) != 0) {
+                let work = Remote::Room { room: room.clone(), frames: frames.clone(), chat: false, skip: None };
+                ctx.local.deliver(shard, vec![work]);
+            }
+        }
     }
 }
 
