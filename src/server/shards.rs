@@ -68,9 +68,9 @@ impl Shards {
             parts.push(p);
             links.push(link);
         }
-        let services = Services::start(&config)?;
         let local = Arc::new(InProcess::new(links, DEFAULT_ROOM));
-        let (backplane, cluster): (Arc<dyn Backplane>, _) = match &config.cluster {
+        // (The cluster first: in accounts mode its nodes share one book of accounts.)
+        let (backplane, cluster, book): (Arc<dyn Backplane>, _, _) = match &config.cluster {
             Some(c) => {
                 // `--advertise HOST` means this node's port, known now that it is bound.
                 c.advertise.complete_port(addr.port());
@@ -82,11 +82,12 @@ impl Shards {
                     retention: s.retention,
                 };
                 let nats = Nats::start(c.clone(), limits, local)?;
-                let stats = nats.stats();
-                (Arc::new(nats), Some(stats))
+                let (stats, book) = (nats.stats(), nats.account_book());
+                (Arc::new(nats), Some(stats), Some(book))
             }
-            None => (local, None),
+            None => (local, None, None),
         };
+        let services = Services::start_with(&config, book)?;
         let bp = backplane.clone();
         services.attach(Arc::new(move |shard, done| bp.deliver(shard, vec![Remote::Done(done)])));
         let mut shards: Vec<Server> = parts

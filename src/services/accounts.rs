@@ -167,8 +167,62 @@ pub struct PoolLimits {
     pub per_address: usize,
 }
 
-/// The accounts store: a pool of threads, each with its own SQLite connection, doing all
-/// hashing, fed by a fair bounded queue.
+/// Where accounts live when not in this server's own SQLite database: shared by several
+/// servers (a cluster keeps them in NATS, `cluster::nats`). Called from the accounts threads,
+/// which may block on it; each call is bounded by its implementation.
+pub trait AccountBook: Send + Sync {
+    /// Creates the account `folded` (the lower-cased name) unless it exists: `Ok(false)` if it
+    /// does.
+    fn create(&self, folded: &str, name: &str, hash: &str, created_ms: i64) -> Result<bool, String>;
+    /// The stored password hash of `folded`, if the account exists.
+    fn hash(&self, folded: &str) -> Result<Option<String>, String>;
+}
+
+/// Where one accounts thread reads and writes accounts.
+enum Book {
+    /// This server's database (one connection per thread).
+    Own(rusqlite::Connection),
+    /// A book shared with other servers.
+    Shared(Arc<dyn AccountBook>),
+}
+
+impl Book {
+    fn create(&self, folded: &str, name: &str, hash: &str, created_ms: i64) -> Result<bool, String> {
+        match self {
+            Book::Own(db) => {
+                let r = db.execute(
+                    "INSERT INTO users (name_folded, name, hash, created_ms) VALUES (?1, ?2, ?3, ?4)",
+                    rusqlite::params![folded, name, hash, created_ms],
+                );
+                match r {
+                    Ok(_) => Ok(true),
+                    Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
+                        Ok(false)
+                    }
+                    Err(e) => Err(e.to_string()),
+                }
+            }
+            Book::Shared(book) => book.create(folded, name, hash, created_ms),
+        }
+    }
+
+    fn hash(&self, folded: &str) -> Result<Option<String>, String> {
+        match self {
+            Book::Own(db) => {
+                let q = db.query_row("SELECT hash FROM users WHERE name_folded = ?1", [folded], |r| r.get(0));
+                match q {
+                    Ok(hash) => Ok(Some(hash)),
+                    Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
+                    Err(e) => Err(e.to_string()),
+                }
+            }
+            Book::Shared(book) => book.hash(folded),
+        }
+    }
+}
+
+/// The accounts store: a pool of threads doing all hashing, each with its own SQLite connection
+/// (or a shared [`AccountBook`]), fed by a fair bounded queue.
 pub struct Accounts {
     /// Jobs waiting, round-robin by address.
     queue: Arc<FairQueue<IpAddr, AuthJob>>,
@@ -185,7 +239,13 @@ impl std::fmt::Debug for Accounts {
 impl Accounts {
     /// Opens (creating) the accounts database at `path` and starts the pool, which answers
     /// through `links`.
-    pub fn start(path: &Path, memory_kib: u32, limits: PoolLimits, links: Arc<Links>) -> Result<Accounts, AuthError> {
+    /// With `shared`, accounts live there and no database is opened.
+    pub fn start(
+        (path, shared): (&Path, Option<Arc<dyn AccountBook>>),
+        memory_kib: u32,
+        limits: PoolLimits,
+        links: Arc<Links>,
+    ) -> Result<Accounts, AuthError> {
         let db_err = |source| AuthError::Db { path: path.display().to_string(), source };
         let schema = "CREATE TABLE IF NOT EXISTS users (
                  name_folded TEXT NOT NULL UNIQUE,
@@ -201,13 +261,19 @@ impl Accounts {
         let queue = Arc::new(FairQueue::new(limits.per_address, limits.queue));
         let mut accounts = Accounts { queue, threads: Vec::with_capacity(workers) };
         for i in 0..workers {
-            let db = super::open_sqlite(path, schema).map_err(db_err)?;
-            // Writers from several threads take turns on the database instead of failing.
-            db.busy_timeout(std::time::Duration::from_secs(5)).map_err(db_err)?;
+            let book = match &shared {
+                Some(book) => Book::Shared(book.clone()),
+                None => {
+                    let db = super::open_sqlite(path, schema).map_err(db_err)?;
+                    // Writers from several threads take turns on the database instead of failing.
+                    db.busy_timeout(std::time::Duration::from_secs(5)).map_err(db_err)?;
+                    Book::Own(db)
+                }
+            };
             let (queue, argon, links) = (accounts.queue.clone(), argon.clone(), links.clone());
             let thread = std::thread::Builder::new()
                 .name(format!("chat-accounts-{i}"))
-                .spawn(move || run(db, argon, &queue, &links))?;
+                .spawn(move || run(book, argon, &queue, &links))?;
             accounts.threads.push(thread);
         }
         Ok(accounts)
@@ -241,39 +307,34 @@ impl Drop for Accounts {
 }
 
 /// One accounts thread: answers jobs in the queue's fair order until it closes.
-fn run(db: rusqlite::Connection, argon: Argon2<'static>, queue: &FairQueue<IpAddr, AuthJob>, links: &Links) {
+fn run(book: Book, argon: Argon2<'static>, queue: &FairQueue<IpAddr, AuthJob>, links: &Links) {
     while let Some((ip, job)) = queue.pop() {
-        let result = if job.register { register(&db, &argon, &job) } else { verify(&db, &argon, &job) };
+        let result = if job.register { register(&book, &argon, &job) } else { verify(&book, &argon, &job) };
         queue.done(&ip);
         let verdict = AuthVerdict { key: job.key, nonce: job.nonce, username: job.username, result, since: job.since };
         links.send(job.shard, Done::Auth(verdict));
     }
 }
 
-fn register(db: &rusqlite::Connection, argon: &Argon2<'_>, job: &AuthJob) -> Result<(), (ErrorCode, String)> {
+fn register(book: &Book, argon: &Argon2<'_>, job: &AuthJob) -> Result<(), (ErrorCode, String)> {
     let internal = |e: String| (ErrorCode::Internal, format!("could not create the account: {e}"));
     let mut salt = [0u8; 16];
     getrandom::getrandom(&mut salt).map_err(|e| internal(e.to_string()))?;
     let salt = SaltString::encode_b64(&salt).map_err(|e| internal(e.to_string()))?;
     let hash = argon.hash_password(job.password.as_bytes(), &salt).map_err(|e| internal(e.to_string()))?;
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
-    let r = db.execute(
-        "INSERT INTO users (name_folded, name, hash, created_ms) VALUES (?1, ?2, ?3, ?4)",
-        rusqlite::params![job.username.to_lowercase(), job.username, hash.to_string(), now],
-    );
-    match r {
-        Ok(_) => Ok(()),
-        Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
-            Err((ErrorCode::UsernameTaken, format!("the account {:?} already exists", job.username)))
-        }
-        Err(e) => Err(internal(e.to_string())),
+    match book.create(&job.username.to_lowercase(), &job.username, &hash.to_string(), now) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err((ErrorCode::UsernameTaken, format!("the account {:?} already exists", job.username))),
+        Err(e) => Err(internal(e)),
     }
 }
 
-fn verify(db: &rusqlite::Connection, argon: &Argon2<'_>, job: &AuthJob) -> Result<(), (ErrorCode, String)> {
+fn verify(book: &Book, argon: &Argon2<'_>, job: &AuthJob) -> Result<(), (ErrorCode, String)> {
     let bad = || (ErrorCode::AuthFailed, "wrong user name or password".to_string());
-    let stored: Option<String> =
-        db.query_row("SELECT hash FROM users WHERE name_folded = ?1", [job.username.to_lowercase()], |r| r.get(0)).ok();
+    let stored = book
+        .hash(&job.username.to_lowercase())
+        .map_err(|e| (ErrorCode::Internal, format!("the accounts store cannot be read now ({e}); try again")))?;
     let Some(stored) = stored else {
         // Hash anyway so that an unknown name takes as long as a wrong password.
         let _ =

@@ -156,6 +156,15 @@ impl Services {
     /// Starts what `config.services` asks for: creates the data directory, opens the databases,
     /// starts the history writer and the accounts worker, and picks the passkey.
     pub fn start(config: &ServerConfig) -> Result<Arc<Services>, ServiceError> {
+        Services::start_with(config, None)
+    }
+
+    /// [`Services::start`], with accounts in `book` instead of the server's own database
+    /// (a cluster's shared accounts).
+    pub fn start_with(
+        config: &ServerConfig,
+        book: Option<Arc<dyn accounts::AccountBook>>,
+    ) -> Result<Arc<Services>, ServiceError> {
         let cfg = &config.services;
         let links = Arc::new(Links::default());
         let needs_dir = cfg.history == HistoryMode::Sqlite || cfg.auth == AuthMode::Accounts;
@@ -185,7 +194,7 @@ impl Services {
                 queue: cfg.auth_queue,
                 per_address: cfg.auth_queue_per_address,
             };
-            f.accounts = Some(Accounts::start(&path, cfg.argon2_memory_kib, limits, links.clone())?);
+            f.accounts = Some(Accounts::start((&path, book), cfg.argon2_memory_kib, limits, links.clone())?);
         }
         f.upload_idle = cfg.upload_idle;
         f.list_page = cfg.list_page;

@@ -4,7 +4,8 @@
 
 use crate::cluster::until_room_route;
 use crate::support::{
-    node, Client, ClientMsg, NatsServer, ServerMsg, ServerProcess, TempDir, WireFormat, DEADLINE, TTL_S,
+    node, node_with, Client, ClientMsg, ErrorCode, NatsServer, ServerMsg, ServerProcess, TempDir, WireFormat, DEADLINE,
+    TTL_S,
 };
 use std::time::{Duration, Instant};
 
@@ -87,4 +88,46 @@ fn a_dead_nodes_users_are_announced_as_gone_once_its_entry_expires() {
     }
     gone.sort();
     assert_eq!(gone, ["alice", "dave"], "each once");
+}
+
+/// REGISTER (`register`) or LOGIN with a password on `addr`; the reply.
+fn account(addr: std::net::SocketAddr, name: &str, password: &str, register: bool) -> (Client, ServerMsg<'static>) {
+    let mut c = Client::connect(addr, WireFormat::Json);
+    c.send(&match register {
+        true => ClientMsg::Register { username: name.into(), password: password.into() },
+        false => ClientMsg::Login { username: name.into(), credential: Some(password.into()), since: None },
+    });
+    let reply = c.recv_until(|m| matches!(m, ServerMsg::LoginAck { .. } | ServerMsg::LoginReject { .. }));
+    (c, reply)
+}
+
+#[test]
+fn accounts_are_shared_by_every_node() {
+    let Some(nats) = NatsServer::start("cluster_names::accounts_are_shared_by_every_node") else {
+        return;
+    };
+    let accounts = ["--auth", "accounts"];
+    let (n1, n2) = (node_with(&nats, "n1", &accounts), node_with(&nats, "n2", &accounts));
+    let (alice, reply) = account(n1.addr, "Alice", "correct horse", true);
+    assert!(matches!(reply, ServerMsg::LoginAck { .. }), "{reply:?}");
+    drop(alice);
+    // The account exists on every node: not again, under any case...
+    let (_c, reply) = account(n2.addr, "ALICE", "another password", true);
+    assert!(matches!(reply, ServerMsg::LoginReject { code: ErrorCode::UsernameTaken, .. }), "{reply:?}");
+    // ...a wrong password is refused, and the right one logs in (once n1 let the name go:
+    // until then the name is "already online").
+    let end = Instant::now() + DEADLINE;
+    // (`None`: logged in.)
+    for (password, want) in [("wrong horse", Some(ErrorCode::AuthFailed)), ("correct horse", None)] {
+        loop {
+            match account(n2.addr, "alice", password, false).1 {
+                ServerMsg::LoginAck { .. } if want.is_none() => break,
+                ServerMsg::LoginReject { code, .. } if Some(code) == want => break,
+                ServerMsg::LoginReject { code: ErrorCode::UsernameTaken, .. } => {}
+                other => panic!("{password}: {other:?}"),
+            }
+            assert!(Instant::now() < end, "alice's name was never let go on n1");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
 }

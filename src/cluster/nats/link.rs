@@ -8,6 +8,7 @@
 //! subject, alerts, each room with local members: its notices and its log) that hands what
 //! arrives to the local shards.
 
+use super::accounts::{BookReq, ACCOUNTS_BUCKET};
 use super::directory;
 use super::log::{self, Log, LogLimits};
 use super::names::{claim_slot, names, verdict, watch, Slot};
@@ -55,7 +56,7 @@ pub(super) fn spawn(
     local: Arc<InProcess>,
     mirror: Arc<Mutex<Mirror>>,
     stats: Arc<ClusterStats>,
-    rx: mpsc::Receiver<Cmd>,
+    (rx, book_rx): (mpsc::Receiver<Cmd>, mpsc::Receiver<BookReq>),
 ) -> Result<(u64, Duration), ClusterError> {
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let ttl = config.name_ttl;
@@ -69,7 +70,8 @@ pub(super) fn spawn(
             let advertise = config.advertise.clone();
             let ctx = Arc::new(Ctx { node: config.node.clone(), local, mirror, stats, reconnected, advertise });
             match setup(&mut config, &limits, &ctx).await {
-                Ok((client, [kv, dirs], slot, log)) => {
+                Ok((client, [kv, dirs, accounts], slot, log)) => {
+                    tokio::spawn(super::accounts::serve(accounts, book_rx));
                     let _ = ready_tx.send(Ok((slot.index, config.name_ttl)));
                     tokio::spawn(directory::publish(dirs.clone(), config.name_ttl, ctx.clone()));
                     tokio::spawn(directory::watch(dirs, ctx.clone()));
@@ -90,7 +92,7 @@ async fn setup(
     config: &mut ClusterConfig,
     limits: &LogLimits,
     ctx: &Arc<Ctx>,
-) -> Result<(Client, [Store; 2], Slot, Log), ClusterError> {
+) -> Result<(Client, [Store; 3], Slot, Log), ClusterError> {
     let servers = config.servers.join(",");
     let events = ctx.clone();
     let client = ConnectOptions::new()
@@ -107,16 +109,17 @@ async fn setup(
         .map_err(|e| ClusterError::Connect { servers: servers.clone(), reason: e.to_string() })?;
     ctx.stats.connected.store(true, Ordering::Relaxed);
     let js = async_nats::jetstream::new(client.clone());
-    let mut stores = Vec::with_capacity(2);
-    for bucket in [NAMES_BUCKET, DIRS_BUCKET] {
+    let mut stores = Vec::with_capacity(3);
+    for bucket in [NAMES_BUCKET, DIRS_BUCKET, ACCOUNTS_BUCKET] {
         let bucket_err = |e: &dyn std::fmt::Display| ClusterError::Bucket { bucket, reason: e.to_string() };
         let stream = match js.get_stream(format!("KV_{bucket}")).await {
             Ok(stream) => stream,
             // The bucket's stream as `create_key_value` would make it; made directly because
             // that call first asks for account details that nats-server 2.9's answer lacks.
-            Err(_) => {
-                js.get_or_create_stream(bucket_stream(bucket, config.name_ttl)).await.map_err(|e| bucket_err(&e))?
-            }
+            Err(_) => js
+                .get_or_create_stream(bucket_stream(bucket, bucket_ttl(bucket, config.name_ttl)))
+                .await
+                .map_err(|e| bucket_err(&e))?,
         };
         let max_age = stream.cached_info().config.max_age;
         if bucket == NAMES_BUCKET && max_age != config.name_ttl && !max_age.is_zero() {
@@ -127,12 +130,23 @@ async fn setup(
         }
         stores.push(js.get_key_value(bucket).await.map_err(|e| bucket_err(&e))?);
     }
-    let (Some(dirs), Some(kv)) = (stores.pop(), stores.pop()) else { unreachable!("two buckets") };
+    let (Some(accounts), Some(dirs), Some(kv)) = (stores.pop(), stores.pop(), stores.pop()) else {
+        unreachable!("three buckets")
+    };
     let slot = claim_slot(&kv, &config.node, config.name_ttl).await.map_err(ClusterError::Node)?;
     let log = Log::open(&client, ctx.clone(), limits).await?;
     let ttl_s = config.name_ttl.as_secs();
     tracing::info!(node = %config.node, slot = slot.index, %servers, ttl_s, "cluster: joined through NATS");
-    Ok((client, [kv, dirs], slot, log))
+    Ok((client, [kv, dirs, accounts], slot, log))
+}
+
+/// How long a bucket keeps a value: names and directories the TTL, accounts for ever (zero).
+fn bucket_ttl(bucket: &str, ttl: Duration) -> Duration {
+    if bucket == ACCOUNTS_BUCKET {
+        Duration::ZERO
+    } else {
+        ttl
+    }
 }
 
 /// A bucket's stream: one value per key, each expiring `ttl` after it was written.
@@ -158,7 +172,8 @@ fn bucket_stream(bucket: &str, ttl: Duration) -> stream::Config {
 /// held is gone with NATS's store.)
 async fn guard_streams(js: async_nats::jetstream::Context, ttl: Duration, log: stream::Config) {
     let mut tick = tokio::time::interval(ttl / 3);
-    let mut streams: Vec<_> = [NAMES_BUCKET, DIRS_BUCKET].iter().map(|b| bucket_stream(b, ttl)).collect();
+    let buckets = [NAMES_BUCKET, DIRS_BUCKET, ACCOUNTS_BUCKET];
+    let mut streams: Vec<_> = buckets.iter().map(|b| bucket_stream(b, bucket_ttl(b, ttl))).collect();
     streams.push(log);
     loop {
         tick.tick().await;

@@ -19,6 +19,7 @@
 //! queue with `try_send` (full: the batch is dropped and counted), and what arrives from NATS
 //! reaches the shards through their inboxes and wakers, as work from a sibling shard does.
 
+mod accounts;
 mod directory;
 mod link;
 mod log;
@@ -134,6 +135,8 @@ pub struct Nats {
     stats: Arc<ClusterStats>,
     /// This node's id slot (below [`MAX_NODES`]), claimed in the names bucket.
     slot: u64,
+    /// The bounded queue from the accounts threads to the NATS thread.
+    book: mpsc::Sender<accounts::BookReq>,
 }
 
 impl Nats {
@@ -144,8 +147,14 @@ impl Nats {
         let mirror = Arc::new(Mutex::new(Mirror::default()));
         let stats = Arc::new(ClusterStats::default());
         let remote = local.shard_count();
-        let (slot, ttl) = link::spawn((config, limits), local.clone(), mirror.clone(), stats.clone(), rx)?;
-        Ok(Nats { local, remote, cmds: tx, mirror, ttl, stats, slot })
+        let (book, book_rx) = mpsc::channel(accounts::BOOK_QUEUE);
+        let (slot, ttl) = link::spawn((config, limits), local.clone(), mirror.clone(), stats.clone(), (rx, book_rx))?;
+        Ok(Nats { local, remote, cmds: tx, mirror, ttl, stats, slot, book })
+    }
+
+    /// The cluster's shared accounts (`--auth accounts`), for the accounts threads.
+    pub fn account_book(&self) -> Arc<dyn crate::services::accounts::AccountBook> {
+        Arc::new(accounts::NatsBook { tx: self.book.clone(), stats: self.stats.clone() })
     }
 
     /// The link's counters.
