@@ -97,15 +97,18 @@ mod tests {
     use super::*;
     use std::sync::Mutex;
 
-    /// An output that blocks until released, then records what it got.
+    /// An output that blocks until released, then records what it got; `entered` says a write
+    /// has begun.
     struct Gate {
         open: Arc<Mutex<()>>,
         got: Arc<Mutex<Vec<u8>>>,
+        entered: Arc<std::sync::atomic::AtomicBool>,
     }
 
     impl Write for Gate {
         fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            let _open = self.open.lock().unwrap();
+            self.entered.store(true, Ordering::SeqCst);
+            let _open = self.open.lock().unwrap_or_else(|e| e.into_inner());
             self.got.lock().unwrap().extend_from_slice(b);
             Ok(b.len())
         }
@@ -123,13 +126,22 @@ mod tests {
     fn a_stuck_output_drops_lines_instead_of_blocking_and_says_so_later() {
         let open = Arc::new(Mutex::new(()));
         let got = Arc::new(Mutex::new(Vec::new()));
+        let entered = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let gate = open.lock().unwrap();
-        let sink = LogSink::start(Gate { open: open.clone(), got: got.clone() }, 4).unwrap();
-        // The writer takes one line and blocks on it; 4 more fill the queue; the rest drop.
-        for i in 0..100 {
+        let sink = LogSink::start(Gate { open: open.clone(), got: got.clone(), entered: entered.clone() }, 4).unwrap();
+        // The writer takes the first line and blocks on it (waited for, bounded: otherwise it
+        // might take it, and reset the drop count, only after the flood)...
+        line(&sink, "line 0\n");
+        let taken = (0..1000).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            entered.load(Ordering::SeqCst)
+        });
+        assert!(taken, "the writer never took the first line");
+        // ...then 4 more fill the queue and the rest drop.
+        for i in 1..100 {
             line(&sink, &format!("line {i}\n"));
         }
-        assert!(sink.dropped() >= 100 - 5, "dropped {}", sink.dropped());
+        assert_eq!(sink.dropped(), 100 - 5);
         drop(gate);
         // Once the writer catches up, a new line gets through (bounded wait), after the report.
         let text = (0..500)
