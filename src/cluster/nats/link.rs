@@ -210,6 +210,7 @@ async fn run(
     let (names_tx, names_rx) = mpsc::channel(NAMES_QUEUE);
     tokio::spawn(names(kv.clone(), (ttl, slot), ctx.clone(), names_rx));
     tokio::spawn(watch(kv, ctx.clone()));
+    let files = super::files::Files::start(&client, &ctx, ttl);
     for subject in [wire::node_subject(&ctx.node), wire::ALL_SUBJECT.to_string()] {
         match client.subscribe(subject.clone()).await {
             Ok(sub) => drop(tokio::spawn(inbound(sub, None, ctx.clone()))),
@@ -270,6 +271,7 @@ async fn run(
                 }
             }
             release @ Cmd::Release(_) => drop(names_tx.try_send(release)),
+            Cmd::Files(cmd) => files.handle(cmd),
         }
     }
     let _ = client.flush().await;

@@ -20,14 +20,17 @@
 //! reaches the shards through their inboxes and wakers, as work from a sibling shard does.
 
 mod directory;
+mod files;
 mod link;
 mod log;
 pub mod wire;
 
+pub use files::{FILES_BUCKET, READ_TIMEOUT as FILE_READ_TIMEOUT};
 pub use log::{LogLimits, STREAM as LOG_STREAM};
 
-use super::{Backplane, Claim, InProcess, Remote, RoomShared, UserEntry};
+use super::{Backplane, Claim, FileRead, InProcess, Remote, RemoteFile, RoomShared, UserEntry};
 pub use crate::config::ClusterConfig;
+use crate::services::files::FileMeta;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -96,6 +99,8 @@ struct Mirror {
     names: HashMap<Box<str>, RemoteName>,
     /// Other nodes' rooms, by node name.
     dirs: HashMap<Arc<str>, directory::RemoteDir>,
+    /// Other nodes' files, by id.
+    files: files::Index,
 }
 
 /// Work for the link thread.
@@ -109,6 +114,8 @@ enum Cmd {
     Claim { folded: Box<str>, entry: UserEntry },
     /// Drop a claim.
     Release(Box<str>),
+    /// File sharing across nodes.
+    Files(files::FilesCmd),
 }
 
 /// The clustered backplane of one node.
@@ -139,6 +146,12 @@ impl Nats {
         let remote = local.shard_count();
         let (slot, ttl) = link::spawn((config, limits), local.clone(), mirror.clone(), stats.clone(), rx)?;
         Ok(Nats { local, remote, cmds: tx, mirror, ttl, stats, slot })
+    }
+
+    /// Serves the files this node stores in `dir` to the other nodes and indexes `files` (what
+    /// the store holds at start) for them. Call once, before the shards run.
+    pub fn serve_files(&self, dir: std::path::PathBuf, files: Vec<Arc<FileMeta>>) {
+        self.send(Cmd::Files(files::FilesCmd::Serve { dir, files }));
     }
 
     /// The link's counters.
@@ -182,6 +195,27 @@ impl Backplane for Nats {
     fn id_slot(&self, shard: usize) -> (u64, u64) {
         let per_node = crate::config::MAX_SHARDS as u64;
         (per_node * MAX_NODES, self.slot * per_node + shard as u64)
+    }
+
+    /// Ids in this node's slot, like message ids: an id names one file cluster-wide.
+    fn file_id_slot(&self) -> (u64, u64) {
+        (MAX_NODES, self.slot)
+    }
+
+    fn remote_files(&self, room: &str) -> Vec<Arc<FileMeta>> {
+        files::listed(&self.mirror(), self.ttl, room)
+    }
+
+    fn remote_file(&self, id: u64) -> Option<RemoteFile> {
+        files::find(&self.mirror(), self.ttl, id)
+    }
+
+    fn file_stored(&self, meta: &Arc<FileMeta>) {
+        self.send(Cmd::Files(files::FilesCmd::Stored(meta.clone())));
+    }
+
+    fn read_remote_file(&self, read: FileRead) -> bool {
+        self.send(Cmd::Files(files::FilesCmd::Read(read)))
     }
 
     fn claim(&self, folded: &str, entry: UserEntry) -> Claim {

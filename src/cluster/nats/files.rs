@@ -1,0 +1,366 @@
+//! Shared files across nodes: the bytes stay on the node that stored them and are fetched
+//! through the bus, chunk by chunk, when a user on another node downloads them.
+//!
+//! - **Ids** are unique cluster-wide: a node makes file ids in its id slot
+//!   ([`Backplane::file_id_slot`](crate::cluster::Backplane::file_id_slot) = `(MAX_NODES, slot)`).
+//! - **The index**: each node writes the metadata of every file it stores (at start, and as each
+//!   upload is stored) to the key-value bucket [`FILES_BUCKET`], one key per file (its id in hex),
+//!   and mirrors the other nodes' entries. The bucket keeps entries without an age limit (files
+//!   are kept forever); a file is listed and downloadable only while its node is alive, which is
+//!   what the rooms directory already tells ([`super::directory`]: a node's entry refreshed
+//!   within the TTL). A node that comes back (same name, same data directory) serves its files
+//!   again.
+//! - **Remote reads**: a download of another node's file asks that node for one chunk at a time
+//!   (request/reply on `chat.files.<node>`, [`READ_TIMEOUT`] each); the answer reaches the
+//!   asking shard as `Done::File(FileDone::Chunk)`, exactly as a read of its own store would, so
+//!   the download pump (pacing, offsets, FILE_DONE with the indexed SHA-256) is the same. The
+//!   holder answers requests one at a time, reading each chunk on tokio's blocking pool.
+
+use super::link::Ctx;
+use super::Mirror;
+use crate::cluster::{Backplane, FileRead, Remote, RemoteFile};
+use crate::protocol::json::sha256_hex;
+use crate::services::files::{read_chunk, FileDone, FileMeta, CHUNK};
+use crate::services::Done;
+use async_nats::client::RequestErrorKind;
+use async_nats::jetstream::kv::{Operation, Store};
+use async_nats::jetstream::{self, stream};
+use async_nats::{Client, Subscriber};
+use bytes::{BufMut, Bytes, BytesMut};
+use futures_util::StreamExt;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// The KV bucket holding every node's file metadata (key: the file id in hex).
+pub const FILES_BUCKET: &str = "chat_files";
+/// How long a node waits for another node's answer to one chunk request before the download
+/// fails with an error.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// Index writes that may wait for the files task; past it one is dropped (and logged; the
+/// node's next start writes it again).
+const FILES_QUEUE: usize = 1024;
+
+/// Another node's file, as its index entry says.
+#[derive(Debug)]
+pub(super) struct Indexed {
+    /// Its metadata.
+    pub meta: Arc<FileMeta>,
+    /// The node holding the bytes.
+    pub node: Arc<str>,
+}
+
+/// Other nodes' files by id, mirrored from [`FILES_BUCKET`].
+pub(super) type Index = HashMap<u64, Indexed>;
+
+/// File work for the link thread.
+#[derive(Debug)]
+pub enum FilesCmd {
+    /// This node stores files in `dir`: answer other nodes' reads and index `files`.
+    Serve { dir: PathBuf, files: Vec<Arc<FileMeta>> },
+    /// A file was stored here: index it.
+    Stored(Arc<FileMeta>),
+    /// A local download wants a chunk of another node's file.
+    Read(FileRead),
+}
+
+/// An index entry's JSON form.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Entry {
+    id: u64,
+    name: String,
+    size: u64,
+    from: String,
+    room: String,
+    sha256: String,
+    ts_ms: u64,
+    node: String,
+}
+
+fn key(id: u64) -> String {
+    format!("{id:016x}")
+}
+
+/// Subject on which `node` answers chunk requests.
+fn subject(node: &str) -> String {
+    format!("chat.files.{node}")
+}
+
+fn encode_entry(meta: &FileMeta, node: &str) -> Option<Bytes> {
+    let e = Entry {
+        id: meta.id,
+        name: meta.name.clone(),
+        size: meta.size,
+        from: meta.from.clone(),
+        room: meta.room.clone(),
+        sha256: sha256_hex(&meta.sha256),
+        ts_ms: meta.ts_ms,
+        node: node.to_string(),
+    };
+    serde_json::to_vec(&e).ok().map(Bytes::from)
+}
+
+fn decode_entry(value: &[u8]) -> Option<Indexed> {
+    let e: Entry = serde_json::from_slice(value).ok()?;
+    let sha256: [u8; 32] = super::wire::unhex(&e.sha256)?.try_into().ok()?;
+    let meta = FileMeta { id: e.id, name: e.name, size: e.size, from: e.from, room: e.room, sha256, ts_ms: e.ts_ms };
+    Some(Indexed { meta: Arc::new(meta), node: e.node.into() })
+}
+
+/// A chunk request: id, offset, length (big-endian).
+fn encode_read(read: &FileRead) -> Bytes {
+    let mut b = BytesMut::with_capacity(20);
+    b.put_u64(read.id);
+    b.put_u64(read.offset);
+    b.put_u32(read.len as u32);
+    b.freeze()
+}
+
+fn decode_read(p: &[u8]) -> Option<(u64, u64, usize)> {
+    let id = u64::from_be_bytes(p.get(0..8)?.try_into().ok()?);
+    let offset = u64::from_be_bytes(p.get(8..16)?.try_into().ok()?);
+    let len = u32::from_be_bytes(p.get(16..20)?.try_into().ok()?) as usize;
+    (p.len() == 20).then_some((id, offset, len))
+}
+
+/// A chunk answer: `0` then the bytes, or `1` then why not (UTF-8).
+fn encode_answer(answer: &Result<Vec<u8>, String>) -> Bytes {
+    let (tag, body) = match answer {
+        Ok(data) => (0u8, data.as_slice()),
+        Err(why) => (1u8, why.as_bytes()),
+    };
+    let mut b = BytesMut::with_capacity(1 + body.len());
+    b.put_u8(tag);
+    b.put_slice(body);
+    b.freeze()
+}
+
+fn decode_answer(p: &[u8]) -> Result<Vec<u8>, String> {
+    match p.split_first() {
+        Some((0, data)) => Ok(data.to_vec()),
+        Some((1, why)) => Err(String::from_utf8_lossy(why).into_owned()),
+        _ => Err("the node holding the file sent a malformed answer".into()),
+    }
+}
+
+/// True while `node`'s rooms directory entry is fresh: it is alive and connected.
+fn reachable(mirror: &Mirror, ttl: Duration, node: &str) -> bool {
+    mirror.dirs.get(node).is_some_and(|d| d.seen.elapsed() < ttl)
+}
+
+/// The files of `room` on other reachable nodes.
+pub(super) fn listed(mirror: &Mirror, ttl: Duration, room: &str) -> Vec<Arc<FileMeta>> {
+    let files = mirror.files.values().filter(|f| f.meta.room == room);
+    files.filter(|f| reachable(mirror, ttl, &f.node)).map(|f| f.meta.clone()).collect()
+}
+
+/// File `id` on another node.
+pub(super) fn find(mirror: &Mirror, ttl: Duration, id: u64) -> Option<RemoteFile> {
+    let f = mirror.files.get(&id)?;
+    let up = reachable(mirror, ttl, &f.node);
+    Some(RemoteFile { meta: f.meta.clone(), node: f.node.clone(), reachable: up })
+}
+
+/// The link thread's side of file sharing.
+pub(super) struct Files {
+    client: Client,
+    ctx: Arc<Ctx>,
+    /// Index writes for the files task.
+    tx: mpsc::Sender<FilesCmd>,
+}
+
+impl Files {
+    /// Starts the files task (it opens the bucket, mirrors it, and writes this node's entries).
+    pub fn start(client: &Client, ctx: &Arc<Ctx>, ttl: Duration) -> Files {
+        let (tx, rx) = mpsc::channel(FILES_QUEUE);
+        tokio::spawn(index(client.clone(), ctx.clone(), ttl, rx));
+        Files { client: client.clone(), ctx: ctx.clone(), tx }
+    }
+
+    /// Acts on one command without waiting on the network.
+    pub fn handle(&self, cmd: FilesCmd) {
+        match cmd {
+            FilesCmd::Read(read) => drop(tokio::spawn(fetch(self.client.clone(), self.ctx.clone(), read))),
+            cmd => {
+                if self.tx.try_send(cmd).is_err() {
+                    tracing::warn!("cluster: the file index queue is full; a file is not indexed until the next start");
+                }
+            }
+        }
+    }
+}
+
+/// Asks the holder of `read.id` for one chunk and hands the answer to the downloading shard.
+async fn fetch(client: Client, ctx: Arc<Ctx>, read: FileRead) {
+    let FileRead { to, id, tag, offset, .. } = read;
+    let node = ctx.mirror.lock().unwrap_or_else(|e| e.into_inner()).files.get(&id).map(|f| f.node.clone());
+    let data = match node {
+        None => Err(format!("file {id} is no longer in the cluster's file index")),
+        Some(node) => {
+            match tokio::time::timeout(READ_TIMEOUT, client.request(subject(&node), encode_read(&read))).await {
+                Ok(Ok(msg)) => decode_answer(&msg.payload),
+                Ok(Err(e)) if e.kind() == RequestErrorKind::NoResponders => Err(format!(
+                    "file {id} is stored on node {node}, which is not reachable now; try again when it is back"
+                )),
+                Ok(Err(e)) => Err(format!("file {id} could not be fetched from node {node}: {e}")),
+                Err(_) => Err(format!(
+                    "file {id}: node {node}, which stores it, did not answer within {} s; try again later",
+                    READ_TIMEOUT.as_secs()
+                )),
+            }
+        }
+    };
+    let done = FileDone::Chunk { to, id, tag, offset, data };
+    ctx.local.deliver(to.shard, vec![Remote::Done(Done::File(done))]);
+}
+
+/// Answers other nodes' chunk requests for files in `dir`, one at a time.
+async fn serve(client: Client, mut sub: Subscriber, dir: PathBuf) {
+    while let Some(msg) = sub.next().await {
+        let Some(reply) = msg.reply else { continue };
+        let answer = match decode_read(&msg.payload) {
+            Some((id, offset, len)) if len <= CHUNK => {
+                let dir = dir.clone();
+                let read = tokio::task::spawn_blocking(move || read_chunk(&dir, id, offset, len));
+                read.await.unwrap_or_else(|e| Err(format!("the read failed: {e}")))
+            }
+            _ => Err("malformed chunk request".to_string()),
+        };
+        if let Err(e) = client.publish(reply, encode_answer(&answer)).await {
+            tracing::debug!("cluster: cannot answer a file chunk request: {e}");
+        }
+    }
+}
+
+/// The bucket's stream: one value per key, kept until deleted.
+fn bucket_stream() -> stream::Config {
+    stream::Config {
+        name: format!("KV_{FILES_BUCKET}"),
+        subjects: vec![format!("$KV.{FILES_BUCKET}.>")],
+        max_messages_per_subject: 1,
+        storage: stream::StorageType::File,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        num_replicas: 1,
+        ..Default::default()
+    }
+}
+
+/// Opens (or makes) the bucket; true in `made` when it had to be made.
+async fn open(js: &jetstream::Context) -> Result<(Store, bool), String> {
+    let made = js.get_stream(format!("KV_{FILES_BUCKET}")).await.is_err();
+    if made {
+        js.get_or_create_stream(bucket_stream()).await.map_err(|e| e.to_string())?;
+    }
+    Ok((js.get_key_value(FILES_BUCKET).await.map_err(|e| e.to_string())?, made))
+}
+
+/// Writes one entry.
+async fn put(kv: &Store, node: &str, meta: &FileMeta) {
+    let Some(value) = encode_entry(meta, node) else { return };
+    if let Err(e) = kv.put(key(meta.id), value).await {
+        tracing::warn!("cluster: cannot index file {}: {e}", meta.id);
+    }
+}
+
+/// The files task: opens the bucket (retrying), mirrors it, writes this node's entries, and
+/// every `ttl / 3` makes the bucket again (with this node's entries) if NATS lost it.
+async fn index(client: Client, ctx: Arc<Ctx>, ttl: Duration, mut rx: mpsc::Receiver<FilesCmd>) {
+    let js = jetstream::new(client.clone());
+    let kv = loop {
+        match open(&js).await {
+            Ok((kv, _)) => break kv,
+            Err(e) => tracing::warn!("cluster: cannot open the files bucket {FILES_BUCKET} (retrying): {e}"),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    tokio::spawn(watch(kv.clone(), ctx.clone()));
+    let mut served: Vec<Arc<FileMeta>> = Vec::new();
+    let mut tick = tokio::time::interval(ttl / 3);
+    loop {
+        tokio::select! {
+            cmd = rx.recv() => match cmd {
+                Some(FilesCmd::Serve { dir, files }) => {
+                    match client.subscribe(subject(&ctx.node)).await {
+                        Ok(sub) => drop(tokio::spawn(serve(client.clone(), sub, dir))),
+                        Err(e) => tracing::error!("cluster: cannot serve this node's files to the others: {e}"),
+                    }
+                    for meta in &files {
+                        put(&kv, &ctx.node, meta).await;
+                    }
+                    served.extend(files);
+                }
+                Some(FilesCmd::Stored(meta)) => {
+                    put(&kv, &ctx.node, &meta).await;
+                    served.push(meta);
+                }
+                Some(FilesCmd::Read(_)) => {}
+                None => break,
+            },
+            _ = tick.tick() => {
+                if !ctx.stats.connected.load(Ordering::Relaxed) {
+                    continue;
+                }
+                if let Ok((_, true)) = open(&js).await {
+                    tracing::warn!("cluster: bucket {FILES_BUCKET} was gone from NATS; made it again");
+                    for meta in &served {
+                        put(&kv, &ctx.node, meta).await;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Mirrors the other nodes' entries; starts again after a break.
+async fn watch(kv: Store, ctx: Arc<Ctx>) {
+    loop {
+        if let Ok(mut w) = kv.watch_all().await {
+            while let Some(Ok(entry)) = w.next().await {
+                let Some(id) = u64::from_str_radix(&entry.key, 16).ok() else { continue };
+                let mut mirror = ctx.mirror.lock().unwrap_or_else(|e| e.into_inner());
+                match (entry.operation, decode_entry(&entry.value)) {
+                    (Operation::Put, Some(f)) if *f.node != *ctx.node && f.meta.id == id => {
+                        mirror.files.insert(id, f);
+                    }
+                    _ => drop(mirror.files.remove(&id)),
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_and_requests_round_trip() {
+        let meta = FileMeta {
+            id: 33,
+            name: "a b.txt".into(),
+            size: 7,
+            from: "alice".into(),
+            room: "general".into(),
+            sha256: [0xa5; 32],
+            ts_ms: 9,
+        };
+        let value = encode_entry(&meta, "n1").expect("encodes");
+        let back = decode_entry(&value).expect("decodes");
+        assert_eq!((*back.meta).clone(), meta);
+        assert_eq!(&*back.node, "n1");
+        assert!(decode_entry(b"{\"id\":1}").is_none());
+        let to = crate::services::files::ReplyTo { shard: 1, key: 2 };
+        let read = FileRead { to, id: 5, tag: 6, offset: 65536, len: CHUNK };
+        assert_eq!(decode_read(&encode_read(&read)), Some((5, 65536, CHUNK)));
+        assert_eq!(decode_read(b"short"), None);
+        assert_eq!(decode_answer(&encode_answer(&Ok(vec![1, 2]))), Ok(vec![1, 2]));
+        assert_eq!(decode_answer(&encode_answer(&Err("gone".into()))), Err("gone".into()));
+        assert!(decode_answer(b"").is_err());
+    }
+}

@@ -1,0 +1,118 @@
+//! Shared files across nodes joined through a real `nats-server -js`: a file stored on one node
+//! is announced, listed and downloaded (same bytes, same SHA-256) on another, in both wire
+//! formats; file ids never collide across nodes; a download of a file whose node died fails with
+//! a clear error and the asking node carries on.
+//!
+//! A node learns of another node's files shortly after they are stored (the index is a mirrored
+//! key-value bucket), so listings are retried (bounded) until the file shows; what is asserted
+//! after that is exact.
+
+use crate::cluster::until_room_route;
+use crate::features::files::{download, list_files, sha256, upload, TEST_CHUNK};
+use crate::support::{node, Client, ErrorCode, NatsServer, ServerMsg, WireFormat, DEADLINE, TTL_S};
+use std::time::{Duration, Instant};
+
+/// `c`'s LIST_FILES, asked again (bounded) until it holds file `id`.
+#[track_caller]
+fn list_until(c: &mut Client, id: u64) -> Vec<(u64, String, u64, String)> {
+    let end = Instant::now() + DEADLINE;
+    loop {
+        let listed = list_files(c);
+        if listed.iter().any(|f| f.0 == id) {
+            return listed;
+        }
+        assert!(Instant::now() < end, "{} never listed file {id}: {listed:?}", c.name);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Bytes with every value, over three chunks, the last one short.
+fn sample(seed: usize) -> Vec<u8> {
+    (0..(2 * TEST_CHUNK + 1000)).map(|i| ((i * 7 + seed) % 256) as u8).collect()
+}
+
+#[test]
+fn a_file_stored_on_one_node_is_listed_and_downloaded_on_another_in_both_formats() {
+    let Some(nats) = NatsServer::start("cluster_files::a_file_stored_on_one_node_is_listed_and_downloaded") else {
+        return;
+    };
+    let (n1, n2) = (node(&nats, "n1"), node(&nats, "n2"));
+    for f in [WireFormat::Binary, WireFormat::Json] {
+        let other = if f == WireFormat::Binary { WireFormat::Json } else { WireFormat::Binary };
+        let mut alice = Client::login_new(n1.addr, f, &format!("alice{}", f.name()));
+        let mut bob = Client::login_new(n2.addr, other, &format!("bob{}", f.name()));
+        until_room_route(&mut alice, &mut bob, "ping");
+        until_room_route(&mut bob, &mut alice, "pong");
+
+        let data = sample(0);
+        let id = upload(&mut alice, "report.pdf", &data).expect("upload on n1");
+        // The announcement crosses like a presence notice.
+        match bob.recv_until(|m| matches!(m, ServerMsg::FileAvailable { .. })) {
+            ServerMsg::FileAvailable { id: got, name, size, from, room } => assert_eq!(
+                (got, &*name, size, &*from, &*room),
+                (id, "report.pdf", data.len() as u64, &*alice.name, "general")
+            ),
+            _ => unreachable!(),
+        }
+        let listed = list_until(&mut bob, id);
+        assert!(listed.contains(&(id, "report.pdf".into(), data.len() as u64, alice.name.clone())), "{listed:?}");
+        // `download` checks FILE_DONE's SHA-256 against the bytes received.
+        let got = download(&mut bob, id).expect("download on n2 of n1's file");
+        assert_eq!(sha256(&got), sha256(&data));
+        assert_eq!(got, data);
+
+        // The other way, and ids from two nodes never share a slot.
+        let back = sample(3);
+        let id2 = upload(&mut bob, "back.bin", &back).expect("upload on n2");
+        assert_ne!(id % 16, id2 % 16, "files of two nodes carry their nodes' id slots: {id} {id2}");
+        let listed = list_until(&mut alice, id2);
+        let ids: Vec<u64> = listed.iter().map(|f| f.0).collect();
+        assert!(ids.contains(&id) && ids.contains(&id2), "one listing holds both nodes' files: {listed:?}");
+        assert_eq!(download(&mut alice, id2).expect("download on n1 of n2's file"), back);
+        // An empty file crosses too (no chunk, only FILE_DONE).
+        let empty = upload(&mut alice, "empty", &[]).expect("empty upload");
+        list_until(&mut bob, empty);
+        assert_eq!(download(&mut bob, empty).expect("empty download"), Vec::<u8>::new());
+        // Another room's file stays invisible.
+        bob.join("elsewhere");
+        bob.sync();
+        let refused = download(&mut bob, id).expect_err("a file of another room");
+        assert_eq!(refused.0, ErrorCode::FileRefused, "{refused:?}");
+    }
+}
+
+#[test]
+fn a_download_from_a_dead_node_fails_clearly_and_the_node_carries_on() {
+    let Some(nats) = NatsServer::start("cluster_files::a_download_from_a_dead_node_fails_clearly") else {
+        return;
+    };
+    let (n1, n2) = (node(&nats, "n1"), node(&nats, "n2"));
+    let mut alice = Client::login_new(n1.addr, WireFormat::Binary, "alice");
+    let mut bob = Client::login_new(n2.addr, WireFormat::Json, "bob");
+    until_room_route(&mut alice, &mut bob, "ping");
+    let data = sample(1);
+    let id = upload(&mut alice, "doomed.bin", &data).expect("upload on n1");
+    list_until(&mut bob, id);
+
+    n1.process.signal(libc::SIGKILL);
+    // At once (nobody answers on n1's subject) and after the TTL (n1 has left the directory):
+    // either way an error naming the file and its node.
+    for wait in [Duration::ZERO, Duration::from_secs(TTL_S + 1)] {
+        std::thread::sleep(wait);
+        let (code, text) = download(&mut bob, id).expect_err("n1 is dead");
+        assert_eq!(code, ErrorCode::FileRefused, "{text}");
+        assert!(text.contains(&format!("file {id}")) && text.contains("n1"), "{text}");
+    }
+    // Once n1 has left the directory its files are no longer listed.
+    let end = Instant::now() + DEADLINE;
+    while list_files(&mut bob).iter().any(|f| f.0 == id) {
+        assert!(Instant::now() < end, "n1's file is still listed long after n1 died");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // n2 carries on: its own files work, and so do its users.
+    let mine = sample(2);
+    let own = upload(&mut bob, "mine.bin", &mine).expect("upload on n2");
+    assert_eq!(download(&mut bob, own).expect("download on n2"), mine);
+    let mut carol = Client::login_new(n2.addr, WireFormat::Binary, "carol");
+    assert!(list_until(&mut carol, own).iter().all(|f| f.0 != id));
+}
