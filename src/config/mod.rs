@@ -362,4 +362,7 @@ pub struct ClusterConfig {
     /// Batches of work that may wait between the shards and the NATS thread; past it a batch is
     /// dropped and counted (the shards never wait).
     pub queue: usize,
+    /// How long a download of a file stored on another node waits for each chunk before it
+    /// fails with an error.
+    pub file_timeout: Duration,
 }

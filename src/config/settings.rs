@@ -79,7 +79,8 @@ macro_rules! each_setting {
             cluster,
             node,
             cluster_name_ttl,
-            cluster_queue
+            cluster_queue,
+            cluster_file_timeout
         )
     };
 }
@@ -252,6 +253,10 @@ pub struct Settings {
     /// and counted (the event loops never wait).
     #[arg(long, value_name = "N", default_value_t = 4096)]
     pub cluster_queue: usize,
+    /// Seconds a download of a file stored on another node waits for each chunk from that node
+    /// before it fails with an error.
+    #[arg(long, value_name = "SECS", default_value_t = 5)]
+    pub cluster_file_timeout: u64,
 }
 
 /// Where the metrics endpoint listens, or `off`.
@@ -342,6 +347,7 @@ pub struct FileSettings {
     pub node: Option<String>,
     pub cluster_name_ttl: Option<u64>,
     pub cluster_queue: Option<usize>,
+    pub cluster_file_timeout: Option<u64>,
 }
 
 /// Why the settings cannot be used.
@@ -525,7 +531,10 @@ impl Settings {
         need((2..=3600).contains(&self.cluster_name_ttl), "cluster_name_ttl", || {
             format!("{} is outside 2..=3600 seconds", self.cluster_name_ttl)
         })?;
-        need(self.cluster_queue >= 1, "cluster_queue", || "must be at least 1".into())
+        need(self.cluster_queue >= 1, "cluster_queue", || "must be at least 1".into())?;
+        need((1..=600).contains(&self.cluster_file_timeout), "cluster_file_timeout", || {
+            format!("{} is outside 1..=600 seconds", self.cluster_file_timeout)
+        })
     }
 
     /// The server configuration these settings describe.
@@ -579,6 +588,7 @@ impl Settings {
             node: self.node.clone(),
             name_ttl: Duration::from_secs(self.cluster_name_ttl),
             queue: self.cluster_queue,
+            file_timeout: Duration::from_secs(self.cluster_file_timeout),
         });
         config
     }

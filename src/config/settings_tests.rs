@@ -136,6 +136,7 @@ fn every_setting_has_a_config_key() {
         node = "n1"
         cluster_name_ttl = 5
         cluster_queue = 16
+        cluster_file_timeout = 7
     "#;
     let f = file(text).unwrap();
     macro_rules! all_set { ($($k:ident),*) => { $( assert!(f.has(stringify!($k)), stringify!($k)); )* }; }

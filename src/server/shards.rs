@@ -75,9 +75,8 @@ impl Shards {
                 let s = &config.services;
                 let limits = LogLimits { replay_len: s.history_len, retention: s.retention };
                 let nats = Nats::start(c.clone(), limits, local)?;
-                if let Some(store) = services.files.as_ref() {
-                    nats.serve_files(store.dir().to_path_buf(), store.all());
-                }
+                let files = services.files.as_ref();
+                nats.serve_files(files.map(|f| f.dir().to_path_buf()), files.map(|f| f.all()).unwrap_or_default());
                 let stats = nats.stats();
                 (Arc::new(nats), Some(stats))
             }

@@ -565,6 +565,22 @@ mod tests {
     }
 
     #[test]
+    fn ids_stay_in_the_servers_slot() {
+        let dir = std::env::temp_dir().join(format!("chat-files-slot-{}", std::process::id()));
+        let limits = FileLimits { max_file_size: 10, quota: 1 << 30, per_user: 1000, total: 1000 };
+        let store = FileStore::open(dir.clone(), limits, Arc::default()).expect("store");
+        for _ in 0..200 {
+            let id = store.reserve(1, "alice", (16, 5)).expect("an id");
+            assert!(id % 16 == 5 && id < 1 << 53, "{id}");
+            store.abort(id);
+        }
+        let id = store.reserve(1, "alice", (1, 0)).expect("alone: any id");
+        assert!(id != 0 && id < 1 << 53);
+        drop(store);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
     fn sidecar_round_trips() {
         let m = FileMeta {
             id: 7,

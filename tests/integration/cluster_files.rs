@@ -1,7 +1,8 @@
 //! Shared files across nodes joined through a real `nats-server -js`: a file stored on one node
 //! is announced, listed and downloaded (same bytes, same SHA-256) on another, in both wire
 //! formats; file ids never collide across nodes; a download of a file whose node died fails with
-//! a clear error and the asking node carries on.
+//! a clear error and the asking node carries on; a node that comes back with its data directory
+//! serves its files again.
 //!
 //! A node learns of another node's files shortly after they are stored (the index is a mirrored
 //! key-value bucket), so listings are retried (bounded) until the file shows; what is asserted
@@ -9,7 +10,9 @@
 
 use crate::cluster::until_room_route;
 use crate::features::files::{download, list_files, sha256, upload, TEST_CHUNK};
-use crate::support::{node, Client, ErrorCode, NatsServer, ServerMsg, WireFormat, DEADLINE, TTL_S};
+use crate::support::{
+    node, node_with, Client, ErrorCode, NatsServer, ServerMsg, TempDir, WireFormat, DEADLINE, TTL_S,
+};
 use std::time::{Duration, Instant};
 
 /// `c`'s LIST_FILES, asked again (bounded) until it holds file `id`.
@@ -115,4 +118,43 @@ fn a_download_from_a_dead_node_fails_clearly_and_the_node_carries_on() {
     assert_eq!(download(&mut bob, own).expect("download on n2"), mine);
     let mut carol = Client::login_new(n2.addr, WireFormat::Binary, "carol");
     assert!(list_until(&mut carol, own).iter().all(|f| f.0 != id));
+}
+
+#[test]
+fn a_node_that_comes_back_with_its_data_directory_serves_its_files_again() {
+    let Some(nats) = NatsServer::start("cluster_files::a_node_that_comes_back_with_its_data_directory") else {
+        return;
+    };
+    let data = TempDir::new("n1-data");
+    let data_dir = data.path().to_str().expect("a UTF-8 path").to_string();
+    let with_data = ["--data-dir", data_dir.as_str()];
+    let (n1, n2) = (node_with(&nats, "n1", &with_data), node(&nats, "n2"));
+    let mut alice = Client::login_new(n1.addr, WireFormat::Binary, "alice");
+    let mut bob = Client::login_new(n2.addr, WireFormat::Json, "bob");
+    until_room_route(&mut alice, &mut bob, "ping");
+    let kept = sample(4);
+    let kept_id = upload(&mut alice, "kept.bin", &kept).expect("upload on n1");
+    let lost_id = upload(&mut alice, "lost.bin", b"gone soon").expect("upload on n1");
+    list_until(&mut bob, lost_id);
+
+    // n1 dies; one of its files disappears from its disk before it comes back.
+    n1.process.signal(libc::SIGKILL);
+    drop(alice);
+    drop(n1);
+    for ext in ["", ".json"] {
+        let path = data.path().join("files").join(format!("{lost_id:016x}{ext}"));
+        std::fs::remove_file(&path).unwrap_or_else(|e| panic!("remove {}: {e}", path.display()));
+    }
+    let _n1 = node_with(&nats, "n1", &with_data);
+    // The lost file leaves the index (n1 drops its entries for files it no longer has); the
+    // kept one is listed and downloadable again.
+    let end = Instant::now() + DEADLINE;
+    while list_files(&mut bob).iter().any(|f| f.0 == lost_id) {
+        assert!(Instant::now() < end, "the file n1 lost is still listed after n1 came back");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    list_until(&mut bob, kept_id);
+    assert_eq!(download(&mut bob, kept_id).expect("download after n1 came back"), kept);
+    let (code, text) = download(&mut bob, lost_id).expect_err("the lost file");
+    assert_eq!(code, ErrorCode::FileRefused, "{text}");
 }

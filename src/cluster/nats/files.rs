@@ -4,14 +4,15 @@
 //! - **Ids** are unique cluster-wide: a node makes file ids in its id slot
 //!   ([`Backplane::file_id_slot`](crate::cluster::Backplane::file_id_slot) = `(MAX_NODES, slot)`).
 //! - **The index**: each node writes the metadata of every file it stores (at start, and as each
-//!   upload is stored) to the key-value bucket [`FILES_BUCKET`], one key per file (its id in hex),
-//!   and mirrors the other nodes' entries. The bucket keeps entries without an age limit (files
+//!   upload is stored) to the key-value bucket [`FILES_BUCKET`], one key per file
+//!   (`<node>.<id in hex>`), and mirrors the other nodes' entries. At start it also deletes
+//!   entries under its name that its store no longer has (a data directory wiped or moved). The bucket keeps entries without an age limit (files
 //!   are kept forever); a file is listed and downloadable only while its node is alive, which is
 //!   what the rooms directory already tells ([`super::directory`]: a node's entry refreshed
 //!   within the TTL). A node that comes back (same name, same data directory) serves its files
 //!   again.
 //! - **Remote reads**: a download of another node's file asks that node for one chunk at a time
-//!   (request/reply on `chat.files.<node>`, [`READ_TIMEOUT`] each); the answer reaches the
+//!   (request/reply on `chat.files.<node>`, `--cluster-file-timeout` each); the answer reaches the
 //!   asking shard as `Done::File(FileDone::Chunk)`, exactly as a read of its own store would, so
 //!   the download pump (pacing, offsets, FILE_DONE with the indexed SHA-256) is the same. The
 //!   holder answers requests one at a time, reading each chunk on tokio's blocking pool.
@@ -35,11 +36,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-/// The KV bucket holding every node's file metadata (key: the file id in hex).
+/// The KV bucket holding every node's file metadata (key: `<node>.<file id in hex>`).
 pub const FILES_BUCKET: &str = "chat_files";
-/// How long a node waits for another node's answer to one chunk request before the download
-/// fails with an error.
-pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// Index writes that may wait for the files task; past it one is dropped (and logged; the
 /// node's next start writes it again).
 const FILES_QUEUE: usize = 1024;
@@ -59,8 +57,9 @@ pub(super) type Index = HashMap<u64, Indexed>;
 /// File work for the link thread.
 #[derive(Debug)]
 pub enum FilesCmd {
-    /// This node stores files in `dir`: answer other nodes' reads and index `files`.
-    Serve { dir: PathBuf, files: Vec<Arc<FileMeta>> },
+    /// This node stores files in `dir` (`None`: file sharing is off here): answer other nodes'
+    /// reads, index `files` (everything the store holds) and drop stale entries of this node.
+    Serve { dir: Option<PathBuf>, files: Vec<Arc<FileMeta>> },
     /// A file was stored here: index it.
     Stored(Arc<FileMeta>),
     /// A local download wants a chunk of another node's file.
@@ -80,8 +79,14 @@ struct Entry {
     node: String,
 }
 
-fn key(id: u64) -> String {
-    format!("{id:016x}")
+fn key(node: &str, id: u64) -> String {
+    format!("{node}.{id:016x}")
+}
+
+/// The node and file id of a key.
+fn parse_key(key: &str) -> Option<(&str, u64)> {
+    let (node, id) = key.split_once('.')?;
+    Some((node, u64::from_str_radix(id, 16).ok()?))
 }
 
 /// Subject on which `node` answers chunk requests.
@@ -168,22 +173,26 @@ pub(super) fn find(mirror: &Mirror, ttl: Duration, id: u64) -> Option<RemoteFile
 pub(super) struct Files {
     client: Client,
     ctx: Arc<Ctx>,
+    /// How long one chunk request may wait for its answer.
+    timeout: Duration,
     /// Index writes for the files task.
     tx: mpsc::Sender<FilesCmd>,
 }
 
 impl Files {
     /// Starts the files task (it opens the bucket, mirrors it, and writes this node's entries).
-    pub fn start(client: &Client, ctx: &Arc<Ctx>, ttl: Duration) -> Files {
+    pub fn start(client: &Client, ctx: &Arc<Ctx>, (ttl, timeout): (Duration, Duration)) -> Files {
         let (tx, rx) = mpsc::channel(FILES_QUEUE);
         tokio::spawn(index(client.clone(), ctx.clone(), ttl, rx));
-        Files { client: client.clone(), ctx: ctx.clone(), tx }
+        Files { client: client.clone(), ctx: ctx.clone(), timeout, tx }
     }
 
     /// Acts on one command without waiting on the network.
     pub fn handle(&self, cmd: FilesCmd) {
         match cmd {
-            FilesCmd::Read(read) => drop(tokio::spawn(fetch(self.client.clone(), self.ctx.clone(), read))),
+            FilesCmd::Read(read) => {
+                drop(tokio::spawn(fetch(self.client.clone(), self.ctx.clone(), read, self.timeout)))
+            }
             cmd => {
                 if self.tx.try_send(cmd).is_err() {
                     tracing::warn!("cluster: the file index queue is full; a file is not indexed until the next start");
@@ -194,27 +203,31 @@ impl Files {
 }
 
 /// Asks the holder of `read.id` for one chunk and hands the answer to the downloading shard.
-async fn fetch(client: Client, ctx: Arc<Ctx>, read: FileRead) {
+async fn fetch(client: Client, ctx: Arc<Ctx>, read: FileRead, timeout: Duration) {
     let FileRead { to, id, tag, offset, .. } = read;
     let node = ctx.mirror.lock().unwrap_or_else(|e| e.into_inner()).files.get(&id).map(|f| f.node.clone());
     let data = match node {
         None => Err(format!("file {id} is no longer in the cluster's file index")),
-        Some(node) => {
-            match tokio::time::timeout(READ_TIMEOUT, client.request(subject(&node), encode_read(&read))).await {
-                Ok(Ok(msg)) => decode_answer(&msg.payload),
-                Ok(Err(e)) if e.kind() == RequestErrorKind::NoResponders => Err(format!(
-                    "file {id} is stored on node {node}, which is not reachable now; try again when it is back"
-                )),
-                Ok(Err(e)) => Err(format!("file {id} could not be fetched from node {node}: {e}")),
-                Err(_) => Err(format!(
-                    "file {id}: node {node}, which stores it, did not answer within {} s; try again later",
-                    READ_TIMEOUT.as_secs()
-                )),
-            }
-        }
+        Some(node) => ask(&client, &node, &read, timeout).await,
     };
     let done = FileDone::Chunk { to, id, tag, offset, data };
     ctx.local.deliver(to.shard, vec![Remote::Done(Done::File(done))]);
+}
+
+/// One chunk request to `node`, waiting at most `timeout`; errors in words meant for the user.
+async fn ask(client: &Client, node: &str, read: &FileRead, timeout: Duration) -> Result<Vec<u8>, String> {
+    let id = read.id;
+    match tokio::time::timeout(timeout, client.request(subject(node), encode_read(read))).await {
+        Ok(Ok(msg)) => decode_answer(&msg.payload),
+        Ok(Err(e)) if e.kind() == RequestErrorKind::NoResponders => {
+            Err(format!("file {id} is stored on node {node}, which is not reachable now; try again when it is back"))
+        }
+        Ok(Err(e)) => Err(format!("file {id} could not be fetched from node {node}: {e}")),
+        Err(_) => Err(format!(
+            "file {id}: node {node}, which stores it, did not answer within {} s; try again later",
+            timeout.as_secs_f64()
+        )),
+    }
 }
 
 /// Answers other nodes' chunk requests for files in `dir`, one at a time.
@@ -262,8 +275,20 @@ async fn open(js: &jetstream::Context) -> Result<(Store, bool), String> {
 /// Writes one entry.
 async fn put(kv: &Store, node: &str, meta: &FileMeta) {
     let Some(value) = encode_entry(meta, node) else { return };
-    if let Err(e) = kv.put(key(meta.id), value).await {
+    if let Err(e) = kv.put(key(node, meta.id), value).await {
         tracing::warn!("cluster: cannot index file {}: {e}", meta.id);
+    }
+}
+
+/// Deletes this node's entries for files its store does not hold (`files`).
+async fn drop_stale(kv: &Store, node: &str, files: &[Arc<FileMeta>]) {
+    let held: std::collections::HashSet<u64> = files.iter().map(|m| m.id).collect();
+    let Ok(keys) = kv.keys().await else { return };
+    let keys: Vec<String> = keys.filter_map(|k| std::future::ready(k.ok())).collect().await;
+    let stale = keys.into_iter().filter(|k| parse_key(k).is_some_and(|(n, id)| n == node && !held.contains(&id)));
+    for k in stale {
+        tracing::info!("cluster: file {k} is no longer stored here; dropped from the index");
+        let _ = kv.delete(&k).await;
     }
 }
 
@@ -285,10 +310,13 @@ async fn index(client: Client, ctx: Arc<Ctx>, ttl: Duration, mut rx: mpsc::Recei
         tokio::select! {
             cmd = rx.recv() => match cmd {
                 Some(FilesCmd::Serve { dir, files }) => {
-                    match client.subscribe(subject(&ctx.node)).await {
-                        Ok(sub) => drop(tokio::spawn(serve(client.clone(), sub, dir))),
-                        Err(e) => tracing::error!("cluster: cannot serve this node's files to the others: {e}"),
+                    if let Some(dir) = dir {
+                        match client.subscribe(subject(&ctx.node)).await {
+                            Ok(sub) => drop(tokio::spawn(serve(client.clone(), sub, dir))),
+                            Err(e) => tracing::error!("cluster: cannot serve this node's files to the others: {e}"),
+                        }
                     }
+                    drop_stale(&kv, &ctx.node, &files).await;
                     for meta in &files {
                         put(&kv, &ctx.node, meta).await;
                     }
@@ -321,10 +349,13 @@ async fn watch(kv: Store, ctx: Arc<Ctx>) {
     loop {
         if let Ok(mut w) = kv.watch_all().await {
             while let Some(Ok(entry)) = w.next().await {
-                let Some(id) = u64::from_str_radix(&entry.key, 16).ok() else { continue };
+                let Some((node, id)) = parse_key(&entry.key) else { continue };
+                if node == ctx.node {
+                    continue;
+                }
                 let mut mirror = ctx.mirror.lock().unwrap_or_else(|e| e.into_inner());
                 match (entry.operation, decode_entry(&entry.value)) {
-                    (Operation::Put, Some(f)) if *f.node != *ctx.node && f.meta.id == id => {
+                    (Operation::Put, Some(f)) if *f.node == *node && f.meta.id == id => {
                         mirror.files.insert(id, f);
                     }
                     _ => drop(mirror.files.remove(&id)),
@@ -362,5 +393,7 @@ mod tests {
         assert_eq!(decode_answer(&encode_answer(&Ok(vec![1, 2]))), Ok(vec![1, 2]));
         assert_eq!(decode_answer(&encode_answer(&Err("gone".into()))), Err("gone".into()));
         assert!(decode_answer(b"").is_err());
+        assert_eq!(parse_key(&key("n-1", 0xabc)), Some(("n-1", 0xabc)));
+        assert_eq!(parse_key("n1"), None);
     }
 }

@@ -25,7 +25,7 @@ mod link;
 mod log;
 pub mod wire;
 
-pub use files::{FILES_BUCKET, READ_TIMEOUT as FILE_READ_TIMEOUT};
+pub use files::FILES_BUCKET;
 pub use log::{LogLimits, STREAM as LOG_STREAM};
 
 use super::{Backplane, Claim, FileRead, InProcess, Remote, RemoteFile, RoomShared, UserEntry};
@@ -149,8 +149,9 @@ impl Nats {
     }
 
     /// Serves the files this node stores in `dir` to the other nodes and indexes `files` (what
-    /// the store holds at start) for them. Call once, before the shards run.
-    pub fn serve_files(&self, dir: std::path::PathBuf, files: Vec<Arc<FileMeta>>) {
+    /// the store holds at start) for them; `None`: file sharing is off here (this node's old
+    /// entries are dropped). Call once, before the shards run.
+    pub fn serve_files(&self, dir: Option<std::path::PathBuf>, files: Vec<Arc<FileMeta>>) {
         self.send(Cmd::Files(files::FilesCmd::Serve { dir, files }));
     }
 
