@@ -10,9 +10,7 @@
 
 use crate::cluster::until_room_route;
 use crate::features::files::{download, list_files, sha256, upload, TEST_CHUNK};
-use crate::support::{
-    node, node_with, Client, ErrorCode, NatsServer, ServerMsg, TempDir, WireFormat, DEADLINE, TTL_S,
-};
+use crate::support::{node, node_with, Client, ErrorCode, NatsServer, ServerMsg, TempDir, WireFormat, DEADLINE, TTL_S};
 use std::time::{Duration, Instant};
 
 /// `c`'s LIST_FILES, asked again (bounded) until it holds file `id`.
