@@ -332,6 +332,12 @@ pub struct ClusterFigures {
     pub logged: u64,
     /// Room messages refused because the log could not take them.
     pub log_refused: u64,
+    /// Chunks of other nodes' files fetched for local downloads.
+    pub file_chunks_fetched: u64,
+    /// Chunk requests to other nodes that failed (each ended its download with an error).
+    pub file_fetches_failed: u64,
+    /// Chunks of this node's files read for other nodes' downloads.
+    pub file_chunks_served: u64,
 }
 
 /// Prometheus metric types used here.
@@ -522,7 +528,7 @@ pub fn render(total: &StatsSnapshot, shards: &[StatsSnapshot], extra: &Extra) ->
         sample(&mut out, &format!("{name}_sum"), "", &float(sum));
     }
     if let Some(c) = &extra.cluster {
-        let figures: [(&str, &str, &str, u64); 8] = [
+        let figures: [(&str, &str, &str, u64); 11] = [
             ("chatproto_cluster_connected", "gauge", "1 while the NATS connection is up.", u64::from(c.connected)),
             ("chatproto_cluster_disconnects_total", "counter", "Times the NATS connection was lost.", c.disconnects),
             (
@@ -545,6 +551,24 @@ pub fn render(total: &StatsSnapshot, shards: &[StatsSnapshot], extra: &Extra) ->
                 "counter",
                 "Room messages refused (the sender got an error): the log could not take them.",
                 c.log_refused,
+            ),
+            (
+                "chatproto_cluster_file_chunks_fetched_total",
+                "counter",
+                "Chunks of files stored on other nodes fetched for downloads here.",
+                c.file_chunks_fetched,
+            ),
+            (
+                "chatproto_cluster_file_fetches_failed_total",
+                "counter",
+                "Chunk requests to other nodes that failed (the download got an error).",
+                c.file_fetches_failed,
+            ),
+            (
+                "chatproto_cluster_file_chunks_served_total",
+                "counter",
+                "Chunks of this node's files read for downloads on other nodes.",
+                c.file_chunks_served,
             ),
         ];
         for (name, kind, help, value) in figures {

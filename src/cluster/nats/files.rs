@@ -210,6 +210,8 @@ async fn fetch(client: Client, ctx: Arc<Ctx>, read: FileRead, timeout: Duration)
         None => Err(format!("file {id} is no longer in the cluster's file index")),
         Some(node) => ask(&client, &node, &read, timeout).await,
     };
+    let counter = if data.is_ok() { &ctx.stats.file_chunks_fetched } else { &ctx.stats.file_fetches_failed };
+    counter.fetch_add(1, Ordering::Relaxed);
     let done = FileDone::Chunk { to, id, tag, offset, data };
     ctx.local.deliver(to.shard, vec![Remote::Done(Done::File(done))]);
 }
@@ -231,7 +233,7 @@ async fn ask(client: &Client, node: &str, read: &FileRead, timeout: Duration) ->
 }
 
 /// Answers other nodes' chunk requests for files in `dir`, one at a time.
-async fn serve(client: Client, mut sub: Subscriber, dir: PathBuf) {
+async fn serve(client: Client, mut sub: Subscriber, dir: PathBuf, ctx: Arc<Ctx>) {
     while let Some(msg) = sub.next().await {
         let Some(reply) = msg.reply else { continue };
         let answer = match decode_read(&msg.payload) {
@@ -242,6 +244,9 @@ async fn serve(client: Client, mut sub: Subscriber, dir: PathBuf) {
             }
             _ => Err("malformed chunk request".to_string()),
         };
+        if answer.is_ok() {
+            ctx.stats.file_chunks_served.fetch_add(1, Ordering::Relaxed);
+        }
         if let Err(e) = client.publish(reply, encode_answer(&answer)).await {
             tracing::debug!("cluster: cannot answer a file chunk request: {e}");
         }
@@ -312,7 +317,7 @@ async fn index(client: Client, ctx: Arc<Ctx>, ttl: Duration, mut rx: mpsc::Recei
                 Some(FilesCmd::Serve { dir, files }) => {
                     if let Some(dir) = dir {
                         match client.subscribe(subject(&ctx.node)).await {
-                            Ok(sub) => drop(tokio::spawn(serve(client.clone(), sub, dir))),
+                            Ok(sub) => drop(tokio::spawn(serve(client.clone(), sub, dir, ctx.clone()))),
                             Err(e) => tracing::error!("cluster: cannot serve this node's files to the others: {e}"),
                         }
                     }

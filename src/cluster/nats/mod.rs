@@ -78,6 +78,13 @@ pub struct ClusterStats {
     /// Room messages refused because the log could not take them (NATS away, queue full, no
     /// answer in time): their senders got an error, not an acknowledgement.
     pub log_refused: AtomicU64,
+    /// Chunks of other nodes' files fetched for downloads on this node.
+    pub file_chunks_fetched: AtomicU64,
+    /// Chunk requests to other nodes that failed (holder gone, no answer in time, read error):
+    /// each ended its download with an error.
+    pub file_fetches_failed: AtomicU64,
+    /// Chunks of this node's files read for downloads on other nodes.
+    pub file_chunks_served: AtomicU64,
 }
 
 /// A user name held on another node, as last seen in the names bucket.
