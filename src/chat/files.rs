@@ -7,6 +7,12 @@
 //! read in flight, and its next chunk is read only while the connection's outbound queue is under
 //! [`DOWNLOAD_LOW_WATER`]: [`Hub::pump_downloads`] (each loop turn) and each arriving chunk
 //! drive it.
+//!
+//! In a cluster, LIST_FILES adds the room's files stored on other live nodes
+//! ([`Backplane::remote_files`](crate::cluster::Backplane::remote_files)) and FILE_GET finds
+//! them ([`Backplane::remote_file`](crate::cluster::Backplane::remote_file)); such a download
+//! asks the backplane for each chunk instead of the store, and the chunk comes back as the same
+//! [`FileDone::Chunk`], so pacing, offsets and FILE_DONE (with the indexed SHA-256) are shared.
 
 use super::page::{fixed_cost, str_cost, take_page};
 use super::{Hub, Outbox};
