@@ -187,3 +187,24 @@ fn a_node_that_comes_back_with_its_data_directory_serves_its_files_again() {
     let (code, text) = download(&mut bob, lost_id).expect_err("the lost file");
     assert_eq!(code, ErrorCode::FileRefused, "{text}");
 }
+
+#[test]
+fn the_file_index_is_written_again_when_nats_comes_back_empty() {
+    let Some(mut nats) = NatsServer::start("cluster_files::the_file_index_is_written_again_when_nats_comes_back_empty")
+    else {
+        return;
+    };
+    let (n1, _n2) = (node(&nats, "n1"), node(&nats, "n2"));
+    let mut alice = Client::login_new(n1.addr, WireFormat::Binary, "alice");
+    let data = sample(5);
+    let id = upload(&mut alice, "survivor.bin", &data).expect("upload on n1");
+
+    // NATS loses its store: n1 makes the files bucket again and writes its entries again, so a
+    // node that joins afterwards (and knows only what the bucket holds) lists and fetches it.
+    nats.restart(true);
+    n1.process.wait_for(&format!("bucket {} was made again", chatproto::cluster::nats::FILES_BUCKET));
+    let n3 = node(&nats, "n3");
+    let mut carol = Client::login_new(n3.addr, WireFormat::Json, "carol");
+    list_until(&mut carol, id);
+    assert_eq!(download(&mut carol, id).expect("download on n3 after NATS came back empty"), data);
+}

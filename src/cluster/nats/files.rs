@@ -24,7 +24,9 @@ use crate::protocol::json::sha256_hex;
 use crate::services::files::{read_chunk, FileDone, FileMeta, CHUNK};
 use crate::services::Done;
 use async_nats::client::RequestErrorKind;
+use async_nats::jetstream::context::GetStreamErrorKind;
 use async_nats::jetstream::kv::{Operation, Store};
+use async_nats::jetstream::ErrorCode;
 use async_nats::jetstream::{self, stream};
 use async_nats::{Client, Subscriber};
 use bytes::{BufMut, Bytes, BytesMut};
@@ -208,6 +210,10 @@ async fn fetch(client: Client, ctx: Arc<Ctx>, read: FileRead, timeout: Duration)
     let node = ctx.mirror.lock().unwrap_or_else(|e| e.into_inner()).files.get(&id).map(|f| f.node.clone());
     let data = match node {
         None => Err(format!("file {id} is no longer in the cluster's file index")),
+        // The request would only wait for its timeout.
+        Some(node) if !ctx.stats.connected.load(Ordering::Relaxed) => Err(format!(
+            "file {id} is stored on node {node}, and this node has lost the cluster's connection; try again shortly"
+        )),
         Some(node) => ask(&client, &node, &read, timeout).await,
     };
     let counter = if data.is_ok() { &ctx.stats.file_chunks_fetched } else { &ctx.stats.file_fetches_failed };
@@ -268,48 +274,97 @@ fn bucket_stream() -> stream::Config {
     }
 }
 
-/// Opens (or makes) the bucket; true in `made` when it had to be made.
-async fn open(js: &jetstream::Context) -> Result<(Store, bool), String> {
-    let made = js.get_stream(format!("KV_{FILES_BUCKET}")).await.is_err();
-    if made {
-        js.get_or_create_stream(bucket_stream()).await.map_err(|e| e.to_string())?;
-    }
+/// Makes the bucket if NATS does not have it. Returns when the bucket was made (nanoseconds
+/// since the epoch, as NATS says): a bucket made again (by any node, after NATS lost its store)
+/// has lost this node's entries.
+async fn ensure(js: &jetstream::Context) -> Result<i128, String> {
+    let stream = match js.get_stream(format!("KV_{FILES_BUCKET}")).await {
+        Ok(stream) => stream,
+        Err(e) if matches!(e.kind(), GetStreamErrorKind::JetStream(j) if j.error_code() == ErrorCode::STREAM_NOT_FOUND) => {
+            js.get_or_create_stream(bucket_stream()).await.map_err(|e| e.to_string())?
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    Ok(stream.cached_info().created.unix_timestamp_nanos())
+}
+
+/// Opens the bucket, making it if NATS does not have it; with when it was made.
+async fn open(js: &jetstream::Context) -> Result<(Store, i128), String> {
+    let made = ensure(js).await?;
     Ok((js.get_key_value(FILES_BUCKET).await.map_err(|e| e.to_string())?, made))
 }
 
-/// Writes one entry.
-async fn put(kv: &Store, node: &str, meta: &FileMeta) {
-    let Some(value) = encode_entry(meta, node) else { return };
-    if let Err(e) = kv.put(key(node, meta.id), value).await {
-        tracing::warn!("cluster: cannot index file {}: {e}", meta.id);
+/// This node's entries in the bucket.
+struct Entries {
+    kv: Store,
+    node: Arc<str>,
+    /// When the bucket these entries were written to was made (see [`ensure`]).
+    made: i128,
+    /// Every file this node stores (written again if the bucket is lost).
+    served: Vec<Arc<FileMeta>>,
+    /// Files whose entry could not be written yet (NATS away or slow): tried again every tick.
+    unwritten: Vec<Arc<FileMeta>>,
+}
+
+impl Entries {
+    /// Writes `files`' entries, keeping those that failed for the next [`Entries::retry`].
+    async fn write(&mut self, files: Vec<Arc<FileMeta>>) {
+        for meta in files {
+            let written = match encode_entry(&meta, &self.node) {
+                Some(value) => self.kv.put(key(&self.node, meta.id), value).await.map_err(|e| e.to_string()),
+                None => Ok(0),
+            };
+            if let Err(e) = written {
+                tracing::debug!("cluster: cannot index file {} now (tried again): {e}", meta.id);
+                self.unwritten.push(meta.clone());
+            }
+            self.served.push(meta);
+        }
+    }
+
+    /// Writes again what could not be written.
+    async fn retry(&mut self) {
+        let again = std::mem::take(&mut self.unwritten);
+        let count = again.len();
+        for meta in again {
+            let Some(value) = encode_entry(&meta, &self.node) else { continue };
+            if self.kv.put(key(&self.node, meta.id), value).await.is_err() {
+                self.unwritten.push(meta);
+            }
+        }
+        if count > 0 && self.unwritten.is_empty() {
+            tracing::info!("cluster: indexed {count} files whose entries could not be written before");
+        }
+    }
+
+    /// Deletes this node's entries for files its store does not hold.
+    async fn drop_stale(&self, files: &[Arc<FileMeta>]) {
+        let held: std::collections::HashSet<u64> = files.iter().map(|m| m.id).collect();
+        let Ok(keys) = self.kv.keys().await else { return };
+        let keys: Vec<String> = keys.filter_map(|k| std::future::ready(k.ok())).collect().await;
+        let mine = |k: &String| parse_key(k).is_some_and(|(n, id)| n == &*self.node && !held.contains(&id));
+        for k in keys.iter().filter(|k| mine(k)) {
+            tracing::info!("cluster: file {k} is no longer stored here; dropped from the index");
+            let _ = self.kv.delete(k).await;
+        }
     }
 }
 
-/// Deletes this node's entries for files its store does not hold (`files`).
-async fn drop_stale(kv: &Store, node: &str, files: &[Arc<FileMeta>]) {
-    let held: std::collections::HashSet<u64> = files.iter().map(|m| m.id).collect();
-    let Ok(keys) = kv.keys().await else { return };
-    let keys: Vec<String> = keys.filter_map(|k| std::future::ready(k.ok())).collect().await;
-    let stale = keys.into_iter().filter(|k| parse_key(k).is_some_and(|(n, id)| n == node && !held.contains(&id)));
-    for k in stale {
-        tracing::info!("cluster: file {k} is no longer stored here; dropped from the index");
-        let _ = kv.delete(&k).await;
-    }
-}
-
-/// The files task: opens the bucket (retrying), mirrors it, writes this node's entries, and
-/// every `ttl / 3` makes the bucket again (with this node's entries) if NATS lost it.
+/// The files task: opens the bucket (retrying), mirrors it, writes this node's entries (again
+/// when a write failed), and every `ttl / 3` makes the bucket again if NATS lost it, writing
+/// this node's entries again when the bucket was made again (by this node or another).
 async fn index(client: Client, ctx: Arc<Ctx>, ttl: Duration, mut rx: mpsc::Receiver<FilesCmd>) {
     let js = jetstream::new(client.clone());
-    let kv = loop {
+    let (kv, made) = loop {
         match open(&js).await {
-            Ok((kv, _)) => break kv,
+            Ok(opened) => break opened,
             Err(e) => tracing::warn!("cluster: cannot open the files bucket {FILES_BUCKET} (retrying): {e}"),
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     };
     tokio::spawn(watch(kv.clone(), ctx.clone()));
-    let mut served: Vec<Arc<FileMeta>> = Vec::new();
+    let node = ctx.node.as_str().into();
+    let mut entries = Entries { kv, node, made, served: Vec::new(), unwritten: Vec::new() };
     let mut tick = tokio::time::interval(ttl / 3);
     loop {
         tokio::select! {
@@ -321,16 +376,10 @@ async fn index(client: Client, ctx: Arc<Ctx>, ttl: Duration, mut rx: mpsc::Recei
                             Err(e) => tracing::error!("cluster: cannot serve this node's files to the others: {e}"),
                         }
                     }
-                    drop_stale(&kv, &ctx.node, &files).await;
-                    for meta in &files {
-                        put(&kv, &ctx.node, meta).await;
-                    }
-                    served.extend(files);
+                    entries.drop_stale(&files).await;
+                    entries.write(files).await;
                 }
-                Some(FilesCmd::Stored(meta)) => {
-                    put(&kv, &ctx.node, &meta).await;
-                    served.push(meta);
-                }
+                Some(FilesCmd::Stored(meta)) => entries.write(vec![meta]).await,
                 Some(FilesCmd::Read(_)) => {}
                 None => break,
             },
@@ -338,21 +387,29 @@ async fn index(client: Client, ctx: Arc<Ctx>, ttl: Duration, mut rx: mpsc::Recei
                 if !ctx.stats.connected.load(Ordering::Relaxed) {
                     continue;
                 }
-                if let Ok((_, true)) = open(&js).await {
-                    tracing::warn!("cluster: bucket {FILES_BUCKET} was gone from NATS; made it again");
-                    for meta in &served {
-                        put(&kv, &ctx.node, meta).await;
+                match ensure(&js).await {
+                    Ok(made) if made != entries.made => {
+                        let n = entries.served.len();
+                        tracing::warn!(
+                            "cluster: bucket {FILES_BUCKET} was made again (NATS lost its store?); writing this node's {n} entries again"
+                        );
+                        entries.made = made;
+                        entries.unwritten = entries.served.clone();
                     }
+                    Ok(_) => {}
+                    Err(e) => tracing::debug!("cluster: cannot check the files bucket now: {e}"),
                 }
+                entries.retry().await;
             }
         }
     }
 }
 
-/// Mirrors the other nodes' entries; starts again after a break.
+/// Mirrors the other nodes' entries, starting with every entry already there (entries are
+/// written once, not renewed); starts again after a break.
 async fn watch(kv: Store, ctx: Arc<Ctx>) {
     loop {
-        if let Ok(mut w) = kv.watch_all().await {
+        if let Ok(mut w) = kv.watch_with_history(">").await {
             while let Some(Ok(entry)) = w.next().await {
                 let Some((node, id)) = parse_key(&entry.key) else { continue };
                 if node == ctx.node {
