@@ -208,3 +208,34 @@ fn the_file_index_is_written_again_when_nats_comes_back_empty() {
     list_until(&mut carol, id);
     assert_eq!(download(&mut carol, id).expect("download on n3 after NATS came back empty"), data);
 }
+
+#[test]
+fn a_holder_that_does_not_answer_ends_the_download_after_the_timeout() {
+    let Some(nats) = NatsServer::start("cluster_files::a_holder_that_does_not_answer_ends_the_download") else {
+        return;
+    };
+    let (n1, n2) = (node(&nats, "n1"), node_with(&nats, "n2", &["--cluster-file-timeout", "1"]));
+    let mut alice = Client::login_new(n1.addr, WireFormat::Binary, "alice");
+    let mut bob = Client::login_new(n2.addr, WireFormat::Json, "bob");
+    until_room_route(&mut alice, &mut bob, "ping");
+    let data = sample(6);
+    let id = upload(&mut alice, "slow.bin", &data).expect("upload on n1");
+    list_until(&mut bob, id);
+
+    // n1 stops (it is still in the directory, so n2 asks it): the chunk request times out.
+    n1.process.signal(libc::SIGSTOP);
+    let (code, text) = download(&mut bob, id).expect_err("n1 is stopped");
+    n1.process.signal(libc::SIGCONT);
+    assert_eq!(code, ErrorCode::FileRefused, "{text}");
+    assert!(text.contains(&format!("file {id}: node n1, which stores it, did not answer within 1 s")), "{text}");
+    // Resumed, it answers again (its late answer to the abandoned request is ignored).
+    let end = Instant::now() + DEADLINE;
+    let got = loop {
+        match download(&mut bob, id) {
+            Ok(got) => break got,
+            Err(e) => assert!(Instant::now() < end, "n1 never served again: {e:?}"),
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(got, data);
+}
