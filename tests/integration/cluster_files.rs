@@ -1,8 +1,10 @@
 //! Shared files across nodes joined through a real `nats-server -js`: a file stored on one node
 //! is announced, listed and downloaded (same bytes, same SHA-256) on another, in both wire
 //! formats; file ids never collide across nodes; a download of a file whose node died fails with
-//! a clear error and the asking node carries on; a node that comes back with its data directory
-//! serves its files again.
+//! a clear error and the asking node carries on, and one whose node does not answer ends after
+//! `--cluster-file-timeout`; a node that comes back with its data directory serves its files
+//! again; after NATS loses its store the index is written again, so a node that joins later
+//! lists and fetches older files.
 //!
 //! A node learns of another node's files shortly after they are stored (the index is a mirrored
 //! key-value bucket), so listings are retried (bounded) until the file shows; what is asserted

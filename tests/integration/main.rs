@@ -30,7 +30,8 @@
 //! - [`cluster`]: nodes joined through a real `nats-server`: rooms, private messages and names
 //!   across nodes, lists, a killed node's names freed, recovery after NATS restarts.
 //! - [`cluster_files`]: files stored on one node listed and downloaded on another; a download
-//!   from a node that died fails with a clear error.
+//!   from a node that died or does not answer fails with a clear error; the index survives a
+//!   node restart and NATS losing its store.
 //!
 //! Every wait is bounded ([`support::DEADLINE`]), every load loop is bounded in count, and no
 //! assertion is about timing.
