@@ -334,6 +334,12 @@ pub struct ClusterFigures {
     pub log_refused: u64,
     /// Gaps in a room's live messages filled from the log.
     pub log_gaps: u64,
+    /// Chunks of other nodes' files fetched for local downloads.
+    pub file_chunks_fetched: u64,
+    /// Chunk requests to other nodes that failed (each ended its download with an error).
+    pub file_fetches_failed: u64,
+    /// Chunks of this node's files read for other nodes' downloads.
+    pub file_chunks_served: u64,
 }
 
 /// Prometheus metric types used here.
@@ -524,7 +530,7 @@ pub fn render(total: &StatsSnapshot, shards: &[StatsSnapshot], extra: &Extra) ->
         sample(&mut out, &format!("{name}_sum"), "", &float(sum));
     }
     if let Some(c) = &extra.cluster {
-        let figures: [(&str, &str, &str, u64); 9] = [
+        let figures: [(&str, &str, &str, u64); 12] = [
             ("chatproto_cluster_connected", "gauge", "1 while the NATS connection is up.", u64::from(c.connected)),
             ("chatproto_cluster_disconnects_total", "counter", "Times the NATS connection was lost.", c.disconnects),
             (
@@ -553,6 +559,24 @@ pub fn render(total: &StatsSnapshot, shards: &[StatsSnapshot], extra: &Extra) ->
                 "counter",
                 "Gaps in a room's live messages from NATS, filled by reading the log.",
                 c.log_gaps,
+            ),
+            (
+                "chatproto_cluster_file_chunks_fetched_total",
+                "counter",
+                "Chunks of files stored on other nodes fetched for downloads here.",
+                c.file_chunks_fetched,
+            ),
+            (
+                "chatproto_cluster_file_fetches_failed_total",
+                "counter",
+                "Chunk requests to other nodes that failed (the download got an error).",
+                c.file_fetches_failed,
+            ),
+            (
+                "chatproto_cluster_file_chunks_served_total",
+                "counter",
+                "Chunks of this node's files read for downloads on other nodes.",
+                c.file_chunks_served,
             ),
         ];
         for (name, kind, help, value) in figures {

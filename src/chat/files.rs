@@ -7,10 +7,16 @@
 //! read in flight, and its next chunk is read only while the connection's outbound queue is under
 //! [`DOWNLOAD_LOW_WATER`]: [`Hub::pump_downloads`] (each loop turn) and each arriving chunk
 //! drive it.
+//!
+//! In a cluster, LIST_FILES adds the room's files stored on other live nodes
+//! ([`Backplane::remote_files`](crate::cluster::Backplane::remote_files)) and FILE_GET finds
+//! them ([`Backplane::remote_file`](crate::cluster::Backplane::remote_file)); such a download
+//! asks the backplane for each chunk instead of the store, and the chunk comes back as the same
+//! [`FileDone::Chunk`], so pacing, offsets and FILE_DONE (with the indexed SHA-256) are shared.
 
 use super::page::{fixed_cost, str_cost, take_page};
 use super::{Hub, Outbox};
-use crate::cluster::Remote;
+use crate::cluster::{FileRead, Remote};
 use crate::protocol::{ErrorCode, FileEntry, ServerMsg};
 use crate::services::files::{sanitize_name, FileDone, FileMeta, ReplyTo, CHUNK, DOWNLOAD_LOW_WATER};
 use std::sync::Arc;
@@ -51,6 +57,9 @@ pub(super) struct Download {
     reading: bool,
     /// Tells this download's answers from a stale one's (keys are reused).
     tag: u64,
+    /// Another node stores the file: its chunks come through the backplane, not the local
+    /// store (answered the same way, as [`FileDone::Chunk`]).
+    remote: bool,
 }
 
 fn refuse<O: Outbox>(out: &mut O, key: usize, text: &str) {
@@ -67,7 +76,7 @@ impl Hub {
             return refuse(out, key, "an upload is already in progress on this connection");
         }
         let Some((user, room)) = self.user_and_room(key) else { return };
-        match store.reserve(size, &user) {
+        match store.reserve(size, &user, self.backplane.file_id_slot()) {
             Ok(id) => {
                 let upload = Upload {
                     id,
@@ -168,7 +177,7 @@ impl Hub {
     pub(super) fn list_files<O: Outbox>(&mut self, out: &mut O, key: usize, after: Option<&str>) {
         let Some((_, room)) = self.user_and_room(key) else { return };
         let Some(format) = out.reply_format(key) else { return };
-        let all = self.services.files.as_ref().map(|s| s.list(&room)).unwrap_or_default();
+        let all = self.room_files(&room);
         let start = match after {
             None => 0,
             Some(a) => match a.parse::<u64>().ok().and_then(|id| all.iter().position(|m| m.id == id)) {
@@ -189,21 +198,51 @@ impl Hub {
         out.send(key, &ServerMsg::ListFiles { room: (&*room).into(), files, next: next.map(Into::into) });
     }
 
+    /// The files of `room` on this server and (in a cluster) on the other reachable ones,
+    /// oldest first; this server's keep their storage order among themselves.
+    fn room_files(&self, room: &str) -> Vec<Arc<FileMeta>> {
+        let Some(store) = self.services.files.as_ref() else { return Vec::new() };
+        let mut all = store.list(room);
+        let mut remote = self.backplane.remote_files(room);
+        if !remote.is_empty() {
+            remote.sort_unstable_by_key(|m| (m.ts_ms, m.id));
+            all.extend(remote);
+            // Stable: equal times keep this server's files first, in their order.
+            all.sort_by_key(|m| m.ts_ms);
+        }
+        all
+    }
+
     /// FILE_GET: start streaming a file of the sender's room.
     pub(super) fn file_get<O: Outbox>(&mut self, out: &mut O, key: usize, id: u64) {
         let Some(store) = self.services.files.as_ref() else {
             return refuse(out, key, "file sharing is off on this server");
         };
         let Some((_, room)) = self.user_and_room(key) else { return };
-        let Some(meta) = store.get(id).filter(|m| *m.room == *room) else {
-            return refuse(out, key, &format!("no file {id} in room {room}"));
+        let (meta, remote) = match store.get(id) {
+            Some(meta) => (meta, false),
+            None => match self.backplane.remote_file(id) {
+                // (A file of another room is refused below like a local one.)
+                Some(f) if !f.reachable && *f.meta.room == *room => {
+                    let why = format!(
+                        "file {id} is stored on node {}, which is not reachable now; try again when it is back",
+                        f.node
+                    );
+                    return refuse(out, key, &why);
+                }
+                Some(f) => (f.meta, true),
+                None => return refuse(out, key, &format!("no file {id} in room {room}")),
+            },
         };
+        if *meta.room != *room {
+            return refuse(out, key, &format!("no file {id} in room {room}"));
+        }
         if self.downloads.contains_key(&key) {
             return refuse(out, key, "a download is already in progress on this connection");
         }
         let tag = self.next_nonce;
         self.next_nonce += 1;
-        self.downloads.insert(key, Download { meta, offset: 0, reading: false, tag });
+        self.downloads.insert(key, Download { meta, offset: 0, reading: false, tag, remote });
         self.pump_download(out, key);
     }
 
@@ -229,11 +268,26 @@ impl Hub {
             return out.send(key, &msg);
         }
         let len = (d.meta.size - d.offset).min(CHUNK as u64) as usize;
-        if store.read(to, d.meta.id, d.tag, d.offset, len) {
+        let asked = if d.remote {
+            let read = FileRead { to, id: d.meta.id, tag: d.tag, offset: d.offset, len };
+            self.backplane.read_remote_file(read)
+        } else {
+            store.read(to, d.meta.id, d.tag, d.offset, len)
+        };
+        if asked {
             d.reading = true;
         } else {
+            let remote = d.remote;
             self.downloads.remove(&key);
-            refuse(out, key, "the file service is not available");
+            refuse(
+                out,
+                key,
+                if remote {
+                    "the cluster cannot be asked for this file now; try again shortly"
+                } else {
+                    "the file service is not available"
+                },
+            );
         }
     }
 
@@ -276,6 +330,7 @@ impl Hub {
                 if self.uploads.get(&to.key).is_some_and(|u| u.id == meta.id) {
                     self.uploads.remove(&to.key);
                 }
+                self.backplane.file_stored(&Arc::new(meta.clone()));
                 self.announce(out, to.key, &meta);
             }
             FileDone::Failed { to, id, reason } => {

@@ -20,6 +20,7 @@ pub use relay::Relay;
 
 pub use crate::protocol::Frames;
 
+use crate::services::files::{FileMeta, ReplyTo};
 use crate::services::history::{AckTo, Read, ReadTag, Replay};
 use crate::services::Done;
 use mio::Waker;
@@ -82,6 +83,35 @@ pub struct ReplayReq {
     /// `Since(n)`: replay ids above `n` (`None`: the last `history_len`); `Page { before }`: a
     /// scroll-back page.
     pub read: Read,
+}
+
+/// A chunk of a file another node stores, for a download on this node: the answer comes back to
+/// the asking shard as `Done::File(FileDone::Chunk)` with the same `to`, `id`, `tag` and
+/// `offset`, as a read of the local store would.
+#[derive(Clone, Copy, Debug)]
+pub struct FileRead {
+    /// The downloading shard and connection.
+    pub to: ReplyTo,
+    /// The file.
+    pub id: u64,
+    /// The download's tag (tells its answers from a stale one's).
+    pub tag: u64,
+    /// Where the chunk starts.
+    pub offset: u64,
+    /// Bytes wanted (at most one chunk).
+    pub len: usize,
+}
+
+/// A file another node stores, as the cluster's file index lists it.
+#[derive(Clone, Debug)]
+pub struct RemoteFile {
+    /// Its metadata (id, room, name, size, SHA-256, uploader).
+    pub meta: Arc<FileMeta>,
+    /// The node that holds its bytes.
+    pub node: Arc<str>,
+    /// False when that node has not been heard from within the cluster's TTL (gone, or cut off):
+    /// its files are not listed and cannot be downloaded until it is back.
+    pub reachable: bool,
 }
 
 /// Work one shard hands another.
@@ -189,6 +219,27 @@ pub trait Backplane: Send + Sync {
     fn users_by_room(&self) -> Vec<(Arc<str>, Vec<Arc<str>>)>;
     /// Users online everywhere.
     fn online(&self) -> usize;
+    /// How ids of files stored on this server are made unique cluster-wide: every id is
+    /// `offset` modulo `stride`, and no two servers of a cluster share an offset. By default
+    /// (one server) any id.
+    fn file_id_slot(&self) -> (u64, u64) {
+        (1, 0)
+    }
+    /// Files of `room` stored on other servers whose holder is reachable (none by default).
+    fn remote_files(&self, _room: &str) -> Vec<Arc<FileMeta>> {
+        Vec::new()
+    }
+    /// File `id` if another server stores it.
+    fn remote_file(&self, _id: u64) -> Option<RemoteFile> {
+        None
+    }
+    /// This server stored `meta`: tell the others (nothing to do alone).
+    fn file_stored(&self, _meta: &Arc<FileMeta>) {}
+    /// Asks the server holding `read.id` for a chunk, without waiting; false if it cannot be
+    /// asked (no other servers, or the queue to them is full).
+    fn read_remote_file(&self, _read: FileRead) -> bool {
+        false
+    }
     /// Hands a batch of work to `shard` and wakes it; false if the shard is unknown or gone.
     /// A clustered backplane has one more shard than it runs: the rest of the cluster.
     fn deliver(&self, shard: usize, batch: Vec<Remote>) -> bool;

@@ -371,4 +371,7 @@ pub struct ClusterConfig {
     /// live list of every node's, kept by the link and read by the shards (`/config.json`,
     /// trusted WebSocket origins).
     pub advertise: crate::config::site::Advertised,
+    /// How long a download of a file stored on another node waits for each chunk before it
+    /// fails with an error.
+    pub file_timeout: Duration,
 }

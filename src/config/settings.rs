@@ -82,7 +82,8 @@ macro_rules! each_setting {
             cluster_name_ttl,
             cluster_queue,
             cluster_inflight,
-            advertise
+            advertise,
+            cluster_file_timeout
         )
     };
 }
@@ -263,6 +264,10 @@ pub struct Settings {
     /// app for fail-over and trusted as a WebSocket origin by the other nodes; empty = not listed.
     #[arg(long, value_name = "HOST:PORT", default_value = "")]
     pub advertise: String,
+    /// Seconds a download of a file stored on another node waits for each chunk from that node
+    /// before it fails with an error.
+    #[arg(long, value_name = "SECS", default_value_t = 5)]
+    pub cluster_file_timeout: u64,
 }
 
 /// Where the metrics endpoint listens, or `off`.
@@ -355,6 +360,7 @@ pub struct FileSettings {
     pub cluster_queue: Option<usize>,
     pub cluster_inflight: Option<usize>,
     pub advertise: Option<String>,
+    pub cluster_file_timeout: Option<u64>,
 }
 
 /// Why the settings cannot be used.
@@ -541,7 +547,10 @@ impl Settings {
         need(self.cluster_queue >= 1, "cluster_queue", || "must be at least 1".into())?;
         need(self.cluster_inflight >= 1, "cluster_inflight", || "must be at least 1".into())?;
         let advertise = if self.advertise.is_empty() { Ok(()) } else { check_advertise(&self.advertise) };
-        advertise.map_err(|why| ("advertise", why))
+        advertise.map_err(|why| ("advertise", why))?;
+        need((1..=600).contains(&self.cluster_file_timeout), "cluster_file_timeout", || {
+            format!("{} is outside 1..=600 seconds", self.cluster_file_timeout)
+        })
     }
 
     /// The server configuration these settings describe.
@@ -597,6 +606,7 @@ impl Settings {
             queue: self.cluster_queue,
             inflight: self.cluster_inflight,
             advertise: super::site::Advertised::new(&self.advertise),
+            file_timeout: Duration::from_secs(self.cluster_file_timeout),
         });
         config
     }

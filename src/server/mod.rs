@@ -89,6 +89,9 @@ fn cluster_figures(c: &crate::cluster::nats::ClusterStats) -> crate::metrics::Cl
         logged: get(&c.logged),
         log_refused: get(&c.log_refused),
         log_gaps: get(&c.log_gaps),
+        file_chunks_fetched: get(&c.file_chunks_fetched),
+        file_fetches_failed: get(&c.file_fetches_failed),
+        file_chunks_served: get(&c.file_chunks_served),
     }
 }
 

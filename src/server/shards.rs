@@ -70,7 +70,7 @@ impl Shards {
         }
         let local = Arc::new(InProcess::new(links, DEFAULT_ROOM));
         // (The cluster first: in accounts mode its nodes share one book of accounts.)
-        let (backplane, cluster, book): (Arc<dyn Backplane>, _, _) = match &config.cluster {
+        let nats = match &config.cluster {
             Some(c) => {
                 // `--advertise HOST` means this node's port, known now that it is bound.
                 c.advertise.complete_port(addr.port());
@@ -81,13 +81,20 @@ impl Shards {
                     inflight: c.inflight,
                     retention: s.retention,
                 };
-                let nats = Nats::start(c.clone(), limits, local)?;
-                let (stats, book) = (nats.stats(), nats.account_book());
-                (Arc::new(nats), Some(stats), Some(book))
+                Some(Arc::new(Nats::start(c.clone(), limits, local.clone())?))
             }
-            None => (local, None, None),
+            None => None,
         };
-        let services = Services::start_with(&config, book)?;
+        let services = Services::start_with(&config, nats.as_ref().map(|n| n.account_book()))?;
+        if let Some(nats) = &nats {
+            let files = services.files.as_ref();
+            nats.serve_files(files.map(|f| f.dir().to_path_buf()), files.map(|f| f.all()).unwrap_or_default());
+        }
+        let cluster = nats.as_ref().map(|n| n.stats());
+        let backplane: Arc<dyn Backplane> = match nats {
+            Some(nats) => nats,
+            None => local,
+        };
         let bp = backplane.clone();
         services.attach(Arc::new(move |shard, done| bp.deliver(shard, vec![Remote::Done(done)])));
         let mut shards: Vec<Server> = parts

@@ -246,7 +246,10 @@ impl FileStore {
     /// Reserves room for an upload of `size` bytes by `user` and gives it a fresh id, or says
     /// (in words meant for the user) why not: over the size cap, the user's or the server's file
     /// count, or the quota (counted by [`disk_cost`]).
-    pub fn reserve(&self, size: u64, user: &str) -> Result<u64, String> {
+    ///
+    /// `(stride, offset)` is the backplane's [`file_id_slot`](crate::cluster::Backplane::file_id_slot):
+    /// every id is `offset` modulo `stride`, so nodes of a cluster never make the same id.
+    pub fn reserve(&self, size: u64, user: &str, (stride, offset): (u64, u64)) -> Result<u64, String> {
         let FileLimits { max_file_size, quota, per_user, total } = self.limits;
         if size > max_file_size {
             return Err(format!("file too large: {size} bytes; the server accepts files up to {max_file_size} bytes"));
@@ -274,8 +277,10 @@ impl FileStore {
                 return Err("the server could not generate a file id".into());
             }
             // 53 bits: exact in every JSON implementation (JavaScript numbers included).
-            let id = u64::from_be_bytes(b) & ((1 << 53) - 1);
-            if id != 0 && !st.index.contains_key(&id) {
+            let r = u64::from_be_bytes(b) & ((1 << 53) - 1);
+            let stride = stride.max(1);
+            let id = r - r % stride + offset % stride;
+            if id != 0 && id < 1 << 53 && !st.index.contains_key(&id) {
                 break id;
             }
         };
@@ -335,6 +340,11 @@ impl FileStore {
         let mut v: Vec<_> = st.index.values().filter(|m| m.room == room).cloned().collect();
         v.sort_unstable_by_key(|m| (m.ts_ms, st.order.get(&m.id).copied().unwrap_or(u64::MAX)));
         v
+    }
+
+    /// Every stored file, in no particular order.
+    pub fn all(&self) -> Vec<Arc<FileMeta>> {
+        self.lock().index.values().cloned().collect()
     }
 
     /// Quota bytes ([`disk_cost`]) used by stored files and reserved by uploads in progress.
@@ -471,8 +481,7 @@ fn run(dir: &Path, rx: Receiver<Job>, state: &Mutex<State>, links: &Links) {
                 let _ = std::fs::remove_file(part_path(dir, id));
             }
             Job::Read { to, id, tag, offset, len } => {
-                let data = read_at(&data_path(dir, id), offset, len)
-                    .map_err(|e| format!("the server could not read file {id}: {e}"));
+                let data = read_chunk(dir, id, offset, len);
                 answer(to, FileDone::Chunk { to, id, tag, offset, data });
             }
         }
@@ -508,6 +517,12 @@ fn store(dir: &Path, w: Writing, meta: &FileMeta) -> Result<(), String> {
     let sidecar = serde_json::to_vec(&meta.to_sidecar()).map_err(|e| e.to_string())?;
     std::fs::write(meta_path(dir, meta.id), sidecar).map_err(io)?;
     std::fs::rename(part_path(dir, meta.id), data_path(dir, meta.id)).map_err(io)
+}
+
+/// Reads `len` bytes of stored file `id` at `offset` from the store's directory `dir` (the
+/// file worker's reads, and a cluster node's answers to other nodes' downloads).
+pub fn read_chunk(dir: &Path, id: u64, offset: u64, len: usize) -> Result<Vec<u8>, String> {
+    read_at(&data_path(dir, id), offset, len).map_err(|e| format!("the server could not read file {id}: {e}"))
 }
 
 fn read_at(path: &Path, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
@@ -547,6 +562,22 @@ mod tests {
         assert_eq!(disk_cost(BLOCK), 2 * BLOCK);
         assert_eq!(disk_cost(BLOCK + 1), 3 * BLOCK);
         assert_eq!(20_000 * disk_cost(1), 163_840_000, "20,000 one-byte files: 160 MiB, as the disk pays");
+    }
+
+    #[test]
+    fn ids_stay_in_the_servers_slot() {
+        let dir = std::env::temp_dir().join(format!("chat-files-slot-{}", std::process::id()));
+        let limits = FileLimits { max_file_size: 10, quota: 1 << 30, per_user: 1000, total: 1000 };
+        let store = FileStore::open(dir.clone(), limits, Arc::default()).expect("store");
+        for _ in 0..200 {
+            let id = store.reserve(1, "alice", (16, 5)).expect("an id");
+            assert!(id % 16 == 5 && id < 1 << 53, "{id}");
+            store.abort(id);
+        }
+        let id = store.reserve(1, "alice", (1, 0)).expect("alone: any id");
+        assert!(id != 0 && id < 1 << 53);
+        drop(store);
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]

@@ -29,6 +29,9 @@
 //! - [`web`]: the browser app in real headless Chromium (WebDriver), beside a binary client.
 //! - [`cluster`]: nodes joined through a real `nats-server`: rooms, private messages and names
 //!   across nodes, lists, a killed node's names freed, recovery after NATS restarts.
+//! - [`cluster_files`]: files stored on one node listed and downloaded on another; a download
+//!   from a node that died or does not answer fails with a clear error; the index survives a
+//!   node restart and NATS losing its store.
 //!
 //! Every wait is bounded ([`support::DEADLINE`]), every load loop is bounded in count, and no
 //! assertion is about timing.
@@ -38,6 +41,7 @@ mod bad_input;
 mod chat;
 mod client;
 mod cluster;
+mod cluster_files;
 mod cluster_log;
 mod cluster_names;
 mod faults;

@@ -77,7 +77,7 @@ pub(super) fn spawn(
                     tokio::spawn(directory::watch(dirs, ctx.clone()));
                     let js = async_nats::jetstream::new(client.clone());
                     tokio::spawn(guard_streams(js, config.name_ttl, log::stream_config(&limits)));
-                    run(client, kv, (config.name_ttl, slot), (ctx, log), rx).await;
+                    run(client, kv, (config.name_ttl, config.file_timeout, slot), (ctx, log), rx).await;
                 }
                 Err(e) => drop(ready_tx.send(Err(e))),
             }
@@ -224,13 +224,14 @@ fn on_event(ctx: &Ctx, event: Event) {
 async fn run(
     client: Client,
     kv: Store,
-    (ttl, slot): (Duration, Slot),
+    (ttl, file_timeout, slot): (Duration, Duration, Slot),
     (ctx, log): (Arc<Ctx>, Log),
     mut rx: mpsc::Receiver<Cmd>,
 ) {
     let (names_tx, names_rx) = mpsc::channel(NAMES_QUEUE);
     tokio::spawn(names(kv.clone(), (ttl, slot), ctx.clone(), names_rx));
     tokio::spawn(watch(kv, ctx.clone()));
+    let files = super::files::Files::start(&client, &ctx, (ttl, file_timeout));
     for subject in [wire::node_subject(&ctx.node), wire::ALL_SUBJECT.to_string()] {
         match client.subscribe(subject.clone()).await {
             Ok(sub) => drop(tokio::spawn(inbound(sub, None, ctx.clone()))),
@@ -294,6 +295,7 @@ async fn run(
                 }
             }
             release @ Cmd::Release(_) => drop(names_tx.try_send(release)),
+            Cmd::Files(cmd) => files.handle(cmd),
         }
     }
     let _ = client.flush().await;

@@ -21,16 +21,19 @@
 
 mod accounts;
 mod directory;
+mod files;
 mod link;
 mod log;
 mod names;
 mod recent;
 pub mod wire;
 
+pub use files::FILES_BUCKET;
 pub use log::{LogLimits, STREAM as LOG_STREAM};
 
-use super::{Backplane, Claim, InProcess, Remote, RoomShared, UserEntry};
+use super::{Backplane, Claim, FileRead, InProcess, Remote, RemoteFile, RoomShared, UserEntry};
 pub use crate::config::ClusterConfig;
+use crate::services::files::FileMeta;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -83,6 +86,13 @@ pub struct ClusterStats {
     /// Times a followed room's live messages skipped some (the stream's `Nats-Last-Sequence`
     /// said so) and the missing ones were read from the log.
     pub log_gaps: AtomicU64,
+    /// Chunks of other nodes' files fetched for downloads on this node.
+    pub file_chunks_fetched: AtomicU64,
+    /// Chunk requests to other nodes that failed (holder gone, no answer in time, read error):
+    /// each ended its download with an error.
+    pub file_fetches_failed: AtomicU64,
+    /// Chunks of this node's files read for downloads on other nodes.
+    pub file_chunks_served: AtomicU64,
 }
 
 /// A user name held on another node, as last seen in the names bucket.
@@ -104,6 +114,8 @@ struct Mirror {
     names: HashMap<Box<str>, RemoteName>,
     /// Other nodes' rooms, by node name.
     dirs: HashMap<Arc<str>, directory::RemoteDir>,
+    /// Other nodes' files, by id.
+    files: files::Index,
 }
 
 /// Work for the link thread.
@@ -117,6 +129,8 @@ enum Cmd {
     Claim { folded: Box<str>, entry: UserEntry },
     /// Drop a claim.
     Release(Box<str>),
+    /// File sharing across nodes.
+    Files(files::FilesCmd),
 }
 
 /// The clustered backplane of one node.
@@ -155,6 +169,13 @@ impl Nats {
     /// The cluster's shared accounts (`--auth accounts`), for the accounts threads.
     pub fn account_book(&self) -> Arc<dyn crate::services::accounts::AccountBook> {
         Arc::new(accounts::NatsBook { tx: self.book.clone(), stats: self.stats.clone() })
+    }
+
+    /// Serves the files this node stores in `dir` to the other nodes and indexes `files` (what
+    /// the store holds at start) for them; `None`: file sharing is off here (this node's old
+    /// entries are dropped). Call once, before the shards run.
+    pub fn serve_files(&self, dir: Option<std::path::PathBuf>, files: Vec<Arc<FileMeta>>) {
+        self.send(Cmd::Files(files::FilesCmd::Serve { dir, files }));
     }
 
     /// The link's counters.
@@ -198,6 +219,27 @@ impl Backplane for Nats {
     fn id_slot(&self, shard: usize) -> (u64, u64) {
         let per_node = crate::config::MAX_SHARDS as u64;
         (per_node * MAX_NODES, self.slot * per_node + shard as u64)
+    }
+
+    /// Ids in this node's slot, like message ids: an id names one file cluster-wide.
+    fn file_id_slot(&self) -> (u64, u64) {
+        (MAX_NODES, self.slot)
+    }
+
+    fn remote_files(&self, room: &str) -> Vec<Arc<FileMeta>> {
+        files::listed(&self.mirror(), self.ttl, room)
+    }
+
+    fn remote_file(&self, id: u64) -> Option<RemoteFile> {
+        files::find(&self.mirror(), self.ttl, id)
+    }
+
+    fn file_stored(&self, meta: &Arc<FileMeta>) {
+        self.send(Cmd::Files(files::FilesCmd::Stored(meta.clone())));
+    }
+
+    fn read_remote_file(&self, read: FileRead) -> bool {
+        self.send(Cmd::Files(files::FilesCmd::Read(read)))
     }
 
     fn claim(&self, folded: &str, entry: UserEntry) -> Claim {

@@ -6,13 +6,13 @@ use crate::support::{
     self, server_with, Client, ClientMsg, ErrorCode, Msg, ServerMsg, SystemKind, TempDir, WireFormat,
 };
 
-fn sha256(data: &[u8]) -> [u8; 32] {
+pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
     use sha2::Digest;
     sha2::Sha256::digest(data).into()
 }
 
 /// Chunk size the tests upload with.
-const TEST_CHUNK: usize = 32 * 1024;
+pub(crate) const TEST_CHUNK: usize = 32 * 1024;
 
 /// A refused transfer: the ERROR_MSG's code and text.
 type Refusal = (ErrorCode, String);
@@ -53,7 +53,7 @@ fn upload_claiming(c: &mut Client, name: &str, data: &[u8], sha: [u8; 32]) -> Re
     }
 }
 
-fn upload(c: &mut Client, name: &str, data: &[u8]) -> Result<u64, Refusal> {
+pub(crate) fn upload(c: &mut Client, name: &str, data: &[u8]) -> Result<u64, Refusal> {
     match upload_claiming(c, name, data, sha256(data))? {
         ServerMsg::FileAvailable { id, .. } => Ok(id),
         _ => unreachable!(),
@@ -61,7 +61,7 @@ fn upload(c: &mut Client, name: &str, data: &[u8]) -> Result<u64, Refusal> {
 }
 
 /// Downloads file `id`: the bytes, checked in order and against FILE_DONE's digest.
-fn download(c: &mut Client, id: u64) -> Result<Vec<u8>, Refusal> {
+pub(crate) fn download(c: &mut Client, id: u64) -> Result<Vec<u8>, Refusal> {
     c.send(&ClientMsg::FileGet { id });
     let mut data = Vec::new();
     loop {
@@ -82,7 +82,7 @@ fn download(c: &mut Client, id: u64) -> Result<Vec<u8>, Refusal> {
     }
 }
 
-fn list_files(c: &mut Client) -> Vec<(u64, String, u64, String)> {
+pub(crate) fn list_files(c: &mut Client) -> Vec<(u64, String, u64, String)> {
     c.send(&ClientMsg::ListFiles { after: None });
     match c.recv_until(|m| matches!(m, ServerMsg::ListFiles { .. })) {
         ServerMsg::ListFiles { files, .. } => {

@@ -2,7 +2,7 @@
 //! SIGKILL of the real binary), passkey auth, accounts (argon2id + SQLite), the admin command
 //! set, and file sharing ([`files`]).
 
-mod files;
+pub(crate) mod files;
 mod storm;
 
 use crate::support::{
