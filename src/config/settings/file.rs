@@ -101,4 +101,3 @@ fn locate(text: &str, at: usize) -> (Option<usize>, Option<String>) {
     let key = key.filter(|k| !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'));
     (Some(line_no), key)
 }
-
