@@ -31,6 +31,7 @@ use async_nats::jetstream::context::PublishAckFuture;
 use async_nats::jetstream::stream::{self, DirectGetError, DirectGetErrorKind};
 use async_nats::Client;
 use bytes::BytesMut;
+use futures_util::stream::FuturesOrdered;
 use futures_util::StreamExt;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -115,10 +116,11 @@ impl Log {
             .get_or_create_stream(stream_config(limits))
             .await
             .map_err(|e| ClusterError::Log { stream: STREAM, reason: e.to_string() })?;
-        // Appends whose PubAck is awaited at once (`--cluster-inflight`); past it the link
-        // thread waits for the oldest, and the shards' bounded queue to it takes the pressure.
-        let (acks, rx) = mpsc::channel(limits.inflight.max(1));
-        tokio::spawn(acker(rx, ctx.clone()));
+        // Appends whose PubAck is awaited at once (`--cluster-inflight`, plus this short
+        // queue); past it the link thread waits, and the shards' bounded queue to it takes the
+        // pressure.
+        let (acks, rx) = mpsc::channel(64);
+        tokio::spawn(acker(rx, ctx.clone(), limits.inflight.max(1)));
         let rooms = Arc::new(Mutex::new(Rooms::new(limits.replay_len, limits.cache_bytes)));
         Ok(Log { ctx, js, stream, rooms, ready: Arc::default(), acks, replay_len: limits.replay_len })
     }
@@ -348,18 +350,28 @@ impl Log {
     }
 }
 
-/// Answers appends in order as their PubAcks come.
-async fn acker(mut rx: mpsc::Receiver<Pending>, ctx: Arc<Ctx>) {
-    while let Some(p) = rx.recv().await {
-        match p.ack.await {
-            Ok(a) => {
-                ctx.stats.logged.fetch_add(1, Ordering::Relaxed);
-                ack(&ctx, p.to, Some((a.sequence, p.ts_ms)));
-            }
-            Err(e) => {
-                tracing::debug!("cluster: the log did not confirm a room message: {e}");
-                ack(&ctx, p.to, None);
-            }
+/// Answers appends in order as their PubAcks come. They are awaited together (each one's
+/// timeout runs from when it was taken), up to `cap` at once, so a lost connection costs the
+/// waiting senders one timeout, not one each.
+async fn acker(mut rx: mpsc::Receiver<Pending>, ctx: Arc<Ctx>, cap: usize) {
+    let mut waiting = FuturesOrdered::new();
+    let mut open = true;
+    while open || !waiting.is_empty() {
+        tokio::select! {
+            p = rx.recv(), if open && waiting.len() < cap => match p {
+                Some(Pending { ack, to, ts_ms }) => waiting.push_back(async move { (ack.await, to, ts_ms) }),
+                None => open = false,
+            },
+            Some((answer, to, ts_ms)) = waiting.next() => match answer {
+                Ok(a) => {
+                    ctx.stats.logged.fetch_add(1, Ordering::Relaxed);
+                    ack(&ctx, to, Some((a.sequence, ts_ms)));
+                }
+                Err(e) => {
+                    tracing::debug!("cluster: the log did not confirm a room message: {e}");
+                    ack(&ctx, to, None);
+                }
+            },
         }
     }
 }
