@@ -374,4 +374,7 @@ pub struct ClusterConfig {
     /// How long a download of a file stored on another node waits for each chunk before it
     /// fails with an error.
     pub file_timeout: Duration,
+    /// Replicas of the log and buckets this node makes (1: NATS alone; 3 or 5 with a NATS
+    /// cluster of that many, so the loss of one NATS server loses nothing).
+    pub replicas: usize,
 }

@@ -83,7 +83,8 @@ macro_rules! each_setting {
             cluster_queue,
             cluster_inflight,
             advertise,
-            cluster_file_timeout
+            cluster_file_timeout,
+            cluster_replicas
         )
     };
 }
@@ -271,6 +272,10 @@ pub struct Settings {
     /// before it fails with an error.
     #[arg(long, value_name = "SECS", default_value_t = 5)]
     pub cluster_file_timeout: u64,
+    /// Replicas of the room log and the buckets this node makes in NATS (1-5): with a NATS
+    /// cluster of three, 3 keeps everything through the loss of one NATS server.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub cluster_replicas: usize,
 }
 
 /// Where the metrics endpoint listens, or `off`.
@@ -457,6 +462,9 @@ impl Settings {
         advertise.map_err(|why| ("advertise", why))?;
         need((1..=600).contains(&self.cluster_file_timeout), "cluster_file_timeout", || {
             format!("{} is outside 1..=600 seconds", self.cluster_file_timeout)
+        })?;
+        need((1..=5).contains(&self.cluster_replicas), "cluster_replicas", || {
+            format!("{} is outside 1..=5 (NATS keeps at most 5 replicas)", self.cluster_replicas)
         })
     }
 
@@ -514,6 +522,7 @@ impl Settings {
             inflight: self.cluster_inflight,
             advertise: super::site::Advertised::new(&self.advertise),
             file_timeout: Duration::from_secs(self.cluster_file_timeout),
+            replicas: self.cluster_replicas,
         });
         config
     }

@@ -139,6 +139,7 @@ fn every_setting_has_a_config_key() {
         cluster_inflight = 64
         advertise = "chat1.lan:5555"
         cluster_file_timeout = 7
+        cluster_replicas = 3
     "#;
     let f = file(text).unwrap();
     macro_rules! all_set { ($($k:ident),*) => { $( assert!(f.has(stringify!($k)), stringify!($k)); )* }; }

@@ -61,7 +61,13 @@ fn try_login(addr: SocketAddr, name: &str) -> (Client, Msg) {
 /// later acknowledgement read by a test is for its own message.
 #[track_caller]
 pub(crate) fn until_room_route(from: &mut Client, to: &mut Client, word: &str) {
-    let end = Instant::now() + DEADLINE;
+    until_room_route_within(from, to, word, DEADLINE);
+}
+
+/// [`until_room_route`], trying for up to `within`.
+#[track_caller]
+pub(crate) fn until_room_route_within(from: &mut Client, to: &mut Client, word: &str, within: Duration) {
+    let end = Instant::now() + within;
     for attempt in 1.. {
         from.say(&format!("{word} {attempt}"));
         let got = to.poll(Duration::from_millis(200)).expect("poll");

@@ -2,9 +2,12 @@
 //! sequence and increase in the same delivery order on every node; history replays and pages
 //! read from any node; an acknowledged message outlives the node that took it; clients of a
 //! SIGKILLed node resume on another node and get every acknowledged message exactly once; a
-//! stopped node neither stalls the others nor misses anything once it runs again.
+//! stopped node neither stalls the others nor misses anything once it runs again; with three
+//! replicas on a cluster of three nats-servers, losing one of them loses nothing.
 
-use crate::support::{node, node_with, Client, ClientMsg, Msg, NatsServer, ServerMsg, WireFormat, DEADLINE, TTL_S};
+use crate::support::{
+    node, node_at, node_with, Client, ClientMsg, Msg, NatsCluster, NatsServer, ServerMsg, WireFormat, DEADLINE, TTL_S,
+};
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -286,4 +289,32 @@ fn a_stopped_node_stalls_nobody_and_misses_nothing() {
     late.retain(|(_, t)| !t.starts_with("warm"));
     exactly_once_in_order("slow", &late, &acked);
     assert_eq!(heard.iter().filter(|(_, t)| !t.starts_with("warm")).count(), 30);
+}
+
+#[test]
+fn with_three_replicas_the_cluster_survives_the_loss_of_a_nats_server() {
+    let Some(mut nats) = NatsCluster::start("cluster_log::the_cluster_survives_the_loss_of_a_nats_server", 3) else {
+        return;
+    };
+    let replicas = ["--cluster-replicas", "3"];
+    let (n1, n2) = (node_at(&nats.urls(0), "n1", &replicas), node_at(&nats.urls(1), "n2", &replicas));
+    let mut alice = Client::login_new(n1.addr, WireFormat::Binary, "alice");
+    let mut bob = Client::login_new(n2.addr, WireFormat::Json, "bob");
+    warm(&mut alice, &mut bob);
+    let kept = say_acked(&mut alice, "before").expect("acknowledged");
+    // The NATS server n1 is connected to (the client picks one of the list) goes away for good.
+    let log = n1.process.log();
+    let port = log.rsplit("connected successfully server=").next().and_then(|r| r.split_whitespace().next());
+    let port: u16 = port.and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("whose NATS? {log}"));
+    nats.servers.iter_mut().find(|s| s.port == port).expect("one of ours").kill();
+    n1.process.wait_for("cluster: lost NATS");
+    // Both ways again, once NATS has elected new leaders for the log and the buckets (bounded
+    // generously: an election after a server's loss takes seconds).
+    crate::cluster::until_room_route_within(&mut alice, &mut bob, "after", DEADLINE * 3);
+    crate::cluster::until_room_route_within(&mut bob, &mut alice, "back", DEADLINE * 3);
+    // The message acknowledged before is still in the log, and names can be claimed again.
+    // (A name held on n1 may have expired meanwhile: the test nodes' name TTL is 2 s.)
+    let (_carol, got) = resume(n2.addr, WireFormat::Json, "carol", kept - 1);
+    assert_eq!(ids(&got, true).first(), Some(&(kept, "before".to_string())), "{got:?}");
+    let (_dave, _) = resume(n1.addr, WireFormat::Binary, "dave", kept);
 }

@@ -260,7 +260,7 @@ async fn serve(client: Client, mut sub: Subscriber, dir: PathBuf, ctx: Arc<Ctx>)
 }
 
 /// The bucket's stream: one value per key, kept until deleted.
-fn bucket_stream() -> stream::Config {
+fn bucket_stream(replicas: usize) -> stream::Config {
     stream::Config {
         name: format!("KV_{FILES_BUCKET}"),
         subjects: vec![format!("$KV.{FILES_BUCKET}.>")],
@@ -269,7 +269,7 @@ fn bucket_stream() -> stream::Config {
         allow_rollup: true,
         deny_delete: true,
         allow_direct: true,
-        num_replicas: 1,
+        num_replicas: replicas,
         ..Default::default()
     }
 }
@@ -277,11 +277,11 @@ fn bucket_stream() -> stream::Config {
 /// Makes the bucket if NATS does not have it. Returns when the bucket was made (nanoseconds
 /// since the epoch, as NATS says): a bucket made again (by any node, after NATS lost its store)
 /// has lost this node's entries.
-async fn ensure(js: &jetstream::Context) -> Result<i128, String> {
+async fn ensure(js: &jetstream::Context, replicas: usize) -> Result<i128, String> {
     let stream = match js.get_stream(format!("KV_{FILES_BUCKET}")).await {
         Ok(stream) => stream,
         Err(e) if matches!(e.kind(), GetStreamErrorKind::JetStream(j) if j.error_code() == ErrorCode::STREAM_NOT_FOUND) => {
-            js.get_or_create_stream(bucket_stream()).await.map_err(|e| e.to_string())?
+            js.get_or_create_stream(bucket_stream(replicas)).await.map_err(|e| e.to_string())?
         }
         Err(e) => return Err(e.to_string()),
     };
@@ -289,8 +289,8 @@ async fn ensure(js: &jetstream::Context) -> Result<i128, String> {
 }
 
 /// Opens the bucket, making it if NATS does not have it; with when it was made.
-async fn open(js: &jetstream::Context) -> Result<(Store, i128), String> {
-    let made = ensure(js).await?;
+async fn open(js: &jetstream::Context, replicas: usize) -> Result<(Store, i128), String> {
+    let made = ensure(js, replicas).await?;
     Ok((js.get_key_value(FILES_BUCKET).await.map_err(|e| e.to_string())?, made))
 }
 
@@ -356,7 +356,7 @@ impl Entries {
 async fn index(client: Client, ctx: Arc<Ctx>, ttl: Duration, mut rx: mpsc::Receiver<FilesCmd>) {
     let js = jetstream::new(client.clone());
     let (kv, made) = loop {
-        match open(&js).await {
+        match open(&js, ctx.replicas).await {
             Ok(opened) => break opened,
             Err(e) => tracing::warn!("cluster: cannot open the files bucket {FILES_BUCKET} (retrying): {e}"),
         }
@@ -387,7 +387,7 @@ async fn index(client: Client, ctx: Arc<Ctx>, ttl: Duration, mut rx: mpsc::Recei
                 if !ctx.stats.connected.load(Ordering::Relaxed) {
                     continue;
                 }
-                match ensure(&js).await {
+                match ensure(&js, ctx.replicas).await {
                     Ok(made) if made != entries.made => {
                         let n = entries.served.len();
                         tracing::warn!(

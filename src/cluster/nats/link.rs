@@ -46,6 +46,8 @@ pub(super) struct Ctx {
     pub reconnected: tokio::sync::Notify,
     /// This node's client-facing address and the cluster's live ones (`directory.rs`).
     pub advertise: crate::config::site::Advertised,
+    /// Replicas of every stream and bucket this node makes (`--cluster-replicas`).
+    pub replicas: usize,
 }
 
 /// Starts the thread and waits until it is connected and has the names bucket.
@@ -68,7 +70,15 @@ pub(super) fn spawn(
         rt.block_on(async move {
             let reconnected = tokio::sync::Notify::new();
             let advertise = config.advertise.clone();
-            let ctx = Arc::new(Ctx { node: config.node.clone(), local, mirror, stats, reconnected, advertise });
+            let ctx = Arc::new(Ctx {
+                node: config.node.clone(),
+                local,
+                mirror,
+                stats,
+                reconnected,
+                advertise,
+                replicas: config.replicas,
+            });
             match setup(&mut config, &limits, &ctx).await {
                 Ok((client, [kv, dirs, accounts], slot, log)) => {
                     tokio::spawn(super::accounts::serve(accounts, book_rx));
@@ -76,7 +86,11 @@ pub(super) fn spawn(
                     tokio::spawn(directory::publish(dirs.clone(), config.name_ttl, ctx.clone()));
                     tokio::spawn(directory::watch(dirs, ctx.clone()));
                     let js = async_nats::jetstream::new(client.clone());
-                    tokio::spawn(guard_streams(js, config.name_ttl, log::stream_config(&limits)));
+                    tokio::spawn(guard_streams(
+                        js,
+                        (config.name_ttl, config.replicas),
+                        log::stream_config(&limits, config.replicas),
+                    ));
                     run(client, kv, (config.name_ttl, config.file_timeout, slot), (ctx, log), rx).await;
                 }
                 Err(e) => drop(ready_tx.send(Err(e))),
@@ -117,7 +131,7 @@ async fn setup(
             // The bucket's stream as `create_key_value` would make it; made directly because
             // that call first asks for account details that nats-server 2.9's answer lacks.
             Err(_) => js
-                .get_or_create_stream(bucket_stream(bucket, bucket_ttl(bucket, config.name_ttl)))
+                .get_or_create_stream(bucket_stream(bucket, bucket_ttl(bucket, config.name_ttl), config.replicas))
                 .await
                 .map_err(|e| bucket_err(&e))?,
         };
@@ -150,7 +164,7 @@ fn bucket_ttl(bucket: &str, ttl: Duration) -> Duration {
 }
 
 /// A bucket's stream: one value per key, each expiring `ttl` after it was written.
-fn bucket_stream(bucket: &str, ttl: Duration) -> stream::Config {
+fn bucket_stream(bucket: &str, ttl: Duration, replicas: usize) -> stream::Config {
     stream::Config {
         name: format!("KV_{bucket}"),
         subjects: vec![format!("$KV.{bucket}.>")],
@@ -161,7 +175,7 @@ fn bucket_stream(bucket: &str, ttl: Duration) -> stream::Config {
         deny_delete: true,
         allow_direct: true,
         discard: stream::DiscardPolicy::New,
-        num_replicas: 1,
+        num_replicas: replicas,
         ..Default::default()
     }
 }
@@ -170,10 +184,10 @@ fn bucket_stream(bucket: &str, ttl: Duration) -> stream::Config {
 /// `ttl / 3` it checks they exist. The renewals then write this node's claims and slot again,
 /// and the directory is rewritten, within another `ttl / 3`. (The log starts empty: what it
 /// held is gone with NATS's store.)
-async fn guard_streams(js: async_nats::jetstream::Context, ttl: Duration, log: stream::Config) {
+async fn guard_streams(js: async_nats::jetstream::Context, (ttl, replicas): (Duration, usize), log: stream::Config) {
     let mut tick = tokio::time::interval(ttl / 3);
     let buckets = [NAMES_BUCKET, DIRS_BUCKET, ACCOUNTS_BUCKET];
-    let mut streams: Vec<_> = buckets.iter().map(|b| bucket_stream(b, bucket_ttl(b, ttl))).collect();
+    let mut streams: Vec<_> = buckets.iter().map(|b| bucket_stream(b, bucket_ttl(b, ttl), replicas)).collect();
     streams.push(log);
     loop {
         tick.tick().await;

@@ -61,7 +61,7 @@ pub struct LogLimits {
 }
 
 /// The stream as the first node makes it: per-room subjects, kept on disk, republished in order.
-pub fn stream_config(limits: &LogLimits) -> stream::Config {
+pub fn stream_config(limits: &LogLimits, replicas: usize) -> stream::Config {
     let per_room = limits.retention.per_room;
     stream::Config {
         name: STREAM.into(),
@@ -76,7 +76,7 @@ pub fn stream_config(limits: &LogLimits) -> stream::Config {
             destination: format!("{}.>", wire::LIVE_PREFIX),
             headers_only: false,
         }),
-        num_replicas: 1,
+        num_replicas: replicas,
         ..Default::default()
     }
 }
@@ -113,7 +113,7 @@ impl Log {
     pub(super) async fn open(client: &Client, ctx: Arc<Ctx>, limits: &LogLimits) -> Result<Log, ClusterError> {
         let js = async_nats::jetstream::new(client.clone());
         let stream = js
-            .get_or_create_stream(stream_config(limits))
+            .get_or_create_stream(stream_config(limits, ctx.replicas))
             .await
             .map_err(|e| ClusterError::Log { stream: STREAM, reason: e.to_string() })?;
         // Appends whose PubAck is awaited at once (`--cluster-inflight`, plus this short

@@ -10,7 +10,7 @@ use super::link::Ctx;
 use super::wire;
 use super::{Cmd, RemoteName};
 use crate::cluster::{Backplane, Claim, InProcess, Remote, UserEntry};
-use async_nats::jetstream::kv::{self, CreateErrorKind, Operation, Store};
+use async_nats::jetstream::kv::{self, CreateErrorKind, Operation, Store, UpdateErrorKind};
 use bytes::Bytes;
 use futures_util::stream::FuturesUnordered;
 use futures_util::StreamExt;
@@ -234,16 +234,43 @@ impl Names {
 /// Re-writes one claim (so it outlives the bucket's `max_age`), or makes it again if it expired
 /// meanwhile (NATS was away), or finds another node took it.
 async fn renew(kv: &Store, key: String, value: Bytes, rev: u64) -> Renewal {
-    if let Ok(rev) = kv.update(&key, value.clone(), rev).await {
-        return Renewal::Kept(rev);
-    }
-    match kv.create(&key, value).await {
+    match rewrite(kv, &key, &value, rev).await {
         Ok(rev) => Renewal::Kept(rev),
-        Err(e) if e.kind() == CreateErrorKind::AlreadyExists => Renewal::Lost,
-        Err(e) => {
+        Err(Rewrite::Taken) => Renewal::Lost,
+        Err(Rewrite::Unknown(e)) => {
             tracing::debug!("cluster: cannot renew a name claim now (kept, retried): {e}");
             Renewal::Unknown
         }
+    }
+}
+
+/// Why a key this node holds could not be written again.
+enum Rewrite {
+    /// Another value is there now: someone else holds it.
+    Taken,
+    /// Could not tell now (no answer, NATS electing a leader): try again later.
+    Unknown(String),
+}
+
+/// Writes `value` again under `key`, which this node wrote at revision `rev`. Only a key that now
+/// holds someone else's value is [`Rewrite::Taken`]: a failed request, an answer missed (the
+/// key holds this value at a later revision) or an expired key are not.
+async fn rewrite(kv: &Store, key: &str, value: &Bytes, rev: u64) -> Result<u64, Rewrite> {
+    let unknown = |e: &dyn std::fmt::Display| Rewrite::Unknown(e.to_string());
+    match kv.update(key, value.clone(), rev).await {
+        Ok(rev) => return Ok(rev),
+        Err(e) if e.kind() != UpdateErrorKind::WrongLastRevision => return Err(unknown(&e)),
+        Err(_) => {}
+    }
+    let now = kv.entry(key).await.map_err(|e| unknown(&e))?.filter(|e| e.operation == Operation::Put);
+    match now {
+        Some(e) if e.value == *value => kv.update(key, value.clone(), e.revision).await.map_err(|e| unknown(&e)),
+        Some(_) => Err(Rewrite::Taken),
+        None => match kv.create(key, value.clone()).await {
+            Ok(rev) => Ok(rev),
+            Err(e) if e.kind() == CreateErrorKind::AlreadyExists => Err(Rewrite::Taken),
+            Err(e) => Err(unknown(&e)),
+        },
     }
 }
 
@@ -293,13 +320,13 @@ pub(super) async fn claim_slot(kv: &Store, node: &str, ttl: Duration) -> Result<
 /// Renews the id slot's claim (or claims it again after it expired while NATS was away).
 pub(super) async fn renew_slot(kv: &Store, slot: &mut Slot) {
     let key = format!("slot.{}", slot.index);
-    let renewed = match kv.update(&key, slot.value.clone(), slot.rev).await {
-        Ok(rev) => Ok(rev),
-        Err(_) => kv.create(&key, slot.value.clone()).await.map_err(|e| e.to_string()),
-    };
-    match renewed {
+    match rewrite(kv, &key, &slot.value, slot.rev).await {
         Ok(rev) => slot.rev = rev,
-        Err(e) => tracing::warn!("cluster: cannot renew this node's id slot {}: {e}", slot.index),
+        Err(Rewrite::Taken) => tracing::error!(
+            "cluster: another node took this node's id slot {} while it could not renew it (file ids may collide)",
+            slot.index
+        ),
+        Err(Rewrite::Unknown(e)) => tracing::warn!("cluster: cannot renew this node's id slot {} now: {e}", slot.index),
     }
 }
 

@@ -63,6 +63,7 @@ pub struct FileSettings {
     pub cluster_inflight: Option<usize>,
     pub advertise: Option<String>,
     pub cluster_file_timeout: Option<u64>,
+    pub cluster_replicas: Option<usize>,
 }
 
 impl FileSettings {

@@ -37,7 +37,7 @@ pub use chatproto::ServerConfig;
 
 pub use client::Client;
 pub use frames::{decode_all, is_notice, is_room_msg, random_bytes, raw, room_msgs, summary};
-pub use nats::{node, node_at, node_with, NatsServer, Node, TTL_S};
+pub use nats::{node, node_at, node_with, NatsCluster, NatsServer, Node, TTL_S};
 pub use net::{raw_connect, raw_connect_small_rcvbuf, read_until_closed, reset, tcp_connect_from};
 pub use process::{ServerProcess, PROCESS_DEADLINE};
 pub use server::{have_fds, server, server_with, tls_config, unlimited_config, wait_for_stats, TempDir};

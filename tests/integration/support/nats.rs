@@ -20,6 +20,8 @@ pub struct NatsServer {
     bin: PathBuf,
     /// Its log and JetStream store.
     dir: TempDir,
+    /// Arguments beyond the port and store (a cluster's names and routes).
+    extra: Vec<String>,
 }
 
 /// Where `nats-server` is, if installed.
@@ -45,8 +47,8 @@ impl NatsServer {
         // A free port: bind port 0, note the number, let go of it for nats-server.
         let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
         let dir = TempDir::new("nats");
-        let child = spawn(&bin, port, &dir);
-        Some(NatsServer { child, port, bin, dir })
+        let child = spawn(&bin, port, &dir, &[]);
+        Some(NatsServer { child, port, bin, dir, extra: Vec::new() })
     }
 
     /// Kills it (SIGKILL, its own PID) and starts it again on the same port; with `wipe`, its
@@ -58,22 +60,85 @@ impl NatsServer {
         if wipe {
             std::fs::remove_dir_all(self.dir.path().join("js")).expect("wipe the store");
         }
-        self.child = spawn(&self.bin, self.port, &self.dir);
+        self.child = spawn(&self.bin, self.port, &self.dir, &self.extra);
     }
 
     /// Its URL for `--cluster`.
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
     }
+
+    /// Kills it (SIGKILL, its own PID only) for good.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Everything it logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("nats.log")).unwrap_or_default()
+    }
+}
+
+/// nats-servers joined in one JetStream cluster (routes on free loopback ports), each started
+/// like [`NatsServer`]; ready once every one knows the cluster's metadata leader.
+pub struct NatsCluster {
+    pub servers: Vec<NatsServer>,
+}
+
+impl NatsCluster {
+    #[track_caller]
+    pub fn start(test: &str, n: usize) -> Option<NatsCluster> {
+        let first = NatsServer::start(test)?;
+        let bin = first.bin.clone();
+        drop(first);
+        let free = || TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+        let routes: Vec<u16> = (0..n).map(|_| free()).collect();
+        let all = routes.iter().map(|p| format!("nats://127.0.0.1:{p}")).collect::<Vec<_>>().join(",");
+        let servers: Vec<NatsServer> = (0..n)
+            .map(|i| {
+                let (port, dir) = (free(), TempDir::new("nats"));
+                let route = format!("nats://127.0.0.1:{}", routes[i]);
+                let extra: Vec<String> = [
+                    "--server_name",
+                    &format!("s{i}"),
+                    "--cluster_name",
+                    "chat",
+                    "--cluster",
+                    &route,
+                    "--routes",
+                    &all,
+                ]
+                .iter()
+                .map(|a| a.to_string())
+                .collect();
+                let child = spawn(&bin, port, &dir, &extra);
+                NatsServer { child, port, bin: bin.clone(), dir, extra }
+            })
+            .collect();
+        let end = Instant::now() + PROCESS_DEADLINE;
+        while !servers.iter().all(|s| s.log().contains("metadata leader")) {
+            assert!(Instant::now() < end, "the NATS cluster never elected a leader");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(NatsCluster { servers })
+    }
+
+    /// Every server's URL for `--cluster`, starting with server `first`.
+    pub fn urls(&self, first: usize) -> String {
+        let n = self.servers.len();
+        (0..n).map(|i| self.servers[(first + i) % n].url()).collect::<Vec<_>>().join(",")
+    }
 }
 
 /// Starts nats-server with JetStream on `port`, its store in `dir`, and waits until it listens.
 #[track_caller]
-fn spawn(bin: &Path, port: u16, dir: &TempDir) -> Child {
+fn spawn(bin: &Path, port: u16, dir: &TempDir, extra: &[String]) -> Child {
     let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.path().join("nats.log")).expect("log");
     let child = Command::new(bin)
         .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
         .arg(dir.path().join("js"))
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)
