@@ -11,10 +11,15 @@
 //!   room; the link thread encodes each message once per wire format and hands the frames to the
 //!   local shards hosting members. Every node delivers a room's messages in sequence order, so ids
 //!   increase in delivery order cluster-wide.
-//! - Replays and scroll-back ([`Remote::Replay`]) are read from the stream with direct gets. A
-//!   replay covers exactly the messages up to the last one handed to the shards when it is
-//!   answered (`forwarded`), and is handed over in the same order: the waiting member gets every
-//!   message once, those up to the answer in the replay, later ones live.
+//! - Each followed room has a position: the last sequence handed to the shards ([`Rooms`]).
+//!   A live message at or below it is dropped; one whose room predecessor (the stream's
+//!   `Nats-Last-Sequence`) is above it means NATS lost some, which are read from the log first;
+//!   after a lost connection the follower starts again from the position, reading the gap.
+//! - Replays and scroll-back ([`Remote::Replay`]) are answered from the room's newest messages
+//!   kept in memory when they cover it, else read from the stream with direct gets. A replay
+//!   covers exactly the messages up to the room's position when it is answered, and is handed
+//!   over in the same order: the waiting member gets every message once, those up to the answer
+//!   in the replay, later ones live (and those stored after it asked, after the replay, as live).
 
 use super::link::Ctx;
 use super::recent::Rooms;
