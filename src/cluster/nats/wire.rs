@@ -11,7 +11,7 @@
 //!
 //! Room messages are different: their id is the log's sequence, known only once the log has
 //! stored them, so they travel as a compact [`LogEntry`] and each node encodes the frames once
-//! per format when the log hands the message back (see [`super::log`]).
+//! per format when the log hands the message back (see `cluster/nats/log.rs`).
 
 use crate::protocol::Frames;
 use crate::services::history::AckTo;
