@@ -35,9 +35,17 @@ pub struct Resume {
     pub replaying: bool,
     /// Room messages sent on the current connection.
     pub sent_on_conn: u32,
-    /// ROOM_MSG_ACKs received on the current connection (they come in send order).
+    /// ROOM_MSG_ACKs (or refusals) received on the current connection (they come in send
+    /// order).
     pub acks_on_conn: u32,
+    /// The schedule positions of room messages sent on this connection and not yet answered,
+    /// oldest first (answers come in send order), so that a refusal names its message. At most
+    /// [`AWAITING_CAP`]: past it the oldest is forgotten (a refusal then names nothing).
+    pub awaiting: VecDeque<u32>,
 }
+
+/// Unanswered room messages a connection remembers.
+pub const AWAITING_CAP: usize = 4096;
 
 impl Resume {
     /// State for a bot starting on address `addr`, remembering `cap` ids (0: fail-over off).
@@ -70,6 +78,29 @@ impl Resume {
         self.away_since.map(|_| self.last_id.unwrap_or(0))
     }
 
+    /// A room message was sent on this connection (schedule position `seq`).
+    pub fn sent(&mut self, seq: u32) {
+        self.sent_on_conn += 1;
+        if self.awaiting.len() == AWAITING_CAP {
+            self.awaiting.pop_front();
+        }
+        self.awaiting.push_back(seq);
+    }
+
+    /// A ROOM_MSG_ACK: the oldest unanswered room message is acknowledged.
+    pub fn acked(&mut self) {
+        self.acks_on_conn += 1;
+        self.awaiting.pop_front();
+    }
+
+    /// A refusal (ERROR_MSG `INTERNAL`): the oldest unanswered room message was not stored; its
+    /// position, if one was waiting.
+    pub fn refused(&mut self) -> Option<u32> {
+        let seq = self.awaiting.pop_front()?;
+        self.acks_on_conn += 1;
+        Some(seq)
+    }
+
     /// Room messages sent on this connection that no ROOM_MSG_ACK confirmed.
     pub fn unacked(&self) -> u32 {
         self.sent_on_conn.saturating_sub(self.acks_on_conn)
@@ -79,6 +110,7 @@ impl Resume {
     pub fn new_connection(&mut self) {
         self.sent_on_conn = 0;
         self.acks_on_conn = 0;
+        self.awaiting.clear();
         self.replaying = false;
     }
 }
@@ -110,6 +142,22 @@ mod tests {
         let mut off = Resume::new(1, 0);
         assert!(off.observe(5) && off.observe(5), "fail-over off: nothing tracked");
         assert_eq!(off.last_id, None);
+    }
+
+    #[test]
+    fn answers_name_their_messages_in_send_order() {
+        let mut r = Resume::new(0, 8);
+        for seq in [3, 5, 9] {
+            r.sent(seq);
+        }
+        r.acked();
+        assert_eq!(r.refused(), Some(5), "the oldest unanswered is refused");
+        assert_eq!(r.unacked(), 1, "9 is still unanswered");
+        r.acked();
+        assert_eq!((r.refused(), r.unacked()), (None, 0), "nothing waits: a refusal names nothing");
+        r.sent(11);
+        r.new_connection();
+        assert_eq!(r.refused(), None, "a new connection remembers nothing");
     }
 
     #[test]

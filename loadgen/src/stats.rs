@@ -134,6 +134,9 @@ pub struct Counters {
     pub echoes: u64,
     /// ROOM_MSG_ACKs received.
     pub acks: u64,
+    /// Room messages the server refused (ERROR_MSG `INTERNAL`, e.g. a cluster's log could not
+    /// take them): answered, not acknowledged; written off in the ledger like unacked sends.
+    pub refused_room: u64,
     /// Chat messages without our stamp, or with one the ledger does not know.
     pub foreign: u64,
     /// Replayed history messages (ignored).
@@ -242,6 +245,7 @@ impl Counters {
             delivered_measured,
             echoes,
             acks,
+            refused_room,
             foreign,
             history,
             system,
@@ -270,6 +274,7 @@ impl Counters {
         self.delivered_measured += delivered_measured;
         self.echoes += echoes;
         self.acks += acks;
+        self.refused_room += refused_room;
         self.foreign += foreign;
         self.history += history;
         self.system += system;

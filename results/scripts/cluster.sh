@@ -113,9 +113,9 @@ for n in 0 1 2 3; do
     stop_all
 done
 
-# A fresh cluster (and NATS store) per run, so that no run joins rooms whose log already holds an
-# earlier run's messages: with the JetStream log (branch log-ready, f2942e0), bots joining such
-# rooms missed live messages sent while their join's history was read from the stream.
+# A fresh cluster (and NATS store) per run, so that the runs are independent. (It was first a
+# workaround: bots joining rooms whose log held an earlier run's messages missed live messages
+# sent while their join's history was read; fixed in the server since, f01ffdb.)
 if wanted cross; then
     cluster cross 2 && run cross "${ADDRS[0]},${ADDRS[1]}" --placement split --publishers "$PUBLISHERS" --private-share 0
     stop_all

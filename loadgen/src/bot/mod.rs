@@ -392,7 +392,7 @@ impl Bot {
                     ctx.shared.scenario.format.encode_client(&msg, &mut self.out);
                     c.sent_room += 1;
                     c.sent_room_measured += u64::from(measured);
-                    self.resume.sent_on_conn += 1;
+                    self.resume.sent(seq);
                     u64::from(members.room_count[self.room as usize].saturating_sub(1))
                 }
                 Kind::Private { pick } => {

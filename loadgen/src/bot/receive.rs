@@ -61,7 +61,7 @@ pub(super) fn handle(
         ServerMsg::PrivateMsgDelivery { text, .. } => chat(me, text, Via::Private, now, ctx),
         ServerMsg::RoomMsgAck { .. } => {
             c.acks += 1;
-            resume.acks_on_conn += 1;
+            resume.acked();
         }
         ServerMsg::ReplayEnd { gap, .. } => {
             resume.replaying = false;
@@ -95,7 +95,18 @@ pub(super) fn handle(
         }
         ServerMsg::LoginReject { code, .. } => return refused(phase, resume, *code, ctx),
         ServerMsg::ErrorMsg { code, .. } if phase.is_pending() => return refused(phase, resume, *code, ctx),
-        ServerMsg::ErrorMsg { code, .. } => *c.error_msgs.entry(format!("{code:?}")).or_default() += 1,
+        ServerMsg::ErrorMsg { code, .. } => {
+            *c.error_msgs.entry(format!("{code:?}")).or_default() += 1;
+            // INTERNAL answers the oldest unanswered room message: "could not be stored" (a
+            // cluster's log did not take it). Not acknowledged, so its missing deliveries are
+            // not the server's loss.
+            if *code == ErrorCode::Internal {
+                if let Some(seq) = resume.refused() {
+                    ctx.shared.ledger.mark_unacked(me.id, seq);
+                    ctx.stats.counters.refused_room += 1;
+                }
+            }
+        }
         // Lists, PONGs and whatever later protocol versions add: not part of the load.
         _ => {}
     }

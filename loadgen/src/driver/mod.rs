@@ -340,8 +340,9 @@ impl Driver {
         progress.sent_private.store(c.sent_private, Relaxed);
         progress.expected.store(c.expected, Relaxed);
         progress.delivered.store(c.delivered(), Relaxed);
-        // Acks that can no longer come (their connection dropped) are written off.
-        progress.acks.store(c.acks + c.failover.unacked, Relaxed);
+        // Acks that can no longer come (their connection dropped, or the server refused the
+        // message) are written off.
+        progress.acks.store(c.acks + c.failover.unacked + c.refused_room, Relaxed);
         progress.echoes.store(c.echoes, Relaxed);
         progress.disconnects.store(c.disconnects, Relaxed);
         if self.started.is_some() && self.due.is_empty() {

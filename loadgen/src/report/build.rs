@@ -149,8 +149,9 @@ fn messages(c: &Counters, f: &RunFacts, win: Window) -> Messages {
         expected_total: c.expected,
         delivered_total: c.delivered(),
         acks: c.acks,
+        refused_room: c.refused_room,
         // Acks of messages whose connection dropped first (fail-over) cannot come.
-        acks_expected: c.sent_room - c.failover.unacked.min(c.sent_room),
+        acks_expected: c.sent_room - (c.failover.unacked + c.refused_room).min(c.sent_room),
         echoes: c.echoes,
         echoes_expected: c.sent_private,
         foreign: c.foreign,

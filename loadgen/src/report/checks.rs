@@ -96,6 +96,12 @@ impl Report {
         if m.acks != m.acks_expected {
             e.push(format!("{} ROOM_MSG_ACKs for {} room messages", m.acks, m.acks_expected));
         }
+        if m.refused_room > 0 {
+            found.warnings.push(format!(
+                "{} room messages refused by the server (not acknowledged; what they miss is not counted as loss)",
+                m.refused_room
+            ));
+        }
         if m.echoes != m.echoes_expected {
             e.push(format!("{} private-message echoes for {} private messages", m.echoes, m.echoes_expected));
         }

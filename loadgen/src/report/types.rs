@@ -111,6 +111,9 @@ pub struct Messages {
     pub delivered_total: u64,
     pub acks: u64,
     pub acks_expected: u64,
+    /// Room messages the server refused (ERROR_MSG `INTERNAL`): answered, not acknowledged.
+    #[serde(default)]
+    pub refused_room: u64,
     pub echoes: u64,
     pub echoes_expected: u64,
     pub foreign: u64,

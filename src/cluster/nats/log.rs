@@ -87,8 +87,10 @@ pub fn stream_config(limits: &LogLimits, replicas: usize) -> stream::Config {
 }
 
 /// An append waiting for its PubAck.
+/// An append waiting for its answer: the PubAck, or `None` when it was refused before it was
+/// sent. Refusals wait in line too, so a sender gets its answers in the order it sent.
 struct Pending {
-    ack: PublishAckFuture,
+    ack: Option<PublishAckFuture>,
     to: AckTo,
     ts_ms: u64,
 }
@@ -136,22 +138,23 @@ impl Log {
 
     /// Appends a room message; its sender is acknowledged (or refused) once the stream answers.
     pub(super) async fn append(&self, s: Stamp) {
-        if !self.ctx.stats.connected.load(Ordering::Relaxed) {
-            // It would wait for the request timeout; say so at once.
-            return ack(&self.ctx, s.sender, None);
-        }
         let ts_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-        let payload = wire::encode_entry(&self.ctx.node, s.sender, ts_ms, &s.from, &s.text);
-        match self.js.publish(wire::log_subject(&s.room), payload).await {
-            Ok(ack_future) => {
-                if let Err(e) = self.acks.send(Pending { ack: ack_future, to: s.sender, ts_ms }).await {
-                    ack(&self.ctx, e.0.to, None);
+        // With NATS away it would wait for the request timeout: refused at once (in line).
+        let ack = match self.ctx.stats.connected.load(Ordering::Relaxed) {
+            false => None,
+            true => {
+                let payload = wire::encode_entry(&self.ctx.node, s.sender, ts_ms, &s.from, &s.text);
+                match self.js.publish(wire::log_subject(&s.room), payload).await {
+                    Ok(ack) => Some(ack),
+                    Err(e) => {
+                        tracing::debug!("cluster: cannot append a room message to the log: {e}");
+                        None
+                    }
                 }
             }
-            Err(e) => {
-                tracing::debug!("cluster: cannot append a room message to the log: {e}");
-                ack(&self.ctx, s.sender, None);
-            }
+        };
+        if let Err(e) = self.acks.send(Pending { ack, to: s.sender, ts_ms }).await {
+            send_ack(&self.ctx.local, &self.ctx.stats, e.0.to, None);
         }
     }
 
@@ -364,7 +367,13 @@ async fn acker(mut rx: mpsc::Receiver<Pending>, ctx: Arc<Ctx>, cap: usize) {
     while open || !waiting.is_empty() {
         tokio::select! {
             p = rx.recv(), if open && waiting.len() < cap => match p {
-                Some(Pending { ack, to, ts_ms }) => waiting.push_back(async move { (ack.await, to, ts_ms) }),
+                Some(Pending { ack, to, ts_ms }) => waiting.push_back(async move {
+                    let answer = match ack {
+                        Some(ack) => ack.await.map_err(|e| e.to_string()),
+                        None => Err("refused before it was sent".to_string()),
+                    };
+                    (answer, to, ts_ms)
+                }),
                 None => open = false,
             },
             Some((answer, to, ts_ms)) = waiting.next() => match answer {
