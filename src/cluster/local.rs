@@ -5,7 +5,7 @@
 //! [`RoomShared::shards`] mask, an atomic, to know which other shards host members. Work for
 //! another shard goes through that shard's inbox (a channel) and wakes its loop.
 
-use super::{Backplane, Claim, Remote, RoomShared, ShardLink, UserEntry};
+use super::{Backplane, Claim, Frames, Remote, RoomShared, ShardLink, UserEntry};
 use crate::config::MAX_SHARDS;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -43,6 +43,23 @@ impl InProcess {
     /// A backplane for the shards reachable through `links`.
     pub fn new(links: Vec<ShardLink>, default_room: &str) -> Self {
         InProcess { inner: Mutex::default(), links, default_room: default_room.into() }
+    }
+
+    /// Hands `frames` for `room` to every local shard hosting members (one batch each), leaving
+    /// out connection `skip.1` (a key and its login session) on shard `skip.0`: what a cluster
+    /// node does with what reaches it for a room.
+    pub(crate) fn deliver_room(
+        &self,
+        room: &Arc<str>,
+        frames: &Frames,
+        chat: bool,
+        skip: Option<(usize, (usize, u64))>,
+    ) {
+        let mask = self.local_mask(room);
+        for shard in (0..self.links.len()).filter(|s| mask & (1 << s) != 0) {
+            let skip = skip.filter(|&(on, _)| on == shard).map(|(_, who)| who);
+            self.deliver(shard, vec![Remote::Room { room: room.clone(), frames: frames.clone(), chat, skip }]);
+        }
     }
 
     /// Bit `i` set while local shard `i` hosts members of `room` (0: no local member).

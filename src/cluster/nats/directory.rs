@@ -19,7 +19,7 @@
 use super::link::Ctx;
 use super::Mirror;
 use crate::chat::NAMES_CAP;
-use crate::cluster::{Backplane, InProcess, Remote};
+use crate::cluster::{Backplane, InProcess};
 use crate::protocol::{encode_both, ServerMsg};
 use async_nats::jetstream::kv::{Operation, Store};
 use bytes::BytesMut;
@@ -146,11 +146,7 @@ fn bury_stale(ctx: &Ctx, ttl: Duration) {
                 left: shown.iter().map(|&n| n.into()).collect(),
                 left_more: (gone.len() - shown.len()) as u64,
             };
-            let frames = encode_both(&msg, &mut arena);
-            for shard in (0..ctx.local.shard_count()).filter(|s| mask & (1 << s) != 0) {
-                let work = Remote::Room { room: room.clone(), frames: frames.clone(), chat: false, skip: None };
-                ctx.local.deliver(shard, vec![work]);
-            }
+            ctx.local.deliver_room(room, &encode_both(&msg, &mut arena), false, None);
         }
     }
 }

@@ -318,9 +318,9 @@ async fn run(
 /// Publishes one piece of a shard's outgoing work on its subject.
 async fn publish(client: &Client, ctx: &Ctx, work: Remote) {
     let (subject, payload) = match work {
-        Remote::Room { room, frames, chat, .. } => {
-            let kind = if chat { Kind::Chat } else { Kind::Notice };
-            (wire::room_subject(&room), wire::encode(kind, "", Some(&frames), 0))
+        // Presence and file notices: room messages go through the log (`log.rs`).
+        Remote::Room { room, frames, .. } => {
+            (wire::room_subject(&room), wire::encode(Kind::Notice, "", Some(&frames), 0))
         }
         Remote::Direct { user, frames, .. } => {
             let folded = fold_name(&user);
@@ -363,14 +363,7 @@ async fn inbound(mut sub: Subscriber, room: Option<Arc<str>>, ctx: Arc<Ctx>) {
         let local = &ctx.local;
         let user = std::str::from_utf8(&env.user).unwrap_or_default();
         match (env.kind, env.frames, &room) {
-            (Kind::Chat | Kind::Notice, Some(frames), Some(room)) => {
-                let mask = local.local_mask(room);
-                for shard in (0..local.shard_count()).filter(|s| mask & (1 << s) != 0) {
-                    let chat = env.kind == Kind::Chat;
-                    let work = Remote::Room { room: room.clone(), frames: frames.clone(), chat, skip: None };
-                    local.deliver(shard, vec![work]);
-                }
-            }
+            (Kind::Notice, Some(frames), Some(room)) => local.deliver_room(room, &frames, false, None),
             (Kind::Direct, Some(frames), None) => {
                 if let Some(e) = local.locate(user) {
                     local.deliver(e.shard, vec![Remote::Direct { key: e.key, user: e.name, frames }]);

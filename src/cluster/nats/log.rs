@@ -440,12 +440,8 @@ fn hand_over(ctx: &Ctx, room: &Arc<str>, seq: u64, e: &LogEntry, arena: &mut Byt
     };
     let frames = encode_both(&msg, arena);
     let mine = *e.node == *ctx.node.as_bytes();
-    let local = &ctx.local;
-    let mask = local.local_mask(room);
-    for shard in (0..local.shard_count()).filter(|s| mask & (1 << s) != 0) {
-        let skip = (mine && shard == e.sender.shard).then_some((e.sender.key, e.sender.session));
-        local.deliver(shard, vec![Remote::Room { room: room.clone(), frames: frames.clone(), chat: true, skip }]);
-    }
+    let sender = mine.then_some((e.sender.shard, (e.sender.key, e.sender.session)));
+    ctx.local.deliver_room(room, &frames, true, sender);
 }
 
 /// Appends to `out` every message of `subject` with `from <= seq < to`, oldest first (one

@@ -26,9 +26,8 @@ pub const DIRS_BUCKET: &str = "chat_rooms";
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Kind {
-    /// A room message (counted as a delivery).
-    Chat = 1,
-    /// A presence or file notice to a room.
+    /// A presence or file notice to a room. (1, once a room message, is unused: those go through
+    /// the log as a [`LogEntry`].)
     Notice = 2,
     /// A private message to a user on the addressed node.
     Direct = 3,
@@ -43,7 +42,6 @@ pub enum Kind {
 impl Kind {
     fn from_u8(b: u8) -> Option<Kind> {
         Some(match b {
-            1 => Kind::Chat,
             2 => Kind::Notice,
             3 => Kind::Direct,
             4 => Kind::All,
@@ -252,7 +250,7 @@ mod tests {
         assert_eq!(k.ban_ms, 9000);
         let b = decode(encode(Kind::Ban, "bob", None, 0)).expect("decodes");
         assert_eq!((b.kind, b.ban_ms, b.frames.is_none()), (Kind::Ban, 0, true));
-        let full = encode(Kind::Chat, "", Some(&f), 0);
+        let full = encode(Kind::Notice, "", Some(&f), 0);
         for cut in 0..full.len() {
             assert!(decode(full.slice(..cut)).is_none(), "a cut at {cut} decoded");
         }
