@@ -330,7 +330,7 @@ impl Hub {
                 if self.uploads.get(&to.key).is_some_and(|u| u.id == meta.id) {
                     self.uploads.remove(&to.key);
                 }
-                self.backplane.file_stored(&Arc::new(meta.clone()));
+                self.backplane.file_stored(&meta);
                 self.announce(out, to.key, &meta);
             }
             FileDone::Failed { to, id, reason } => {

@@ -234,7 +234,7 @@ pub trait Backplane: Send + Sync {
         None
     }
     /// This server stored `meta`: tell the others (nothing to do alone).
-    fn file_stored(&self, _meta: &Arc<FileMeta>) {}
+    fn file_stored(&self, _meta: &FileMeta) {}
     /// Asks the server holding `read.id` for a chunk, without waiting; false if it cannot be
     /// asked (no other servers, or the queue to them is full).
     fn read_remote_file(&self, _read: FileRead) -> bool {

@@ -234,8 +234,8 @@ impl Backplane for Nats {
         files::find(&self.mirror(), self.ttl, id)
     }
 
-    fn file_stored(&self, meta: &Arc<FileMeta>) {
-        self.send(Cmd::Files(files::FilesCmd::Stored(meta.clone())));
+    fn file_stored(&self, meta: &FileMeta) {
+        self.send(Cmd::Files(files::FilesCmd::Stored(Arc::new(meta.clone()))));
     }
 
     fn read_remote_file(&self, read: FileRead) -> bool {
