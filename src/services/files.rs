@@ -74,9 +74,10 @@ pub struct FileMeta {
     pub ts_ms: u64,
 }
 
-/// The sidecar's JSON form (the digest as hex).
+/// A file's metadata as JSON (the digest as hex): the store's sidecar beside each file, and
+/// the body of a cluster's file index entry.
 #[derive(serde::Serialize, serde::Deserialize)]
-struct Sidecar {
+pub struct FileRecord {
     id: u64,
     name: String,
     size: u64,
@@ -87,8 +88,9 @@ struct Sidecar {
 }
 
 impl FileMeta {
-    fn to_sidecar(&self) -> Sidecar {
-        Sidecar {
+    /// Its JSON form.
+    pub fn to_record(&self) -> FileRecord {
+        FileRecord {
             id: self.id,
             name: self.name.clone(),
             size: self.size,
@@ -99,7 +101,8 @@ impl FileMeta {
         }
     }
 
-    fn from_sidecar(s: Sidecar) -> Option<FileMeta> {
+    /// Back from its JSON form; `None` if the digest is not 64 hex digits.
+    pub fn from_record(s: FileRecord) -> Option<FileMeta> {
         let mut sha256 = [0u8; 32];
         if s.sha256.len() != 64 {
             return None;
@@ -404,8 +407,8 @@ fn load(dir: &Path) -> State {
             Some("json") => {
                 let meta = std::fs::read(&path)
                     .ok()
-                    .and_then(|b| serde_json::from_slice::<Sidecar>(&b).ok())
-                    .and_then(FileMeta::from_sidecar);
+                    .and_then(|b| serde_json::from_slice::<FileRecord>(&b).ok())
+                    .and_then(FileMeta::from_record);
                 let Some(meta) = meta else { continue };
                 let on_disk = std::fs::metadata(data_path(dir, meta.id)).map(|m| m.len()).ok();
                 if on_disk == Some(meta.size) {
@@ -514,7 +517,7 @@ fn store(dir: &Path, w: Writing, meta: &FileMeta) -> Result<(), String> {
     }
     let io = |e: std::io::Error| format!("the server could not store the file: {e}");
     file.sync_all().map_err(io)?;
-    let sidecar = serde_json::to_vec(&meta.to_sidecar()).map_err(|e| e.to_string())?;
+    let sidecar = serde_json::to_vec(&meta.to_record()).map_err(|e| e.to_string())?;
     std::fs::write(meta_path(dir, meta.id), sidecar).map_err(io)?;
     std::fs::rename(part_path(dir, meta.id), data_path(dir, meta.id)).map_err(io)
 }
@@ -591,6 +594,6 @@ mod tests {
             sha256: [0xab; 32],
             ts_ms: 5,
         };
-        assert_eq!(FileMeta::from_sidecar(m.to_sidecar()), Some(m));
+        assert_eq!(FileMeta::from_record(m.to_record()), Some(m));
     }
 }

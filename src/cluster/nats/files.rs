@@ -20,8 +20,7 @@
 use super::link::Ctx;
 use super::Mirror;
 use crate::cluster::{Backplane, FileRead, Remote, RemoteFile};
-use crate::protocol::json::sha256_hex;
-use crate::services::files::{read_chunk, FileDone, FileMeta, CHUNK};
+use crate::services::files::{read_chunk, FileDone, FileMeta, FileRecord, CHUNK};
 use crate::services::Done;
 use async_nats::client::RequestErrorKind;
 use async_nats::jetstream::context::GetStreamErrorKind;
@@ -68,16 +67,11 @@ pub enum FilesCmd {
     Read(FileRead),
 }
 
-/// An index entry's JSON form.
+/// An index entry's JSON form: the file's record, and the node that stores it.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Entry {
-    id: u64,
-    name: String,
-    size: u64,
-    from: String,
-    room: String,
-    sha256: String,
-    ts_ms: u64,
+    #[serde(flatten)]
+    file: FileRecord,
     node: String,
 }
 
@@ -97,24 +91,13 @@ fn subject(node: &str) -> String {
 }
 
 fn encode_entry(meta: &FileMeta, node: &str) -> Option<Bytes> {
-    let e = Entry {
-        id: meta.id,
-        name: meta.name.clone(),
-        size: meta.size,
-        from: meta.from.clone(),
-        room: meta.room.clone(),
-        sha256: sha256_hex(&meta.sha256),
-        ts_ms: meta.ts_ms,
-        node: node.to_string(),
-    };
+    let e = Entry { file: meta.to_record(), node: node.to_string() };
     serde_json::to_vec(&e).ok().map(Bytes::from)
 }
 
 fn decode_entry(value: &[u8]) -> Option<Indexed> {
     let e: Entry = serde_json::from_slice(value).ok()?;
-    let sha256: [u8; 32] = super::wire::unhex(&e.sha256)?.try_into().ok()?;
-    let meta = FileMeta { id: e.id, name: e.name, size: e.size, from: e.from, room: e.room, sha256, ts_ms: e.ts_ms };
-    Some(Indexed { meta: Arc::new(meta), node: e.node.into() })
+    Some(Indexed { meta: Arc::new(FileMeta::from_record(e.file)?), node: e.node.into() })
 }
 
 /// A chunk request: id, offset, length (big-endian).
