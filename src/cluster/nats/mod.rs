@@ -214,14 +214,9 @@ impl Backplane for Nats {
         self.remote
     }
 
-    /// Every node's shards share one stride and own distinct offsets (room messages take the
-    /// log's sequence instead; this stays for anything a shard stamps itself).
-    fn id_slot(&self, shard: usize) -> (u64, u64) {
-        let per_node = crate::config::MAX_SHARDS as u64;
-        (per_node * MAX_NODES, self.slot * per_node + shard as u64)
-    }
+    // (No `id_slot`: in a cluster no shard stamps a room message; the log's sequence is its id.)
 
-    /// Ids in this node's slot, like message ids: an id names one file cluster-wide.
+    /// Ids in this node's slot: an id names one file cluster-wide.
     fn file_id_slot(&self) -> (u64, u64) {
         (MAX_NODES, self.slot)
     }
