@@ -280,7 +280,7 @@ impl Log {
     /// member's shard gets the replay before any message it does not hold.
     async fn replay_since(self, req: ReplayReq, since: Option<u64>) {
         let Some(upto) = self.ready_at(&req.room).await else {
-            return answer_gap(&self.ctx, req, since);
+            return gap(&self.ctx.local, req, since);
         };
         // Most replays are answered from the room's newest messages, kept here.
         if let Some(replay) = self.rooms().replay(&req.room, since, self.replay_len.max(1)) {
@@ -293,7 +293,7 @@ impl Log {
             }
             Err(e) => {
                 tracing::debug!("cluster: cannot read the log for a replay: {e}");
-                answer_gap(&self.ctx, req, since);
+                gap(&self.ctx.local, req, since);
             }
         }
     }
@@ -379,11 +379,11 @@ async fn acker(mut rx: mpsc::Receiver<Pending>, ctx: Arc<Ctx>, cap: usize) {
             Some((answer, to, ts_ms)) = waiting.next() => match answer {
                 Ok(a) => {
                     ctx.stats.logged.fetch_add(1, Ordering::Relaxed);
-                    ack(&ctx, to, Some((a.sequence, ts_ms)));
+                    send_ack(&ctx.local, &ctx.stats, to, Some((a.sequence, ts_ms)));
                 }
                 Err(e) => {
                     tracing::debug!("cluster: the log did not confirm a room message: {e}");
-                    ack(&ctx, to, None);
+                    send_ack(&ctx.local, &ctx.stats, to, None);
                 }
             },
         }
@@ -391,10 +391,6 @@ async fn acker(mut rx: mpsc::Receiver<Pending>, ctx: Arc<Ctx>, cap: usize) {
 }
 
 /// Tells a sender's shard its message is in the log as `id` (or could not be stored).
-fn ack(ctx: &Ctx, to: AckTo, id: Option<(u64, u64)>) {
-    send_ack(&ctx.local, &ctx.stats, to, id);
-}
-
 fn send_ack(local: &InProcess, stats: &ClusterStats, to: AckTo, id: Option<(u64, u64)>) {
     if id.is_none() {
         stats.log_refused.fetch_add(1, Ordering::Relaxed);
@@ -405,10 +401,6 @@ fn send_ack(local: &InProcess, stats: &ClusterStats, to: AckTo, id: Option<(u64,
 }
 
 /// Answers a replay that could not be read: the member enters, told of a gap if it resumed.
-fn answer_gap(ctx: &Ctx, req: ReplayReq, since: Option<u64>) {
-    gap(&ctx.local, req, since);
-}
-
 fn gap(local: &InProcess, req: ReplayReq, since: Option<u64>) {
     let replay = Replay { gap: since.is_some(), failed: true, ..Replay::default() };
     local.deliver(req.tag.shard, vec![Remote::Replayed { req, replay }]);
